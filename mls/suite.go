@@ -127,7 +127,8 @@ func RefHash(id uint16, label string, value []byte) ([]byte, error) {
 // sign SignContent{opaque label<V> = "MLS 1.0 " + label; opaque content<V>}
 // under pub with the signature scheme of suite id. Ed25519 signs SignContent
 // directly; ECDSA (P-256/P-384/P-521) signatures are ASN.1 DER over the
-// suite's hash of SignContent, and pub is an uncompressed SEC1 point.
+// suite's hash of SignContent, and pub is a SEC1 point: uncompressed as RFC
+// 9420 implementations send it, or compressed as ts-mls 1.6.4 sends it.
 func VerifyWithLabel(id uint16, pub []byte, label string, content, sig []byte) error {
 	s, ok := lookupSuite(id)
 	if !ok || s.sig == sigEd448 {
@@ -151,7 +152,7 @@ func VerifyWithLabel(id uint16, pub []byte, label string, content, sig []byte) e
 			return fmt.Errorf("%w: %s", ErrInvalidSignature, label)
 		}
 	case sigECDSA:
-		key, err := ecdsa.ParseUncompressedPublicKey(s.curve(), pub)
+		key, err := parseECDSAPublicKey(s.curve(), pub)
 		if err != nil {
 			return fmt.Errorf("%w: ECDSA public key: %v", ErrInvalidSignature, err)
 		}
@@ -162,4 +163,22 @@ func VerifyWithLabel(id uint16, pub []byte, label string, content, sig []byte) e
 		}
 	}
 	return nil
+}
+
+// parseECDSAPublicKey accepts an uncompressed (0x04) or compressed (0x02,
+// 0x03) SEC1 point and checks that it lies on the curve.
+func parseECDSAPublicKey(curve elliptic.Curve, pub []byte) (*ecdsa.PublicKey, error) {
+	size := (curve.Params().BitSize + 7) / 8
+	if len(pub) == 1+size && (pub[0] == 2 || pub[0] == 3) {
+		x, y := elliptic.UnmarshalCompressed(curve, pub)
+		if x == nil {
+			return nil, fmt.Errorf("invalid compressed point")
+		}
+		u := make([]byte, 1+2*size)
+		u[0] = 4
+		x.FillBytes(u[1 : 1+size])
+		y.FillBytes(u[1+size:])
+		pub = u
+	}
+	return ecdsa.ParseUncompressedPublicKey(curve, pub)
 }
