@@ -188,11 +188,24 @@ func parseHeader(b []byte) (WireFormat, []byte, error) {
 //
 // No signature, MAC or tag is verified.
 func ParseMessage(b []byte) (*Message, error) {
-	wf, body, err := parseHeader(b)
-	if err != nil {
+	m := new(Message)
+	if err := ParseMessageInto(m, b); err != nil {
 		return nil, err
 	}
-	m := &Message{WireFormat: wf}
+	return m, nil
+}
+
+// ParseMessageInto is ParseMessage writing into *dst, which is reset first.
+// With a dst that does not escape (e.g. a local variable), parsing a
+// PrivateMessage allocates nothing. On error *dst is left zeroed.
+func ParseMessageInto(dst *Message, b []byte) error {
+	*dst = Message{}
+	wf, body, err := parseHeader(b)
+	if err != nil {
+		return err
+	}
+	m := dst
+	m.WireFormat = wf
 	c := cursor{body}
 	switch wf {
 	case WireFormatPrivateMessage:
@@ -213,9 +226,10 @@ func ParseMessage(b []byte) (*Message, error) {
 		err = c.done()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mls: %v: %w", wf, err)
+		*dst = Message{}
+		return fmt.Errorf("mls: %v: %w", wf, err)
 	}
-	return m, nil
+	return nil
 }
 
 func parseContentType(c *cursor) (ContentType, error) {

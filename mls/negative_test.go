@@ -305,6 +305,15 @@ func TestPrivateMessageAllocs(t *testing.T) {
 	if allocs > 1 {
 		t.Fatalf("ParseMessage(private) = %v allocs, want <= 1", allocs)
 	}
+	var m Message
+	allocs = testing.AllocsPerRun(100, func() {
+		if err := ParseMessageInto(&m, b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("ParseMessageInto(private) = %v allocs, want 0", allocs)
+	}
 }
 
 func TestResultsAliasInputWithClippedCapacity(t *testing.T) {
