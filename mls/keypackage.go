@@ -50,8 +50,8 @@ func (s LeafNodeSource) String() string {
 
 // Extension is an RFC 9420 §13 extension; Data aliases the input.
 type Extension struct {
-	Type uint16
-	Data []byte
+	Type uint16 // extension type, e.g. 0x000a last_resort
+	Data []byte // opaque extension_data
 }
 
 // Credential is an RFC 9420 §5.3 credential. Identity is set for basic
@@ -59,32 +59,32 @@ type Extension struct {
 // input.
 type Credential struct {
 	Type         CredentialType
-	Identity     []byte
-	Certificates [][]byte
+	Identity     []byte   // basic: identity bytes
+	Certificates [][]byte // x509: DER certificates, leaf first
 }
 
 // Capabilities is an RFC 9420 §7.2 leaf node Capabilities structure.
 type Capabilities struct {
-	Versions     []uint16
-	CipherSuites []uint16
-	Extensions   []uint16
-	Proposals    []uint16
-	Credentials  []uint16
+	Versions     []uint16 // protocol versions
+	CipherSuites []uint16 // cipher suites
+	Extensions   []uint16 // extension types
+	Proposals    []uint16 // proposal types
+	Credentials  []uint16 // credential types
 }
 
 // LeafNode is an RFC 9420 §7.2 leaf node. NotBefore/NotAfter are set only for
 // the key_package source, ParentHash only for the commit source.
 type LeafNode struct {
-	EncryptionKey []byte
-	SignatureKey  []byte
-	Credential    Credential
-	Capabilities  Capabilities
-	Source        LeafNodeSource
-	NotBefore     uint64 // seconds since the Unix epoch
-	NotAfter      uint64 // seconds since the Unix epoch
-	ParentHash    []byte
-	Extensions    []Extension
-	Signature     []byte
+	EncryptionKey []byte         // HPKE public key
+	SignatureKey  []byte         // Ed25519 key or SEC1 ECDSA point
+	Credential    Credential     // basic or X.509
+	Capabilities  Capabilities   // advertised capabilities
+	Source        LeafNodeSource // key_package, update or commit
+	NotBefore     uint64         // key_package source: seconds since the Unix epoch
+	NotAfter      uint64         // key_package source: seconds since the Unix epoch
+	ParentHash    []byte         // commit source only
+	Extensions    []Extension    // leaf node extensions
+	Signature     []byte         // SignWithLabel(., "LeafNodeTBS", LeafNodeTBS)
 
 	// tbs is the encoded leaf node without its signature: the LeafNodeTBS for
 	// the key_package source.
@@ -94,12 +94,12 @@ type LeafNode struct {
 // KeyPackage is a parsed RFC 9420 §10 KeyPackage. All byte slices alias the
 // input given to ParseKeyPackage.
 type KeyPackage struct {
-	Version     uint16
-	CipherSuite uint16
-	InitKey     []byte
-	LeafNode    LeafNode
-	Extensions  []Extension
-	Signature   []byte
+	Version     uint16      // always 1 (mls10)
+	CipherSuite uint16      // 0x0001..0x0007
+	InitKey     []byte      // HPKE init key
+	LeafNode    LeafNode    // the member's leaf, source key_package
+	Extensions  []Extension // key package extensions
+	Signature   []byte      // SignWithLabel(., "KeyPackageTBS", KeyPackageTBS)
 
 	raw []byte // the encoded KeyPackage (MLSMessage minus its 4-byte header)
 	tbs []byte // raw minus the trailing signature: the KeyPackageTBS

@@ -91,8 +91,8 @@ func (t SenderType) String() string {
 // for SenderMember and the external sender index for SenderExternal; it is 0
 // for the new-member types.
 type Sender struct {
-	Type  SenderType
-	Index uint32
+	Type  SenderType // sender type
+	Index uint32     // leaf index or external sender index
 }
 
 // Proposal types (RFC 9420 §17.4) that a PublicMessage proposal or commit may
@@ -111,30 +111,30 @@ const (
 // to route it. Byte slices alias the input. Fields not relevant to the wire
 // format are zero.
 type Message struct {
-	WireFormat WireFormat
+	WireFormat WireFormat // always set
 
 	// PublicMessage and PrivateMessage.
-	GroupID           []byte
-	Epoch             uint64
-	ContentType       ContentType
-	AuthenticatedData []byte
+	GroupID           []byte      // also set for GroupInfo
+	Epoch             uint64      // also set for GroupInfo
+	ContentType       ContentType // application, proposal or commit
+	AuthenticatedData []byte      // clear authenticated_data
 
 	// PublicMessage only.
-	Sender          Sender
+	Sender          Sender   // who sent it
 	Content         []byte   // encoded body after content_type (application_data<V>, Proposal or Commit)
 	ProposalTypes   []uint16 // proposal: its type; commit: types of inline proposals (by-reference ones are omitted)
-	Signature       []byte
-	ConfirmationTag []byte // commits only
-	MembershipTag   []byte // member senders only
+	Signature       []byte   // FramedContentAuthData.signature, not verified
+	ConfirmationTag []byte   // commits only
+	MembershipTag   []byte   // member senders only
 
 	// PrivateMessage only: still encrypted.
-	EncryptedSenderData []byte
-	Ciphertext          []byte
+	EncryptedSenderData []byte // encrypted_sender_data
+	Ciphertext          []byte // ciphertext
 
 	// Exactly one of these is set for the corresponding wire format.
-	Welcome    *Welcome
-	GroupInfo  *GroupInfo
-	KeyPackage *KeyPackage
+	Welcome    *Welcome    // mls_welcome
+	GroupInfo  *GroupInfo  // mls_group_info
+	KeyPackage *KeyPackage // mls_key_package
 }
 
 // CipherSuite returns the cipher suite of a Welcome, GroupInfo or KeyPackage
@@ -489,9 +489,9 @@ type EncryptedGroupSecrets struct {
 
 // Welcome is a parsed RFC 9420 §12.4.3.1 Welcome. All slices alias the input.
 type Welcome struct {
-	CipherSuite        uint16
-	Secrets            []EncryptedGroupSecrets
-	EncryptedGroupInfo []byte
+	CipherSuite        uint16                  // any value; see SupportedSuite
+	Secrets            []EncryptedGroupSecrets // one entry per new member
+	EncryptedGroupInfo []byte                  // still encrypted
 }
 
 // NewMembers returns the KeyPackageRefs the Welcome is addressed to.
@@ -562,22 +562,22 @@ func parseWelcome(c *cursor) (*Welcome, error) {
 
 // GroupContext is the RFC 9420 §8.1 GroupContext. Slices alias the input.
 type GroupContext struct {
-	Version                 uint16
-	CipherSuite             uint16
-	GroupID                 []byte
-	Epoch                   uint64
-	TreeHash                []byte
-	ConfirmedTranscriptHash []byte
-	Extensions              []Extension
+	Version                 uint16      // always 1 (mls10)
+	CipherSuite             uint16      // any value; see SupportedSuite
+	GroupID                 []byte      // group id
+	Epoch                   uint64      // epoch
+	TreeHash                []byte      // tree_hash
+	ConfirmedTranscriptHash []byte      // confirmed_transcript_hash
+	Extensions              []Extension // group context extensions
 }
 
 // GroupInfo is a parsed RFC 9420 §12.4.3 GroupInfo. Slices alias the input.
 type GroupInfo struct {
-	GroupContext    GroupContext
-	Extensions      []Extension
-	ConfirmationTag []byte
-	Signer          uint32
-	Signature       []byte
+	GroupContext    GroupContext // the group's context at this epoch
+	Extensions      []Extension  // GroupInfo extensions (ratchet_tree, external_pub, ...)
+	ConfirmationTag []byte       // MAC, not verified
+	Signer          uint32       // leaf index of the signer
+	Signature       []byte       // not verified
 }
 
 // ParseGroupInfo parses a complete MLSMessage carrying a GroupInfo. The group
