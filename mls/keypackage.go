@@ -276,6 +276,7 @@ func parseExtensions(c *cursor) ([]Extension, error) {
 		return nil, err
 	}
 	var out []Extension
+	var seen map[uint16]struct{} // only for long lists, to stay linear
 	for !v.empty() {
 		t, err := v.u16()
 		if err != nil {
@@ -285,10 +286,24 @@ func parseExtensions(c *cursor) ([]Extension, error) {
 		if err != nil {
 			return nil, field("extension_data", err)
 		}
-		for _, e := range out {
-			if e.Type == t {
-				return nil, fmt.Errorf("%w: duplicate extension type 0x%04x", ErrMalformed, t)
+		dup := false
+		if seen == nil {
+			for _, e := range out {
+				dup = dup || e.Type == t
 			}
+			if len(out) == 16 {
+				seen = make(map[uint16]struct{}, 32)
+				for _, e := range out {
+					seen[e.Type] = struct{}{}
+				}
+			}
+		}
+		if seen != nil {
+			_, dup = seen[t]
+			seen[t] = struct{}{}
+		}
+		if dup {
+			return nil, fmt.Errorf("%w: duplicate extension type 0x%04x", ErrMalformed, t)
 		}
 		out = append(out, Extension{Type: t, Data: d})
 	}

@@ -354,3 +354,24 @@ func TestStrings(t *testing.T) {
 		t.Error("SuiteHash of unknown suite")
 	}
 }
+
+// TestManyExtensionsLinear checks that duplicate detection stays linear:
+// 65536 distinct extension types (~196 KB) then a duplicate of the first.
+func TestManyExtensionsLinear(t *testing.T) {
+	var list []byte
+	for i := range 1 << 16 {
+		list = append(list, byte(i>>8), byte(i), 0)
+	}
+	c := cursor{op(list)}
+	exts, err := parseExtensions(&c)
+	if err != nil || len(exts) != 1<<16 {
+		t.Fatalf("%d extensions, %v", len(exts), err)
+	}
+	for _, dupAt := range []int{3, 40} {
+		l := cat(list[:dupAt*3], []byte{0, 1, 0})
+		c = cursor{op(l)}
+		if _, err := parseExtensions(&c); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("duplicate after %d: %v", dupAt, err)
+		}
+	}
+}
