@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sovereign-im/sovereign/testutil"
+)
+
+// buildBinary compiles the real sovereign binary once per test run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func sovereignBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sovereign-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sovereign")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build sovereign: %v", buildErr)
+	}
+	return binPath
+}
+
+// Process is a running sovereign binary.
+type Process struct {
+	Cmd  *exec.Cmd
+	URL  string
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var listenRE = regexp.MustCompile(`msg="sovereign listening" addr=(\S+)`)
+
+func startBinary(t *testing.T, dataDir string, extra ...string) *Process {
+	t.Helper()
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	cmd := exec.Command(sovereignBinary(t), args...)
+	cmd.Env = append(os.Environ(), "SOVEREIGN_LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{Cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.Write([]byte(line + "\n"))
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("server log:\n%s", p.logs.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		p.URL = "http://" + a
+	case err := <-p.done:
+		t.Fatalf("server exited early: %v\n%s", err, p.logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not start\n%s", p.logs.String())
+	}
+	return p
+}
+
+func get(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+var assetRE = regexp.MustCompile(`(?:src|href)="([^"]+)"`)
+
+func TestBinaryServesAndStopsCleanly(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	p := startBinary(t, dataDir)
+
+	if resp, body := get(t, p.URL+"/healthz"); resp.StatusCode != 200 {
+		t.Fatalf("/healthz = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get(t, p.URL+"/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("/readyz = %d %s", resp.StatusCode, body)
+	}
+
+	committed, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, p.URL+"/openapi.yaml"); !bytes.Equal(body, committed) {
+		t.Fatal("served /openapi.yaml differs from the committed openapi.yaml")
+	}
+
+	resp, page := get(t, p.URL+"/docs")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/docs = %d %s: %s (were the assets built? run make assets)", resp.StatusCode, resp.Header.Get("Content-Type"), page)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "http") {
+		t.Fatalf("docs CSP is not strict: %q", csp)
+	}
+	refs := assetRE.FindAllStringSubmatch(string(page), -1)
+	if len(refs) < 2 {
+		t.Fatalf("docs page references %d assets, want script and stylesheet", len(refs))
+	}
+	for _, m := range refs {
+		ref := m[1]
+		if !strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "//") {
+			t.Fatalf("docs page loads %q from another host", ref)
+		}
+		if r, body := get(t, p.URL+ref); r.StatusCode != 200 || len(body) == 0 {
+			t.Fatalf("docs asset %s = %d", ref, r.StatusCode)
+		}
+	}
+	if !strings.Contains(string(page), `apiDescriptionUrl="/openapi.yaml"`) {
+		t.Fatal("docs page does not read the served spec")
+	}
+
+	fi, err := os.Stat(filepath.Join(dataDir, "sovereign.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Fatalf("database mode %04o, want 0600", m)
+	}
+
+	start := time.Now()
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("shutdown took %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no exit within 5 s of SIGTERM")
+	}
+	if !strings.Contains(p.logs.String(), "stopped") {
+		t.Fatalf("no clean stop logged:\n%s", p.logs.String())
+	}
+}
+
+func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
+	tests := [][]string{
+		{"serve", "--messages-per-minute", "-5"},
+		{"serve", "--listen", "not-an-address"},
+		{"serve", "--rp-id", "10.0.0.1"},
+		{"frobnicate"},
+	}
+	for _, args := range tests {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, sovereignBinary(t), append(args, "--data-dir", t.TempDir())...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 2 {
+				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
+			}
+			first := strings.SplitN(stderr.String(), "\n", 2)[0]
+			if !strings.HasPrefix(first, "sovereign: ") {
+				t.Fatalf("stderr does not start with an explanation: %q", stderr.String())
+			}
+		})
+	}
+}
+
+func TestRefusesWorldReadableDatabase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(sovereignBinary(t), "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("started with a world-readable data directory")
+	}
+	if !strings.Contains(string(out), "chmod 700") {
+		t.Fatalf("error does not say how to fix it: %s", out)
+	}
+}
+
+func TestOpenAPICommandNeedsNoDatabase(t *testing.T) {
+	cmd := exec.Command(sovereignBinary(t), "openapi")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(out, []byte("components:")) && !bytes.Contains(out, []byte("openapi: 3.1.0")) {
+		t.Fatalf("not an OpenAPI document: %.200s", out)
+	}
+	if entries, _ := os.ReadDir(cmd.Dir); len(entries) != 0 {
+		t.Fatalf("openapi created files: %v", entries)
+	}
+}

@@ -1,0 +1,321 @@
+// Package config defines Sovereign's configuration: defaults, an optional
+// YAML file, SOVEREIGN_* environment variables and command-line flags, in
+// rising order of precedence, validated with go-playground/validator.
+//
+// Every option is one struct field with a `flag` tag; its environment
+// variable is SOVEREIGN_ followed by the flag name in upper case with dashes
+// turned into underscores, and its config-file key is the flag name.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the server configuration.
+type Config struct {
+	Listen                   string        `flag:"listen" usage:"address the API listens on (host:port)" validate:"required,hostport"`
+	AdminListen              string        `flag:"admin-listen" usage:"separate address for the admin UI and admin API (empty: same as --listen)" validate:"omitempty,hostport"`
+	DataDir                  string        `flag:"data-dir" usage:"directory holding sovereign.db" validate:"required"`
+	AllowInsecurePermissions bool          `flag:"allow-insecure-permissions" usage:"start even if the data directory or database is readable by group or others (logged loudly)"`
+	Synchronous              string        `flag:"sqlite-synchronous" usage:"SQLite synchronous mode: FULL (durable on power loss) or NORMAL" validate:"oneof=FULL NORMAL"`
+	RPID                     string        `flag:"rp-id" usage:"WebAuthn relying-party ID: the domain users see" validate:"required,rpid"`
+	RPOrigins                []string      `flag:"rp-origins" usage:"comma-separated origins allowed in WebAuthn ceremonies" validate:"required,min=1,dive,origin"`
+	RPName                   string        `flag:"rp-name" usage:"relying-party display name shown by authenticators" validate:"required,max=64"`
+	PublicURL                string        `flag:"public-url" usage:"base URL used in invite links (default: first --rp-origins entry)" validate:"omitempty,origin"`
+	TLSCert                  string        `flag:"tls-cert" usage:"PEM certificate file; with --tls-key serves HTTPS" validate:"required_with=TLSKey,omitempty,file"`
+	TLSKey                   string        `flag:"tls-key" usage:"PEM private key file for --tls-cert" validate:"required_with=TLSCert,omitempty,file"`
+	TrustedProxies           []string      `flag:"trusted-proxies" usage:"comma-separated CIDRs whose X-Forwarded-For is believed" validate:"dive,cidr"`
+	LogLevel                 string        `flag:"log-level" usage:"debug, info, warn or error" validate:"oneof=debug info warn error"`
+	LogFormat                string        `flag:"log-format" usage:"text or json" validate:"oneof=text json"`
+	ShutdownTimeout          time.Duration `flag:"shutdown-timeout" usage:"how long graceful shutdown waits for requests" validate:"gte=0,lte=10m"`
+	SessionTTL               time.Duration `flag:"session-ttl" usage:"session lifetime" validate:"gte=1m,lte=8760h"`
+	RegistrationMode         string        `flag:"registration" usage:"invite (default) or open" validate:"oneof=invite open"`
+
+	Limits Limits
+}
+
+// Limits are the abuse limits of the threat model; all configurable.
+type Limits struct {
+	MaxBodyBytes          int64         `flag:"max-body-bytes" usage:"largest JSON request body" validate:"gte=4096,lte=67108864"`
+	MaxMessageBytes       int           `flag:"max-message-bytes" usage:"largest encrypted message payload" validate:"gte=1024,lte=16777216"`
+	MessagesPerMinute     int           `flag:"messages-per-minute" usage:"messages one user may send per minute" validate:"gte=1"`
+	StreamsPerIP          int           `flag:"streams-per-ip" usage:"concurrent event streams per client IP" validate:"gte=1"`
+	StreamsTotal          int           `flag:"streams-total" usage:"concurrent event streams in all" validate:"gte=1"`
+	AuthRequestsPerMin    int           `flag:"auth-per-minute" usage:"ceremony requests per client IP per minute" validate:"gte=1"`
+	AuthBurst             int           `flag:"auth-burst" usage:"ceremony requests per client IP in a burst" validate:"gte=1"`
+	CeremonyTimeout       time.Duration `flag:"ceremony-timeout" usage:"WebAuthn challenge lifetime" validate:"gte=5s,lte=10m"`
+	ClaimsPerMinute       int           `flag:"claims-per-minute" usage:"key-package claims per claiming device per minute" validate:"gte=1"`
+	GroupQuotaBytes       int64         `flag:"group-quota-bytes" usage:"stored bytes per group" validate:"gte=65536"`
+	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them" validate:"gte=1h"`
+	HeartbeatInterval     time.Duration `flag:"heartbeat" usage:"interval of stream keep-alive events" validate:"gte=1s,lte=5m"`
+	KeyPackageLowWater    int           `flag:"key-package-low-water" usage:"normal key packages below which a device is told to upload more" validate:"gte=0"`
+	KeyPackageMaxLifetime time.Duration `flag:"key-package-max-lifetime" usage:"longest key-package lifetime accepted" validate:"gte=1h"`
+}
+
+// Default returns the configuration that makes `sovereign serve` work with no
+// arguments on a developer machine.
+func Default() Config {
+	return Config{
+		Listen:           "127.0.0.1:8080",
+		DataDir:          "./data",
+		Synchronous:      "FULL",
+		RPID:             "localhost",
+		RPOrigins:        []string{"http://localhost:8080"},
+		RPName:           "Sovereign",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		ShutdownTimeout:  10 * time.Second,
+		SessionTTL:       30 * 24 * time.Hour,
+		RegistrationMode: "invite",
+		Limits: Limits{
+			MaxBodyBytes:          1 << 20,
+			MaxMessageBytes:       64 * 1024,
+			MessagesPerMinute:     60,
+			StreamsPerIP:          10,
+			StreamsTotal:          1000,
+			AuthRequestsPerMin:    30,
+			AuthBurst:             10,
+			CeremonyTimeout:       60 * time.Second,
+			ClaimsPerMinute:       30,
+			GroupQuotaBytes:       1 << 30,
+			Retention:             30 * 24 * time.Hour,
+			HeartbeatInterval:     15 * time.Second,
+			KeyPackageLowWater:    10,
+			KeyPackageMaxLifetime: 90 * 24 * time.Hour,
+		},
+	}
+}
+
+// DBPath is the database file inside the data directory.
+func (c *Config) DBPath() string { return strings.TrimSuffix(c.DataDir, "/") + "/sovereign.db" }
+
+// BaseURL is where invite links point.
+func (c *Config) BaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	if len(c.RPOrigins) > 0 {
+		return c.RPOrigins[0]
+	}
+	return "http://" + c.Listen
+}
+
+// TrustedProxyPrefixes parses TrustedProxies (already validated).
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// Error is a configuration error; its message is one line for the operator.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+// Load builds the configuration from defaults, the file named by --config or
+// SOVEREIGN_CONFIG, the environment and args (flags only), then validates it.
+// The returned FlagSet has already parsed args; its Args() are the leftovers.
+func Load(name string, args []string, env func(string) string, stderr io.Writer) (Config, *flag.FlagSet, error) {
+	cfg := Default()
+	fields := options(&cfg)
+
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", env("SOVEREIGN_CONFIG"), "YAML config file (keys are flag names)")
+	for _, f := range fields {
+		fs.Var(f, f.name, f.usage+" (env "+f.envName()+")")
+	}
+
+	// The config file applies before env and flags: find it first.
+	pre := flag.NewFlagSet(name, flag.ContinueOnError)
+	pre.SetOutput(io.Discard)
+	prePath := pre.String("config", *configPath, "")
+	for _, f := range fields {
+		pre.Var(noopValue{isBool: f.isBool()}, f.name, "")
+	}
+	_ = pre.Parse(args)
+	if *prePath != "" {
+		if err := applyFile(*prePath, fields); err != nil {
+			return cfg, fs, err
+		}
+	}
+	for _, f := range fields {
+		if v := env(f.envName()); v != "" {
+			if err := f.Set(v); err != nil {
+				return cfg, fs, &Error{Msg: fmt.Sprintf("invalid %s=%q: %v", f.envName(), v, err)}
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, fs, err
+		}
+		return cfg, fs, &Error{Msg: err.Error()}
+	}
+	if err := Validate(&cfg); err != nil {
+		return cfg, fs, err
+	}
+	return cfg, fs, nil
+}
+
+// Validate checks every field and cross-field rule, returning an *Error whose
+// message names the offending option.
+func Validate(cfg *Config) error {
+	v := newValidator()
+	if err := v.Struct(cfg); err != nil {
+		var verrs validator.ValidationErrors
+		if errors.As(err, &verrs) && len(verrs) > 0 {
+			fe := verrs[0]
+			return &Error{Msg: fmt.Sprintf("invalid --%s %q: %s", fe.Field(), fmt.Sprint(fe.Value()), explain(fe))}
+		}
+		return &Error{Msg: "invalid configuration: " + err.Error()}
+	}
+	return nil
+}
+
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		if n := f.Tag.Get("flag"); n != "" {
+			return n
+		}
+		return f.Name
+	})
+	_ = v.RegisterValidation("hostport", func(fl validator.FieldLevel) bool {
+		host, port, err := net.SplitHostPort(fl.Field().String())
+		if err != nil {
+			return false
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 0 || n > 65535 {
+			return false
+		}
+		return host == "" || net.ParseIP(host) != nil || validHostname(host)
+	})
+	_ = v.RegisterValidation("rpid", func(fl validator.FieldLevel) bool {
+		s := fl.Field().String()
+		return net.ParseIP(s) == nil && validHostname(s)
+	})
+	_ = v.RegisterValidation("origin", func(fl validator.FieldLevel) bool {
+		u, err := url.Parse(fl.Field().String())
+		return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+			(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
+	})
+	return v
+}
+
+func validHostname(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func explain(fe validator.FieldError) string {
+	switch fe.Tag() {
+	case "required":
+		return "must be set"
+	case "required_with":
+		return "must be set together with --" + flagNameOf(fe.Param())
+	case "hostport":
+		return "must be host:port, e.g. 127.0.0.1:8080"
+	case "rpid":
+		return "must be a domain name such as localhost or chat.example.org (not an IP address)"
+	case "origin":
+		return "must be an origin such as https://chat.example.org (scheme and host, no path)"
+	case "cidr":
+		return "must be a CIDR such as 10.0.0.0/8"
+	case "oneof":
+		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
+	case "gte", "min":
+		return "must be at least " + fe.Param()
+	case "lte", "max":
+		return "must be at most " + fe.Param()
+	case "file":
+		return "must name a readable file"
+	default:
+		return "fails rule " + fe.Tag()
+	}
+}
+
+func flagNameOf(field string) string {
+	walk := func(t reflect.Type) string {
+		for i := 0; i < t.NumField(); i++ {
+			if t.Field(i).Name == field {
+				return t.Field(i).Tag.Get("flag")
+			}
+		}
+		return ""
+	}
+	if n := walk(reflect.TypeOf(Config{})); n != "" {
+		return n
+	}
+	if n := walk(reflect.TypeOf(Limits{})); n != "" {
+		return n
+	}
+	return field
+}
+
+func applyFile(path string, fields []*option) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return &Error{Msg: fmt.Sprintf("read config file: %v", err)}
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		return &Error{Msg: fmt.Sprintf("parse config file %s: %v", path, err)}
+	}
+	byName := map[string]*option{}
+	for _, f := range fields {
+		byName[f.name] = f
+	}
+	for k, val := range m {
+		f, ok := byName[k]
+		if !ok {
+			return &Error{Msg: fmt.Sprintf("config file %s: unknown key %q", path, k)}
+		}
+		var s string
+		switch x := val.(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, ",")
+		default:
+			s = fmt.Sprint(x)
+		}
+		if err := f.Set(s); err != nil {
+			return &Error{Msg: fmt.Sprintf("config file %s: invalid %s %q: %v", path, k, s, err)}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+// Package handlers is Sovereign's HTTP edge: one file per resource with typed
+// input and output structs, authentication and authorisation checks, and the
+// single mapping from domain errors to RFC 9457 problems. It holds no SQL and
+// parses no MLS bytes itself.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/store"
+)
+
+// Deps are what handlers need. Register reads only its static parts, so
+// the OpenAPI document can be built with a zero Deps (no database).
+type Deps struct {
+	Store  *store.Store
+	Config config.Config
+	Log    *slog.Logger
+	Now    func() time.Time
+	// Stopping is cancelled when the server begins to shut down; long-lived
+	// streams end when it is.
+	Stopping context.Context
+}
+
+// Tags group operations in the OpenAPI document.
+const (
+	TagSystem = "system"
+)
+
+// SecurityBearer is the name of the bearer-token security scheme.
+const SecurityBearer = "bearer"
+
+// bearer is the security requirement of every protected operation.
+var bearer = []map[string][]string{{SecurityBearer: {}}}
+
+// public marks an operation that needs no authentication (an empty
+// requirement), so the document says so explicitly.
+var public = []map[string][]string{{}}
+
+// Register adds every operation to api.
+func Register(api huma.API, d *Deps) {
+	h := &handler{d: d}
+	api.UseMiddleware(h.authenticate(api))
+	h.registerSystem(api)
+}
+
+// handler carries the dependencies to each operation.
+type handler struct {
+	d *Deps
+}
+
+func (h *handler) now() time.Time {
+	if h.d.Now != nil {
+		return h.d.Now()
+	}
+	return time.Now()
+}
+
+func (h *handler) log() *slog.Logger {
+	if h.d.Log != nil {
+		return h.d.Log
+	}
+	return slog.Default()
+}

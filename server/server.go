@@ -1,0 +1,162 @@
+// Package server wires Sovereign together: configuration, store, API,
+// middleware and listeners, and runs them until the context ends, then shuts
+// down gracefully (stop accepting, end streams, finish writes, close the DB).
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/sovereign-im/sovereign/api"
+	"github.com/sovereign-im/sovereign/clientip"
+	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/handlers"
+	"github.com/sovereign-im/sovereign/store"
+	"github.com/sovereign-im/sovereign/web"
+)
+
+// Options are the parts of a server that tests replace.
+type Options struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running Sovereign instance.
+type Server struct {
+	cfg        config.Config
+	log        *slog.Logger
+	store      *store.Store
+	api        huma.API
+	handler    http.Handler
+	stopping   context.Context
+	stopStream context.CancelFunc
+	closeOnce  sync.Once
+}
+
+// New opens the store and builds the HTTP handler; it does not listen.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	st, err := store.Open(ctx, store.Options{
+		Path:                     cfg.DBPath(),
+		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
+		Synchronous:              cfg.Synchronous,
+		Now:                      opts.Now,
+		Logger:                   log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	stopping, stopStreams := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: log, store: st, stopping: stopping, stopStream: stopStreams}
+
+	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping}
+	mux := http.NewServeMux()
+	s.api = api.New(mux, deps)
+	mux.Handle("/docs", web.DocsHandler())
+	mux.Handle("/docs/", web.DocsHandler())
+	mux.HandleFunc("/", notFound)
+
+	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
+	s.handler = recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(mux))))
+	return s, nil
+}
+
+// Handler is the server's whole HTTP handler, for httptest.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Store exposes the store (tests and CLI commands use it).
+func (s *Server) Store() *store.Store { return s.store }
+
+// Close ends streams and closes the store. It is safe to call twice.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.stopStream()
+		err = s.store.Close()
+	})
+	return err
+}
+
+// Run listens on the configured address until ctx ends, then shuts down
+// gracefully within the configured timeout. ready, if not nil, receives the
+// bound address once listening.
+func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	tlsOn := s.cfg.TLSCert != ""
+	if tlsOn {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	} else if !isLoopback(ln.Addr()) {
+		s.log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: session tokens cross the network in clear. "+
+			"Use --tls-cert/--tls-key, or listen on 127.0.0.1 behind a TLS-terminating reverse proxy.", "addr", ln.Addr().String())
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(s.stopStream)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	s.log.Info("sovereign listening", "addr", ln.Addr().String(), "scheme", scheme, "db", s.cfg.DBPath(),
+		"docs", fmt.Sprintf("%s://%s/docs", scheme, ln.Addr().String()))
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	select {
+	case err := <-errc:
+		_ = s.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("graceful shutdown timed out; closing connections")
+		_ = srv.Close()
+		err = nil
+	}
+	if cerr := s.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	s.log.Info("stopped")
+	return err
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	return ok && ip.Unmap().IsLoopback()
+}

@@ -1,0 +1,249 @@
+// Package store owns every query and transaction of Sovereign. All writes go
+// through one writer goroutine that commits them in batches (group commit):
+// one fsync serves many use cases while each use case keeps its own
+// all-or-nothing semantics through a savepoint. Reads use a separate pool of
+// read-only connections, so they never wait for the writer.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/migrate"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/sovereign-im/sovereign/migrations"
+)
+
+// Options configures Open.
+type Options struct {
+	// Path is the SQLite database file.
+	Path string
+	// AllowInsecurePermissions skips the refusal of a database file or
+	// directory that group or others can read. It is logged loudly.
+	AllowInsecurePermissions bool
+	// Synchronous is the SQLite synchronous mode: "FULL" (default) or "NORMAL".
+	Synchronous string
+	// MaxBatch bounds how many use cases the writer commits together.
+	MaxBatch int
+	// ReadConns bounds the read pool; 0 picks a default from GOMAXPROCS.
+	ReadConns int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives the store's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is Sovereign's persistence: one writer connection driven by the
+// group-commit writer, and a pool of read-only connections.
+type Store struct {
+	path   string
+	wdb    *bun.DB
+	rdb    *bun.DB
+	writer *writer
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// Open creates the data directory (0700) and database file (0600) when they
+// are missing, refuses insecure permissions, applies the embedded migrations
+// and starts the writer.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errors.New("open store: empty database path")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Synchronous == "" {
+		opts.Synchronous = "FULL"
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if err := prepareFiles(opts.Path, opts.AllowInsecurePermissions, opts.Logger); err != nil {
+		return nil, err
+	}
+
+	wdb, err := openDB(opts.Path, writeDSNParams(opts.Synchronous))
+	if err != nil {
+		return nil, fmt.Errorf("open writer connection: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+
+	if err := runMigrations(ctx, wdb); err != nil {
+		_ = wdb.Close()
+		return nil, err
+	}
+
+	rdb, err := openDB(opts.Path, readDSNParams())
+	if err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("open read pool: %w", err)
+	}
+	rdb.SetMaxOpenConns(opts.ReadConns)
+	rdb.SetMaxIdleConns(opts.ReadConns)
+
+	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger}
+	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger)
+	return s, nil
+}
+
+func writeDSNParams(synchronous string) url.Values {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(5000)")
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "foreign_keys(1)")
+	v.Add("_pragma", "synchronous("+synchronous+")")
+	v.Add("_txlock", "immediate")
+	return v
+}
+
+func readDSNParams() url.Values {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(5000)")
+	v.Add("_pragma", "foreign_keys(1)")
+	v.Add("_pragma", "query_only(1)")
+	v.Add("_txlock", "deferred")
+	return v
+}
+
+func openDB(path string, params url.Values) (*bun.DB, error) {
+	dsn := "file:" + path + "?" + params.Encode()
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db := bun.NewDB(sqldb, sqlitedialect.New())
+	if err := db.Ping(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// prepareFiles makes the directory (0700) and the file (0600) and refuses
+// existing ones that others can read.
+func prepareFiles(path string, allowInsecure bool, log *slog.Logger) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory %s: %w", dir, err)
+	}
+	if err := checkMode(dir, allowInsecure, log); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create database file %s: %w", path, err)
+	}
+	_ = f.Close()
+	return checkMode(path, allowInsecure, log)
+}
+
+// InsecurePermissionsError reports a database file or directory that group
+// or others can access.
+type InsecurePermissionsError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+func (e *InsecurePermissionsError) Error() string {
+	want := "600"
+	if e.Mode.IsDir() {
+		want = "700"
+	}
+	return fmt.Sprintf("%s has mode %04o: group or others can access it; fix with `chmod %s %s` (or start with --allow-insecure-permissions)",
+		e.Path, e.Mode.Perm(), want, e.Path)
+}
+
+func checkMode(path string, allowInsecure bool, log *slog.Logger) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	perr := &InsecurePermissionsError{Path: path, Mode: fi.Mode()}
+	if allowInsecure {
+		log.Warn("INSECURE: database path is accessible to group or others; continuing because --allow-insecure-permissions is set",
+			"path", path, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		return nil
+	}
+	return perr
+}
+
+func runMigrations(ctx context.Context, db *bun.DB) error {
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(migrations.FS); err != nil {
+		return fmt.Errorf("discover migrations: %w", err)
+	}
+	m := migrate.NewMigrator(db, ms, migrate.WithMarkAppliedOnSuccess(true))
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("init migrations: %w", err)
+	}
+	if err := m.Lock(ctx); err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
+	}
+	defer func() { _ = m.Unlock(ctx) }()
+	if _, err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Path returns the database file path.
+func (s *Store) Path() string { return s.path }
+
+// Now returns the store's clock reading.
+func (s *Store) Now() time.Time { return s.now() }
+
+// Close stops the writer after it has committed what it holds, then closes
+// both connection pools.
+func (s *Store) Close() error {
+	s.writer.close()
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
+
+// Ready reports whether the database answers and every embedded migration is
+// applied.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(migrations.FS); err != nil {
+		return fmt.Errorf("discover migrations: %w", err)
+	}
+	var applied int
+	if err := s.rdb.NewSelect().Table("bun_migrations").ColumnExpr("count(*)").Scan(ctx, &applied); err != nil {
+		return fmt.Errorf("count applied migrations: %w", err)
+	}
+	if want := len(ms.Sorted()); applied < want {
+		return fmt.Errorf("%d of %d migrations applied", applied, want)
+	}
+	return nil
+}
+
+// ReadDB returns the read-only pool, for the store's own queries.
+func (s *Store) ReadDB() bun.IDB { return s.rdb }

@@ -1,0 +1,66 @@
+// Package web serves the front-end that is embedded in the binary: the
+// interactive API docs at /docs (Stoplight Elements, installed from npm at
+// build time) under a strict Content-Security-Policy. No page loads
+// anything from another host.
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+//go:embed all:dist
+var dist embed.FS
+
+// docsCSP allows only this origin. Elements sets inline style attributes,
+// hence 'unsafe-inline' for styles (never for scripts).
+const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+const docsPage = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sovereign API</title>
+<link rel="stylesheet" href="/docs/assets/styles.min.css">
+<script src="/docs/assets/web-components.min.js"></script>
+</head>
+<body style="height:100vh;margin:0">
+<elements-api apiDescriptionUrl="/openapi.yaml" router="hash" layout="sidebar" tryItCredentialsPolicy="same-origin" hideSchemas="false"></elements-api>
+</body>
+</html>
+`
+
+// DocsAvailable reports whether the docs renderer's assets were built into
+// the binary (make assets).
+func DocsAvailable() bool {
+	_, err := fs.Stat(dist, "dist/docs/web-components.min.js")
+	return err == nil
+}
+
+// DocsHandler serves /docs and /docs/assets/*.
+func DocsHandler() http.Handler {
+	sub, _ := fs.Sub(dist, "dist/docs")
+	assets := http.StripPrefix("/docs/assets/", http.FileServer(http.FS(sub)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", docsCSP)
+		switch {
+		case r.URL.Path == "/docs" || r.URL.Path == "/docs/":
+			if !DocsAvailable() {
+				http.Error(w, "API docs assets were not built into this binary: run `make assets` and rebuild", http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-cache")
+			_, _ = w.Write([]byte(docsPage))
+		case strings.HasPrefix(r.URL.Path, "/docs/assets/"):
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+			assets.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
