@@ -24,6 +24,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/sovereign-im/sovereign/migrations"
+	"github.com/sovereign-im/sovereign/models"
 )
 
 // Options configures Open.
@@ -43,6 +44,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Publisher is told about committed events (the real-time hub); nil
+	// means nobody listens.
+	Publisher models.Publisher
 }
 
 // Store is Sovereign's persistence: one writer connection driven by the
@@ -54,6 +58,7 @@ type Store struct {
 	writer *writer
 	now    func() time.Time
 	log    *slog.Logger
+	pub    models.Publisher
 }
 
 // Open creates the data directory (0700) and database file (0600) when they
@@ -104,7 +109,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(opts.ReadConns)
 	rdb.SetMaxIdleConns(opts.ReadConns)
 
-	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger}
+	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher}
+	if s.pub == nil {
+		s.pub = noPublisher{}
+	}
 	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger)
 	return s, nil
 }
@@ -247,3 +255,9 @@ func (s *Store) Ready(ctx context.Context) error {
 
 // ReadDB returns the read-only pool, for the store's own queries.
 func (s *Store) ReadDB() bun.IDB { return s.rdb }
+
+// noPublisher drops announcements when no hub is attached.
+type noPublisher struct{}
+
+func (noPublisher) Publish(*models.Event, []string) {}
+func (noPublisher) SessionsEnded([]string)          {}
