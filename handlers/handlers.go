@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/store"
 )
 
@@ -25,6 +26,10 @@ type Deps struct {
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
+	// Hub fans committed events out to open streams.
+	Hub *realtime.Hub
+	// Streams bounds concurrent streams per client IP and in all.
+	Streams *realtime.StreamLimiter
 }
 
 // Tags group operations in the OpenAPI document.
@@ -47,6 +52,7 @@ func Register(api huma.API, d *Deps) {
 	h := &handler{d: d}
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
+	h.registerSync(api)
 }
 
 // handler carries the dependencies to each operation.

@@ -21,6 +21,7 @@ import (
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
+	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
 )
@@ -36,6 +37,7 @@ type Server struct {
 	cfg        config.Config
 	log        *slog.Logger
 	store      *store.Store
+	hub        *realtime.Hub
 	api        huma.API
 	handler    http.Handler
 	stopping   context.Context
@@ -48,20 +50,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	hub := realtime.New(realtime.Options{})
 	st, err := store.Open(ctx, store.Options{
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
 		Now:                      opts.Now,
 		Logger:                   log,
+		Publisher:                hub,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	stopping, stopStreams := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: st, stopping: stopping, stopStream: stopStreams}
+	s := &Server{cfg: cfg, log: log, store: st, hub: hub, stopping: stopping, stopStream: stopStreams}
 
-	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping}
+	deps := &handlers.Deps{
+		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping,
+		Hub:     hub,
+		Streams: realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
+	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
 	mux.Handle("/docs", web.DocsHandler())
@@ -76,6 +84,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 // Handler is the server's whole HTTP handler, for httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Hub exposes the real-time hub (tests and benchmarks use it).
+func (s *Server) Hub() *realtime.Hub { return s.hub }
+
 // Store exposes the store (tests and CLI commands use it).
 func (s *Server) Store() *store.Store { return s.store }
 
@@ -84,6 +95,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopStream()
+		s.hub.Close()
 		err = s.store.Close()
 	})
 	return err

@@ -256,6 +256,10 @@ func (s *Store) Ready(ctx context.Context) error {
 // ReadDB returns the read-only pool, for the store's own queries.
 func (s *Store) ReadDB() bun.IDB { return s.rdb }
 
+// Publisher returns the hub that use cases announce committed events to.
+// Use cases inside the store publish through it from tx.AfterCommit.
+func (s *Store) Publisher() models.Publisher { return s.pub }
+
 // noPublisher drops announcements when no hub is attached.
 type noPublisher struct{}
 
