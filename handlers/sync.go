@@ -104,29 +104,28 @@ func feedEvents(evs []*models.Event) []FeedEvent {
 	return out
 }
 
-// cursorParams are the resume parameters shared by the three transports.
-type cursorParams struct {
-	After int64 `query:"after" minimum:"0" doc:"Resume after this seq (exclusive). Absent: resume after the device's acknowledged cursor."`
-
-	afterSet bool
-}
-
-func (c *cursorParams) Resolve(ctx huma.Context) []error {
-	c.afterSet = ctx.Query("after") != ""
-	return nil
-}
+// afterGiven tells an absent ?after= from after=0.
+func afterGiven(ctx huma.Context) bool { return ctx.Query("after") != "" }
 
 // EventsInput is the SSE request.
 type EventsInput struct {
-	cursorParams
-	LastEventID string `header:"Last-Event-ID" pattern:"^[0-9]{1,19}$" doc:"Set by EventSource on reconnect: resume after this seq; wins over ?after="`
+	After       int64  `query:"after" minimum:"0" doc:"Resume after this seq (exclusive). Absent (and no Last-Event-ID): resume after the device's acknowledged cursor."`
+	LastEventID string `header:"Last-Event-ID" pattern:"^[0-9]{1,18}$" doc:"Set by EventSource on reconnect: resume after this seq; wins over ?after="`
 }
 
 // SyncInput is the long-poll request.
 type SyncInput struct {
-	cursorParams
-	Timeout int `query:"timeout" minimum:"0" maximum:"60" default:"30" doc:"Seconds to wait when no event is waiting (0: answer at once)"`
-	Limit   int `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Most events to return"`
+	After   int64 `query:"after" minimum:"0" doc:"Resume after this seq (exclusive). Absent: resume after the device's acknowledged cursor."`
+	Timeout int   `query:"timeout" minimum:"0" maximum:"60" default:"30" doc:"Seconds to wait when no event is waiting (0: answer at once)"`
+	Limit   int   `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Most events to return"`
+
+	afterSet bool
+}
+
+// Resolve records whether ?after= was given.
+func (in *SyncInput) Resolve(ctx huma.Context) []error {
+	in.afterSet = afterGiven(ctx)
+	return nil
 }
 
 // SyncOutput is a long-poll answer.
@@ -155,7 +154,15 @@ type AckOutput struct {
 
 // WSInput is the WebSocket upgrade request (documented in docs/sync.md).
 type WSInput struct {
-	cursorParams
+	After int64 `query:"after" minimum:"0"`
+
+	afterSet bool
+}
+
+// Resolve records whether ?after= was given.
+func (in *WSInput) Resolve(ctx huma.Context) []error {
+	in.afterSet = afterGiven(ctx)
+	return nil
 }
 
 func (h *handler) registerSync(api huma.API) {
@@ -173,7 +180,7 @@ func (h *handler) registerSync(api huma.API) {
 			"A cursor older than what the server retains gets 410 with what the device needs to resynchronise.",
 		Tags:        []string{TagSync},
 		Security:    bearer,
-		Errors:      []int{http.StatusUnprocessableEntity, http.StatusGone, http.StatusTooManyRequests},
+		Errors:      []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusGone, http.StatusTooManyRequests},
 		Middlewares: huma.Middlewares{h.openSSE(api)},
 	}, map[string]any{
 		"message": FeedEvent{},
@@ -191,7 +198,7 @@ func (h *handler) registerSync(api huma.API) {
 			"for the per-IP and total stream limits.",
 		Tags:     []string{TagSync},
 		Security: bearer,
-		Errors:   []int{http.StatusUnprocessableEntity, http.StatusGone, http.StatusTooManyRequests},
+		Errors:   []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusGone, http.StatusTooManyRequests},
 	}, h.syncFeed)
 
 	huma.Register(api, huma.Operation{
@@ -205,7 +212,7 @@ func (h *handler) registerSync(api huma.API) {
 		Tags:         []string{TagSync},
 		Security:     bearer,
 		MaxBodyBytes: 1024,
-		Errors:       []int{http.StatusUnprocessableEntity},
+		Errors:       []int{http.StatusUnauthorized, http.StatusUnprocessableEntity},
 	}, h.ackFeed)
 
 	// The WebSocket door cannot be described in OpenAPI: it is hidden from
