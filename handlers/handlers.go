@@ -47,6 +47,7 @@ func Register(api huma.API, d *Deps) {
 	h := &handler{d: d}
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
+	h.registerKeyPackages(api)
 }
 
 // handler carries the dependencies to each operation.
