@@ -371,9 +371,12 @@ ORDER BY last_resort, created_at, rowid LIMIT 1`, dev, in.CipherSuite, now).Scan
 				if _, err := tx.NewRaw(`DELETE FROM key_packages WHERE ref = ?`, pick.Ref).Exec(ctx); err != nil {
 					return fmt.Errorf("delete claimed key package: %w", err)
 				}
+				// Counting stops at the mark: only a crossing matters here,
+				// and a large pool must not make every claim slower.
 				var remaining int
-				if err := tx.NewRaw(`SELECT count(*) FROM key_packages
-WHERE device_id = ? AND cipher_suite = ? AND last_resort = 0 AND not_after >= ?`, dev, in.CipherSuite, now).Scan(ctx, &remaining); err != nil {
+				if err := tx.NewRaw(`SELECT count(*) FROM (SELECT 1 FROM key_packages
+WHERE device_id = ? AND cipher_suite = ? AND last_resort = 0 AND not_after >= ? LIMIT ?)`,
+					dev, in.CipherSuite, now, in.LowWater).Scan(ctx, &remaining); err != nil {
 					return fmt.Errorf("count remaining key packages: %w", err)
 				}
 				if remaining == in.LowWater-1 { // this claim crossed the mark
