@@ -53,6 +53,7 @@ func Register(api huma.API, d *Deps) {
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerSync(api)
+	h.registerKeyPackages(api)
 }
 
 // handler carries the dependencies to each operation.

@@ -21,6 +21,7 @@ import (
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
+	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
@@ -42,6 +43,7 @@ type Server struct {
 	handler    http.Handler
 	stopping   context.Context
 	stopStream context.CancelFunc
+	cleanup    *maintenance.Runner
 	closeOnce  sync.Once
 }
 
@@ -78,8 +80,39 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
 	s.handler = recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(mux))))
+
+	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
+	s.cleanup.Add(CleanupTasks(st, cfg)...)
+	s.cleanup.Start()
 	return s, nil
 }
+
+// endedSessionGrace is how long expired or revoked sessions stay before the
+// cleanup deletes them.
+const endedSessionGrace = 24 * time.Hour
+
+// CleanupTasks are the periodic cleanups of the store. Features that keep
+// data with a lifetime add theirs here.
+func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
+	claimAge := cfg.Limits.KeyPackageMaxLifetime + store.KeyPackageClockSkew + 24*time.Hour
+	return []maintenance.Task{
+		{Name: "expired_key_packages", Run: st.DeleteExpiredKeyPackages},
+		{Name: "revoked_device_key_packages", Run: st.DeleteRevokedDeviceKeyPackages},
+		{Name: "old_key_package_claims", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteOldKeyPackageClaims(ctx, claimAge)
+		}},
+		{Name: "ended_sessions", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteEndedSessions(ctx, endedSessionGrace)
+		}},
+		{Name: "feed_retention", Run: func(ctx context.Context) (int64, error) {
+			res, err := st.PruneFeed(ctx, cfg.Limits.Retention)
+			return int64(res.Acked + res.Expired), err
+		}},
+	}
+}
+
+// Maintenance is the periodic cleanup runner (tests run it with RunOnce).
+func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
 
 // Handler is the server's whole HTTP handler, for httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -96,6 +129,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopStream()
 		s.hub.Close()
+		s.cleanup.Stop()
 		err = s.store.Close()
 	})
 	return err
