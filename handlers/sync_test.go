@@ -620,3 +620,40 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyPackagesLowNoticeReachesTheFeed: a claim that takes a device's
+// key packages below the low-water mark puts a notice in its feed, live.
+func TestKeyPackagesLowNoticeReachesTheFeed(t *testing.T) {
+	s := testutil.NewServer(t)
+	alice := s.SeedAccount(t, "alice", models.RoleMember)
+	bob := s.SeedAccount(t, "bob", models.RoleMember)
+	s.UploadKeyPackages(t, alice, s.Config.Limits.KeyPackageLowWater, false)
+	st, resp := openSSE(t, s, alice.Token, "")
+	if st == nil {
+		t.Fatalf("SSE = %d", resp.StatusCode)
+	}
+	waitFor(t, func() bool { return s.App.Hub().Stats().Subscriptions == 1 })
+	r := s.Do(t, "POST", "/v1/users/alice/key-packages/claim", bob.Token, map[string]any{"cipher_suite": 1})
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("claim = %d %s", r.StatusCode, r.Body)
+	}
+	e, ok := st.next(t, 5*time.Second)
+	if !ok || e.Kind != "notice" || e.RecipientDeviceID != alice.DeviceID || e.GroupID != "" {
+		t.Fatalf("notice = %+v", e)
+	}
+	var n struct {
+		Type        string `json:"type"`
+		CipherSuite int    `json:"cipher_suite"`
+		Remaining   int    `json:"remaining"`
+		LowWater    int    `json:"low_water"`
+	}
+	if err := json.Unmarshal(e.Payload, &n); err != nil || n.Type != "key_packages_low" || n.CipherSuite != 1 ||
+		n.Remaining != s.Config.Limits.KeyPackageLowWater-1 || n.LowWater != s.Config.Limits.KeyPackageLowWater {
+		t.Fatalf("notice payload %s: %v", e.Payload, err)
+	}
+	// Bob's feed has nothing.
+	r = s.Do(t, "GET", "/v1/sync?after=0&timeout=0", bob.Token, nil)
+	if !strings.Contains(string(r.Body), `"events":[]`) {
+		t.Fatalf("bob's feed: %s", r.Body)
+	}
+}

@@ -60,6 +60,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Now:                      opts.Now,
 		Logger:                   log,
 		Publisher:                hub,
+		KeyPackagesLow:           store.NotifyKeyPackagesLow(hub),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
