@@ -52,6 +52,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
+		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,
 	})

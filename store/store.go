@@ -47,6 +47,9 @@ type Options struct {
 	// Publisher is told about committed events (the real-time hub); nil
 	// means nobody listens.
 	Publisher models.Publisher
+	// GroupQuotaBytes bounds the stored message bytes of one group; 0
+	// means the threat model's default (1 GiB).
+	GroupQuotaBytes int64
 }
 
 // Store is Sovereign's persistence: one writer connection driven by the
@@ -59,6 +62,7 @@ type Store struct {
 	now    func() time.Time
 	log    *slog.Logger
 	pub    models.Publisher
+	quota  int64
 }
 
 // Open creates the data directory (0700) and database file (0600) when they
@@ -109,11 +113,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(opts.ReadConns)
 	rdb.SetMaxIdleConns(opts.ReadConns)
 
-	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher}
+	if opts.GroupQuotaBytes <= 0 {
+		opts.GroupQuotaBytes = DefaultGroupQuotaBytes
+	}
+	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher, quota: opts.GroupQuotaBytes}
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}
-	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger)
+	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub)
 	return s, nil
 }
 
