@@ -41,6 +41,8 @@ type Server struct {
 	stopping   context.Context
 	stopStream context.CancelFunc
 	closeOnce  sync.Once
+	stopMaint  context.CancelFunc
+	maintDone  chan struct{}
 }
 
 // New opens the store and builds the HTTP handler; it does not listen.
@@ -60,7 +62,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	stopping, stopStreams := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: st, stopping: stopping, stopStream: stopStreams}
+	s := &Server{cfg: cfg, log: log, store: st, stopping: stopping, stopStream: stopStreams, maintDone: make(chan struct{})}
+	maintCtx, stopMaint := context.WithCancel(context.Background())
+	s.stopMaint = stopMaint
+	go func() {
+		defer close(s.maintDone)
+		maintain(maintCtx, st, cfg.Limits.Retention, opts.Now, log)
+	}()
 
 	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping}
 	mux := http.NewServeMux()
@@ -85,6 +93,8 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopStream()
+		s.stopMaint()
+		<-s.maintDone
 		err = s.store.Close()
 	})
 	return err
