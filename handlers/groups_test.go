@@ -410,7 +410,9 @@ func TestNonMemberLearnsNothing(t *testing.T) {
 		do   func(gid []byte) *testutil.Response
 	}{
 		{"get", func(gid []byte) *testutil.Response { return s.Do(t, "GET", gpath(gid, ""), mallory.Token, nil) }},
-		{"history", func(gid []byte) *testutil.Response { return s.Do(t, "GET", gpath(gid, "/messages"), mallory.Token, nil) }},
+		{"history", func(gid []byte) *testutil.Response {
+			return s.Do(t, "GET", gpath(gid, "/messages"), mallory.Token, nil)
+		}},
 		{"send", func(gid []byte) *testutil.Response {
 			return send(t, s, mallory, gid, mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 50))
 		}},
