@@ -81,7 +81,7 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 	r = new(models.Receipt)
 	if in.IdempotencyKey != "" {
 		hash = requestHash("message", in.GroupID, in.Message)
-		if found, err := lookupIdempotent(ctx, s.rdb, in.DeviceID, in.IdempotencyKey, hash, r); err != nil || found {
+		if found, err := s.lookupIdempotent(ctx, in.DeviceID, in.IdempotencyKey, hash, r); err != nil || found {
 			return r, found, err
 		}
 	}
@@ -89,20 +89,22 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 	err = s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		if in.IdempotencyKey != "" {
 			// A concurrent retry may have been committed since the read above.
-			found, err := lookupIdempotent(ctx, tx, in.DeviceID, in.IdempotencyKey, hash, r)
+			found, err := lookupIdempotentTx(ctx, tx, in.DeviceID, in.IdempotencyKey, hash, r)
 			if err != nil || found {
 				replayed = found
 				return err
 			}
 		}
 		var g struct {
-			Epoch     int64 `bun:"epoch"`
-			BytesUsed int64 `bun:"bytes_used"`
-			Member    bool  `bun:"member"`
+			Epoch     int64
+			BytesUsed int64
+			Member    bool
 		}
-		err := tx.NewRaw(`SELECT g.epoch, g.bytes_used,
-  EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.device_id = ? AND m.left_seq IS NULL) AS member
-FROM groups g WHERE g.id = ?`, in.DeviceID, in.GroupID).Scan(ctx, &g)
+		st, err := tx.stmt(ctx, qGroupForSend)
+		if err != nil {
+			return err
+		}
+		err = st.QueryRowContext(ctx, in.DeviceID, in.GroupID).Scan(&g.Epoch, &g.BytesUsed, &g.Member)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && !g.Member {
 			return errNotMember()
 		}
@@ -229,14 +231,14 @@ func (s *Store) CommitBundle(ctx context.Context, in CommitInput) (res *models.C
 			parts = append(parts, []byte(d))
 		}
 		hash = requestHash("commit", parts...)
-		if found, err := lookupIdempotent(ctx, s.rdb, in.DeviceID, in.IdempotencyKey, hash, res); err != nil || found {
+		if found, err := s.lookupIdempotent(ctx, in.DeviceID, in.IdempotencyKey, hash, res); err != nil || found {
 			return res, found, err
 		}
 	}
 
 	err = s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		if in.IdempotencyKey != "" {
-			found, err := lookupIdempotent(ctx, tx, in.DeviceID, in.IdempotencyKey, hash, res)
+			found, err := lookupIdempotentTx(ctx, tx, in.DeviceID, in.IdempotencyKey, hash, res)
 			if err != nil || found {
 				replayed = found
 				return err

@@ -52,20 +52,25 @@ func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
 	}
 	ev.ID = uuid.Must(uuid.NewV7()).String()
 	ev.ServerTime = time.UnixMicro(ts).UTC()
-	var epoch *int64
+	var epoch any
 	if ev.Epoch != nil {
-		e := int64(*ev.Epoch)
-		epoch = &e
+		epoch = int64(*ev.Epoch)
 	}
-	err = tx.NewRaw(`INSERT INTO events (id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-		ev.ID, ts, string(ev.Kind), nullBytes(ev.GroupID), epoch, nullString(ev.SenderDeviceID), nullString(ev.RecipientDeviceID), ev.Payload).
-		Scan(ctx, &ev.Seq)
+	ins, err := tx.stmt(ctx, qInsertEvent)
+	if err != nil {
+		return err
+	}
+	err = ins.QueryRowContext(ctx, ev.ID, ts, string(ev.Kind), nullBytes(ev.GroupID), epoch,
+		nullString(ev.SenderDeviceID), nullString(ev.RecipientDeviceID), ev.Payload).Scan(&ev.Seq)
 	if err != nil {
 		return fmt.Errorf("insert %s event: %w", ev.Kind, err)
 	}
 	if ev.GroupID != nil {
-		if _, err := tx.NewRaw(`UPDATE groups SET bytes_used = bytes_used + ? WHERE id = ?`, len(ev.Payload), ev.GroupID).Exec(ctx); err != nil {
+		upd, err := tx.stmt(ctx, qAddGroupBytes)
+		if err != nil {
+			return err
+		}
+		if _, err := upd.ExecContext(ctx, len(ev.Payload), ev.GroupID); err != nil {
 			return fmt.Errorf("count group bytes: %w", err)
 		}
 	}

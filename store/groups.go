@@ -217,8 +217,24 @@ func (s *Store) GroupHistory(ctx context.Context, deviceID string, groupID []byt
 
 // activeMembers lists the devices that are members of a group now.
 func activeMembers(ctx context.Context, tx *Tx, groupID []byte) ([]string, error) {
+	st, err := tx.stmt(ctx, qActiveMembers)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	defer rows.Close()
 	var ids []string
-	if err := tx.NewRaw(`SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`, groupID).Scan(ctx, &ids); err != nil {
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list members: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list members: %w", err)
 	}
 	return ids, nil

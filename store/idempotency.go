@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/sovereign-im/sovereign/models"
 )
 
@@ -37,26 +35,38 @@ func requestHash(op string, parts ...[]byte) []byte {
 	return h.Sum(nil)
 }
 
-// lookupIdempotent finds the result recorded for (device, key). found is
-// false when the key is new. The same key with a different request is an
-// error: a key names one request.
-func lookupIdempotent(ctx context.Context, db bun.IDB, deviceID, key string, hash []byte, out any) (found bool, err error) {
-	var row struct {
-		RequestHash []byte `bun:"request_hash"`
-		Response    []byte `bun:"response"`
+// lookupIdempotent finds the result recorded for (device, key) through
+// the read pool (a cheap early answer for retries, before the write).
+func (s *Store) lookupIdempotent(ctx context.Context, deviceID, key string, hash []byte, out any) (found bool, err error) {
+	return decodeIdempotent(s.rdb.DB.QueryRowContext(ctx, qIdemLookup, deviceID, key), hash, out)
+}
+
+// lookupIdempotentTx is the authoritative lookup inside the write: a
+// concurrent retry may have been committed since the early read.
+func lookupIdempotentTx(ctx context.Context, tx *Tx, deviceID, key string, hash []byte, out any) (found bool, err error) {
+	st, err := tx.stmt(ctx, qIdemLookup)
+	if err != nil {
+		return false, err
 	}
-	err = db.NewRaw(`SELECT request_hash, response FROM idempotency_keys WHERE device_id = ? AND key = ?`, deviceID, key).Scan(ctx, &row)
+	return decodeIdempotent(st.QueryRowContext(ctx, deviceID, key), hash, out)
+}
+
+// decodeIdempotent reads a lookup: found is false when the key is new. The
+// same key with a different request is an error: a key names one request.
+func decodeIdempotent(row *sql.Row, hash []byte, out any) (found bool, err error) {
+	var reqHash, response []byte
+	err = row.Scan(&reqHash, &response)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("read idempotency key: %w", err)
 	}
-	if !bytes.Equal(row.RequestHash, hash) {
+	if !bytes.Equal(reqHash, hash) {
 		return false, models.Errorf(models.EINVALID, "idempotency_key_reused",
 			"this Idempotency-Key was already used by this device for a different request; use a fresh key for each new request")
 	}
-	if err := json.Unmarshal(row.Response, out); err != nil {
+	if err := json.Unmarshal(response, out); err != nil {
 		return false, fmt.Errorf("decode idempotent response: %w", err)
 	}
 	return true, nil
@@ -68,9 +78,11 @@ func saveIdempotent(ctx context.Context, tx *Tx, deviceID, key string, hash []by
 	if err != nil {
 		return fmt.Errorf("encode idempotent response: %w", err)
 	}
-	_, err = tx.NewRaw(`INSERT INTO idempotency_keys (device_id, key, request_hash, response, created_at) VALUES (?, ?, ?, ?, ?)`,
-		deviceID, key, hash, raw, models.Millis(tx.Now())).Exec(ctx)
+	st, err := tx.stmt(ctx, qIdemSave)
 	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(ctx, deviceID, key, hash, raw, models.Millis(tx.Now())); err != nil {
 		return fmt.Errorf("save idempotency key: %w", err)
 	}
 	return nil

@@ -120,7 +120,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}
-	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub)
+	stmts, err := prepareHot(ctx, wdb)
+	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, err
+	}
+	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts)
 	return s, nil
 }
 
@@ -237,6 +243,7 @@ func (s *Store) Now() time.Time { return s.now() }
 // both connection pools.
 func (s *Store) Close() error {
 	s.writer.close()
+	closeStmts(s.writer.stmts)
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +75,9 @@ type writer struct {
 	batches  atomic.Uint64
 	useCases atomic.Uint64
 
+	// stmts are the hot statements prepared on the writer connection.
+	stmts map[string]*sql.Stmt
+
 	// Writer-path state, touched only by the writer goroutine.
 	lastTS   int64 // last event server_ts handed out (Unix µs)
 	tsLoaded bool  // lastTS was initialised from the database
@@ -90,8 +94,9 @@ func (s *Store) WriterStats() WriterStats {
 	return WriterStats{Batches: s.writer.batches.Load(), UseCases: s.writer.useCases.Load()}
 }
 
-func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher) *writer {
+func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt) *writer {
 	w := &writer{
+		stmts:    stmts,
 		pub:      pub,
 		db:       db,
 		maxBatch: maxBatch,
