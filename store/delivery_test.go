@@ -244,3 +244,76 @@ func TestRetentionAndQuotaAccounting(t *testing.T) {
 		t.Fatalf("DeleteExpiredIdempotencyKeys = %d, %v", n, err)
 	}
 }
+
+// TestPublishTargets: after commit, each event is published once to the
+// devices whose feeds it joins: a commit to every member at its seq (the
+// removed device included, the added one not), a Welcome to its device
+// only, a message to the members after the commit.
+func TestPublishTargets(t *testing.T) {
+	rec := &recorder{}
+	s := openDelivery(t, Options{Publisher: rec})
+	ctx := context.Background()
+	alice, bob, carol := seedDevice(t, s, "alice"), seedDevice(t, s, "bob"), seedDevice(t, s, "carol")
+	gid := []byte("g-publish")
+	if _, err := s.CreateGroup(ctx, alice, gid, nil); err != nil {
+		t.Fatal(err)
+	}
+	refB, refC := mlstest.Ref(), mlstest.Ref()
+	seedClaim(t, s, alice, bob, refB)
+	seedClaim(t, s, alice, carol, refC)
+	if _, _, err := s.CommitBundle(ctx, CommitInput{DeviceID: alice, GroupID: gid,
+		Commit: mlstest.PrivateMessage(gid, 0, mls.ContentCommit, nil, 100), Welcome: mlstest.Welcome(refB)}); err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := s.CommitBundle(ctx, CommitInput{DeviceID: alice, GroupID: gid,
+		Commit: mlstest.PrivateMessage(gid, 1, mls.ContentCommit, nil, 100), Welcome: mlstest.Welcome(refC), RemoveDevices: []string{bob}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SendMessage(ctx, SendInput{DeviceID: carol, GroupID: gid, Message: mlstest.PrivateMessage(gid, 2, mls.ContentApplication, nil, 40)}); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.all()
+	want := []struct {
+		kind    models.EventKind
+		devices []string
+	}{
+		{models.KindCommit, []string{alice}},
+		{models.KindWelcome, []string{bob}},
+		{models.KindCommit, []string{alice, bob}},
+		{models.KindWelcome, []string{carol}},
+		{models.KindApplication, []string{alice, carol}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events published, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.ev.Kind != w.kind || !sameSet(g.devices, w.devices) {
+			t.Fatalf("event %d: %s to %v, want %s to %v", i, g.ev.Kind, g.devices, w.kind, w.devices)
+		}
+		if i > 0 && (g.ev.Seq <= got[i-1].ev.Seq || !g.ev.ServerTime.After(got[i-1].ev.ServerTime)) {
+			t.Fatalf("event %d not after event %d", i, i-1)
+		}
+	}
+	if got[2].ev.Seq != res.Commit.Seq || got[3].ev.RecipientDeviceID != carol {
+		t.Fatalf("commit %+v, welcome %+v", got[2].ev, got[3].ev)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, x := range a {
+		m[x]++
+	}
+	for _, x := range b {
+		if m[x] == 0 {
+			return false
+		}
+		m[x]--
+	}
+	return true
+}
