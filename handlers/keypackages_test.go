@@ -47,14 +47,6 @@ type claimResult struct {
 	MissingDevices []string  `json:"missing_devices"`
 }
 
-type problem struct {
-	Status     int    `json:"status"`
-	Code       string `json:"code"`
-	Detail     string `json:"detail"`
-	Index      *int   `json:"index"`
-	RetryAfter int    `json:"retry_after"`
-}
-
 func getCounts(t *testing.T, s *testutil.Server, acc testutil.Account) counts {
 	t.Helper()
 	r := s.Do(t, "GET", "/v1/key-packages/count", acc.Token, nil)
@@ -579,7 +571,8 @@ func TestKeyPackagesExpire(t *testing.T) {
 // injected clock.
 func TestCleanupJob(t *testing.T) {
 	s := testutil.NewServer(t)
-	want := []string{"expired_key_packages", "revoked_device_key_packages", "old_key_package_claims", "ended_sessions", "feed_retention"}
+	want := []string{"expired_key_packages", "revoked_device_key_packages", "old_key_package_claims", "ended_sessions",
+		"expired_events", "expired_idempotency_keys", "acked_events"}
 	if got := s.App.Maintenance().Tasks(); len(got) != len(want) {
 		t.Fatalf("cleanup tasks = %v, want %v", got, want)
 	}

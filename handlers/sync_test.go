@@ -342,12 +342,12 @@ func TestAckRetentionAnd410(t *testing.T) {
 	// The server's own cleanup runner prunes what both devices acked.
 	pruned := false
 	for _, res := range fs.App.Maintenance().RunOnce(context.Background()) {
-		if res.Name == "feed_retention" {
+		if res.Name == "acked_events" {
 			pruned = res.Err == nil && res.Removed == 2
 		}
 	}
 	if !pruned {
-		t.Fatal("feed_retention did not delete the two acked events")
+		t.Fatal("acked_events did not delete the two acked events")
 	}
 	// Resuming across deleted events: 410 with what to resync, on every door.
 	r = fs.Do(t, "GET", "/v1/sync?after=0&timeout=0", b.Token, nil)

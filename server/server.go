@@ -57,10 +57,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
+		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,
 		Publisher:                hub,
-		KeyPackagesLow:           store.NotifyKeyPackagesLow(hub),
+		KeyPackagesLow:           store.NotifyKeyPackagesLow(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -105,10 +106,13 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 		{Name: "ended_sessions", Run: func(ctx context.Context) (int64, error) {
 			return st.DeleteEndedSessions(ctx, endedSessionGrace)
 		}},
-		{Name: "feed_retention", Run: func(ctx context.Context) (int64, error) {
-			res, err := st.PruneFeed(ctx, cfg.Limits.Retention)
-			return int64(res.Acked + res.Expired), err
+		{Name: "expired_events", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteExpiredEvents(ctx, st.Now().Add(-cfg.Limits.Retention))
 		}},
+		{Name: "expired_idempotency_keys", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteExpiredIdempotencyKeys(ctx, st.Now().Add(-store.IdempotencyTTL))
+		}},
+		{Name: "acked_events", Run: st.DeleteAckedEvents},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/sovereign-im/sovereign/models"
@@ -19,41 +20,6 @@ import (
 
 // MaxFeedPage bounds one feed read.
 const MaxFeedPage = 1000
-
-// eventRow is one events row as read by feed queries.
-type eventRow struct {
-	Seq               int64   `bun:"seq"`
-	ID                string  `bun:"id"`
-	ServerTS          int64   `bun:"server_ts"`
-	Kind              string  `bun:"kind"`
-	GroupID           []byte  `bun:"group_id"`
-	Epoch             *int64  `bun:"epoch"`
-	SenderDeviceID    *string `bun:"sender_device_id"`
-	RecipientDeviceID *string `bun:"recipient_device_id"`
-	Payload           []byte  `bun:"payload"`
-}
-
-func (r *eventRow) event() *models.Event {
-	e := &models.Event{
-		Seq:        r.Seq,
-		ID:         r.ID,
-		ServerTime: time.UnixMicro(r.ServerTS).UTC(),
-		Kind:       models.EventKind(r.Kind),
-		GroupID:    r.GroupID,
-		Payload:    r.Payload,
-	}
-	if r.Epoch != nil && *r.Epoch >= 0 {
-		ep := uint64(*r.Epoch)
-		e.Epoch = &ep
-	}
-	if r.SenderDeviceID != nil {
-		e.SenderDeviceID = *r.SenderDeviceID
-	}
-	if r.RecipientDeviceID != nil {
-		e.RecipientDeviceID = *r.RecipientDeviceID
-	}
-	return e
-}
 
 const eventColumns = `e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id, e.payload`
 
@@ -271,141 +237,98 @@ WHERE m.device_id = ? AND m.left_seq IS NULL ORDER BY g.id`, deviceID).Scan(ctx,
 
 // PruneResult counts what PruneFeed deleted.
 type PruneResult struct {
-	Acked   int // events every member device had acked
-	Expired int // events older than the retention period
+	Acked   int64 // events every member device had acked
+	Expired int64 // events older than the retention period
 }
 
-// pruneBatch bounds the rows one write use case deletes, so the single
-// writer is never held long.
-const pruneBatch = 1000
-
-// PruneFeed deletes events nobody needs any more: a group event once every
-// device that was a member at its seq has acked it, a device event once
-// that device has acked it, and any event older than retention. It works in
-// short batches and records the horizons CheckCursor needs. Freed payload
-// bytes are given back to each group's quota.
+// PruneFeed runs both feed cleanups: DeleteExpiredEvents (older than
+// retention) then DeleteAckedEvents.
 func (s *Store) PruneFeed(ctx context.Context, retention time.Duration) (PruneResult, error) {
 	var res PruneResult
-	for {
-		n, err := s.pruneBatch(ctx, func(ctx context.Context, tx *Tx) ([]deletedEvent, error) {
-			cutoffMicros := tx.Now().Add(-retention).UnixMicro()
-			// seq and server_ts grow together: expired events are a prefix,
-			// so looking at the oldest batch is enough.
-			var del []deletedEvent
-			err := tx.NewRaw(`DELETE FROM events WHERE seq IN (
-  SELECT seq FROM (SELECT seq, server_ts FROM events ORDER BY seq LIMIT ?) WHERE server_ts < ?)
-RETURNING seq, group_id, length(payload) AS size`, pruneBatch, cutoffMicros).Scan(ctx, &del)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("delete expired events: %w", err)
-			}
-			if len(del) > 0 {
-				_, err = tx.NewRaw(`UPDATE feed_retention SET expired_through = max(expired_through, ?), expired_before = max(expired_before, ?) WHERE id = 1`,
-					maxSeq(del), cutoffMicros/1000).Exec(ctx)
-				if err != nil {
-					return nil, fmt.Errorf("record expiry horizon: %w", err)
-				}
-			}
-			return del, nil
-		})
-		if err != nil {
-			return res, err
-		}
-		res.Expired += n
-		if n < pruneBatch {
-			break
-		}
+	var err error
+	if res.Expired, err = s.DeleteExpiredEvents(ctx, s.now().Add(-retention)); err != nil {
+		return res, err
 	}
-	for {
-		n, err := s.pruneBatch(ctx, func(ctx context.Context, tx *Tx) ([]deletedEvent, error) {
-			// A membership blocks the events of its interval that its device
-			// has not acked: (max(joined_seq, acked), left_seq]. Every group
-			// event at or below the lowest blocked start is acked by every
-			// device that was a member at its seq.
-			var del []deletedEvent
-			err := tx.NewRaw(`
+	res.Acked, err = s.DeleteAckedEvents(ctx)
+	return res, err
+}
+
+// ackedGroupEventsSQL picks group events every device that was a member at
+// their seq has acked. A membership still needs the events of its interval
+// its device has not acked, (max(joined_seq, acked), left_seq]; every group
+// event at or below the lowest such start is acked by every device that
+// was a member at its seq. (Events in holes above it wait for the next
+// pass or for retention.)
+const ackedGroupEventsSQL = `
 WITH blocked AS (
   SELECT m.group_id, min(max(m.joined_seq, coalesce(c.acked_seq, 0))) AS safe
   FROM group_members m LEFT JOIN device_cursors c ON c.device_id = m.device_id
   WHERE m.left_seq IS NULL OR coalesce(c.acked_seq, 0) < m.left_seq
   GROUP BY m.group_id
-), victims AS (
-  SELECT e.seq FROM groups g
-  LEFT JOIN blocked b ON b.group_id = g.id
-  JOIN events e ON e.group_id = g.id AND e.group_id IS NOT NULL AND e.recipient_device_id IS NULL
-                AND e.seq <= coalesce(b.safe, ?)
-  LIMIT ?
 )
-DELETE FROM events WHERE seq IN (SELECT seq FROM victims)
-RETURNING seq, group_id, length(payload) AS size`, int64(math.MaxInt64), pruneBatch).Scan(ctx, &del)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("delete acked group events: %w", err)
+SELECT e.seq FROM groups g
+LEFT JOIN blocked b ON b.group_id = g.id
+JOIN events e ON e.group_id = g.id AND e.group_id IS NOT NULL AND e.recipient_device_id IS NULL
+              AND e.seq <= coalesce(b.safe, ?)
+LIMIT ?`
+
+// ackedDeviceEventsSQL picks events addressed to a device it has acked.
+const ackedDeviceEventsSQL = `
+SELECT e.seq FROM device_cursors c
+JOIN events e ON e.recipient_device_id = c.device_id AND e.seq <= c.acked_seq
+LIMIT ?`
+
+// DeleteAckedEvents deletes the events nobody needs any more: a group event
+// once every device that was a member at its seq has acked it, a device
+// event once its recipient has acked it. It works in use cases of at most
+// 1,000 rows, frees group quota through DeleteEvents, and records the
+// horizon CheckCursor needs.
+func (s *Store) DeleteAckedEvents(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+			var seqs []int64
+			if err := tx.NewRaw(ackedGroupEventsSQL, int64(math.MaxInt64), retentionChunk).Scan(ctx, &seqs); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("find acked group events: %w", err)
 			}
-			if len(del) < pruneBatch {
-				var more []deletedEvent
-				err := tx.NewRaw(`DELETE FROM events WHERE seq IN (
-  SELECT e.seq FROM device_cursors c
-  JOIN events e ON e.recipient_device_id = c.device_id AND e.seq <= c.acked_seq
-  LIMIT ?)
-RETURNING seq, group_id, length(payload) AS size`, pruneBatch-len(del)).Scan(ctx, &more)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
-					return nil, fmt.Errorf("delete acked device events: %w", err)
+			if len(seqs) < retentionChunk {
+				var more []int64
+				if err := tx.NewRaw(ackedDeviceEventsSQL, retentionChunk-len(seqs)).Scan(ctx, &more); err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return fmt.Errorf("find acked device events: %w", err)
 				}
-				del = append(del, more...)
+				seqs = append(seqs, more...)
 			}
-			if len(del) > 0 {
-				if _, err := tx.NewRaw(`UPDATE feed_retention SET acked_through = max(acked_through, ?) WHERE id = 1`, maxSeq(del)).Exec(ctx); err != nil {
-					return nil, fmt.Errorf("record ack horizon: %w", err)
-				}
+			if len(seqs) == 0 {
+				return nil
 			}
-			return del, nil
+			var err error
+			if n, err = DeleteEvents(ctx, tx, seqs); err != nil {
+				return err
+			}
+			_, err = tx.NewRaw(`UPDATE feed_retention SET acked_through = max(acked_through, ?) WHERE id = 1`, slices.Max(seqs)).Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("record ack horizon: %w", err)
+			}
+			return nil
 		})
+		total += n
 		if err != nil {
-			return res, err
+			return total, err
 		}
-		res.Acked += n
-		if n < pruneBatch {
-			break
+		if n < retentionChunk {
+			return total, nil
 		}
 	}
-	return res, nil
 }
 
-type deletedEvent struct {
-	Seq     int64  `bun:"seq"`
-	GroupID []byte `bun:"group_id"`
-	Size    int64  `bun:"size"`
-}
-
-func maxSeq(del []deletedEvent) int64 {
-	var m int64
-	for _, d := range del {
-		m = max(m, d.Seq)
+// recordExpiry notes, in the use case that deleted them, that events up to
+// seq were deleted for being older than before (Unix µs).
+func recordExpiry(ctx context.Context, tx *Tx, seq, beforeMicros int64) error {
+	_, err := tx.NewRaw(`UPDATE feed_retention SET expired_through = max(expired_through, ?), expired_before = max(expired_before, ?) WHERE id = 1`,
+		seq, beforeMicros/1000).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("record expiry horizon: %w", err)
 	}
-	return m
-}
-
-// pruneBatch runs one deleting use case and gives the freed bytes back to
-// the groups' quotas in the same transaction.
-func (s *Store) pruneBatch(ctx context.Context, del func(ctx context.Context, tx *Tx) ([]deletedEvent, error)) (int, error) {
-	var n int
-	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		rows, err := del(ctx, tx)
-		if err != nil {
-			return err
-		}
-		n = len(rows)
-		freed := map[string]int64{}
-		for _, r := range rows {
-			if r.GroupID != nil {
-				freed[string(r.GroupID)] += r.Size
-			}
-		}
-		for g, b := range freed {
-			if _, err := tx.NewRaw(`UPDATE groups SET bytes_used = max(0, bytes_used - ?) WHERE id = ?`, b, []byte(g)).Exec(ctx); err != nil {
-				return fmt.Errorf("release group quota: %w", err)
-			}
-		}
-		return nil
-	})
-	return n, err
+	return nil
 }

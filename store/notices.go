@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/sovereign-im/sovereign/models"
 )
@@ -27,41 +24,36 @@ type KeyPackagesLowNotice struct {
 	LowWater    int    `json:"low_water"`
 }
 
+// AppendEvent stores ev inside a use case (filling in ID, Seq and
+// ServerTime, counting group bytes) and publishes it to devices once the
+// use case is durably committed. devices are the feeds the event joins.
+func AppendEvent(ctx context.Context, tx *Tx, ev *models.Event, devices []string) error {
+	if err := insertEvent(ctx, tx, ev); err != nil {
+		return err
+	}
+	publish(tx, ev, devices)
+	return nil
+}
+
 // AppendDeviceNotice stores a notice addressed to deviceID inside a use
-// case and publishes it to pub once the use case is durably committed.
-func AppendDeviceNotice(ctx context.Context, tx *Tx, pub models.Publisher, deviceID string, notice any) (*models.Event, error) {
+// case and publishes it once the use case is durably committed.
+func AppendDeviceNotice(ctx context.Context, tx *Tx, deviceID string, notice any) (*models.Event, error) {
 	payload, err := json.Marshal(notice)
 	if err != nil {
 		return nil, fmt.Errorf("encode notice: %w", err)
 	}
-	var last int64
-	if err := tx.NewRaw(`SELECT coalesce((SELECT server_ts FROM events ORDER BY seq DESC LIMIT 1), 0)`).Scan(ctx, &last); err != nil {
-		return nil, fmt.Errorf("read last server time: %w", err)
-	}
-	ts := max(tx.Now().UnixMicro(), last) // never decreasing along seq
-	e := &models.Event{
-		ID:                uuid.Must(uuid.NewV7()).String(),
-		Kind:              models.KindNotice,
-		RecipientDeviceID: deviceID,
-		Payload:           payload,
-	}
-	err = tx.NewRaw(`INSERT INTO events (id, server_ts, kind, recipient_device_id, payload) VALUES (?, ?, 'notice', ?, ?) RETURNING seq`,
-		e.ID, ts, deviceID, payload).Scan(ctx, &e.Seq)
-	if err != nil {
-		return nil, fmt.Errorf("insert notice: %w", err)
-	}
-	e.ServerTime = time.UnixMicro(ts).UTC()
-	if pub != nil {
-		tx.AfterCommit(func() { pub.Publish(e, []string{deviceID}) })
+	e := &models.Event{Kind: models.KindNotice, RecipientDeviceID: deviceID, Payload: payload}
+	if err := AppendEvent(ctx, tx, e, []string{deviceID}); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
 
 // NotifyKeyPackagesLow is the store's KeyPackagesLow hook for the feed: it
 // tells the device, in its feed, to upload key packages.
-func NotifyKeyPackagesLow(pub models.Publisher) func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error {
+func NotifyKeyPackagesLow() func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error {
 	return func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error {
-		_, err := AppendDeviceNotice(ctx, tx, pub, low.DeviceID, KeyPackagesLowNotice{
+		_, err := AppendDeviceNotice(ctx, tx, low.DeviceID, KeyPackagesLowNotice{
 			Type: NoticeKeyPackagesLow, CipherSuite: low.CipherSuite, Remaining: low.Remaining, LowWater: low.LowWater,
 		})
 		return err

@@ -3,9 +3,6 @@ package testutil
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/store"
@@ -66,15 +63,8 @@ func (f Feed) Remove(ctx context.Context, groupID []byte, sender, device string)
 }
 
 func (f Feed) insert(ctx context.Context, groupID []byte, sender, recipient string, kind models.EventKind, payload []byte, removes string) (*models.Event, error) {
-	var ev *models.Event
+	e := &models.Event{Kind: kind, GroupID: groupID, SenderDeviceID: sender, RecipientDeviceID: recipient, Payload: payload}
 	err := f.St.Write(ctx, func(ctx context.Context, tx *store.Tx) error {
-		e := &models.Event{ID: uuid.Must(uuid.NewV7()).String(), Kind: kind, GroupID: groupID,
-			SenderDeviceID: sender, RecipientDeviceID: recipient, Payload: payload}
-		var last int64
-		if err := tx.NewRaw(`SELECT coalesce(max(server_ts), 0) FROM (SELECT server_ts FROM events ORDER BY seq DESC LIMIT 1)`).Scan(ctx, &last); err != nil {
-			return fmt.Errorf("read last timestamp: %w", err)
-		}
-		ts := max(tx.Now().UnixMicro(), last)
 		if groupID != nil {
 			var epoch uint64
 			if err := tx.NewRaw(`SELECT epoch FROM groups WHERE id = ?`, groupID).Scan(ctx, &epoch); err != nil {
@@ -82,20 +72,14 @@ func (f Feed) insert(ctx context.Context, groupID []byte, sender, recipient stri
 			}
 			e.Epoch = &epoch
 		}
-		err := tx.NewRaw(`INSERT INTO events (id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload)
-VALUES (?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''), ?) RETURNING seq`,
-			e.ID, ts, string(kind), groupID, e.Epoch, sender, recipient, payload).Scan(ctx, &e.Seq)
-		if err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
-		e.ServerTime = time.UnixMicro(ts).UTC()
 		var devices []string
 		if recipient != "" {
 			devices = []string{recipient}
-		} else {
-			if err := tx.NewRaw(`SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`, groupID).Scan(ctx, &devices); err != nil {
-				return fmt.Errorf("read members: %w", err)
-			}
+		} else if err := tx.NewRaw(`SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`, groupID).Scan(ctx, &devices); err != nil {
+			return fmt.Errorf("read members: %w", err)
+		}
+		if err := store.AppendEvent(ctx, tx, e, devices); err != nil {
+			return err
 		}
 		if removes != "" {
 			if _, err := tx.NewRaw(`UPDATE group_members SET left_seq = ? WHERE group_id = ? AND device_id = ? AND left_seq IS NULL`, e.Seq, groupID, removes).Exec(ctx); err != nil {
@@ -107,10 +91,10 @@ VALUES (?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''), ?) RETURNING seq`,
 				return fmt.Errorf("advance epoch: %w", err)
 			}
 		}
-		pub := f.St.Publisher()
-		tx.AfterCommit(func() { pub.Publish(e, devices) })
-		ev = e
 		return nil
 	})
-	return ev, err
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
 }
