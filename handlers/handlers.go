@@ -54,6 +54,7 @@ func Register(api huma.API, d *Deps) {
 	h.registerSystem(api)
 	h.registerAuth(api)
 	h.registerMe(api)
+	h.registerKeyPackages(api)
 }
 
 // handler carries the dependencies to each operation.
