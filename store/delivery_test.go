@@ -300,4 +300,3 @@ func TestPublishTargets(t *testing.T) {
 		t.Fatalf("commit %+v, welcome %+v", got[2].ev, got[3].ev)
 	}
 }
-
