@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -31,20 +30,6 @@ const (
 	longPollDefaultTimeout = 30
 )
 
-// FeedEvent is one event of a device's feed, the same JSON over SSE,
-// long-poll and WebSocket.
-type FeedEvent struct {
-	Seq               int64   `json:"seq" minimum:"1" doc:"Position in the server's global sequence; the feed cursor. Increasing, with gaps (other devices' events)." example:"42"`
-	ID                string  `json:"id" format:"uuid" doc:"Server-generated message id; deduplicate by it if the same message is seen twice after a resync"`
-	GroupID           string  `json:"group_id,omitempty" doc:"MLS group id, base64url without padding; absent for device notices" example:"Z3JvdXAtMQ"`
-	Kind              string  `json:"kind" enum:"application,proposal,commit,welcome,notice" doc:"application, proposal and commit carry an MLSMessage; welcome an MLS Welcome for this device; notice a server notice whose payload is JSON"`
-	Epoch             *uint64 `json:"epoch,omitempty" doc:"MLS epoch the message was sent in (group messages)"`
-	SenderDeviceID    string  `json:"sender_device_id,omitempty" doc:"Device that sent the message; absent for server notices"`
-	RecipientDeviceID string  `json:"recipient_device_id,omitempty" doc:"Set when the event is addressed to one device (welcomes, device notices)"`
-	ServerTime        string  `json:"server_time" format:"date-time" doc:"When the server stored the event (RFC 3339, microseconds, UTC; never decreases along the sequence)" example:"2026-11-29T10:00:00.123456Z"`
-	Payload           []byte  `json:"payload" doc:"The bytes as sent (base64): an MLSMessage, a Welcome, or for notices a UTF-8 JSON object"`
-}
-
 // Ping is the SSE heartbeat event.
 type Ping struct {
 	Time string `json:"time" format:"date-time" doc:"Server time"`
@@ -69,37 +54,17 @@ func resyncBody(r *models.Resync) *Resync {
 	}
 	out := &Resync{ResumeAfter: r.ResumeAfter, Groups: make([]GroupEpochs, len(r.Groups))}
 	for i, g := range r.Groups {
-		out.Groups[i] = GroupEpochs{GroupID: base64.RawURLEncoding.EncodeToString(g.GroupID), Epoch: g.Epoch}
+		out.Groups[i] = GroupEpochs{GroupID: encodeGroupID(g.GroupID), Epoch: g.Epoch}
 	}
 	return out
 }
 
-const serverTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
-
-func feedEvent(e *models.Event) FeedEvent {
-	fe := FeedEvent{
-		Seq:               e.Seq,
-		ID:                e.ID,
-		Kind:              string(e.Kind),
-		Epoch:             e.Epoch,
-		SenderDeviceID:    e.SenderDeviceID,
-		RecipientDeviceID: e.RecipientDeviceID,
-		ServerTime:        e.ServerTime.UTC().Format(serverTimeLayout),
-		Payload:           e.Payload,
-	}
-	if e.GroupID != nil {
-		fe.GroupID = base64.RawURLEncoding.EncodeToString(e.GroupID)
-	}
-	if fe.Payload == nil {
-		fe.Payload = []byte{}
-	}
-	return fe
-}
-
-func feedEvents(evs []*models.Event) []FeedEvent {
-	out := make([]FeedEvent, len(evs))
+// feedEvents converts a batch to the one event shape every door uses (the
+// same as group history).
+func feedEvents(evs []*models.Event) []EventBody {
+	out := make([]EventBody, len(evs))
 	for i, e := range evs {
-		out[i] = feedEvent(e)
+		out[i] = eventBody(e)
 	}
 	return out
 }
@@ -132,7 +97,7 @@ func (in *SyncInput) Resolve(ctx huma.Context) []error {
 type SyncOutput struct {
 	CacheControl string `header:"Cache-Control"`
 	Body         struct {
-		Events  []FeedEvent `json:"events" doc:"Events after the cursor, in seq order; empty when the wait timed out"`
+		Events  []EventBody `json:"events" doc:"Events after the cursor, in seq order; empty when the wait timed out"`
 		Next    int64       `json:"next" doc:"The cursor for the next request (seq of the last event, or the request's cursor)"`
 		HasMore bool        `json:"has_more" doc:"More events are waiting: ask again at once"`
 	}
@@ -183,7 +148,7 @@ func (h *handler) registerSync(api huma.API) {
 		Errors:      []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusGone, http.StatusTooManyRequests},
 		Middlewares: huma.Middlewares{h.openSSE(api)},
 	}, map[string]any{
-		"message": FeedEvent{},
+		"message": EventBody{},
 		"ping":    Ping{},
 	}, h.streamEvents)
 
@@ -356,7 +321,7 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 		if len(evs) > 0 {
 			st.gate.hold()
 			for _, e := range evs {
-				if err := send(sse.Message{ID: int(e.Seq), Data: feedEvent(e)}); err != nil {
+				if err := send(sse.Message{ID: int(e.Seq), Data: eventBody(e)}); err != nil {
 					return
 				}
 			}

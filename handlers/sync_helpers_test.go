@@ -86,7 +86,7 @@ func openSSE(t *testing.T, s *testutil.Server, token string, query string, heade
 func (st *sseStream) close() { st.cancel() }
 
 // next returns the next event that is not a ping, or fails after d.
-func (st *sseStream) next(t *testing.T, d time.Duration) (handlers.FeedEvent, bool) {
+func (st *sseStream) next(t *testing.T, d time.Duration) (handlers.EventBody, bool) {
 	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
@@ -96,7 +96,7 @@ func (st *sseStream) next(t *testing.T, d time.Duration) (handlers.FeedEvent, bo
 			if e.Event == "ping" {
 				continue
 			}
-			var fe handlers.FeedEvent
+			var fe handlers.EventBody
 			if err := json.Unmarshal([]byte(e.Data), &fe); err != nil {
 				t.Fatalf("decode event %q: %v", e.Data, err)
 			}
@@ -105,9 +105,9 @@ func (st *sseStream) next(t *testing.T, d time.Duration) (handlers.FeedEvent, bo
 			}
 			return fe, true
 		case <-st.done:
-			return handlers.FeedEvent{}, false
+			return handlers.EventBody{}, false
 		case <-timer.C:
-			return handlers.FeedEvent{}, false
+			return handlers.EventBody{}, false
 		}
 	}
 }
@@ -194,7 +194,7 @@ func (fs *feedServer) sessionID(t *testing.T, token string) string {
 }
 
 type syncBody struct {
-	Events  []handlers.FeedEvent `json:"events"`
+	Events  []handlers.EventBody `json:"events"`
 	Next    int64                `json:"next"`
 	HasMore bool                 `json:"has_more"`
 }

@@ -30,7 +30,7 @@ const (
 // WSFrame is a frame from the server.
 type WSFrame struct {
 	Type     string      `json:"type"` // "events", "acked" or "error"
-	Events   []FeedEvent `json:"events,omitempty"`
+	Events   []EventBody `json:"events,omitempty"`
 	AckedSeq *int64      `json:"acked_seq,omitempty"`
 	Code     string      `json:"code,omitempty"`
 	Detail   string      `json:"detail,omitempty"`

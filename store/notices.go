@@ -8,20 +8,24 @@ import (
 	"github.com/sovereign-im/sovereign/models"
 )
 
-// Server notices are feed events of kind "notice" addressed to one device.
-// Their payload is a UTF-8 JSON object whose "type" says what happened.
-const (
-	// NoticeKeyPackagesLow: a claim took the device's normal key packages
-	// for a suite below the low-water mark; upload more.
-	NoticeKeyPackagesLow = "key_packages_low"
-)
-
-// KeyPackagesLowNotice is the payload of a key_packages_low notice.
-type KeyPackagesLowNotice struct {
-	Type        string `json:"type"`
-	CipherSuite uint16 `json:"cipher_suite"`
-	Remaining   int    `json:"remaining"`
-	LowWater    int    `json:"low_water"`
+// NotifyKeyPackagesLow posts a key_packages_low notice to the feed of the
+// device a claim took below the low-water mark, inside the claim's use case,
+// and publishes it once committed. It is the store's default KeyPackagesLow
+// hook, so a device learns to replenish while it is connected.
+func NotifyKeyPackagesLow(ctx context.Context, tx *Tx, low models.KeyPackageLow) error {
+	payload, err := json.Marshal(models.KeyPackagesLowNotice{
+		Type: models.NoticeKeyPackagesLow, DeviceID: low.DeviceID, CipherSuite: low.CipherSuite,
+		Remaining: low.Remaining, LowWater: low.LowWater,
+	})
+	if err != nil {
+		return fmt.Errorf("encode key packages low notice: %w", err)
+	}
+	ev := &models.Event{Kind: models.KindNotice, RecipientDeviceID: low.DeviceID, Payload: payload}
+	if err := insertEvent(ctx, tx, ev); err != nil {
+		return err
+	}
+	publish(tx, ev, []string{low.DeviceID})
+	return nil
 }
 
 // AppendEvent stores ev inside a use case (filling in ID, Seq and
@@ -35,8 +39,9 @@ func AppendEvent(ctx context.Context, tx *Tx, ev *models.Event, devices []string
 	return nil
 }
 
-// AppendDeviceNotice stores a notice addressed to deviceID inside a use
-// case and publishes it once the use case is durably committed.
+// AppendDeviceNotice stores a notice (a JSON object) addressed to deviceID
+// inside a use case and publishes it once the use case is durably
+// committed.
 func AppendDeviceNotice(ctx context.Context, tx *Tx, deviceID string, notice any) (*models.Event, error) {
 	payload, err := json.Marshal(notice)
 	if err != nil {
@@ -47,15 +52,4 @@ func AppendDeviceNotice(ctx context.Context, tx *Tx, deviceID string, notice any
 		return nil, err
 	}
 	return e, nil
-}
-
-// NotifyKeyPackagesLow is the store's KeyPackagesLow hook for the feed: it
-// tells the device, in its feed, to upload key packages.
-func NotifyKeyPackagesLow() func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error {
-	return func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error {
-		_, err := AppendDeviceNotice(ctx, tx, low.DeviceID, KeyPackagesLowNotice{
-			Type: NoticeKeyPackagesLow, CipherSuite: low.CipherSuite, Remaining: low.Remaining, LowWater: low.LowWater,
-		})
-		return err
-	}
 }
