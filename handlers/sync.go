@@ -307,6 +307,11 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 	}
 	ctx, cancel := st.context(ctx)
 	defer cancel()
+	// Send the headers now: the client knows the stream is open (and its
+	// cursor accepted) before the first event or ping.
+	if err := st.gate.release(); err != nil {
+		return
+	}
 	tick := time.NewTicker(streamTick)
 	defer tick.Stop()
 	lastBeat := time.Now()

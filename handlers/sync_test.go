@@ -376,12 +376,17 @@ func TestStreamLimitPerIP(t *testing.T) {
 	fs := newFeedServer(t, 1)
 	tok := fs.accs[0].Token
 	var streams []*sseStream
+	start := time.Now()
 	for i := range 10 {
 		st, resp := openSSE(t, fs.Server, tok, "")
 		if st == nil {
 			t.Fatalf("stream %d = %d", i+1, resp.StatusCode)
 		}
 		streams = append(streams, st)
+	}
+	// Headers are sent at once, not with the first event or ping (15 s).
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("opening 10 idle streams took %v", d)
 	}
 	r := fs.Do(t, "GET", "/v1/events", tok, nil)
 	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
