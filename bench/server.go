@@ -6,7 +6,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,8 +13,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"net"
+	"net/http"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,12 +92,15 @@ func (l *logBuffer) String() string {
 	return string(l.b)
 }
 
-var listenRE = regexp.MustCompile(`msg="sovereign listening" addr=(\S+)`)
-
 // Start runs `binary serve` on dataDir, listening on a free loopback port,
-// with extra flags, and waits until it listens.
+// with extra flags (later flags win, e.g. --log-level), and waits until it
+// answers /healthz.
 func Start(ctx context.Context, binary, dataDir string, extra ...string) (*Process, error) {
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir,
 		"--log-format", "text", "--log-level", "info"}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = os.Environ()
@@ -109,42 +112,49 @@ func Start(ctx context.Context, binary, dataDir string, extra ...string) (*Proce
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
-	p := &Process{Binary: binary, DataDir: dataDir, Args: args, cmd: cmd, logs: &logBuffer{}, done: make(chan struct{})}
-	addr := make(chan string, 1)
+	p := &Process{Binary: binary, DataDir: dataDir, Args: args, URL: "http://" + addr, cmd: cmd, logs: &logBuffer{}, done: make(chan struct{})}
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			_, _ = p.logs.Write(append(line, '\n'))
-			if m := listenRE.FindSubmatch(line); m != nil {
-				select {
-				case addr <- string(m[1]):
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
+		// Keep the log, and drain the pipe so the server never blocks on it.
+		_, _ = io.Copy(p.logs, stderr)
 	}()
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
-	timer := time.NewTimer(30 * time.Second)
-	defer timer.Stop()
-	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("server exited before listening: %v\n%s", p.waitErr, p.logs.String())
-	case <-timer.C:
-		_ = p.Kill()
-		return nil, fmt.Errorf("server did not listen within 30s\n%s", p.logs.String())
-	case <-ctx.Done():
-		_ = p.Kill()
-		return nil, ctx.Err()
+	deadline := time.Now().Add(30 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := hc.Get(p.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("server exited before listening: %v\n%s", p.waitErr, p.logs.String())
+		case <-ctx.Done():
+			_ = p.Kill()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = p.Kill()
+			return nil, fmt.Errorf("server did not answer /healthz within 30s\n%s", p.logs.String())
+		}
 	}
+}
+
+// freePort finds a free loopback port (there is a small window in which
+// another process could take it; the server then fails to start).
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // PID is the server's process id.

@@ -176,6 +176,9 @@ func (r *Result) AddSummary(prefix string, s Summary, p99Target string) {
 
 // Print writes the result as a table.
 func (r *Result) Print(w io.Writer) {
+	if r.LoadEnd == "" {
+		r.LoadEnd = LoadAvg()
+	}
 	fmt.Fprintf(w, "\n== %s (%d CPUs, %s; load %s → %s)\n", r.Scenario, r.Machine.CPUs, r.Machine.CPUModel, r.Machine.LoadAvg, r.LoadEnd)
 	keys := make([]string, 0, len(r.Params))
 	for k := range r.Params {
