@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/ratelimit"
@@ -23,6 +24,8 @@ type Deps struct {
 	Config config.Config
 	Log    *slog.Logger
 	Now    func() time.Time
+	// WebAuthn is the relying party (built from config by the server).
+	WebAuthn *webauthn.WebAuthn
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
@@ -46,8 +49,11 @@ var public = []map[string][]string{{}}
 // Register adds every operation to api.
 func Register(api huma.API, d *Deps) {
 	h := &handler{d: d}
+	h.authLimit = ratelimit.New(d.Config.Limits.AuthRequestsPerMin, d.Config.Limits.AuthBurst, h.now)
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
+	h.registerAuth(api)
+	h.registerMe(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
 }
@@ -57,6 +63,8 @@ type handler struct {
 	d *Deps
 	// sendLimiter holds each user's message budget (--messages-per-minute).
 	sendLimiter *ratelimit.Limiter
+	// authLimit limits ceremony requests per client IP.
+	authLimit *ratelimit.Limiter
 }
 
 func (h *handler) now() time.Time {
