@@ -55,7 +55,7 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 	}
 	proc := start(t, bin, dataDir)
 	c := bench.NewClient(proc.URL, senders*2)
-	accs := register(t, ctx, c, bin, dataDir, proc, senders)
+	accs := register(t, ctx, c, bin, dataDir, senders)
 	g, err := bench.CreateGroup(ctx, c, accs[0])
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +91,25 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 	integrityCheck(t, filepath.Join(dataDir, "sovereign.db"))
+}
+
+// register signs n users up through real passkey ceremonies, with an
+// invite made by `sovereign invite` on the server's data directory.
+func register(t *testing.T, ctx context.Context, c *bench.Client, bin, dataDir string, n int) []bench.Account {
+	t.Helper()
+	code, err := bench.Invite(bin, dataDir, false, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := bench.RelyingParty("http://localhost:8080") // the server's default --rp-origins
+	if err != nil {
+		t.Fatal(err)
+	}
+	accs, err := bench.RegisterMany(ctx, c, rp, code, "crash", n, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return accs
 }
 
 func start(t *testing.T, bin, dataDir string) *bench.Process {
