@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,12 +100,14 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	if env.PID > 0 {
 		cpuStart, _ = readProcCPU(env.PID)
 	}
+	selfStart, _ := readProcCPU(os.Getpid())
 	time.Sleep(o.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	if env.PID > 0 {
 		cpuEnd, _ = readProcCPU(env.PID)
 	}
+	selfEnd, _ := readProcCPU(os.Getpid())
 	cancel()
 	wg.Wait()
 
@@ -126,8 +129,13 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 		res.Notes = append(res.Notes, "first failure: "+truncate(e, 200))
 	}
 	if env.PID > 0 && cpuEnd.total > 0 {
-		res.Add("server CPU", (cpuEnd.total-cpuStart.total).Seconds()/elapsed.Seconds()*100, "% of one core", "")
+		cpu := (cpuEnd.total - cpuStart.total).Seconds()
+		res.Add("server CPU", cpu/elapsed.Seconds()*100, "% of one core", "")
+		if cpu > 0 {
+			res.Add("messages per server CPU-second", float64(ok.Load())/cpu, "msg/CPU-s", "")
+		}
 	}
+	res.Add("bench client CPU", (selfEnd.total-selfStart.total).Seconds()/elapsed.Seconds()*100, "% of one core", "")
 	return res, nil
 }
 
