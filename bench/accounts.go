@@ -2,6 +2,10 @@ package bench
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -45,6 +49,28 @@ func RelyingParty(origin string) (virtualwebauthn.RelyingParty, error) {
 	return virtualwebauthn.RelyingParty{ID: u.Hostname(), Name: "Sovereign", Origin: origin}, nil
 }
 
+// NewCredential is a virtual P-256 passkey. virtualwebauthn encodes the
+// public key's coordinates with big.Int.Bytes, which drops leading zero
+// bytes, so about one key in 64 has a 31-byte x or y and the server rightly
+// refuses the attestation ("x or y coordinate has invalid length"); such
+// keys are drawn again.
+func NewCredential() virtualwebauthn.Credential {
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		if len(k.X.Bytes()) != 32 || len(k.Y.Bytes()) != 32 {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			panic(err)
+		}
+		return virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, der)
+	}
+}
+
 // Register signs a new user up through the real passkey registration
 // ceremony (a virtual authenticator creates a P-256 passkey and answers the
 // server's challenge) and returns the account on its first device.
@@ -59,7 +85,7 @@ func Register(ctx context.Context, c *Client, rp virtualwebauthn.RelyingParty, i
 	if err != nil {
 		return Account{}, fmt.Errorf("register %s: parse creation options: %w", username, err)
 	}
-	cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+	cred := NewCredential()
 	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(opts.UserID)})
 	attestation := virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *opts)
 	var g grant
