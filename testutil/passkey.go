@@ -33,7 +33,7 @@ type Passkey struct {
 // ID and first origin).
 func (s *Server) NewPasskey() *Passkey {
 	return &Passkey{
-		RP:         virtualwebauthn.RelyingParty{ID: s.Config.RPID, Name: s.Config.RPName, Origin: s.Config.RPOrigins[0]},
+		RP: virtualwebauthn.RelyingParty{ID: s.Config.RPID, Name: s.Config.RPName, Origin: s.Config.RPOrigins[0]},
 		// bench.NewCredential: virtualwebauthn.NewCredential makes about one
 		// key in 64 that the server (rightly) refuses.
 		Credential: bench.NewCredential(),
