@@ -80,8 +80,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fs.IntVar(&o.capacity.Conns, "conns", 10000, "capacity: idle SSE connections to hold")
 	fs.IntVar(&o.capacity.Devices, "conn-devices", 100, "capacity: devices the connections are spread over")
-	fs.IntVar(&o.capacity.Par, "conn-parallelism", 200, "capacity: connections opened at once")
+	fs.IntVar(&o.capacity.Par, "conn-parallelism", 200, "capacity: connections being opened at once")
+	fs.DurationVar(&o.capacity.HeadersWait, "headers-wait", 30*time.Second, "capacity: longest wait for every stream's headers")
 
+	fs.DurationVar(&o.capacity.Hold, "hold", 0, "capacity: keep the connections open this long after measuring (e.g. to take a heap profile)")
 	fs.IntVar(&o.wakeup.Samples, "wakeups", 300, "wakeup: samples")
 	fs.DurationVar(&o.wakeup.Park, "park", 20*time.Millisecond, "wakeup: how long the poll waits before each send")
 	if err := fs.Parse(args); err != nil {
