@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi lint test test-go fuzz vet clean
+.PHONY: all build run assets openapi lint test test-go fuzz vet clean bench
 
 all: build
 
@@ -58,3 +58,10 @@ fuzz:
 
 clean:
 	rm -rf bin web/dist/docs
+
+## bench: short run of every sovereign-bench scenario (under 3 minutes;
+## results in bench-results/). Scale up with BENCHFLAGS, e.g.
+## make bench BENCHFLAGS="--duration 60s --conns 10000 --rate 1000"
+BENCHFLAGS ?=
+bench:
+	$(GO) run ./cmd/sovereign-bench --duration 10s --warmup 2s --fanout-duration 8s --conns 10000 --wakeups 200 $(BENCHFLAGS)

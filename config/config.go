@@ -45,6 +45,7 @@ type Config struct {
 	SessionTTL               time.Duration `flag:"session-ttl" usage:"session lifetime" validate:"gte=1m,lte=8760h"`
 	RegistrationMode         string        `flag:"registration" usage:"invite (default) or open" validate:"oneof=invite open"`
 	CleanupInterval          time.Duration `flag:"cleanup-interval" usage:"how often expired key packages, sessions and other stale rows are deleted" validate:"gte=1s,lte=24h"`
+	PprofListen              string        `flag:"pprof-listen" usage:"debugging: serve Go's net/http/pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off)" validate:"omitempty,hostport,loopback"`
 
 	Limits Limits
 }
@@ -227,6 +228,17 @@ func newValidator() *validator.Validate {
 		}
 		return host == "" || net.ParseIP(host) != nil || validHostname(host)
 	})
+	_ = v.RegisterValidation("loopback", func(fl validator.FieldLevel) bool {
+		host, _, err := net.SplitHostPort(fl.Field().String())
+		if err != nil {
+			return false
+		}
+		if host == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(host)
+		return ip != nil && ip.IsLoopback()
+	})
 	_ = v.RegisterValidation("rpid", func(fl validator.FieldLevel) bool {
 		s := fl.Field().String()
 		return net.ParseIP(s) == nil && validHostname(s)
@@ -264,6 +276,8 @@ func explain(fe validator.FieldError) string {
 		return "must be set together with --" + flagNameOf(fe.Param())
 	case "hostport":
 		return "must be host:port, e.g. 127.0.0.1:8080"
+	case "loopback":
+		return "must be a loopback host:port such as 127.0.0.1:6060 (profiles must not be reachable from the network)"
 	case "rpid":
 		return "must be a domain name such as localhost or chat.example.org (not an IP address)"
 	case "origin":

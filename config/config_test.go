@@ -105,3 +105,28 @@ func TestEnvBadValue(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPprofListenLoopbackOnly(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"", true},
+		{"127.0.0.1:6060", true},
+		{"[::1]:6060", true},
+		{"localhost:6060", true},
+		{"0.0.0.0:6060", false},
+		{":6060", false},
+		{"192.168.1.2:6060", false},
+		{"example.org:6060", false},
+		{"127.0.0.1", false},
+	} {
+		_, _, err := Load("t", []string{"--pprof-listen", tc.addr}, noEnv, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("--pprof-listen %q: err = %v, want ok=%v", tc.addr, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "pprof-listen") {
+			t.Errorf("--pprof-listen %q: error does not name the flag: %v", tc.addr, err)
+		}
+	}
+}

@@ -341,6 +341,13 @@ func (h *handler) registerGroups(api huma.API) {
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  sendBody,
+		// The hottest operation: Huma's generic body validation parses the
+		// JSON a second time into maps and runs a regular expression over
+		// the whole base64 payload (about a fifth of the server's CPU time
+		// per message). The body has one field; decoding it into the
+		// struct already rejects what is not base64, and the checks below
+		// do the rest.
+		SkipValidateBody: true,
 		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge,
 			http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusInsufficientStorage},
 	}, func(ctx context.Context, in *SendMessageInput) (*SendMessageOutput, error) {
@@ -348,6 +355,10 @@ func (h *handler) registerGroups(api huma.API) {
 		id, err := decodeGroupID(in.GroupID)
 		if err != nil {
 			return nil, h.fail(ctx, err)
+		}
+		if len(in.Body.Message) == 0 {
+			return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
+				Message: "expected a non-empty base64 MLSMessage", Location: "body.message"})
 		}
 		if err := h.checkSize("message", in.Body.Message, maxMsg); err != nil {
 			return nil, h.fail(ctx, err)

@@ -704,3 +704,41 @@ func TestMembershipIntervals(t *testing.T) {
 	// The members' Remove of Dave is accepted.
 	mustCommit(t, s, alice, gid, map[string]any{"commit": mlstest.PrivateMessage(gid, 3, mls.ContentCommit, nil, 60), "removed_devices": []string{dave.DeviceID}})
 }
+
+// TestSendMessageBodyChecks: the send operation skips Huma's generic body
+// validation for speed; its own checks still refuse what the schema
+// forbids.
+func TestSendMessageBodyChecks(t *testing.T) {
+	s := testutil.NewServer(t)
+	a := s.SeedAccount(t, "alice", models.RoleMember)
+	gid := []byte("body-checks-group-0001")
+	if r := s.Do(t, "POST", "/v1/groups", a.Token, map[string]any{"group_id": base64.RawURLEncoding.EncodeToString(gid)}); r.StatusCode != 201 {
+		t.Fatalf("create group: %d %s", r.StatusCode, r.Body)
+	}
+	path := "/v1/groups/" + base64.RawURLEncoding.EncodeToString(gid) + "/messages"
+	for _, tc := range []struct {
+		name string
+		body string
+		want int
+	}{
+		{"missing message", `{}`, 422},
+		{"empty message", `{"message":""}`, 422},
+		{"null message", `{"message":null}`, 422},
+		{"not base64", `{"message":"@@@@"}`, 422},
+		{"not an object", `[1,2]`, 422},
+		{"not JSON", `{"message":`, 422},
+		{"not MLS", `{"message":"AAAA"}`, 422},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.Do(t, "POST", path, a.Token, []byte(tc.body))
+			if r.StatusCode != tc.want {
+				t.Fatalf("%s: %d %s, want %d", tc.body, r.StatusCode, r.Body, tc.want)
+			}
+		})
+	}
+	msg := mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 64)
+	body := `{"message":"` + base64.StdEncoding.EncodeToString(msg) + `"}`
+	if r := s.Do(t, "POST", path, a.Token, []byte(body)); r.StatusCode != 201 {
+		t.Fatalf("valid message: %d %s", r.StatusCode, r.Body)
+	}
+}

@@ -208,6 +208,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		s.log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: session tokens cross the network in clear. "+
 			"Use --tls-cert/--tls-key, or listen on 127.0.0.1 behind a TLS-terminating reverse proxy.", "addr", ln.Addr().String())
 	}
+	stopPprof, err := s.startPprof()
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer stopPprof()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -35,13 +35,8 @@ var ErrSessionInvalid = models.Errorf(models.EUNAUTHORIZED, "invalid_token", "th
 // TouchSession for last-seen tracking.
 func (s *Store) Authenticate(ctx context.Context, tokenHash []byte) (*models.Principal, error) {
 	var row sessionAuthRow
-	err := s.rdb.NewRaw(`
-SELECT s.id AS session_id, s.user_id, s.device_id, u.username, u.role, s.expires_at, s.last_seen_at,
-       s.revoked_at AS s_revoked, d.revoked_at AS d_revoked, u.disabled_at AS u_disabled
-FROM sessions s
-JOIN devices d ON d.id = s.device_id
-JOIN users u ON u.id = s.user_id
-WHERE s.token_hash = ?`, tokenHash).Scan(ctx, &row)
+	err := s.readStmts.auth.QueryRowContext(ctx, tokenHash).Scan(&row.SessionID, &row.UserID, &row.DeviceID, &row.Username,
+		&row.Role, &row.ExpiresAt, &row.LastSeenAt, &row.SRevoked, &row.DRevoked, &row.UDisabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrSessionInvalid
 	}

@@ -71,6 +71,9 @@ type Store struct {
 	quota  int64
 
 	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
+
+	// readStmts are the hot read statements, prepared on the read pool.
+	readStmts *readStmts
 }
 
 // Open creates the data directory (0700) and database file (0600) when they
@@ -134,6 +137,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	stmts, err := prepareHot(ctx, wdb)
 	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, err
+	}
+	if s.readStmts, err = prepareReads(ctx, rdb); err != nil {
+		closeStmts(stmts)
 		_ = rdb.Close()
 		_ = wdb.Close()
 		return nil, err
@@ -264,6 +273,7 @@ func (s *Store) Now() time.Time { return s.now() }
 func (s *Store) Close() error {
 	s.writer.close()
 	closeStmts(s.writer.stmts)
+	s.readStmts.close()
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
+	"github.com/sovereign-im/sovereign/bench"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/store"
 )
@@ -32,8 +33,10 @@ type Passkey struct {
 // ID and first origin).
 func (s *Server) NewPasskey() *Passkey {
 	return &Passkey{
-		RP:         virtualwebauthn.RelyingParty{ID: s.Config.RPID, Name: s.Config.RPName, Origin: s.Config.RPOrigins[0]},
-		Credential: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2),
+		RP: virtualwebauthn.RelyingParty{ID: s.Config.RPID, Name: s.Config.RPName, Origin: s.Config.RPOrigins[0]},
+		// bench.NewCredential: virtualwebauthn.NewCredential makes about one
+		// key in 64 that the server (rightly) refuses.
+		Credential: bench.NewCredential(),
 	}
 }
 

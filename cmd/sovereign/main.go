@@ -130,6 +130,7 @@ func serve(args []string, env func(string) string, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(cfg, stderr)
+	raiseFileLimit(cfg, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -1,0 +1,265 @@
+// Command sovereign-bench measures a real Sovereign server: it starts the
+// built binary on a fresh data directory (or uses a running one with --url),
+// signs users up through real passkey ceremonies (a virtual WebAuthn
+// authenticator), builds groups with framed MLS commits and Welcomes, and
+// drives load with correctly framed PrivateMessages (random ciphertext).
+//
+//	sovereign-bench [flags] [scenario ...]
+//
+// Scenarios: ingest, fanout (SSE, then long-poll), capacity, wakeup; none
+// given runs all. Each prints a table and writes <out>/<scenario>.json.
+// docs/benchmarks.md describes them and the figures measured.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sovereign-im/sovereign/bench"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	bin, url, dataDir, invite, origin, out, pprof string
+	pid, par                                      int
+	serverFlags                                   string
+	keep                                          bool
+
+	ingest   bench.IngestOptions
+	fanout   bench.FanoutOptions
+	capacity bench.CapacityOptions
+	wakeup   bench.WakeupOptions
+}
+
+var allScenarios = []string{"ingest", "fanout", "capacity", "wakeup"}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("sovereign-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: sovereign-bench [flags] [%s ...]\n\nflags:\n", strings.Join(allScenarios, "|"))
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.bin, "bin", "", "sovereign binary to start (default: go build ./cmd/sovereign into a temp dir)")
+	fs.StringVar(&o.url, "url", "", "use this running server instead of starting one (needs --invite; capacity needs --pid)")
+	fs.StringVar(&o.invite, "invite", "", "with --url: an invite code with enough uses for every account the scenarios register")
+	fs.StringVar(&o.origin, "origin", "http://localhost:8080", "WebAuthn origin the server accepts (its --rp-origins; RP ID is its host)")
+	fs.IntVar(&o.pid, "pid", 0, "with --url: the server's pid, to read its RSS")
+	fs.StringVar(&o.dataDir, "data-dir", "", "data directory of the started server (default: a fresh temp dir, removed afterwards)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temp data directory")
+	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
+	fs.StringVar(&o.pprof, "pprof-listen", "", "start the server with --pprof-listen on this loopback address")
+	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the started server, space-separated")
+	fs.IntVar(&o.par, "setup-parallelism", 8, "concurrent setup requests (sign-ups, key packages)")
+
+	fs.IntVar(&o.ingest.Concurrency, "concurrency", 32, "ingest: concurrent senders (each its own user)")
+	fs.IntVar(&o.ingest.Groups, "groups", 16, "ingest: groups the senders are spread over")
+	fs.IntVar(&o.ingest.Size, "size", 1024, "ingest: MLS message size in bytes")
+	fs.DurationVar(&o.ingest.Duration, "duration", 10*time.Second, "ingest: measured time")
+	fs.DurationVar(&o.ingest.Warmup, "warmup", 2*time.Second, "ingest: sending before measuring")
+
+	fs.IntVar(&o.fanout.Members, "members", 100, "fanout: member devices of the group, each subscribed")
+	fs.IntVar(&o.fanout.Rate, "rate", 500, "fanout: messages published per second")
+	fs.IntVar(&o.fanout.Publishers, "publishers", 8, "fanout: concurrent publishing members")
+	fs.IntVar(&o.fanout.Size, "fanout-size", 256, "fanout: MLS message size in bytes")
+	fs.DurationVar(&o.fanout.Duration, "fanout-duration", 10*time.Second, "fanout: publishing time per transport")
+	transports := fs.String("transports", "sse,longpoll", "fanout: transports to measure")
+
+	fs.IntVar(&o.capacity.Conns, "conns", 10000, "capacity: idle SSE connections to hold")
+	fs.IntVar(&o.capacity.Devices, "conn-devices", 100, "capacity: devices the connections are spread over")
+	fs.IntVar(&o.capacity.Par, "conn-parallelism", 200, "capacity: connections being opened at once")
+	fs.DurationVar(&o.capacity.HeadersWait, "headers-wait", 30*time.Second, "capacity: longest wait for every stream's headers")
+
+	fs.DurationVar(&o.capacity.Hold, "hold", 0, "capacity: keep the connections open this long after measuring (e.g. to take a heap profile)")
+	fs.IntVar(&o.wakeup.Samples, "wakeups", 300, "wakeup: samples")
+	fs.DurationVar(&o.wakeup.Park, "park", 20*time.Millisecond, "wakeup: how long the poll waits before each send")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	scenarios := fs.Args()
+	if len(scenarios) == 0 {
+		scenarios = allScenarios
+	}
+	for _, s := range scenarios {
+		if !contains(allScenarios, s) {
+			fmt.Fprintf(stderr, "sovereign-bench: unknown scenario %q (want %s)\n", s, strings.Join(allScenarios, ", "))
+			return 2
+		}
+	}
+	if o.url != "" && o.invite == "" {
+		fmt.Fprintln(stderr, "sovereign-bench: --url needs --invite (e.g. from `sovereign invite --uses 1000`)")
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if lim, err := bench.RaiseFileLimit(); err != nil {
+		fmt.Fprintln(stderr, "sovereign-bench: raise open-file limit:", err)
+	} else if contains(scenarios, "capacity") && lim < uint64(o.capacity.Conns)+512 {
+		fmt.Fprintf(stderr, "sovereign-bench: open-file limit %d is below --conns %d: capacity will fail (raise the hard limit)\n", lim, o.capacity.Conns)
+	}
+
+	env, cleanup, err := setup(ctx, &o, scenarios, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "sovereign-bench:", err)
+		return 1
+	}
+	defer cleanup()
+	m := env.Machine
+	fmt.Fprintf(stdout, "machine: %d CPUs (%s), %d MiB, %s, commit %s, %s\n", m.CPUs, m.CPUModel, m.MemoryMiB, m.GoVersion, m.Commit, m.Date)
+
+	code := 0
+	report := func(res *bench.Result, err error) {
+		if err != nil {
+			fmt.Fprintln(stderr, "sovereign-bench:", err)
+			code = 1
+			return
+		}
+		res.Print(stdout)
+		if path, err := res.WriteJSON(o.out); err != nil {
+			fmt.Fprintln(stderr, "sovereign-bench: write result:", err)
+			code = 1
+		} else {
+			fmt.Fprintln(stdout, "   →", path)
+		}
+	}
+	for _, s := range scenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		switch s {
+		case "ingest":
+			report(bench.Ingest(ctx, env, o.ingest))
+		case "fanout":
+			fg, err := bench.BuildFanoutGroup(ctx, env, o.fanout.Members)
+			if err != nil {
+				report(nil, err)
+				continue
+			}
+			for _, tr := range strings.Split(*transports, ",") {
+				fo := o.fanout
+				fo.Transport = strings.TrimSpace(tr)
+				report(bench.Fanout(ctx, env, fg, fo))
+			}
+		case "capacity":
+			report(bench.Capacity(ctx, env, o.capacity))
+		case "wakeup":
+			report(bench.Wakeup(ctx, env, o.wakeup))
+		}
+	}
+	if env.Proc != nil && env.Proc.Exited() {
+		fmt.Fprintf(stderr, "sovereign-bench: the server exited during the run; its log:\n%s\n", tail(env.Proc.Logs(), 4000))
+		code = 1
+	}
+	return code
+}
+
+// setup starts the server (or connects to --url) and returns the
+// environment the scenarios share.
+func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer) (*bench.Env, func(), error) {
+	rp, err := bench.RelyingParty(o.origin)
+	if err != nil {
+		return nil, nil, err
+	}
+	env := &bench.Env{RP: rp, Par: o.par, Machine: bench.DescribeMachine(), PID: o.pid}
+	if o.url != "" {
+		env.Client = bench.NewClient(o.url, 512)
+		code := o.invite
+		env.NewInvite = func(int) (string, error) { return code, nil }
+		return env, func() {}, nil
+	}
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	bin := o.bin
+	if bin == "" {
+		root, err := bench.RepoRoot()
+		if err != nil {
+			return nil, nil, fmt.Errorf("find the repository to build sovereign (or pass --bin): %w", err)
+		}
+		dir, err := os.MkdirTemp("", "sovereign-bench-bin-")
+		if err != nil {
+			return nil, nil, err
+		}
+		cleanups = append(cleanups, func() { _ = os.RemoveAll(dir) })
+		fmt.Fprintln(stderr, "building sovereign …")
+		if bin, err = bench.BuildBinary(root, dir); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "sovereign-bench-data-")
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		if !o.keep {
+			cleanups = append(cleanups, func() { _ = os.RemoveAll(dir) })
+		} else {
+			fmt.Fprintln(stderr, "data directory:", dir)
+		}
+		dataDir = filepath.Join(dir, "data")
+	}
+	streams := o.capacity.Conns + o.fanout.Members + 1000
+	flags := []string{
+		"--rp-id", rp.ID, "--rp-origins", rp.Origin,
+		"--messages-per-minute", "100000000",
+		"--auth-per-minute", "1000000", "--auth-burst", "100000",
+		"--claims-per-minute", "1000000", "--claims-per-target-per-minute", "1000000",
+		"--streams-per-ip", strconv.Itoa(streams), "--streams-total", strconv.Itoa(streams),
+		"--log-level", "warn",
+	}
+	if o.pprof != "" {
+		flags = append(flags, "--pprof-listen", o.pprof)
+	}
+	if o.serverFlags != "" {
+		flags = append(flags, strings.Fields(o.serverFlags)...)
+	}
+	proc, err := bench.Start(ctx, bin, dataDir, flags...)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	cleanups = append(cleanups, func() { _ = proc.Stop(10 * time.Second) })
+	env.Proc, env.PID = proc, proc.PID()
+	env.Client = bench.NewClient(proc.URL, 512)
+	env.NewInvite = func(uses int) (string, error) { return bench.Invite(bin, dataDir, false, uses) }
+	return env, cleanup, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+)
+
+// startPprof serves Go's profiles on --pprof-listen (validated to be a
+// loopback address) until the returned stop is called. It is a debugging
+// aid for benchmarks: profiles reveal internals, so never on the network.
+func (s *Server) startPprof() (stop func(), err error) {
+	if s.cfg.PprofListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.PprofListen)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen on %s: %w", s.cfg.PprofListen, err)
+	}
+	if !isLoopback(ln.Addr()) {
+		_ = ln.Close()
+		return nil, fmt.Errorf("pprof: %s is not a loopback address", ln.Addr())
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("pprof server stopped", "err", err)
+		}
+	}()
+	s.log.Warn("pprof profiles served (debugging only)", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
