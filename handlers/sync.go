@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -59,12 +60,23 @@ func resyncBody(r *models.Resync) *Resync {
 	return out
 }
 
-// feedEvents converts a batch to the one event shape every door uses (the
-// same as group history).
-func feedEvents(evs []*models.Event) []EventBody {
-	out := make([]EventBody, len(evs))
-	for i, e := range evs {
-		out[i] = eventBody(e)
+// encodeEvent is the one wire encoding of an event for streams (the same
+// JSON as group history), made once per published event and shared
+// (realtime.Item.Wire).
+func encodeEvent(e *models.Event) []byte {
+	b, err := json.Marshal(eventBody(e))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// feedEvents converts a long-poll batch to EventBody (encoded by Huma with
+// the response).
+func feedEvents(items []*realtime.Item) []EventBody {
+	out := make([]EventBody, len(items))
+	for i, it := range items {
+		out[i] = eventBody(it.Event)
 	}
 	return out
 }
@@ -198,7 +210,8 @@ type stream struct {
 	reader    *realtime.Reader
 	release   func()
 	heartbeat time.Duration
-	gate      *flushGate // SSE only
+	body      *bodyWriter // SSE only
+	scratch   []byte      // SSE only: event header buffer
 }
 
 // openStream checks the cursor (410), takes a stream slot (429) and
@@ -260,7 +273,7 @@ type streamKey struct{}
 
 // openSSE runs before the SSE handler: it answers 410/429 as problems
 // (Huma's sse handler cannot return errors once called), sets the stream
-// headers and gates flushes so a batch is flushed once.
+// headers and keeps the body writer for batched writes.
 func (h *handler) openSSE(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		p := PrincipalFrom(ctx.Context())
@@ -277,9 +290,8 @@ func (h *handler) openSSE(api huma.API) func(huma.Context, func(huma.Context)) {
 		defer st.close()
 		ctx.SetHeader("Cache-Control", "no-store")
 		ctx.SetHeader("X-Accel-Buffering", "no")
-		gate := &flushGate{w: ctx.BodyWriter()}
-		st.gate = gate
-		next(&gatedContext{humaContext: huma.WithValue(ctx, streamKey{}, st), w: gate})
+		st.body = &bodyWriter{w: ctx.BodyWriter()}
+		next(huma.WithValue(ctx, streamKey{}, st))
 	}
 }
 
@@ -309,7 +321,7 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 	defer cancel()
 	// Send the headers now: the client knows the stream is open (and its
 	// cursor accepted) before the first event or ping.
-	if err := st.gate.release(); err != nil {
+	if err := st.body.flush(); err != nil {
 		return
 	}
 	tick := time.NewTicker(streamTick)
@@ -324,13 +336,7 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 			return
 		}
 		if len(evs) > 0 {
-			st.gate.hold()
-			for _, e := range evs {
-				if err := send(sse.Message{ID: int(e.Seq), Data: eventBody(e)}); err != nil {
-					return
-				}
-			}
-			if err := st.gate.release(); err != nil {
+			if err := st.writeSSE(evs); err != nil {
 				return
 			}
 			continue
@@ -348,6 +354,37 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 			}
 		}
 	}
+}
+
+// writeSSE writes a batch of message events and flushes once. The events'
+// JSON is the shared encoding made once per published event; it is written
+// as Huma's sender would write it ("id: <seq>", "data: <json>", blank line;
+// json.Marshal output holds no newline) but directly, because Huma's sender
+// re-validates every byte of pre-encoded JSON through encoding/json, which
+// costs more than encoding the event again.
+func (st *stream) writeSSE(items []*realtime.Item) error {
+	st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
+	hdr := st.scratch[:0]
+	for _, it := range items {
+		raw := it.Wire(encodeEvent)
+		if raw == nil {
+			return errors.New("event could not be encoded")
+		}
+		hdr = append(hdr[:0], "id: "...)
+		hdr = strconv.AppendInt(hdr, it.Seq, 10)
+		hdr = append(hdr, "\ndata: "...)
+		if _, err := st.body.Write(hdr); err != nil {
+			return err
+		}
+		if _, err := st.body.Write(raw); err != nil {
+			return err
+		}
+		if _, err := st.body.Write([]byte("\n\n")); err != nil {
+			return err
+		}
+	}
+	st.scratch = hdr
+	return st.body.flush()
 }
 
 func (h *handler) syncFeed(ctx context.Context, in *SyncInput) (*SyncOutput, error) {
@@ -433,56 +470,21 @@ func (h *handler) writeProblem(api huma.API, ctx huma.Context, err error) {
 	}
 }
 
-// gatedContext hands Huma's sse sender a body writer whose flushes can be
-// held, so a batch of events is written and then flushed once.
-type gatedContext struct {
-	humaContext
-	w *flushGate
-}
+// bodyWriter is an SSE response body: writes go to net/http's buffer and
+// reach the client on flush.
+type bodyWriter struct{ w io.Writer }
 
-// humaContext lets gatedContext embed huma.Context under another name (the
-// interface has a Context method).
-type humaContext = huma.Context
+func (b *bodyWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-func (c *gatedContext) BodyWriter() io.Writer { return c.w }
-func (c *gatedContext) Unwrap() huma.Context  { return c.humaContext }
-
-// flushGate passes writes through and suppresses Flush while held. Huma's
-// sse sender flushes after every event and finds its write deadline
-// through Unwrap, which reaches the real http.ResponseWriter.
-type flushGate struct {
-	w    io.Writer
-	held bool
-}
-
-func (g *flushGate) Write(p []byte) (int, error) { return g.w.Write(p) }
-
-func (g *flushGate) Flush() {
-	if !g.held {
-		g.flush()
-	}
-}
-
-func (g *flushGate) flush() error {
-	if f, ok := g.w.(interface{ FlushError() error }); ok {
-		return f.FlushError()
-	}
-	if rw, ok := g.w.(http.ResponseWriter); ok {
+func (b *bodyWriter) flush() error {
+	if rw, ok := b.w.(http.ResponseWriter); ok {
 		return http.NewResponseController(rw).Flush()
 	}
 	return nil
 }
 
-func (g *flushGate) hold() { g.held = true }
-
-func (g *flushGate) release() error {
-	g.held = false
-	return g.flush()
-}
-
-func (g *flushGate) Unwrap() http.ResponseWriter {
-	if rw, ok := g.w.(http.ResponseWriter); ok {
-		return rw
+func (b *bodyWriter) setWriteDeadline(t time.Time) {
+	if rw, ok := b.w.(http.ResponseWriter); ok {
+		_ = http.NewResponseController(rw).SetWriteDeadline(t)
 	}
-	return nil
 }

@@ -82,11 +82,7 @@ func (h *handler) serveWS(parent context.Context, conn *websocket.Conn, st *stre
 	defer cancel()
 	go h.readWS(ctx, cancel, conn, st)
 
-	write := func(f *WSFrame) error {
-		b, err := json.Marshal(f)
-		if err != nil {
-			return err
-		}
+	writeRaw := func(b []byte) error {
 		wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
 		defer wcancel()
 		return conn.Write(wctx, websocket.MessageText, b)
@@ -112,8 +108,9 @@ func (h *handler) serveWS(parent context.Context, conn *websocket.Conn, st *stre
 			return
 		}
 		if len(evs) > 0 {
-			// One frame per batch: written and flushed once.
-			if err := write(&WSFrame{Type: "events", Events: feedEvents(evs)}); err != nil {
+			// One frame per batch, written and flushed once, holding the
+			// events' shared encodings.
+			if err := writeRaw(eventsFrame(evs)); err != nil {
 				_ = conn.Close(WSCloseResume, "too slow: reconnect with your cursor")
 				return
 			}
@@ -137,6 +134,26 @@ func (h *handler) serveWS(parent context.Context, conn *websocket.Conn, st *stre
 			}
 		}
 	}
+}
+
+// eventsFrame builds {"type":"events","events":[…]} from the events'
+// shared encodings.
+func eventsFrame(items []*realtime.Item) []byte {
+	n := 32
+	raws := make([][]byte, len(items))
+	for i, it := range items {
+		raws[i] = it.Wire(encodeEvent)
+		n += len(raws[i]) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"type":"events","events":[`...)
+	for i, r := range raws {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	return append(b, "]}"...)
 }
 
 // readWS reads client frames (acks) and keeps control frames (pongs,

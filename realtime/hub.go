@@ -8,7 +8,8 @@
 //     and a short per-subscription lock, appends a pointer and signals a
 //     channel without waiting.
 //   - The committed event (payload included) is carried once and shared by
-//     every subscriber: no per-subscriber copy, no store read per event.
+//     every subscriber as one Item: no per-subscriber copy, no store read
+//     per event, and its wire encoding is made once (Item.Wire) and shared.
 //   - Each subscription buffers at most a fixed number of events. One that
 //     falls behind drops its buffer and is marked lagged: it catches up from
 //     the store from its own cursor (see Reader), so it never slows anyone
@@ -70,6 +71,31 @@ func New(opts Options) *Hub {
 	}
 }
 
+// Item is one event as streams see it. A published event is one Item shared
+// by every subscription it reaches, so its wire encoding is computed once
+// for all of them.
+type Item struct {
+	*models.Event
+
+	wire atomic.Pointer[[]byte]
+}
+
+// Wire returns encode(event), computed once and then shared. encode must be
+// the same function for every caller (the one wire format). It never
+// blocks: streams woken together that all find no encoding yet may each
+// compute one (the first stored wins); waiting on a lock instead would make
+// a hundred woken streams queue behind one another.
+func (it *Item) Wire(encode func(*models.Event) []byte) []byte {
+	if p := it.wire.Load(); p != nil {
+		return *p
+	}
+	b := encode(it.Event)
+	if it.wire.CompareAndSwap(nil, &b) {
+		return b
+	}
+	return *it.wire.Load()
+}
+
 // Subscription receives the events of one device's feed for one stream.
 type Subscription struct {
 	hub       *Hub
@@ -80,7 +106,7 @@ type Subscription struct {
 	done chan struct{} // closed when the subscription ends
 
 	mu     sync.Mutex
-	ring   []*models.Event
+	ring   []*Item
 	head   int
 	n      int
 	lagged bool
@@ -97,7 +123,7 @@ func (h *Hub) Subscribe(deviceID, sessionID string) *Subscription {
 		SessionID: sessionID,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
-		ring:      make([]*models.Event, h.buffer),
+		ring:      make([]*Item, h.buffer),
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -136,11 +162,15 @@ func remove(m map[string]map[*Subscription]struct{}, k string, s *Subscription) 
 // order).
 func (h *Hub) Publish(e *models.Event, devices []string) {
 	h.published.Add(1)
+	var it *Item // made only when someone listens
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, d := range devices {
 		for s := range h.devices[d] {
-			s.push(e)
+			if it == nil {
+				it = &Item{Event: e}
+			}
+			s.push(it)
 		}
 	}
 }
@@ -204,7 +234,7 @@ func (h *Hub) Stats() Stats {
 	return st
 }
 
-func (s *Subscription) push(e *models.Event) {
+func (s *Subscription) push(e *Item) {
 	s.mu.Lock()
 	switch {
 	case s.err != nil || s.lagged:
@@ -248,7 +278,7 @@ func (s *Subscription) Err() error {
 // caller must read the store from its cursor before trusting the buffer.
 // Taking clears the flag, so events published afterwards are buffered
 // again.
-func (s *Subscription) Take(dst []*models.Event, max int) (_ []*models.Event, lagged bool) {
+func (s *Subscription) Take(dst []*Item, max int) (_ []*Item, lagged bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lagged = s.lagged

@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,3 +252,46 @@ func TestReaderNoGapNoDuplicateUnderConcurrentPublish(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestPublishedEventIsSharedAndEncodedOnce(t *testing.T) {
+	h := realtime.New(realtime.Options{})
+	var subs []*realtime.Subscription
+	for i := range 10 {
+		subs = append(subs, h.Subscribe("dev", strconv.Itoa(i)))
+	}
+	h.Publish(ev(1), []string{"dev"})
+	var calls atomic.Int32
+	encode := func(e *models.Event) []byte { calls.Add(1); return []byte(strconv.FormatInt(e.Seq, 10)) }
+	var items []*realtime.Item
+	for _, s := range subs {
+		got, _ := s.Take(nil, 1)
+		items = append(items, got...)
+	}
+	for _, it := range items {
+		if it != items[0] {
+			t.Fatal("subscribers got different items for one publish")
+		}
+		if string(it.Wire(encode)) != "1" {
+			t.Fatal("wrong encoding")
+		}
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("encoded %d times for 10 subscribers", calls.Load())
+	}
+	// Concurrent first uses agree on one encoding.
+	h.Publish(ev(2), []string{"dev"})
+	var wg sync.WaitGroup
+	results := make([][]byte, len(subs))
+	for i, s := range subs {
+		wg.Go(func() {
+			got, _ := s.Take(nil, 1)
+			results[i] = got[0].Wire(encode)
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		if &r[0] != &results[0][0] {
+			t.Fatal("streams hold different encodings of one event")
+		}
+	}
+}

@@ -28,7 +28,7 @@ type Reader struct {
 	cursor    int64
 	needStore bool // read the store before the buffer (start, or lagged)
 	moreStore bool // the last store read stopped at its limit
-	scratch   []*models.Event
+	scratch   []*Item
 }
 
 // NewReader reads the feed of sub's device after cursor. The subscription
@@ -51,7 +51,7 @@ func (r *Reader) More() bool { return r.needStore || r.moreStore || r.sub.Buffer
 
 // TryNext returns up to max waiting events without blocking; an empty batch
 // means none is waiting now.
-func (r *Reader) TryNext(ctx context.Context, max int) ([]*models.Event, error) {
+func (r *Reader) TryNext(ctx context.Context, max int) ([]*Item, error) {
 	for {
 		if err := r.sub.Err(); err != nil {
 			return nil, err
@@ -64,7 +64,11 @@ func (r *Reader) TryNext(ctx context.Context, max int) ([]*models.Event, error) 
 			r.needStore, r.moreStore = more, more
 			if len(evs) > 0 {
 				r.cursor = evs[len(evs)-1].Seq
-				return evs, nil
+				out := make([]*Item, len(evs))
+				for i, e := range evs {
+					out[i] = &Item{Event: e}
+				}
+				return out, nil
 			}
 			continue
 		}
@@ -78,7 +82,7 @@ func (r *Reader) TryNext(ctx context.Context, max int) ([]*models.Event, error) 
 			r.needStore = true
 			continue
 		}
-		out := make([]*models.Event, 0, len(taken))
+		out := make([]*Item, 0, len(taken))
 		for _, e := range taken {
 			if e.Seq > r.cursor {
 				out = append(out, e)
@@ -98,7 +102,7 @@ func (r *Reader) TryNext(ctx context.Context, max int) ([]*models.Event, error) 
 // available. It returns an empty batch and no error when timer fires (a
 // heartbeat or a long-poll timeout; nil waits forever), ctx.Err() when ctx
 // ends, and the subscription's error when it ends.
-func (r *Reader) Next(ctx context.Context, max int, timer <-chan time.Time) ([]*models.Event, error) {
+func (r *Reader) Next(ctx context.Context, max int, timer <-chan time.Time) ([]*Item, error) {
 	for {
 		evs, err := r.TryNext(ctx, max)
 		if err != nil || len(evs) > 0 {
