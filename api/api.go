@@ -40,7 +40,6 @@ func New(mux *http.ServeMux, d *handlers.Deps) huma.API {
 	cfg.SchemasPath = ""
 	cfg.OpenAPIPath = "/openapi"
 	cfg.Info.Description = description
-	cfg.Info.License = &huma.License{Name: "AGPL-3.0-or-later", Identifier: "AGPL-3.0-or-later"}
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		handlers.SecurityBearer: {
 			Type:         "http",
