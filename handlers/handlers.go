@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/ratelimit"
 	"github.com/sovereign-im/sovereign/store"
 )
 
@@ -22,6 +24,8 @@ type Deps struct {
 	Config config.Config
 	Log    *slog.Logger
 	Now    func() time.Time
+	// WebAuthn is the relying party (built from config by the server).
+	WebAuthn *webauthn.WebAuthn
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
@@ -45,13 +49,18 @@ var public = []map[string][]string{{}}
 // Register adds every operation to api.
 func Register(api huma.API, d *Deps) {
 	h := &handler{d: d}
+	h.authLimit = ratelimit.New(d.Config.Limits.AuthRequestsPerMin, d.Config.Limits.AuthBurst, h.now)
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
+	h.registerAuth(api)
+	h.registerMe(api)
 }
 
 // handler carries the dependencies to each operation.
 type handler struct {
 	d *Deps
+	// authLimit limits ceremony requests per client IP.
+	authLimit *ratelimit.Limiter
 }
 
 func (h *handler) now() time.Time {

@@ -58,10 +58,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	wa, err := handlers.NewWebAuthn(cfg.RPID, cfg.RPName, cfg.RPOrigins, cfg.Limits.CeremonyTimeout)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("configure WebAuthn: %w", err)
+	}
+	if err := bootstrapAdmin(ctx, cfg, st, log); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	stopping, stopStreams := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, store: st, stopping: stopping, stopStream: stopStreams}
 
-	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping}
+	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
 	mux.Handle("/docs", web.DocsHandler())
@@ -71,6 +80,38 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
 	s.handler = recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(mux))))
 	return s, nil
+}
+
+// AdminInviteTTL is how long the first-start admin invite lasts.
+const AdminInviteTTL = 72 * time.Hour
+
+// bootstrapAdmin makes sure a fresh server can get its first admin: when no
+// admin exists and no usable admin invite exists, it creates a one-use admin
+// invite and prints its code and link to the log, once. Later starts only
+// say that an admin invite exists and how to make a new one.
+func bootstrapAdmin(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) error {
+	b, err := st.EnsureAdminInvite(ctx, AdminInviteTTL)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin invite: %w", err)
+	}
+	switch {
+	case b.AdminExists:
+	case b.Code != "":
+		// The one deliberate secret in the log: there is no admin yet to
+		// hand it out any other way. It is shown once and works once.
+		log.Warn("NO ADMIN YET: register the first admin with this one-time invite (shown only now)",
+			"invite_code", b.Code, "link", InviteLink(cfg, b.Code), "expires_at", b.ExpiresAt.Format(time.RFC3339))
+	default:
+		log.Warn("no admin yet: an admin invite exists (its code was printed when it was created); "+
+			"to make a new one run `sovereign invite --admin`", "expires_at", b.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// InviteLink is the link that opens registration with an invite code. The
+// code is in the fragment, which browsers never send to servers or proxies.
+func InviteLink(cfg config.Config, code string) string {
+	return cfg.BaseURL() + "/invite#" + code
 }
 
 // Handler is the server's whole HTTP handler, for httptest.
