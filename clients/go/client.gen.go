@@ -4,6 +4,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,137 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
+
+// Defines values for AssertionCredentialType.
+const (
+	AssertionCredentialTypePublicKey AssertionCredentialType = "public-key"
+)
+
+// Valid indicates whether the value is a known member of the AssertionCredentialType enum.
+func (e AssertionCredentialType) Valid() bool {
+	switch e {
+	case AssertionCredentialTypePublicKey:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AttestationCredentialType.
+const (
+	AttestationCredentialTypePublicKey AttestationCredentialType = "public-key"
+)
+
+// Valid indicates whether the value is a known member of the AttestationCredentialType enum.
+func (e AttestationCredentialType) Valid() bool {
+	switch e {
+	case AttestationCredentialTypePublicKey:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthenticatorSelectionResidentKey.
+const (
+	AuthenticatorSelectionResidentKeyDiscouraged AuthenticatorSelectionResidentKey = "discouraged"
+	AuthenticatorSelectionResidentKeyPreferred   AuthenticatorSelectionResidentKey = "preferred"
+	AuthenticatorSelectionResidentKeyRequired    AuthenticatorSelectionResidentKey = "required"
+)
+
+// Valid indicates whether the value is a known member of the AuthenticatorSelectionResidentKey enum.
+func (e AuthenticatorSelectionResidentKey) Valid() bool {
+	switch e {
+	case AuthenticatorSelectionResidentKeyDiscouraged:
+		return true
+	case AuthenticatorSelectionResidentKeyPreferred:
+		return true
+	case AuthenticatorSelectionResidentKeyRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthenticatorSelectionUserVerification.
+const (
+	AuthenticatorSelectionUserVerificationDiscouraged AuthenticatorSelectionUserVerification = "discouraged"
+	AuthenticatorSelectionUserVerificationPreferred   AuthenticatorSelectionUserVerification = "preferred"
+	AuthenticatorSelectionUserVerificationRequired    AuthenticatorSelectionUserVerification = "required"
+)
+
+// Valid indicates whether the value is a known member of the AuthenticatorSelectionUserVerification enum.
+func (e AuthenticatorSelectionUserVerification) Valid() bool {
+	switch e {
+	case AuthenticatorSelectionUserVerificationDiscouraged:
+		return true
+	case AuthenticatorSelectionUserVerificationPreferred:
+		return true
+	case AuthenticatorSelectionUserVerificationRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreationOptionsAttestation.
+const (
+	Direct     CreationOptionsAttestation = "direct"
+	Enterprise CreationOptionsAttestation = "enterprise"
+	Indirect   CreationOptionsAttestation = "indirect"
+	None       CreationOptionsAttestation = "none"
+)
+
+// Valid indicates whether the value is a known member of the CreationOptionsAttestation enum.
+func (e CreationOptionsAttestation) Valid() bool {
+	switch e {
+	case Direct:
+		return true
+	case Enterprise:
+		return true
+	case Indirect:
+		return true
+	case None:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialDescriptorType.
+const (
+	CredentialDescriptorTypePublicKey CredentialDescriptorType = "public-key"
+)
+
+// Valid indicates whether the value is a known member of the CredentialDescriptorType enum.
+func (e CredentialDescriptorType) Valid() bool {
+	switch e {
+	case CredentialDescriptorTypePublicKey:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialParameterType.
+const (
+	CredentialParameterTypePublicKey CredentialParameterType = "public-key"
+)
+
+// Valid indicates whether the value is a known member of the CredentialParameterType enum.
+func (e CredentialParameterType) Valid() bool {
+	switch e {
+	case CredentialParameterTypePublicKey:
+		return true
+	default:
+		return false
+	}
+}
 
 // Defines values for HealthOutputBodyStatus.
 const (
@@ -26,6 +157,259 @@ func (e HealthOutputBodyStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// Defines values for RequestOptionsUserVerification.
+const (
+	RequestOptionsUserVerificationDiscouraged RequestOptionsUserVerification = "discouraged"
+	RequestOptionsUserVerificationPreferred   RequestOptionsUserVerification = "preferred"
+	RequestOptionsUserVerificationRequired    RequestOptionsUserVerification = "required"
+)
+
+// Valid indicates whether the value is a known member of the RequestOptionsUserVerification enum.
+func (e RequestOptionsUserVerification) Valid() bool {
+	switch e {
+	case RequestOptionsUserVerificationDiscouraged:
+		return true
+	case RequestOptionsUserVerificationPreferred:
+		return true
+	case RequestOptionsUserVerificationRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UserInfoRole.
+const (
+	Admin  UserInfoRole = "admin"
+	Member UserInfoRole = "member"
+)
+
+// Valid indicates whether the value is a known member of the UserInfoRole enum.
+func (e UserInfoRole) Valid() bool {
+	switch e {
+	case Admin:
+		return true
+	case Member:
+		return true
+	default:
+		return false
+	}
+}
+
+// AddPasskeyFinishInputBody defines model for AddPasskeyFinishInputBody.
+type AddPasskeyFinishInputBody struct {
+	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it
+	Credential AttestationCredential `json:"credential"`
+
+	// Name Name for the passkey (default: Passkey)
+	//
+	// Examples: YubiKey 5C
+	Name *string `json:"name,omitempty"`
+}
+
+// AssertionCredential defines model for AssertionCredential.
+type AssertionCredential struct {
+	// AuthenticatorAttachment platform or cross-platform
+	AuthenticatorAttachment *string `json:"authenticatorAttachment,omitempty"`
+
+	// ClientExtensionResults Client extension outputs
+	ClientExtensionResults *map[string]interface{} `json:"clientExtensionResults,omitempty"`
+
+	// Id Credential ID, base64url
+	Id string `json:"id"`
+
+	// RawId Credential ID, base64url (same as id)
+	RawId    string                  `json:"rawId"`
+	Response AssertionResponse       `json:"response"`
+	Type     AssertionCredentialType `json:"type"`
+}
+
+// AssertionCredentialType defines model for AssertionCredential.Type.
+type AssertionCredentialType string
+
+// AssertionResponse defines model for AssertionResponse.
+type AssertionResponse struct {
+	// AuthenticatorData base64url
+	AuthenticatorData string `json:"authenticatorData"`
+
+	// ClientDataJSON base64url
+	ClientDataJSON string `json:"clientDataJSON"`
+
+	// Signature base64url
+	Signature string `json:"signature"`
+
+	// UserHandle base64url user handle; required for a discoverable login
+	UserHandle *string `json:"userHandle,omitempty"`
+}
+
+// AttestationCredential defines model for AttestationCredential.
+type AttestationCredential struct {
+	// AuthenticatorAttachment platform or cross-platform
+	AuthenticatorAttachment *string `json:"authenticatorAttachment,omitempty"`
+
+	// ClientExtensionResults Client extension outputs
+	ClientExtensionResults *map[string]interface{} `json:"clientExtensionResults,omitempty"`
+
+	// Id Credential ID, base64url
+	Id string `json:"id"`
+
+	// RawId Credential ID, base64url (same as id)
+	RawId    string                    `json:"rawId"`
+	Response AttestationResponse       `json:"response"`
+	Type     AttestationCredentialType `json:"type"`
+}
+
+// AttestationCredentialType defines model for AttestationCredential.Type.
+type AttestationCredentialType string
+
+// AttestationResponse defines model for AttestationResponse.
+type AttestationResponse struct {
+	// AttestationObject base64url CBOR attestation object
+	AttestationObject string `json:"attestationObject"`
+
+	// AuthenticatorData base64url (Level 3, informative)
+	AuthenticatorData *string `json:"authenticatorData,omitempty"`
+
+	// ClientDataJSON base64url
+	ClientDataJSON string `json:"clientDataJSON"`
+
+	// PublicKey base64url SPKI (Level 3, informative)
+	PublicKey *string `json:"publicKey,omitempty"`
+
+	// PublicKeyAlgorithm COSE algorithm (Level 3, informative)
+	PublicKeyAlgorithm *int64 `json:"publicKeyAlgorithm,omitempty"`
+
+	// Transports Transports the authenticator supports
+	Transports *[]string `json:"transports,omitempty"`
+}
+
+// AuthenticatorSelection defines model for AuthenticatorSelection.
+type AuthenticatorSelection struct {
+	// AuthenticatorAttachment platform or cross-platform; absent: either
+	AuthenticatorAttachment *string `json:"authenticatorAttachment,omitempty"`
+
+	// RequireResidentKey Level-1 form of residentKey=required
+	RequireResidentKey *bool `json:"requireResidentKey,omitempty"`
+
+	// ResidentKey Sovereign requires discoverable credentials (required)
+	ResidentKey *AuthenticatorSelectionResidentKey `json:"residentKey,omitempty"`
+
+	// UserVerification Sovereign requires user verification (required)
+	UserVerification *AuthenticatorSelectionUserVerification `json:"userVerification,omitempty"`
+}
+
+// AuthenticatorSelectionResidentKey Sovereign requires discoverable credentials (required)
+type AuthenticatorSelectionResidentKey string
+
+// AuthenticatorSelectionUserVerification Sovereign requires user verification (required)
+type AuthenticatorSelectionUserVerification string
+
+// CreationCeremony defines model for CreationCeremony.
+type CreationCeremony struct {
+	// CeremonyId Send back with the finish step
+	CeremonyId string `json:"ceremony_id"`
+
+	// ExpiresAt The finish step must arrive before this time
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Options PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create
+	Options CreationOptions `json:"options"`
+}
+
+// CreationOptions defines model for CreationOptions.
+type CreationOptions struct {
+	// Attestation Attestation conveyance preference
+	Attestation            *CreationOptionsAttestation `json:"attestation,omitempty"`
+	AuthenticatorSelection AuthenticatorSelection      `json:"authenticatorSelection"`
+
+	// Challenge Random challenge, base64url
+	Challenge string `json:"challenge"`
+
+	// ExcludeCredentials Passkeys the user has already (adding a passkey)
+	ExcludeCredentials *[]CredentialDescriptor `json:"excludeCredentials,omitempty"`
+	PubKeyCredParams   *[]CredentialParameter  `json:"pubKeyCredParams"`
+	Rp                 RelyingParty            `json:"rp"`
+
+	// Timeout Milliseconds the ceremony may take
+	//
+	// Examples: 60000
+	Timeout *int64       `json:"timeout,omitempty"`
+	User    WebAuthnUser `json:"user"`
+}
+
+// CreationOptionsAttestation Attestation conveyance preference
+type CreationOptionsAttestation string
+
+// CredentialDescriptor defines model for CredentialDescriptor.
+type CredentialDescriptor struct {
+	// Id Credential ID, base64url
+	Id string `json:"id"`
+
+	// Transports Transports the authenticator reported (usb, nfc, ble, internal, hybrid, …)
+	Transports *[]string `json:"transports,omitempty"`
+
+	// Type Always public-key
+	Type CredentialDescriptorType `json:"type"`
+}
+
+// CredentialDescriptorType Always public-key
+type CredentialDescriptorType string
+
+// CredentialParameter defines model for CredentialParameter.
+type CredentialParameter struct {
+	// Alg COSE algorithm identifier, e.g. -7 (ES256), -8 (EdDSA), -257 (RS256)
+	//
+	// Examples: -7
+	Alg int64 `json:"alg"`
+
+	// Type Always public-key
+	Type CredentialParameterType `json:"type"`
+}
+
+// CredentialParameterType Always public-key
+type CredentialParameterType string
+
+// DeviceInfo defines model for DeviceInfo.
+type DeviceInfo struct {
+	// ActiveSessions Sessions of the device that are neither ended nor expired
+	ActiveSessions int64 `json:"active_sessions"`
+
+	// CreatedAt When the device first signed in
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current True for the device making this request
+	Current bool `json:"current"`
+
+	// Id Device id
+	Id openapi_types.UUID `json:"id"`
+
+	// LastSeenAt Last authenticated request (updated at most once a minute)
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
+
+	// Name Name given at sign-in
+	//
+	// Examples: Alice's phone
+	Name string `json:"name"`
+
+	// RevokedAt When the device was revoked; a revoked device can never sign in again
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// DeviceListOutputBody defines model for DeviceListOutputBody.
+type DeviceListOutputBody struct {
+	// Devices All devices, revoked ones included, oldest first
+	Devices *[]DeviceInfo `json:"devices"`
+}
+
+// EndedOutputBody defines model for EndedOutputBody.
+type EndedOutputBody struct {
+	// Ended How many sessions were ended
+	Ended int64 `json:"ended"`
 }
 
 // ErrorDetail defines model for ErrorDetail.
@@ -48,6 +432,84 @@ type HealthOutputBody struct {
 
 // HealthOutputBodyStatus Always ok when the status code is 200
 type HealthOutputBodyStatus string
+
+// LoginBeginInputBody defines model for LoginBeginInputBody.
+type LoginBeginInputBody struct {
+	// Username Log in as this user (the options list their passkeys). Omit for a discoverable login: the authenticator offers the passkeys it holds for this server.
+	//
+	// Examples: alice
+	Username *string `json:"username,omitempty"`
+}
+
+// LoginFinishInputBody defines model for LoginFinishInputBody.
+type LoginFinishInputBody struct {
+	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it
+	Credential AssertionCredential `json:"credential"`
+
+	// DeviceId Sign in again as this existing device of yours (keeps its id, key packages and group memberships). Give device_id or device_name, not both.
+	//
+	// Examples: 0193f3c4-8f7a-7c2e-9d1b-3a4b5c6d7e8f
+	DeviceId *string `json:"device_id,omitempty"`
+
+	// DeviceName Create a new device with this name. Give device_id or device_name, not both.
+	//
+	// Examples: Alice's laptop
+	DeviceName *string `json:"device_name,omitempty"`
+}
+
+// MeOutputBody defines model for MeOutputBody.
+type MeOutputBody struct {
+	Device  DeviceInfo  `json:"device"`
+	Session SessionInfo `json:"session"`
+	User    UserInfo    `json:"user"`
+}
+
+// PasskeyInfo defines model for PasskeyInfo.
+type PasskeyInfo struct {
+	// Aaguid Authenticator model (AAGUID) as a UUID, when the authenticator reported one
+	Aaguid *string `json:"aaguid,omitempty"`
+
+	// BackedUp The passkey is currently synced or backed up
+	BackedUp bool `json:"backed_up"`
+
+	// BackupEligible The passkey can be synced (e.g. a platform keychain)
+	BackupEligible bool `json:"backup_eligible"`
+
+	// CloneDetected A signature counter went backwards: the passkey may be copied and is blocked from signing in
+	CloneDetected bool `json:"clone_detected"`
+
+	// CloneDetectedAt When the clone was detected
+	CloneDetectedAt *time.Time `json:"clone_detected_at,omitempty"`
+
+	// CreatedAt When the passkey was registered
+	CreatedAt time.Time `json:"created_at"`
+
+	// CredentialId WebAuthn credential id, base64url
+	CredentialId string `json:"credential_id"`
+
+	// Id Passkey id
+	Id openapi_types.UUID `json:"id"`
+
+	// LastUsedAt Last successful login with it
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+
+	// Name Name chosen by the user
+	//
+	// Examples: iCloud Keychain
+	Name string `json:"name"`
+
+	// Transports Transports the authenticator reported
+	Transports *[]string `json:"transports"`
+}
+
+// PasskeyListOutputBody defines model for PasskeyListOutputBody.
+type PasskeyListOutputBody struct {
+	// Passkeys All passkeys, oldest first
+	Passkeys *[]PasskeyInfo `json:"passkeys"`
+}
 
 // Problem defines model for Problem.
 type Problem struct {
@@ -87,6 +549,218 @@ type Problem struct {
 	// Type A URI reference that identifies the problem type
 	Type *string `json:"type,omitempty"`
 }
+
+// RegisterBeginInputBody defines model for RegisterBeginInputBody.
+type RegisterBeginInputBody struct {
+	// DisplayName Name shown to others, 1 to 64 characters
+	//
+	// Examples: Alice Martin
+	DisplayName string `json:"display_name"`
+
+	// InviteCode Invite code (case, dashes and spaces do not matter). Required unless the server runs with --registration open.
+	//
+	// Examples: k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+	InviteCode *string `json:"invite_code,omitempty"`
+
+	// Username 3 to 32 characters of a-z, 0-9, '.', '_' and '-'; stored lower-case; unique
+	//
+	// Examples: alice
+	Username string `json:"username"`
+}
+
+// RegisterFinishInputBody defines model for RegisterFinishInputBody.
+type RegisterFinishInputBody struct {
+	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it
+	Credential AttestationCredential `json:"credential"`
+
+	// DeviceName Name of this app install, shown in the device list
+	//
+	// Examples: Alice's phone
+	DeviceName string `json:"device_name"`
+
+	// PasskeyName Name for the passkey (default: Passkey)
+	//
+	// Examples: iCloud Keychain
+	PasskeyName *string `json:"passkey_name,omitempty"`
+}
+
+// RelyingParty defines model for RelyingParty.
+type RelyingParty struct {
+	// Id Relying-party ID (the server's domain)
+	//
+	// Examples: chat.example.org
+	Id string `json:"id"`
+
+	// Name Name the authenticator shows
+	//
+	// Examples: Sovereign
+	Name string `json:"name"`
+}
+
+// RenamePasskeyInputBody defines model for RenamePasskeyInputBody.
+type RenamePasskeyInputBody struct {
+	// Name New name
+	//
+	// Examples: Work laptop
+	Name string `json:"name"`
+}
+
+// RequestCeremony defines model for RequestCeremony.
+type RequestCeremony struct {
+	// CeremonyId Send back with the finish step
+	CeremonyId string `json:"ceremony_id"`
+
+	// ExpiresAt The finish step must arrive before this time
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Options PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get
+	Options RequestOptions `json:"options"`
+}
+
+// RequestOptions defines model for RequestOptions.
+type RequestOptions struct {
+	// AllowCredentials The user's passkeys (login by username); absent for a discoverable login
+	AllowCredentials *[]CredentialDescriptor `json:"allowCredentials,omitempty"`
+
+	// Challenge Random challenge, base64url
+	Challenge string `json:"challenge"`
+
+	// RpId Relying-party ID
+	//
+	// Examples: chat.example.org
+	RpId *string `json:"rpId,omitempty"`
+
+	// Timeout Milliseconds the ceremony may take
+	//
+	// Examples: 60000
+	Timeout *int64 `json:"timeout,omitempty"`
+
+	// UserVerification Sovereign requires user verification (required)
+	UserVerification *RequestOptionsUserVerification `json:"userVerification,omitempty"`
+}
+
+// RequestOptionsUserVerification Sovereign requires user verification (required)
+type RequestOptionsUserVerification string
+
+// SessionGrant defines model for SessionGrant.
+type SessionGrant struct {
+	// DeviceId The device the session belongs to: keep it and send it as device_id at the next login so the device keeps its key packages and groups
+	DeviceId openapi_types.UUID `json:"device_id"`
+
+	// ExpiresAt When the session ends unless ended earlier
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// PasskeyId The passkey registered or used
+	PasskeyId openapi_types.UUID `json:"passkey_id"`
+
+	// SessionId Id of the new session
+	SessionId openapi_types.UUID `json:"session_id"`
+
+	// Token Session token for Authorization: Bearer. Shown once; store it in the device keychain.
+	//
+	// Examples: mF0Ww2p3t5t7Xw0sQ7m3JQw2Y3n8P1r4c9u6a5d2e0k
+	Token string   `json:"token"`
+	User  UserInfo `json:"user"`
+
+	// UserId The signed-in user
+	UserId openapi_types.UUID `json:"user_id"`
+}
+
+// SessionInfo defines model for SessionInfo.
+type SessionInfo struct {
+	// CreatedAt When the session was opened
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current True for the session making this request
+	Current bool `json:"current"`
+
+	// DeviceId The device the session belongs to
+	DeviceId openapi_types.UUID `json:"device_id"`
+
+	// DeviceName The device's name
+	//
+	// Examples: Alice's phone
+	DeviceName string `json:"device_name"`
+
+	// ExpiresAt When the session ends unless ended earlier
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Id Session id
+	Id openapi_types.UUID `json:"id"`
+
+	// LastSeenAt Last authenticated request (updated at most once a minute)
+	LastSeenAt time.Time `json:"last_seen_at"`
+}
+
+// SessionListOutputBody defines model for SessionListOutputBody.
+type SessionListOutputBody struct {
+	// Sessions Active sessions, newest first
+	Sessions *[]SessionInfo `json:"sessions"`
+}
+
+// UserInfo defines model for UserInfo.
+type UserInfo struct {
+	// CreatedAt When the account was created
+	CreatedAt time.Time `json:"created_at"`
+
+	// DisplayName Display name
+	//
+	// Examples: Alice Martin
+	DisplayName string `json:"display_name"`
+
+	// Id User id
+	Id openapi_types.UUID `json:"id"`
+
+	// Role Role on this server
+	Role UserInfoRole `json:"role"`
+
+	// Username Case-folded username
+	//
+	// Examples: alice
+	Username string `json:"username"`
+}
+
+// UserInfoRole Role on this server
+type UserInfoRole string
+
+// WebAuthnUser defines model for WebAuthnUser.
+type WebAuthnUser struct {
+	// DisplayName Display name
+	//
+	// Examples: Alice Martin
+	DisplayName string `json:"displayName"`
+
+	// Id WebAuthn user handle, base64url (random, not the user id)
+	//
+	// Examples: q1m0yq8cQ9m4ZC0y7u0m2hG7m2f2c4Xx1o0b8b5b3aA
+	Id string `json:"id"`
+
+	// Name Username
+	//
+	// Examples: alice
+	Name string `json:"name"`
+}
+
+// AddPasskeyFinishJSONRequestBody defines body for AddPasskeyFinish for application/json ContentType.
+type AddPasskeyFinishJSONRequestBody = AddPasskeyFinishInputBody
+
+// LoginBeginJSONRequestBody defines body for LoginBegin for application/json ContentType.
+type LoginBeginJSONRequestBody = LoginBeginInputBody
+
+// LoginFinishJSONRequestBody defines body for LoginFinish for application/json ContentType.
+type LoginFinishJSONRequestBody = LoginFinishInputBody
+
+// RegisterBeginJSONRequestBody defines body for RegisterBegin for application/json ContentType.
+type RegisterBeginJSONRequestBody = RegisterBeginInputBody
+
+// RegisterFinishJSONRequestBody defines body for RegisterFinish for application/json ContentType.
+type RegisterFinishJSONRequestBody = RegisterFinishInputBody
+
+// RenameMyPasskeyJSONRequestBody defines body for RenameMyPasskey for application/json ContentType.
+type RenameMyPasskeyJSONRequestBody = RenamePasskeyInputBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -175,6 +849,180 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddPasskeyBegin Begin adding a passkey
+	//
+	// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+	//
+	// Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
+	AddPasskeyBegin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddPasskeyFinishWithBody Finish adding a passkey
+	//
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+	AddPasskeyFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddPasskeyFinish Finish adding a passkey
+	//
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+	AddPasskeyFinish(ctx context.Context, body AddPasskeyFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LoginBeginWithBody Begin login
+	//
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+	LoginBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LoginBegin Begin login
+	//
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+	LoginBegin(ctx context.Context, body LoginBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LoginFinishWithBody Finish login
+	//
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+	LoginFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LoginFinish Finish login
+	//
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+	LoginFinish(ctx context.Context, body LoginFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Logout Log out
+	//
+	// Ends the current session. The device stays and may sign in again with `device_id`.
+	//
+	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterBeginWithBody Begin registration
+	//
+	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+	RegisterBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterBegin Begin registration
+	//
+	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+	RegisterBegin(ctx context.Context, body RegisterBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterFinishWithBody Finish registration
+	//
+	// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+	RegisterFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterFinish Finish registration
+	//
+	// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+	RegisterFinish(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMe Who am I
+	//
+	// The signed-in user, the device and the session of this token.
+	//
+	// Corresponds with GET /v1/me (the `GetMe` operationId).
+	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMyDevices List my devices
+	//
+	// Every device (app install) you have signed in with, revoked ones included.
+	//
+	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
+	ListMyDevices(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeMyDevice Revoke one of my devices
+	//
+	// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
+	//
+	// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
+	RevokeMyDevice(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMyPasskeys List my passkeys
+	//
+	// Your passkeys, oldest first. Add one with the add-passkey ceremony.
+	//
+	// Corresponds with GET /v1/me/passkeys (the `ListMyPasskeys` operationId).
+	ListMyPasskeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMyPasskey Delete a passkey
+	//
+	// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+	//
+	// Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
+	DeleteMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RenameMyPasskeyWithBody Rename a passkey
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+	RenameMyPasskeyWithBody(ctx context.Context, passkeyId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RenameMyPasskey Rename a passkey
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+	RenameMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, body RenameMyPasskeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndMyOtherSessions End all my other sessions
+	//
+	// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+	//
+	// Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
+	EndMyOtherSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMySessions List my sessions
+	//
+	// Sessions that are neither ended nor expired, newest first, with `current` marking this one.
+	//
+	// Corresponds with GET /v1/me/sessions (the `ListMySessions` operationId).
+	ListMySessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndMySession End one of my sessions
+	//
+	// Ends a session at once (its token gets 401 and its streams close). Ending the current session logs out. The device stays and may sign in again.
+	//
+	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
+	EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Healthz Liveness probe
@@ -201,6 +1049,400 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddPasskeyBegin Begin adding a passkey
+//
+// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+//
+// Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
+func (c *Client) AddPasskeyBegin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddPasskeyBeginRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddPasskeyFinishWithBody Finish adding a passkey
+//
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+func (c *Client) AddPasskeyFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddPasskeyFinishRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddPasskeyFinish Finish adding a passkey
+//
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+func (c *Client) AddPasskeyFinish(ctx context.Context, body AddPasskeyFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddPasskeyFinishRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LoginBeginWithBody Begin login
+//
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+func (c *Client) LoginBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginBeginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LoginBegin Begin login
+//
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+func (c *Client) LoginBegin(ctx context.Context, body LoginBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginBeginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LoginFinishWithBody Finish login
+//
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+func (c *Client) LoginFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginFinishRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LoginFinish Finish login
+//
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+func (c *Client) LoginFinish(ctx context.Context, body LoginFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLoginFinishRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Logout Log out
+//
+// Ends the current session. The device stays and may sign in again with `device_id`.
+//
+// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterBeginWithBody Begin registration
+//
+// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+func (c *Client) RegisterBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterBeginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterBegin Begin registration
+//
+// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+func (c *Client) RegisterBegin(ctx context.Context, body RegisterBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterBeginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterFinishWithBody Finish registration
+//
+// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+func (c *Client) RegisterFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterFinishRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterFinish Finish registration
+//
+// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+func (c *Client) RegisterFinish(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterFinishRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMe Who am I
+//
+// The signed-in user, the device and the session of this token.
+//
+// Corresponds with GET /v1/me (the `GetMe` operationId).
+func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMyDevices List my devices
+//
+// Every device (app install) you have signed in with, revoked ones included.
+//
+// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
+func (c *Client) ListMyDevices(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMyDevicesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeMyDevice Revoke one of my devices
+//
+// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
+//
+// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
+func (c *Client) RevokeMyDevice(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeMyDeviceRequest(c.Server, deviceId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMyPasskeys List my passkeys
+//
+// Your passkeys, oldest first. Add one with the add-passkey ceremony.
+//
+// Corresponds with GET /v1/me/passkeys (the `ListMyPasskeys` operationId).
+func (c *Client) ListMyPasskeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMyPasskeysRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMyPasskey Delete a passkey
+//
+// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+//
+// Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
+func (c *Client) DeleteMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMyPasskeyRequest(c.Server, passkeyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RenameMyPasskeyWithBody Rename a passkey
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+func (c *Client) RenameMyPasskeyWithBody(ctx context.Context, passkeyId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRenameMyPasskeyRequestWithBody(c.Server, passkeyId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RenameMyPasskey Rename a passkey
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+func (c *Client) RenameMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, body RenameMyPasskeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRenameMyPasskeyRequest(c.Server, passkeyId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndMyOtherSessions End all my other sessions
+//
+// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+//
+// Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
+func (c *Client) EndMyOtherSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndMyOtherSessionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMySessions List my sessions
+//
+// Sessions that are neither ended nor expired, newest first, with `current` marking this one.
+//
+// Corresponds with GET /v1/me/sessions (the `ListMySessions` operationId).
+func (c *Client) ListMySessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMySessionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndMySession End one of my sessions
+//
+// Ends a session at once (its token gets 401 and its streams close). Ending the current session logs out. The device stays and may sign in again.
+//
+// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
+func (c *Client) EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndMySessionRequest(c.Server, sessionId)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +1500,544 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAddPasskeyBeginRequest constructs an http.Request for the AddPasskeyBegin method
+func NewAddPasskeyBeginRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/add-passkey/begin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAddPasskeyFinishRequest calls the generic AddPasskeyFinish builder with application/json body
+func NewAddPasskeyFinishRequest(server string, body AddPasskeyFinishJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAddPasskeyFinishRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAddPasskeyFinishRequestWithBody constructs an http.Request for the AddPasskeyFinish method, with any body, and a specified content type
+func NewAddPasskeyFinishRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/add-passkey/finish")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewLoginBeginRequest calls the generic LoginBegin builder with application/json body
+func NewLoginBeginRequest(server string, body LoginBeginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLoginBeginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewLoginBeginRequestWithBody constructs an http.Request for the LoginBegin method, with any body, and a specified content type
+func NewLoginBeginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/login/begin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewLoginFinishRequest calls the generic LoginFinish builder with application/json body
+func NewLoginFinishRequest(server string, body LoginFinishJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLoginFinishRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewLoginFinishRequestWithBody constructs an http.Request for the LoginFinish method, with any body, and a specified content type
+func NewLoginFinishRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/login/finish")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewLogoutRequest constructs an http.Request for the Logout method
+func NewLogoutRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRegisterBeginRequest calls the generic RegisterBegin builder with application/json body
+func NewRegisterBeginRequest(server string, body RegisterBeginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegisterBeginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRegisterBeginRequestWithBody constructs an http.Request for the RegisterBegin method, with any body, and a specified content type
+func NewRegisterBeginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/register/begin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRegisterFinishRequest calls the generic RegisterFinish builder with application/json body
+func NewRegisterFinishRequest(server string, body RegisterFinishJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegisterFinishRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRegisterFinishRequestWithBody constructs an http.Request for the RegisterFinish method, with any body, and a specified content type
+func NewRegisterFinishRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/register/finish")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetMeRequest constructs an http.Request for the GetMe method
+func NewGetMeRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMyDevicesRequest constructs an http.Request for the ListMyDevices method
+func NewListMyDevicesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRevokeMyDeviceRequest constructs an http.Request for the RevokeMyDevice method
+func NewRevokeMyDeviceRequest(server string, deviceId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "device_id", deviceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMyPasskeysRequest constructs an http.Request for the ListMyPasskeys method
+func NewListMyPasskeysRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/passkeys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteMyPasskeyRequest constructs an http.Request for the DeleteMyPasskey method
+func NewDeleteMyPasskeyRequest(server string, passkeyId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "passkey_id", passkeyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/passkeys/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRenameMyPasskeyRequest calls the generic RenameMyPasskey builder with application/json body
+func NewRenameMyPasskeyRequest(server string, passkeyId openapi_types.UUID, body RenameMyPasskeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRenameMyPasskeyRequestWithBody(server, passkeyId, "application/json", bodyReader)
+}
+
+// NewRenameMyPasskeyRequestWithBody constructs an http.Request for the RenameMyPasskey method, with any body, and a specified content type
+func NewRenameMyPasskeyRequestWithBody(server string, passkeyId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "passkey_id", passkeyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/passkeys/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewEndMyOtherSessionsRequest constructs an http.Request for the EndMyOtherSessions method
+func NewEndMyOtherSessionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/sessions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListMySessionsRequest constructs an http.Request for the ListMySessions method
+func NewListMySessionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/sessions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEndMySessionRequest constructs an http.Request for the EndMySession method
+func NewEndMySessionRequest(server string, sessionId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "session_id", sessionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/sessions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -326,6 +2106,200 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+
+	// AddPasskeyBeginWithResponse Begin adding a passkey
+	//
+	// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
+	AddPasskeyBeginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AddPasskeyBeginResponse, error)
+
+	// AddPasskeyFinishWithBodyWithResponse Finish adding a passkey
+	//
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+	AddPasskeyFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddPasskeyFinishResponse, error)
+
+	// AddPasskeyFinishWithResponse Finish adding a passkey
+	//
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+	AddPasskeyFinishWithResponse(ctx context.Context, body AddPasskeyFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*AddPasskeyFinishResponse, error)
+
+	// LoginBeginWithBodyWithResponse Begin login
+	//
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+	LoginBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginBeginResponse, error)
+
+	// LoginBeginWithResponse Begin login
+	//
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+	LoginBeginWithResponse(ctx context.Context, body LoginBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginBeginResponse, error)
+
+	// LoginFinishWithBodyWithResponse Finish login
+	//
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+	LoginFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginFinishResponse, error)
+
+	// LoginFinishWithResponse Finish login
+	//
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+	LoginFinishWithResponse(ctx context.Context, body LoginFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginFinishResponse, error)
+
+	// LogoutWithResponse Log out
+	//
+	// Ends the current session. The device stays and may sign in again with `device_id`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// RegisterBeginWithBodyWithResponse Begin registration
+	//
+	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+	RegisterBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterBeginResponse, error)
+
+	// RegisterBeginWithResponse Begin registration
+	//
+	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+	RegisterBeginWithResponse(ctx context.Context, body RegisterBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterBeginResponse, error)
+
+	// RegisterFinishWithBodyWithResponse Finish registration
+	//
+	// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+	RegisterFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterFinishResponse, error)
+
+	// RegisterFinishWithResponse Finish registration
+	//
+	// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+	RegisterFinishWithResponse(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterFinishResponse, error)
+
+	// GetMeWithResponse Who am I
+	//
+	// The signed-in user, the device and the session of this token.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me (the `GetMe` operationId).
+	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
+
+	// ListMyDevicesWithResponse List my devices
+	//
+	// Every device (app install) you have signed in with, revoked ones included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
+	ListMyDevicesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyDevicesResponse, error)
+
+	// RevokeMyDeviceWithResponse Revoke one of my devices
+	//
+	// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
+	RevokeMyDeviceWithResponse(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeMyDeviceResponse, error)
+
+	// ListMyPasskeysWithResponse List my passkeys
+	//
+	// Your passkeys, oldest first. Add one with the add-passkey ceremony.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/passkeys (the `ListMyPasskeys` operationId).
+	ListMyPasskeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyPasskeysResponse, error)
+
+	// DeleteMyPasskeyWithResponse Delete a passkey
+	//
+	// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
+	DeleteMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteMyPasskeyResponse, error)
+
+	// RenameMyPasskeyWithBodyWithResponse Rename a passkey
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+	RenameMyPasskeyWithBodyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RenameMyPasskeyResponse, error)
+
+	// RenameMyPasskeyWithResponse Rename a passkey
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+	RenameMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, body RenameMyPasskeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RenameMyPasskeyResponse, error)
+
+	// EndMyOtherSessionsWithResponse End all my other sessions
+	//
+	// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
+	EndMyOtherSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EndMyOtherSessionsResponse, error)
+
+	// ListMySessionsWithResponse List my sessions
+	//
+	// Sessions that are neither ended nor expired, newest first, with `current` marking this one.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/sessions (the `ListMySessions` operationId).
+	ListMySessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMySessionsResponse, error)
+
+	// EndMySessionWithResponse End one of my sessions
+	//
+	// Ends a session at once (its token gets 401 and its streams close). Ending the current session logs out. The device stays and may sign in again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
+	EndMySessionWithResponse(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*EndMySessionResponse, error)
 }
 
 type HealthzResponse struct {
@@ -431,6 +2405,1082 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+type AddPasskeyBeginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CreationCeremony
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AddPasskeyBeginResponse) GetJSON200() *CreationCeremony {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AddPasskeyBeginResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AddPasskeyBeginResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AddPasskeyBeginResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AddPasskeyBeginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddPasskeyBeginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddPasskeyBeginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddPasskeyBeginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AddPasskeyFinishResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PasskeyInfo
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AddPasskeyFinishResponse) GetJSON201() *PasskeyInfo {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AddPasskeyFinishResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddPasskeyFinishResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddPasskeyFinishResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddPasskeyFinishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LoginBeginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RequestCeremony
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LoginBeginResponse) GetJSON200() *RequestCeremony {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r LoginBeginResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r LoginBeginResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LoginBeginResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LoginBeginResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r LoginBeginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LoginBeginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LoginBeginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LoginBeginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LoginFinishResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SessionGrant
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LoginFinishResponse) GetJSON200() *SessionGrant {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r LoginFinishResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LoginFinishResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LoginFinishResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LoginFinishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RegisterBeginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CreationCeremony
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RegisterBeginResponse) GetJSON200() *CreationCeremony {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RegisterBeginResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RegisterBeginResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RegisterBeginResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RegisterBeginResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RegisterBeginResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RegisterBeginResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RegisterBeginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegisterBeginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegisterBeginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegisterBeginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RegisterFinishResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SessionGrant
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RegisterFinishResponse) GetJSON201() *SessionGrant {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RegisterFinishResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegisterFinishResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegisterFinishResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegisterFinishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MeOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeResponse) GetJSON200() *MeOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListMyDevicesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeviceListOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMyDevicesResponse) GetJSON200() *DeviceListOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMyDevicesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMyDevicesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMyDevicesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMyDevicesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMyDevicesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMyDevicesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeMyDeviceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeMyDeviceResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeMyDeviceResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevokeMyDeviceResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokeMyDeviceResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeMyDeviceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeMyDeviceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeMyDeviceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeMyDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListMyPasskeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PasskeyListOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMyPasskeysResponse) GetJSON200() *PasskeyListOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMyPasskeysResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMyPasskeysResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMyPasskeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMyPasskeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMyPasskeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMyPasskeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteMyPasskeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteMyPasskeyResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteMyPasskeyResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteMyPasskeyResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteMyPasskeyResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteMyPasskeyResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMyPasskeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMyPasskeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMyPasskeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMyPasskeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RenameMyPasskeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PasskeyInfo
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RenameMyPasskeyResponse) GetJSON200() *PasskeyInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RenameMyPasskeyResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RenameMyPasskeyResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RenameMyPasskeyResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RenameMyPasskeyResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RenameMyPasskeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RenameMyPasskeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RenameMyPasskeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RenameMyPasskeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type EndMyOtherSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndedOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EndMyOtherSessionsResponse) GetJSON200() *EndedOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EndMyOtherSessionsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EndMyOtherSessionsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r EndMyOtherSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndMyOtherSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndMyOtherSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndMyOtherSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListMySessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SessionListOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMySessionsResponse) GetJSON200() *SessionListOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMySessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMySessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMySessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMySessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type EndMySessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EndMySessionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r EndMySessionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r EndMySessionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EndMySessionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r EndMySessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndMySessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndMySessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndMySessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // HealthzWithResponse Liveness probe
 //
 // Answers 200 while the process serves HTTP.
@@ -459,6 +3509,332 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// AddPasskeyBeginWithResponse Begin adding a passkey
+//
+// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
+func (c *ClientWithResponses) AddPasskeyBeginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AddPasskeyBeginResponse, error) {
+	rsp, err := c.AddPasskeyBegin(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddPasskeyBeginResponse(rsp)
+}
+
+// AddPasskeyFinishWithBodyWithResponse Finish adding a passkey
+//
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+func (c *ClientWithResponses) AddPasskeyFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddPasskeyFinishResponse, error) {
+	rsp, err := c.AddPasskeyFinishWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddPasskeyFinishResponse(rsp)
+}
+
+// AddPasskeyFinishWithResponse Finish adding a passkey
+//
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/add-passkey/finish (the `AddPasskeyFinish` operationId).
+func (c *ClientWithResponses) AddPasskeyFinishWithResponse(ctx context.Context, body AddPasskeyFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*AddPasskeyFinishResponse, error) {
+	rsp, err := c.AddPasskeyFinish(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddPasskeyFinishResponse(rsp)
+}
+
+// LoginBeginWithBodyWithResponse Begin login
+//
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+func (c *ClientWithResponses) LoginBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginBeginResponse, error) {
+	rsp, err := c.LoginBeginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLoginBeginResponse(rsp)
+}
+
+// LoginBeginWithResponse Begin login
+//
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/login/begin (the `LoginBegin` operationId).
+func (c *ClientWithResponses) LoginBeginWithResponse(ctx context.Context, body LoginBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginBeginResponse, error) {
+	rsp, err := c.LoginBegin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLoginBeginResponse(rsp)
+}
+
+// LoginFinishWithBodyWithResponse Finish login
+//
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+func (c *ClientWithResponses) LoginFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginFinishResponse, error) {
+	rsp, err := c.LoginFinishWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLoginFinishResponse(rsp)
+}
+
+// LoginFinishWithResponse Finish login
+//
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/login/finish (the `LoginFinish` operationId).
+func (c *ClientWithResponses) LoginFinishWithResponse(ctx context.Context, body LoginFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginFinishResponse, error) {
+	rsp, err := c.LoginFinish(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLoginFinishResponse(rsp)
+}
+
+// LogoutWithResponse Log out
+//
+// Ends the current session. The device stays and may sign in again with `device_id`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// RegisterBeginWithBodyWithResponse Begin registration
+//
+// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+func (c *ClientWithResponses) RegisterBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterBeginResponse, error) {
+	rsp, err := c.RegisterBeginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterBeginResponse(rsp)
+}
+
+// RegisterBeginWithResponse Begin registration
+//
+// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/register/begin (the `RegisterBegin` operationId).
+func (c *ClientWithResponses) RegisterBeginWithResponse(ctx context.Context, body RegisterBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterBeginResponse, error) {
+	rsp, err := c.RegisterBegin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterBeginResponse(rsp)
+}
+
+// RegisterFinishWithBodyWithResponse Finish registration
+//
+// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+func (c *ClientWithResponses) RegisterFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterFinishResponse, error) {
+	rsp, err := c.RegisterFinishWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterFinishResponse(rsp)
+}
+
+// RegisterFinishWithResponse Finish registration
+//
+// Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
+func (c *ClientWithResponses) RegisterFinishWithResponse(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterFinishResponse, error) {
+	rsp, err := c.RegisterFinish(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterFinishResponse(rsp)
+}
+
+// GetMeWithResponse Who am I
+//
+// The signed-in user, the device and the session of this token.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me (the `GetMe` operationId).
+func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error) {
+	rsp, err := c.GetMe(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeResponse(rsp)
+}
+
+// ListMyDevicesWithResponse List my devices
+//
+// Every device (app install) you have signed in with, revoked ones included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
+func (c *ClientWithResponses) ListMyDevicesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyDevicesResponse, error) {
+	rsp, err := c.ListMyDevices(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMyDevicesResponse(rsp)
+}
+
+// RevokeMyDeviceWithResponse Revoke one of my devices
+//
+// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
+func (c *ClientWithResponses) RevokeMyDeviceWithResponse(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeMyDeviceResponse, error) {
+	rsp, err := c.RevokeMyDevice(ctx, deviceId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeMyDeviceResponse(rsp)
+}
+
+// ListMyPasskeysWithResponse List my passkeys
+//
+// Your passkeys, oldest first. Add one with the add-passkey ceremony.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/passkeys (the `ListMyPasskeys` operationId).
+func (c *ClientWithResponses) ListMyPasskeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyPasskeysResponse, error) {
+	rsp, err := c.ListMyPasskeys(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMyPasskeysResponse(rsp)
+}
+
+// DeleteMyPasskeyWithResponse Delete a passkey
+//
+// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
+func (c *ClientWithResponses) DeleteMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteMyPasskeyResponse, error) {
+	rsp, err := c.DeleteMyPasskey(ctx, passkeyId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMyPasskeyResponse(rsp)
+}
+
+// RenameMyPasskeyWithBodyWithResponse Rename a passkey
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+func (c *ClientWithResponses) RenameMyPasskeyWithBodyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RenameMyPasskeyResponse, error) {
+	rsp, err := c.RenameMyPasskeyWithBody(ctx, passkeyId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenameMyPasskeyResponse(rsp)
+}
+
+// RenameMyPasskeyWithResponse Rename a passkey
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me/passkeys/{passkey_id} (the `RenameMyPasskey` operationId).
+func (c *ClientWithResponses) RenameMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, body RenameMyPasskeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RenameMyPasskeyResponse, error) {
+	rsp, err := c.RenameMyPasskey(ctx, passkeyId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenameMyPasskeyResponse(rsp)
+}
+
+// EndMyOtherSessionsWithResponse End all my other sessions
+//
+// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
+func (c *ClientWithResponses) EndMyOtherSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EndMyOtherSessionsResponse, error) {
+	rsp, err := c.EndMyOtherSessions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndMyOtherSessionsResponse(rsp)
+}
+
+// ListMySessionsWithResponse List my sessions
+//
+// Sessions that are neither ended nor expired, newest first, with `current` marking this one.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/sessions (the `ListMySessions` operationId).
+func (c *ClientWithResponses) ListMySessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMySessionsResponse, error) {
+	rsp, err := c.ListMySessions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMySessionsResponse(rsp)
+}
+
+// EndMySessionWithResponse End one of my sessions
+//
+// Ends a session at once (its token gets 401 and its streams close). Ending the current session logs out. The device stays and may sign in again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
+func (c *ClientWithResponses) EndMySessionWithResponse(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*EndMySessionResponse, error) {
+	rsp, err := c.EndMySession(ctx, sessionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndMySessionResponse(rsp)
 }
 
 // ParseHealthzResponse parses an HTTP response from a HealthzWithResponse call
@@ -528,6 +3904,854 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAddPasskeyBeginResponse parses an HTTP response from a AddPasskeyBeginWithResponse call
+func ParseAddPasskeyBeginResponse(rsp *http.Response) (*AddPasskeyBeginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddPasskeyBeginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CreationCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAddPasskeyFinishResponse parses an HTTP response from a AddPasskeyFinishWithResponse call
+func ParseAddPasskeyFinishResponse(rsp *http.Response) (*AddPasskeyFinishResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddPasskeyFinishResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PasskeyInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLoginBeginResponse parses an HTTP response from a LoginBeginWithResponse call
+func ParseLoginBeginResponse(rsp *http.Response) (*LoginBeginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LoginBeginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RequestCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLoginFinishResponse parses an HTTP response from a LoginFinishWithResponse call
+func ParseLoginFinishResponse(rsp *http.Response) (*LoginFinishResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LoginFinishResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SessionGrant
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRegisterBeginResponse parses an HTTP response from a RegisterBeginWithResponse call
+func ParseRegisterBeginResponse(rsp *http.Response) (*RegisterBeginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegisterBeginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CreationCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRegisterFinishResponse parses an HTTP response from a RegisterFinishWithResponse call
+func ParseRegisterFinishResponse(rsp *http.Response) (*RegisterFinishResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegisterFinishResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SessionGrant
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
+func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MeOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListMyDevicesResponse parses an HTTP response from a ListMyDevicesWithResponse call
+func ParseListMyDevicesResponse(rsp *http.Response) (*ListMyDevicesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMyDevicesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeviceListOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRevokeMyDeviceResponse parses an HTTP response from a RevokeMyDeviceWithResponse call
+func ParseRevokeMyDeviceResponse(rsp *http.Response) (*RevokeMyDeviceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeMyDeviceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListMyPasskeysResponse parses an HTTP response from a ListMyPasskeysWithResponse call
+func ParseListMyPasskeysResponse(rsp *http.Response) (*ListMyPasskeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMyPasskeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PasskeyListOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteMyPasskeyResponse parses an HTTP response from a DeleteMyPasskeyWithResponse call
+func ParseDeleteMyPasskeyResponse(rsp *http.Response) (*DeleteMyPasskeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMyPasskeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRenameMyPasskeyResponse parses an HTTP response from a RenameMyPasskeyWithResponse call
+func ParseRenameMyPasskeyResponse(rsp *http.Response) (*RenameMyPasskeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RenameMyPasskeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PasskeyInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseEndMyOtherSessionsResponse parses an HTTP response from a EndMyOtherSessionsWithResponse call
+func ParseEndMyOtherSessionsResponse(rsp *http.Response) (*EndMyOtherSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndMyOtherSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndedOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListMySessionsResponse parses an HTTP response from a ListMySessionsWithResponse call
+func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMySessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SessionListOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseEndMySessionResponse parses an HTTP response from a EndMySessionWithResponse call
+func ParseEndMySessionResponse(rsp *http.Response) (*EndMySessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndMySessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
 
 	}
 

@@ -44,10 +44,480 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/add-passkey/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin adding a passkey
+         * @description For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+         */
+        post: operations["addPasskeyBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/add-passkey/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish adding a passkey
+         * @description Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+         */
+        post: operations["addPasskeyFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/login/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin login
+         * @description Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+         */
+        post: operations["loginBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/login/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish login
+         * @description Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+         */
+        post: operations["loginFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log out
+         * @description Ends the current session. The device stays and may sign in again with `device_id`.
+         */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/register/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin registration
+         * @description Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+         */
+        post: operations["registerBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/register/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish registration
+         * @description Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
+         */
+        post: operations["registerFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who am I
+         * @description The signed-in user, the device and the session of this token.
+         */
+        get: operations["getMe"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List my devices
+         * @description Every device (app install) you have signed in with, revoked ones included.
+         */
+        get: operations["listMyDevices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/devices/{device_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke one of my devices
+         * @description For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
+         */
+        delete: operations["revokeMyDevice"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List my passkeys
+         * @description Your passkeys, oldest first. Add one with the add-passkey ceremony.
+         */
+        get: operations["listMyPasskeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/passkeys/{passkey_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a passkey
+         * @description Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+         */
+        delete: operations["deleteMyPasskey"];
+        options?: never;
+        head?: never;
+        /** Rename a passkey */
+        patch: operations["renameMyPasskey"];
+        trace?: never;
+    };
+    "/v1/me/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List my sessions
+         * @description Sessions that are neither ended nor expired, newest first, with `current` marking this one.
+         */
+        get: operations["listMySessions"];
+        put?: never;
+        post?: never;
+        /**
+         * End all my other sessions
+         * @description Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+         */
+        delete: operations["endMyOtherSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one of my sessions
+         * @description Ends a session at once (its token gets 401 and its streams close). Ending the current session logs out. The device stays and may sign in again.
+         */
+        delete: operations["endMySession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AddPasskeyFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AttestationCredential"];
+            /**
+             * @description Name for the passkey (default: Passkey)
+             * @example YubiKey 5C
+             */
+            name?: string;
+        };
+        AssertionCredential: {
+            /** @description platform or cross-platform */
+            authenticatorAttachment?: string;
+            /** @description Client extension outputs */
+            clientExtensionResults?: {
+                [key: string]: unknown;
+            };
+            /** @description Credential ID, base64url */
+            id: string;
+            /** @description Credential ID, base64url (same as id) */
+            rawId: string;
+            response: components["schemas"]["AssertionResponse"];
+            /** @enum {string} */
+            type: "public-key";
+        };
+        AssertionResponse: {
+            /** @description base64url */
+            authenticatorData: string;
+            /** @description base64url */
+            clientDataJSON: string;
+            /** @description base64url */
+            signature: string;
+            /** @description base64url user handle; required for a discoverable login */
+            userHandle?: string | null;
+        };
+        AttestationCredential: {
+            /** @description platform or cross-platform */
+            authenticatorAttachment?: string;
+            /** @description Client extension outputs */
+            clientExtensionResults?: {
+                [key: string]: unknown;
+            };
+            /** @description Credential ID, base64url */
+            id: string;
+            /** @description Credential ID, base64url (same as id) */
+            rawId: string;
+            response: components["schemas"]["AttestationResponse"];
+            /** @enum {string} */
+            type: "public-key";
+        };
+        AttestationResponse: {
+            /** @description base64url CBOR attestation object */
+            attestationObject: string;
+            /** @description base64url (Level 3, informative) */
+            authenticatorData?: string;
+            /** @description base64url */
+            clientDataJSON: string;
+            /** @description base64url SPKI (Level 3, informative) */
+            publicKey?: string;
+            /**
+             * Format: int64
+             * @description COSE algorithm (Level 3, informative)
+             */
+            publicKeyAlgorithm?: number;
+            /** @description Transports the authenticator supports */
+            transports?: string[] | null;
+        };
+        AuthenticatorSelection: {
+            /** @description platform or cross-platform; absent: either */
+            authenticatorAttachment?: string;
+            /** @description Level-1 form of residentKey=required */
+            requireResidentKey?: boolean;
+            /**
+             * @description Sovereign requires discoverable credentials (required)
+             * @enum {string}
+             */
+            residentKey?: "discouraged" | "preferred" | "required";
+            /**
+             * @description Sovereign requires user verification (required)
+             * @enum {string}
+             */
+            userVerification?: "discouraged" | "preferred" | "required";
+        };
+        CreationCeremony: {
+            /** @description Send back with the finish step */
+            ceremony_id: string;
+            /**
+             * Format: date-time
+             * @description The finish step must arrive before this time
+             */
+            expires_at: string;
+            /** @description PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create */
+            options: components["schemas"]["CreationOptions"];
+        };
+        CreationOptions: {
+            /**
+             * @description Attestation conveyance preference
+             * @enum {string}
+             */
+            attestation?: "none" | "indirect" | "direct" | "enterprise";
+            authenticatorSelection: components["schemas"]["AuthenticatorSelection"];
+            /** @description Random challenge, base64url */
+            challenge: string;
+            /** @description Passkeys the user has already (adding a passkey) */
+            excludeCredentials?: components["schemas"]["CredentialDescriptor"][] | null;
+            pubKeyCredParams: components["schemas"]["CredentialParameter"][] | null;
+            rp: components["schemas"]["RelyingParty"];
+            /**
+             * Format: int64
+             * @description Milliseconds the ceremony may take
+             * @example 60000
+             */
+            timeout?: number;
+            user: components["schemas"]["WebAuthnUser"];
+        };
+        CredentialDescriptor: {
+            /** @description Credential ID, base64url */
+            id: string;
+            /** @description Transports the authenticator reported (usb, nfc, ble, internal, hybrid, …) */
+            transports?: string[] | null;
+            /**
+             * @description Always public-key
+             * @enum {string}
+             */
+            type: "public-key";
+        };
+        CredentialParameter: {
+            /**
+             * Format: int64
+             * @description COSE algorithm identifier, e.g. -7 (ES256), -8 (EdDSA), -257 (RS256)
+             * @example -7
+             */
+            alg: number;
+            /**
+             * @description Always public-key
+             * @enum {string}
+             */
+            type: "public-key";
+        };
+        DeviceInfo: {
+            /**
+             * Format: int64
+             * @description Sessions of the device that are neither ended nor expired
+             */
+            active_sessions: number;
+            /**
+             * Format: date-time
+             * @description When the device first signed in
+             */
+            created_at: string;
+            /** @description True for the device making this request */
+            current: boolean;
+            /**
+             * Format: uuid
+             * @description Device id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Last authenticated request (updated at most once a minute)
+             */
+            last_seen_at?: string;
+            /**
+             * @description Name given at sign-in
+             * @example Alice's phone
+             */
+            name: string;
+            /**
+             * Format: date-time
+             * @description When the device was revoked; a revoked device can never sign in again
+             */
+            revoked_at?: string;
+        };
+        DeviceListOutputBody: {
+            /** @description All devices, revoked ones included, oldest first */
+            devices: components["schemas"]["DeviceInfo"][] | null;
+        };
+        EndedOutputBody: {
+            /**
+             * Format: int64
+             * @description How many sessions were ended
+             */
+            ended: number;
+        };
         ErrorDetail: {
             /** @description Where the error occurred, e.g. 'body.items[3].tags' or 'path.thing-id' */
             location?: string;
@@ -62,6 +532,77 @@ export interface components {
              * @enum {string}
              */
             status: "ok";
+        };
+        LoginBeginInputBody: {
+            /**
+             * @description Log in as this user (the options list their passkeys). Omit for a discoverable login: the authenticator offers the passkeys it holds for this server.
+             * @example alice
+             */
+            username?: string;
+        };
+        LoginFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AssertionCredential"];
+            /**
+             * @description Sign in again as this existing device of yours (keeps its id, key packages and group memberships). Give device_id or device_name, not both.
+             * @example 0193f3c4-8f7a-7c2e-9d1b-3a4b5c6d7e8f
+             */
+            device_id?: string;
+            /**
+             * @description Create a new device with this name. Give device_id or device_name, not both.
+             * @example Alice's laptop
+             */
+            device_name?: string;
+        };
+        MeOutputBody: {
+            device: components["schemas"]["DeviceInfo"];
+            session: components["schemas"]["SessionInfo"];
+            user: components["schemas"]["UserInfo"];
+        };
+        PasskeyInfo: {
+            /** @description Authenticator model (AAGUID) as a UUID, when the authenticator reported one */
+            aaguid?: string;
+            /** @description The passkey is currently synced or backed up */
+            backed_up: boolean;
+            /** @description The passkey can be synced (e.g. a platform keychain) */
+            backup_eligible: boolean;
+            /** @description A signature counter went backwards: the passkey may be copied and is blocked from signing in */
+            clone_detected: boolean;
+            /**
+             * Format: date-time
+             * @description When the clone was detected
+             */
+            clone_detected_at?: string;
+            /**
+             * Format: date-time
+             * @description When the passkey was registered
+             */
+            created_at: string;
+            /** @description WebAuthn credential id, base64url */
+            credential_id: string;
+            /**
+             * Format: uuid
+             * @description Passkey id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Last successful login with it
+             */
+            last_used_at?: string;
+            /**
+             * @description Name chosen by the user
+             * @example iCloud Keychain
+             */
+            name: string;
+            /** @description Transports the authenticator reported */
+            transports: string[] | null;
+        };
+        PasskeyListOutputBody: {
+            /** @description All passkeys, oldest first */
+            passkeys: components["schemas"]["PasskeyInfo"][] | null;
         };
         Problem: {
             /**
@@ -110,6 +651,206 @@ export interface components {
              * @default about:blank
              */
             type: string;
+        };
+        RegisterBeginInputBody: {
+            /**
+             * @description Name shown to others, 1 to 64 characters
+             * @example Alice Martin
+             */
+            display_name: string;
+            /**
+             * @description Invite code (case, dashes and spaces do not matter). Required unless the server runs with --registration open.
+             * @example k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+             */
+            invite_code?: string;
+            /**
+             * @description 3 to 32 characters of a-z, 0-9, '.', '_' and '-'; stored lower-case; unique
+             * @example alice
+             */
+            username: string;
+        };
+        RegisterFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AttestationCredential"];
+            /**
+             * @description Name of this app install, shown in the device list
+             * @example Alice's phone
+             */
+            device_name: string;
+            /**
+             * @description Name for the passkey (default: Passkey)
+             * @example iCloud Keychain
+             */
+            passkey_name?: string;
+        };
+        RelyingParty: {
+            /**
+             * @description Relying-party ID (the server's domain)
+             * @example chat.example.org
+             */
+            id: string;
+            /**
+             * @description Name the authenticator shows
+             * @example Sovereign
+             */
+            name: string;
+        };
+        RenamePasskeyInputBody: {
+            /**
+             * @description New name
+             * @example Work laptop
+             */
+            name: string;
+        };
+        RequestCeremony: {
+            /** @description Send back with the finish step */
+            ceremony_id: string;
+            /**
+             * Format: date-time
+             * @description The finish step must arrive before this time
+             */
+            expires_at: string;
+            /** @description PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get */
+            options: components["schemas"]["RequestOptions"];
+        };
+        RequestOptions: {
+            /** @description The user's passkeys (login by username); absent for a discoverable login */
+            allowCredentials?: components["schemas"]["CredentialDescriptor"][] | null;
+            /** @description Random challenge, base64url */
+            challenge: string;
+            /**
+             * @description Relying-party ID
+             * @example chat.example.org
+             */
+            rpId?: string;
+            /**
+             * Format: int64
+             * @description Milliseconds the ceremony may take
+             * @example 60000
+             */
+            timeout?: number;
+            /**
+             * @description Sovereign requires user verification (required)
+             * @enum {string}
+             */
+            userVerification?: "discouraged" | "preferred" | "required";
+        };
+        SessionGrant: {
+            /**
+             * Format: uuid
+             * @description The device the session belongs to: keep it and send it as device_id at the next login so the device keeps its key packages and groups
+             */
+            device_id: string;
+            /**
+             * Format: date-time
+             * @description When the session ends unless ended earlier
+             */
+            expires_at: string;
+            /**
+             * Format: uuid
+             * @description The passkey registered or used
+             */
+            passkey_id: string;
+            /**
+             * Format: uuid
+             * @description Id of the new session
+             */
+            session_id: string;
+            /**
+             * @description Session token for Authorization: Bearer. Shown once; store it in the device keychain.
+             * @example mF0Ww2p3t5t7Xw0sQ7m3JQw2Y3n8P1r4c9u6a5d2e0k
+             */
+            token: string;
+            user: components["schemas"]["UserInfo"];
+            /**
+             * Format: uuid
+             * @description The signed-in user
+             */
+            user_id: string;
+        };
+        SessionInfo: {
+            /**
+             * Format: date-time
+             * @description When the session was opened
+             */
+            created_at: string;
+            /** @description True for the session making this request */
+            current: boolean;
+            /**
+             * Format: uuid
+             * @description The device the session belongs to
+             */
+            device_id: string;
+            /**
+             * @description The device's name
+             * @example Alice's phone
+             */
+            device_name: string;
+            /**
+             * Format: date-time
+             * @description When the session ends unless ended earlier
+             */
+            expires_at: string;
+            /**
+             * Format: uuid
+             * @description Session id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Last authenticated request (updated at most once a minute)
+             */
+            last_seen_at: string;
+        };
+        SessionListOutputBody: {
+            /** @description Active sessions, newest first */
+            sessions: components["schemas"]["SessionInfo"][] | null;
+        };
+        UserInfo: {
+            /**
+             * Format: date-time
+             * @description When the account was created
+             */
+            created_at: string;
+            /**
+             * @description Display name
+             * @example Alice Martin
+             */
+            display_name: string;
+            /**
+             * Format: uuid
+             * @description User id
+             */
+            id: string;
+            /**
+             * @description Role on this server
+             * @enum {string}
+             */
+            role: "admin" | "member";
+            /**
+             * @description Case-folded username
+             * @example alice
+             */
+            username: string;
+        };
+        WebAuthnUser: {
+            /**
+             * @description Display name
+             * @example Alice Martin
+             */
+            displayName: string;
+            /**
+             * @description WebAuthn user handle, base64url (random, not the user id)
+             * @example q1m0yq8cQ9m4ZC0y7u0m2hG7m2f2c4Xx1o0b8b5b3aA
+             */
+            id: string;
+            /**
+             * @description Username
+             * @example alice
+             */
+            name: string;
         };
     };
     responses: never;
@@ -178,6 +919,933 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addPasskeyBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreationCeremony"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addPasskeyFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddPasskeyFinishInputBody"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyInfo"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    loginBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestCeremony"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    loginFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginFinishInputBody"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionGrant"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    registerBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreationCeremony"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    registerFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterFinishInputBody"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionGrant"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMyDevices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceListOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeMyDevice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Device id */
+                device_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMyPasskeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyListOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteMyPasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Passkey id */
+                passkey_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    renameMyPasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Passkey id */
+                passkey_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenamePasskeyInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMySessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionListOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endMyOtherSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndedOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endMySession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Session id */
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
