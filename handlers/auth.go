@@ -149,8 +149,10 @@ type registrationPayload struct {
 var ceremonyErrors = []int{http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusTooManyRequests}
 
 func (h *handler) registerAuth(api huma.API) {
+	limited := huma.Middlewares{h.limitAuth(api)}
 	huma.Register(api, huma.Operation{
 		OperationID: "registerBegin",
+		Middlewares: limited,
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/register/begin",
 		Summary:     "Begin registration",
@@ -164,6 +166,7 @@ func (h *handler) registerAuth(api huma.API) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "registerFinish",
+		Middlewares: limited,
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/register/finish",
 		Summary:     "Finish registration",
@@ -178,6 +181,7 @@ func (h *handler) registerAuth(api huma.API) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "loginBegin",
+		Middlewares: limited,
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/login/begin",
 		Summary:     "Begin login",
@@ -192,6 +196,7 @@ func (h *handler) registerAuth(api huma.API) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "loginFinish",
+		Middlewares: limited,
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/login/finish",
 		Summary:     "Finish login",
@@ -207,6 +212,7 @@ func (h *handler) registerAuth(api huma.API) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "addPasskeyBegin",
+		Middlewares: limited,
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/add-passkey/begin",
 		Summary:     "Begin adding a passkey",
@@ -219,6 +225,7 @@ func (h *handler) registerAuth(api huma.API) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "addPasskeyFinish",
+		Middlewares: limited,
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/add-passkey/finish",
 		Summary:     "Finish adding a passkey",
@@ -249,13 +256,24 @@ func (h *handler) registerAuth(api huma.API) {
 	})
 }
 
-// limitAuth applies the per-IP ceremony rate limit.
-func (h *handler) limitAuth(ctx context.Context) error {
-	if ok, wait := h.authLimit.Allow(clientip.From(ctx).String(), 1); !ok {
-		return &models.Error{Code: models.ERATELIMIT, Reason: "rate_limited",
-			Message: "too many sign-in attempts from your address; retry later", RetryAfter: wait}
+// limitAuth is operation middleware applying the per-IP ceremony rate
+// limit before the body is even read, so floods cost as little as possible.
+func (h *handler) limitAuth(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		ok, wait := h.authLimit.Allow(clientip.From(ctx.Context()).String(), 1)
+		if ok {
+			next(ctx)
+			return
+		}
+		p, _ := h.fail(ctx.Context(), &models.Error{Code: models.ERATELIMIT, Reason: "rate_limited",
+			Message: "too many sign-in attempts from your address; retry later", RetryAfter: wait}).(*Problem)
+		for k, v := range p.GetHeaders() {
+			ctx.SetHeader(k, v[0])
+		}
+		ctx.SetHeader("Content-Type", "application/problem+json")
+		ctx.SetStatus(p.Status)
+		_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
 	}
-	return nil
 }
 
 func (h *handler) ceremonyTTL() time.Duration {
@@ -266,9 +284,6 @@ func (h *handler) ceremonyTTL() time.Duration {
 }
 
 func (h *handler) registerBegin(ctx context.Context, in *RegisterBeginInput) (*CreationCeremonyOutput, error) {
-	if err := h.limitAuth(ctx); err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	username, err := models.NormalizeUsername(in.Body.Username)
 	if err != nil {
 		return nil, h.fail(ctx, err)
@@ -325,9 +340,6 @@ func (h *handler) saveCreation(ctx context.Context, kind models.CeremonyKind, us
 }
 
 func (h *handler) registerFinish(ctx context.Context, in *RegisterFinishInput) (*SessionGrantOutput, error) {
-	if err := h.limitAuth(ctx); err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	deviceName, err := models.CleanName("device_name", in.Body.DeviceName, models.DeviceNameMaxLen)
 	if err != nil {
 		return nil, h.fail(ctx, err)
@@ -400,9 +412,6 @@ func (h *handler) logCeremonyFailure(ctx context.Context, what string, err error
 }
 
 func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*RequestCeremonyOutput, error) {
-	if err := h.limitAuth(ctx); err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	var (
 		assertion *protocol.CredentialAssertion
 		sd        *webauthn.SessionData
@@ -475,9 +484,6 @@ func (h *handler) decoyCredential(username string) protocol.CredentialDescriptor
 }
 
 func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*SessionGrantOutput, error) {
-	if err := h.limitAuth(ctx); err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	var deviceName string
 	switch {
 	case in.Body.DeviceID != "" && in.Body.DeviceName != "":
@@ -589,9 +595,6 @@ func (h *handler) cloneDetected(ctx context.Context, passkey *models.Credential,
 }
 
 func (h *handler) addPasskeyBegin(ctx context.Context, _ *struct{}) (*CreationCeremonyOutput, error) {
-	if err := h.limitAuth(ctx); err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	p := PrincipalFrom(ctx)
 	u, err := h.d.Store.UserByID(ctx, p.UserID)
 	if err != nil {
@@ -609,9 +612,6 @@ func (h *handler) addPasskeyBegin(ctx context.Context, _ *struct{}) (*CreationCe
 }
 
 func (h *handler) addPasskeyFinish(ctx context.Context, in *AddPasskeyFinishInput) (*PasskeyOutput, error) {
-	if err := h.limitAuth(ctx); err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	p := PrincipalFrom(ctx)
 	name, err := h.passkeyName(in.Body.Name)
 	if err != nil {

@@ -93,6 +93,9 @@ func ceremonyFailed(err error) error {
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Details != "" {
 		msg += ": " + pe.Details
+		if pe.DevInfo != "" && len(pe.DevInfo) <= 200 {
+			msg += " (" + pe.DevInfo + ")"
+		}
 	}
 	return &models.Error{Code: models.EFORBIDDEN, Reason: "verification_failed", Message: msg, Err: err}
 }
