@@ -415,9 +415,9 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 	var (
 		assertion *protocol.CredentialAssertion
 		sd        *webauthn.SessionData
-		userID    string
 		err       error
 	)
+	c := &models.Ceremony{Kind: models.CeremonyLogin}
 	if in.Body.Username == "" {
 		assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin()
 	} else {
@@ -433,15 +433,15 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 		}
 		switch {
 		case err == nil && len(creds) > 0:
-			userID = u.ID
+			c.UserID = u.ID
 			assertion, sd, err = h.d.WebAuthn.BeginLogin(newWAUser(u, creds))
 		case err == nil || models.IsCode(err, models.ENOTFOUND):
 			// Unknown username: answer like a known one, with a credential
 			// id derived from the username, so the answer does not tell
 			// whether the account exists. The ceremony can never succeed.
+			c.Payload = []byte(decoyPayload)
 			assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(
 				webauthn.WithAllowedCredentials([]protocol.CredentialDescriptor{h.decoyCredential(username)}))
-			userID = decoyUserID
 		}
 	}
 	if err != nil {
@@ -450,12 +450,6 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 	opts, err := reshape[RequestOptions](assertion.Response)
 	if err != nil {
 		return nil, h.fail(ctx, err)
-	}
-	c := &models.Ceremony{Kind: models.CeremonyLogin}
-	if userID != decoyUserID {
-		c.UserID = userID
-	} else {
-		c.Payload = []byte(`{"decoy":true}`)
 	}
 	if c.SessionData, err = sessionDataJSON(sd); err != nil {
 		return nil, h.fail(ctx, err)
@@ -466,7 +460,8 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 	return &RequestCeremonyOutput{Body: RequestCeremony{CeremonyID: c.ID, ExpiresAt: c.ExpiresAt, Options: opts}}, nil
 }
 
-const decoyUserID = "\x00decoy"
+// decoyPayload marks a login ceremony begun for an unknown username.
+const decoyPayload = `{"decoy":true}`
 
 var decoyKey = func() []byte {
 	b := make([]byte, 32)
@@ -526,7 +521,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 	}
 	var cred *webauthn.Credential
 	switch {
-	case string(c.Payload) == `{"decoy":true}`:
+	case string(c.Payload) == decoyPayload:
 		return nil, h.fail(ctx, ceremonyFailed(errors.New("unknown user")))
 	case c.UserID != "":
 		u, err := h.d.Store.UserByID(ctx, c.UserID)

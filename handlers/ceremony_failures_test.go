@@ -34,11 +34,7 @@ func snap(t *testing.T, s *testutil.Server) snapshot {
 	return out
 }
 
-type problem struct {
-	Status int    `json:"status"`
-	Code   string `json:"code"`
-	Detail string `json:"detail"`
-}
+// problem is declared in keypackages_test.go.
 
 // expectProblem checks the status and machine code of a problem response.
 func expectProblem(t *testing.T, r *testutil.Response, status int, code string) {

@@ -54,11 +54,15 @@ func Register(api huma.API, d *Deps) {
 	h.registerSystem(api)
 	h.registerAuth(api)
 	h.registerMe(api)
+	h.registerKeyPackages(api)
+	h.registerGroups(api)
 }
 
 // handler carries the dependencies to each operation.
 type handler struct {
 	d *Deps
+	// sendLimiter holds each user's message budget (--messages-per-minute).
+	sendLimiter *ratelimit.Limiter
 	// authLimit limits ceremony requests per client IP.
 	authLimit *ratelimit.Limiter
 }

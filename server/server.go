@@ -21,6 +21,7 @@ import (
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
+	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
 )
@@ -40,6 +41,7 @@ type Server struct {
 	handler    http.Handler
 	stopping   context.Context
 	stopStream context.CancelFunc
+	cleanup    *maintenance.Runner
 	closeOnce  sync.Once
 }
 
@@ -52,6 +54,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
+		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,
 	})
@@ -79,6 +82,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
 	s.handler = recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(mux))))
+
+	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
+	s.cleanup.Add(CleanupTasks(st, cfg)...)
+	s.cleanup.Start()
 	return s, nil
 }
 
@@ -114,6 +121,43 @@ func InviteLink(cfg config.Config, code string) string {
 	return cfg.BaseURL() + "/invite#" + code
 }
 
+// endedSessionGrace is how long expired or revoked sessions stay before the
+// cleanup deletes them.
+const endedSessionGrace = 24 * time.Hour
+
+// deadInviteGrace is how long expired or used-up invites stay before the
+// cleanup deletes them.
+const deadInviteGrace = 7 * 24 * time.Hour
+
+// CleanupTasks are the periodic cleanups of the store. Features that keep
+// data with a lifetime add theirs here.
+func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
+	claimAge := cfg.Limits.KeyPackageMaxLifetime + store.KeyPackageClockSkew + 24*time.Hour
+	return []maintenance.Task{
+		{Name: "expired_key_packages", Run: st.DeleteExpiredKeyPackages},
+		{Name: "revoked_device_key_packages", Run: st.DeleteRevokedDeviceKeyPackages},
+		{Name: "old_key_package_claims", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteOldKeyPackageClaims(ctx, claimAge)
+		}},
+		{Name: "ended_sessions", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteEndedSessions(ctx, endedSessionGrace)
+		}},
+		{Name: "expired_events", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteExpiredEvents(ctx, st.Now().Add(-cfg.Limits.Retention))
+		}},
+		{Name: "expired_idempotency_keys", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteExpiredIdempotencyKeys(ctx, st.Now().Add(-store.IdempotencyTTL))
+		}},
+		{Name: "expired_ceremonies", Run: st.DeleteExpiredCeremonies},
+		{Name: "dead_invites", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteDeadInvites(ctx, deadInviteGrace)
+		}},
+	}
+}
+
+// Maintenance is the periodic cleanup runner (tests run it with RunOnce).
+func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
+
 // Handler is the server's whole HTTP handler, for httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -125,6 +169,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopStream()
+		s.cleanup.Stop()
 		err = s.store.Close()
 	})
 	return err

@@ -47,6 +47,14 @@ type Options struct {
 	// Publisher is told about committed events (the real-time hub); nil
 	// means nobody listens.
 	Publisher models.Publisher
+	// KeyPackagesLow runs inside the claim use case (same transaction) for
+	// each device whose normal key packages for a suite that claim took
+	// below the low-water mark; nil means NotifyKeyPackagesLow (a notice in
+	// the device's feed). Returning an error fails the claim.
+	KeyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
+	// GroupQuotaBytes bounds the stored message bytes of one group; 0
+	// means the threat model's default (1 GiB).
+	GroupQuotaBytes int64
 }
 
 // Store is Sovereign's persistence: one writer connection driven by the
@@ -59,6 +67,9 @@ type Store struct {
 	now    func() time.Time
 	log    *slog.Logger
 	pub    models.Publisher
+	quota  int64
+
+	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 }
 
 // Open creates the data directory (0700) and database file (0600) when they
@@ -109,11 +120,24 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(opts.ReadConns)
 	rdb.SetMaxIdleConns(opts.ReadConns)
 
-	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher}
+	if opts.GroupQuotaBytes <= 0 {
+		opts.GroupQuotaBytes = DefaultGroupQuotaBytes
+	}
+	if opts.KeyPackagesLow == nil {
+		opts.KeyPackagesLow = NotifyKeyPackagesLow
+	}
+	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
+		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow}
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}
-	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger)
+	stmts, err := prepareHot(ctx, wdb)
+	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, err
+	}
+	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts)
 	return s, nil
 }
 
@@ -230,6 +254,7 @@ func (s *Store) Now() time.Time { return s.now() }
 // both connection pools.
 func (s *Store) Close() error {
 	s.writer.close()
+	closeStmts(s.writer.stmts)
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 
