@@ -144,6 +144,33 @@ func (e CredentialParameterType) Valid() bool {
 	}
 }
 
+// Defines values for EventBodyKind.
+const (
+	EventBodyKindApplication EventBodyKind = "application"
+	EventBodyKindCommit      EventBodyKind = "commit"
+	EventBodyKindNotice      EventBodyKind = "notice"
+	EventBodyKindProposal    EventBodyKind = "proposal"
+	EventBodyKindWelcome     EventBodyKind = "welcome"
+)
+
+// Valid indicates whether the value is a known member of the EventBodyKind enum.
+func (e EventBodyKind) Valid() bool {
+	switch e {
+	case EventBodyKindApplication:
+		return true
+	case EventBodyKindCommit:
+		return true
+	case EventBodyKindNotice:
+		return true
+	case EventBodyKindProposal:
+		return true
+	case EventBodyKindWelcome:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthOutputBodyStatus.
 const (
 	Ok HealthOutputBodyStatus = "ok"
@@ -153,6 +180,27 @@ const (
 func (e HealthOutputBodyStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReceiptBodyKind.
+const (
+	ReceiptBodyKindApplication ReceiptBodyKind = "application"
+	ReceiptBodyKindCommit      ReceiptBodyKind = "commit"
+	ReceiptBodyKindProposal    ReceiptBodyKind = "proposal"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptBodyKind enum.
+func (e ReceiptBodyKind) Valid() bool {
+	switch e {
+	case ReceiptBodyKindApplication:
+		return true
+	case ReceiptBodyKindCommit:
+		return true
+	case ReceiptBodyKindProposal:
 		return true
 	default:
 		return false
@@ -309,6 +357,63 @@ type AuthenticatorSelectionResidentKey string
 // AuthenticatorSelectionUserVerification Sovereign requires user verification (required)
 type AuthenticatorSelectionUserVerification string
 
+// ClaimedKeyPackage defines model for ClaimedKeyPackage.
+type ClaimedKeyPackage struct {
+	// DeviceId The device the package belongs to
+	DeviceId openapi_types.UUID `json:"device_id"`
+
+	// KeyPackage MLSMessage(key_package) as uploaded, base64
+	KeyPackage []byte `json:"key_package"`
+
+	// LastResort The device had no normal package left; this is its last-resort package, which others may also receive
+	LastResort bool `json:"last_resort"`
+
+	// Ref Its KeyPackageRef (RFC 9420 §5.2), base64: a Welcome addresses the device by it
+	Ref []byte `json:"ref"`
+}
+
+// CommitInputBody defines model for CommitInputBody.
+type CommitInputBody struct {
+	// Commit MLSMessage (PublicMessage or PrivateMessage) of content type commit, at the group's current epoch (base64)
+	Commit []byte `json:"commit"`
+
+	// GroupInfo MLSMessage(GroupInfo) of the new epoch (base64), kept for members and joiners
+	GroupInfo *[]byte `json:"group_info,omitempty"`
+
+	// RemovedDevices Devices the commit removes: they receive this commit and nothing after it
+	RemovedDevices *[]string `json:"removed_devices,omitempty"`
+
+	// Welcome MLSMessage(Welcome) for the members the commit adds (base64); each KeyPackageRef it addresses must have been claimed by this device
+	Welcome *[]byte `json:"welcome,omitempty"`
+}
+
+// CommitOutputBody defines model for CommitOutputBody.
+type CommitOutputBody struct {
+	// AddedDevices Devices that became members from the commit's sequence number
+	AddedDevices *[]string `json:"added_devices"`
+
+	// Commit The stored commit
+	Commit ReceiptBody `json:"commit"`
+
+	// Epoch The group's new epoch
+	Epoch int64 `json:"epoch"`
+
+	// RemovedDevices Devices whose membership ended with the commit
+	RemovedDevices *[]string `json:"removed_devices"`
+
+	// Welcomes One Welcome event per added device
+	Welcomes *[]WelcomeReceiptBody `json:"welcomes"`
+}
+
+// CreateGroupInputBody defines model for CreateGroupInputBody.
+type CreateGroupInputBody struct {
+	// GroupId MLS group_id bytes, base64url without padding; choose 16 or more random bytes
+	GroupId string `json:"group_id"`
+
+	// GroupInfo Optional MLSMessage(GroupInfo) of the group at epoch 0 (base64)
+	GroupInfo *[]byte `json:"group_info,omitempty"`
+}
+
 // CreationCeremony defines model for CreationCeremony.
 type CreationCeremony struct {
 	// CeremonyId Send back with the finish step
@@ -424,6 +529,78 @@ type ErrorDetail struct {
 	Value interface{} `json:"value,omitempty"`
 }
 
+// EventBody defines model for EventBody.
+type EventBody struct {
+	// Epoch Epoch of the message (for a welcome: the epoch it joins; for a notice: the group's epoch when posted)
+	Epoch *int64 `json:"epoch,omitempty"`
+
+	// GroupId MLS group_id, base64url without padding
+	GroupId *string `json:"group_id,omitempty"`
+
+	// Id Server-assigned UUID of the event
+	Id string `json:"id"`
+
+	// Kind What the payload is
+	Kind EventBodyKind `json:"kind"`
+
+	// Payload The MLSMessage as sent (base64); for notices, a JSON document
+	Payload []byte `json:"payload"`
+
+	// RecipientDeviceId Set on events addressed to one device (welcomes)
+	RecipientDeviceId *string `json:"recipient_device_id,omitempty"`
+
+	// SenderDeviceId Sending device; absent for server notices
+	SenderDeviceId *string `json:"sender_device_id,omitempty"`
+
+	// Seq Global sequence number: events are ordered by it
+	Seq int64 `json:"seq"`
+
+	// ServerTime Server timestamp (microsecond precision); never decreases along the sequence
+	ServerTime time.Time `json:"server_time"`
+}
+
+// EventBodyKind What the payload is
+type EventBodyKind string
+
+// GroupBody defines model for GroupBody.
+type GroupBody struct {
+	// BytesUsed Stored message bytes counted against the group's quota
+	BytesUsed int64 `json:"bytes_used"`
+
+	// CreatedAt When the group was created
+	CreatedAt time.Time `json:"created_at"`
+
+	// Epoch Current MLS epoch: the epoch the next commit must carry
+	Epoch int64 `json:"epoch"`
+
+	// GroupInfo Latest MLSMessage(GroupInfo) a committer supplied for the current epoch (base64), if any
+	GroupInfo *[]byte `json:"group_info,omitempty"`
+
+	// Id MLS group_id bytes, base64url without padding
+	Id string `json:"id"`
+
+	// JoinedSeq This device receives the group's events with a sequence number above this
+	JoinedSeq int64 `json:"joined_seq"`
+
+	// Members Member devices now
+	Members *[]MemberBody `json:"members"`
+}
+
+// GroupSummaryBody defines model for GroupSummaryBody.
+type GroupSummaryBody struct {
+	// CreatedAt When the group was created
+	CreatedAt time.Time `json:"created_at"`
+
+	// Epoch Current MLS epoch: the epoch the next commit must carry
+	Epoch int64 `json:"epoch"`
+
+	// Id MLS group_id bytes, base64url without padding
+	Id string `json:"id"`
+
+	// JoinedSeq This device receives the group's events with a sequence number above this
+	JoinedSeq int64 `json:"joined_seq"`
+}
+
 // HealthOutputBody defines model for HealthOutputBody.
 type HealthOutputBody struct {
 	// Status Always ok when the status code is 200
@@ -432,6 +609,82 @@ type HealthOutputBody struct {
 
 // HealthOutputBodyStatus Always ok when the status code is 200
 type HealthOutputBodyStatus string
+
+// HistoryOutputBody defines model for HistoryOutputBody.
+type HistoryOutputBody struct {
+	// Events Events in sequence order
+	Events *[]EventBody `json:"events"`
+
+	// HasMore Whether more events follow
+	HasMore bool `json:"has_more"`
+
+	// Next Pass as after to get the next page
+	Next int64 `json:"next"`
+}
+
+// KeyPackageClaimInputBody defines model for KeyPackageClaimInputBody.
+type KeyPackageClaimInputBody struct {
+	// CipherSuite RFC 9420 cipher suite of the group being built (not 4 or 6: Ed448 packages are not accepted)
+	//
+	// Examples: 1
+	CipherSuite int32 `json:"cipher_suite"`
+}
+
+// KeyPackageClaimOutputBody defines model for KeyPackageClaimOutputBody.
+type KeyPackageClaimOutputBody struct {
+	CipherSuite int32 `json:"cipher_suite"`
+
+	// KeyPackages One package per active device of the user that has one (never the caller's own device)
+	KeyPackages *[]ClaimedKeyPackage `json:"key_packages"`
+
+	// MissingDevices Active devices of the user with no package for this suite: they cannot be added now
+	MissingDevices *[]string          `json:"missing_devices"`
+	UserId         openapi_types.UUID `json:"user_id"`
+}
+
+// KeyPackageCountsBody defines model for KeyPackageCountsBody.
+type KeyPackageCountsBody struct {
+	// Low True when the device holds no package at all or any suite is low
+	Low bool `json:"low"`
+
+	// LowWater The server's low-water mark (--key-package-low-water)
+	LowWater int64 `json:"low_water"`
+
+	// Suites One entry per cipher suite the device holds packages for
+	Suites *[]KeyPackageSuiteCount `json:"suites"`
+}
+
+// KeyPackageSuiteCount defines model for KeyPackageSuiteCount.
+type KeyPackageSuiteCount struct {
+	// CipherSuite RFC 9420 cipher suite
+	//
+	// Examples: 1
+	CipherSuite int32 `json:"cipher_suite"`
+
+	// LastResort Whether an unexpired last-resort package is stored
+	LastResort bool `json:"last_resort"`
+
+	// Low normal is below low_water: upload more
+	Low bool `json:"low"`
+
+	// Normal Unexpired single-use packages left
+	Normal int64 `json:"normal"`
+}
+
+// KeyPackageUploadInputBody defines model for KeyPackageUploadInputBody.
+type KeyPackageUploadInputBody struct {
+	// KeyPackages MLSMessage(key_package) encodings (RFC 9420 §6, §10), base64. Each at most 16384 bytes.
+	KeyPackages *[][]byte `json:"key_packages"`
+
+	// LastResortIndex Index in key_packages of the device's new last-resort package for its cipher suite. It replaces the previous one, is handed out only when no normal package is left, and is never deleted by a claim.
+	LastResortIndex *int64 `json:"last_resort_index,omitempty"`
+}
+
+// ListGroupsOutputBody defines model for ListGroupsOutputBody.
+type ListGroupsOutputBody struct {
+	// Groups Groups this device is a member of, oldest membership first
+	Groups *[]GroupSummaryBody `json:"groups"`
+}
 
 // LoginBeginInputBody defines model for LoginBeginInputBody.
 type LoginBeginInputBody struct {
@@ -465,6 +718,21 @@ type MeOutputBody struct {
 	Device  DeviceInfo  `json:"device"`
 	Session SessionInfo `json:"session"`
 	User    UserInfo    `json:"user"`
+}
+
+// MemberBody defines model for MemberBody.
+type MemberBody struct {
+	// DeviceId Member device
+	DeviceId string `json:"device_id"`
+
+	// JoinedSeq The device receives the group's events with a sequence number above this
+	JoinedSeq int64 `json:"joined_seq"`
+
+	// UserId The device's user
+	UserId string `json:"user_id"`
+
+	// Username The user's username
+	Username string `json:"username"`
 }
 
 // PasskeyInfo defines model for PasskeyInfo.
@@ -549,6 +817,27 @@ type Problem struct {
 	// Type A URI reference that identifies the problem type
 	Type *string `json:"type,omitempty"`
 }
+
+// ReceiptBody defines model for ReceiptBody.
+type ReceiptBody struct {
+	// Epoch The message's epoch
+	Epoch int64 `json:"epoch"`
+
+	// Id Server-assigned UUID
+	Id string `json:"id"`
+
+	// Kind Kind of the stored message
+	Kind ReceiptBodyKind `json:"kind"`
+
+	// Seq Global sequence number
+	Seq int64 `json:"seq"`
+
+	// ServerTime Server timestamp (microsecond precision)
+	ServerTime time.Time `json:"server_time"`
+}
+
+// ReceiptBodyKind Kind of the stored message
+type ReceiptBodyKind string
 
 // RegisterBeginInputBody defines model for RegisterBeginInputBody.
 type RegisterBeginInputBody struct {
@@ -644,6 +933,12 @@ type RequestOptions struct {
 
 // RequestOptionsUserVerification Sovereign requires user verification (required)
 type RequestOptionsUserVerification string
+
+// SendMessageInputBody defines model for SendMessageInputBody.
+type SendMessageInputBody struct {
+	// Message The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded.
+	Message []byte `json:"message"`
+}
 
 // SessionGrant defines model for SessionGrant.
 type SessionGrant struct {
@@ -744,6 +1039,39 @@ type WebAuthnUser struct {
 	Name string `json:"name"`
 }
 
+// WelcomeReceiptBody defines model for WelcomeReceiptBody.
+type WelcomeReceiptBody struct {
+	// DeviceId Added device the Welcome is addressed to
+	DeviceId string `json:"device_id"`
+
+	// Id Server-assigned UUID of the Welcome event
+	Id string `json:"id"`
+
+	// Seq Sequence number of the Welcome event
+	Seq int64 `json:"seq"`
+}
+
+// CommitGroupParams defines parameters for CommitGroup.
+type CommitGroupParams struct {
+	// IdempotencyKey Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// ListGroupMessagesParams defines parameters for ListGroupMessages.
+type ListGroupMessagesParams struct {
+	// After Return events with a sequence number above this (0: from the start of this device's membership)
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Most events to return
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// SendMessageParams defines parameters for SendMessage.
+type SendMessageParams struct {
+	// IdempotencyKey Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // AddPasskeyFinishJSONRequestBody defines body for AddPasskeyFinish for application/json ContentType.
 type AddPasskeyFinishJSONRequestBody = AddPasskeyFinishInputBody
 
@@ -759,8 +1087,23 @@ type RegisterBeginJSONRequestBody = RegisterBeginInputBody
 // RegisterFinishJSONRequestBody defines body for RegisterFinish for application/json ContentType.
 type RegisterFinishJSONRequestBody = RegisterFinishInputBody
 
+// CreateGroupJSONRequestBody defines body for CreateGroup for application/json ContentType.
+type CreateGroupJSONRequestBody = CreateGroupInputBody
+
+// CommitGroupJSONRequestBody defines body for CommitGroup for application/json ContentType.
+type CommitGroupJSONRequestBody = CommitInputBody
+
+// SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
+type SendMessageJSONRequestBody = SendMessageInputBody
+
+// UploadKeyPackagesJSONRequestBody defines body for UploadKeyPackages for application/json ContentType.
+type UploadKeyPackagesJSONRequestBody = KeyPackageUploadInputBody
+
 // RenameMyPasskeyJSONRequestBody defines body for RenameMyPasskey for application/json ContentType.
 type RenameMyPasskeyJSONRequestBody = RenamePasskeyInputBody
+
+// ClaimKeyPackagesJSONRequestBody defines body for ClaimKeyPackages for application/json ContentType.
+type ClaimKeyPackagesJSONRequestBody = KeyPackageClaimInputBody
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -954,6 +1297,122 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 	RegisterFinish(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListGroups List my groups
+	//
+	// Lists the groups the calling device is a member of now.
+	//
+	// Corresponds with GET /v1/groups (the `ListGroups` operationId).
+	ListGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateGroupWithBody Create a group
+	//
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+	CreateGroupWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateGroup Create a group
+	//
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+	CreateGroup(ctx context.Context, body CreateGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetGroup Get a group
+	//
+	// Returns the group's current epoch, latest GroupInfo and member devices with their users. Only member devices may read it; anyone else gets 403 not_member, whether or not the group exists.
+	//
+	// Corresponds with GET /v1/groups/{group_id} (the `GetGroup` operationId).
+	GetGroup(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CommitGroupWithBody Commit: advance the group's epoch
+	//
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+	CommitGroupWithBody(ctx context.Context, groupId string, params *CommitGroupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CommitGroup Commit: advance the group's epoch
+	//
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+	CommitGroup(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListGroupMessages Read a group's history
+	//
+	// Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
+	//
+	// Corresponds with GET /v1/groups/{group_id}/messages (the `ListGroupMessages` operationId).
+	ListGroupMessages(ctx context.Context, groupId string, params *ListGroupMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessageWithBody Send an application or proposal message
+	//
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+	SendMessageWithBody(ctx context.Context, groupId string, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessage Send an application or proposal message
+	//
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+	SendMessage(ctx context.Context, groupId string, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UploadKeyPackagesWithBody Upload key packages of this device
+	//
+	// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+	//
+	// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+	// - carries valid LeafNode and KeyPackage signatures;
+	// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+	// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+	// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+	//
+	// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+	UploadKeyPackagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UploadKeyPackages Upload key packages of this device
+	//
+	// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+	//
+	// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+	// - carries valid LeafNode and KeyPackage signatures;
+	// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+	// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+	// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+	//
+	// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+	UploadKeyPackages(ctx context.Context, body UploadKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CountKeyPackages Count this device's key packages
+	//
+	// The calling device's unexpired key packages per cipher suite, whether a last-resort package is stored, and `low` when fewer normal packages than the server's low-water mark remain: upload more then.
+	//
+	// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
+	CountKeyPackages(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMe Who am I
 	//
 	// The signed-in user, the device and the session of this token.
@@ -1023,6 +1482,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClaimKeyPackagesWithBody Claim key packages of a user
+	//
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+	ClaimKeyPackagesWithBody(ctx context.Context, user string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClaimKeyPackages Claim key packages of a user
+	//
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+	ClaimKeyPackages(ctx context.Context, user string, body ClaimKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // Healthz Liveness probe
@@ -1283,6 +1760,242 @@ func (c *Client) RegisterFinish(ctx context.Context, body RegisterFinishJSONRequ
 	return c.Client.Do(req)
 }
 
+// ListGroups List my groups
+//
+// Lists the groups the calling device is a member of now.
+//
+// Corresponds with GET /v1/groups (the `ListGroups` operationId).
+func (c *Client) ListGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListGroupsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateGroupWithBody Create a group
+//
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+func (c *Client) CreateGroupWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateGroupRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateGroup Create a group
+//
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+func (c *Client) CreateGroup(ctx context.Context, body CreateGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateGroupRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetGroup Get a group
+//
+// Returns the group's current epoch, latest GroupInfo and member devices with their users. Only member devices may read it; anyone else gets 403 not_member, whether or not the group exists.
+//
+// Corresponds with GET /v1/groups/{group_id} (the `GetGroup` operationId).
+func (c *Client) GetGroup(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetGroupRequest(c.Server, groupId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CommitGroupWithBody Commit: advance the group's epoch
+//
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+func (c *Client) CommitGroupWithBody(ctx context.Context, groupId string, params *CommitGroupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCommitGroupRequestWithBody(c.Server, groupId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CommitGroup Commit: advance the group's epoch
+//
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+func (c *Client) CommitGroup(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCommitGroupRequest(c.Server, groupId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListGroupMessages Read a group's history
+//
+// Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
+//
+// Corresponds with GET /v1/groups/{group_id}/messages (the `ListGroupMessages` operationId).
+func (c *Client) ListGroupMessages(ctx context.Context, groupId string, params *ListGroupMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListGroupMessagesRequest(c.Server, groupId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessageWithBody Send an application or proposal message
+//
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+func (c *Client) SendMessageWithBody(ctx context.Context, groupId string, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageRequestWithBody(c.Server, groupId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessage Send an application or proposal message
+//
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+func (c *Client) SendMessage(ctx context.Context, groupId string, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageRequest(c.Server, groupId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UploadKeyPackagesWithBody Upload key packages of this device
+//
+// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+//
+// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+// - carries valid LeafNode and KeyPackage signatures;
+// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+//
+// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+func (c *Client) UploadKeyPackagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUploadKeyPackagesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UploadKeyPackages Upload key packages of this device
+//
+// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+//
+// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+// - carries valid LeafNode and KeyPackage signatures;
+// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+//
+// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+func (c *Client) UploadKeyPackages(ctx context.Context, body UploadKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUploadKeyPackagesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CountKeyPackages Count this device's key packages
+//
+// The calling device's unexpired key packages per cipher suite, whether a last-resort package is stored, and `low` when fewer normal packages than the server's low-water mark remain: upload more then.
+//
+// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
+func (c *Client) CountKeyPackages(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCountKeyPackagesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMe Who am I
 //
 // The signed-in user, the device and the session of this token.
@@ -1443,6 +2156,44 @@ func (c *Client) ListMySessions(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 func (c *Client) EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewEndMySessionRequest(c.Server, sessionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClaimKeyPackagesWithBody Claim key packages of a user
+//
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+func (c *Client) ClaimKeyPackagesWithBody(ctx context.Context, user string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClaimKeyPackagesRequestWithBody(c.Server, user, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClaimKeyPackages Claim key packages of a user
+//
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+func (c *Client) ClaimKeyPackages(ctx context.Context, user string, body ClaimKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClaimKeyPackagesRequest(c.Server, user, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1761,6 +2512,371 @@ func NewRegisterFinishRequestWithBody(server string, contentType string, body io
 	return req, nil
 }
 
+// NewListGroupsRequest constructs an http.Request for the ListGroups method
+func NewListGroupsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateGroupRequest calls the generic CreateGroup builder with application/json body
+func NewCreateGroupRequest(server string, body CreateGroupJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateGroupRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateGroupRequestWithBody constructs an http.Request for the CreateGroup method, with any body, and a specified content type
+func NewCreateGroupRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetGroupRequest constructs an http.Request for the GetGroup method
+func NewGetGroupRequest(server string, groupId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCommitGroupRequest calls the generic CommitGroup builder with application/json body
+func NewCommitGroupRequest(server string, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCommitGroupRequestWithBody(server, groupId, params, "application/json", bodyReader)
+}
+
+// NewCommitGroupRequestWithBody constructs an http.Request for the CommitGroup method, with any body, and a specified content type
+func NewCommitGroupRequestWithBody(server string, groupId string, params *CommitGroupParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/commits", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListGroupMessagesRequest constructs an http.Request for the ListGroupMessages method
+func NewListGroupMessagesRequest(server string, groupId string, params *ListGroupMessagesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/messages", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSendMessageRequest calls the generic SendMessage builder with application/json body
+func NewSendMessageRequest(server string, groupId string, params *SendMessageParams, body SendMessageJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendMessageRequestWithBody(server, groupId, params, "application/json", bodyReader)
+}
+
+// NewSendMessageRequestWithBody constructs an http.Request for the SendMessage method, with any body, and a specified content type
+func NewSendMessageRequestWithBody(server string, groupId string, params *SendMessageParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/messages", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewUploadKeyPackagesRequest calls the generic UploadKeyPackages builder with application/json body
+func NewUploadKeyPackagesRequest(server string, body UploadKeyPackagesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUploadKeyPackagesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUploadKeyPackagesRequestWithBody constructs an http.Request for the UploadKeyPackages method, with any body, and a specified content type
+func NewUploadKeyPackagesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/key-packages")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCountKeyPackagesRequest constructs an http.Request for the CountKeyPackages method
+func NewCountKeyPackagesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/key-packages/count")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetMeRequest constructs an http.Request for the GetMe method
 func NewGetMeRequest(server string) (*http.Request, error) {
 	var err error
@@ -2045,6 +3161,53 @@ func NewEndMySessionRequest(server string, sessionId openapi_types.UUID) (*http.
 	return req, nil
 }
 
+// NewClaimKeyPackagesRequest calls the generic ClaimKeyPackages builder with application/json body
+func NewClaimKeyPackagesRequest(server string, user string, body ClaimKeyPackagesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewClaimKeyPackagesRequestWithBody(server, user, "application/json", bodyReader)
+}
+
+// NewClaimKeyPackagesRequestWithBody constructs an http.Request for the ClaimKeyPackages method, with any body, and a specified content type
+func NewClaimKeyPackagesRequestWithBody(server string, user string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user", user, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users/%s/key-packages/claim", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -2215,6 +3378,130 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 	RegisterFinishWithResponse(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterFinishResponse, error)
 
+	// ListGroupsWithResponse List my groups
+	//
+	// Lists the groups the calling device is a member of now.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups (the `ListGroups` operationId).
+	ListGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListGroupsResponse, error)
+
+	// CreateGroupWithBodyWithResponse Create a group
+	//
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+	CreateGroupWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateGroupResponse, error)
+
+	// CreateGroupWithResponse Create a group
+	//
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+	CreateGroupWithResponse(ctx context.Context, body CreateGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateGroupResponse, error)
+
+	// GetGroupWithResponse Get a group
+	//
+	// Returns the group's current epoch, latest GroupInfo and member devices with their users. Only member devices may read it; anyone else gets 403 not_member, whether or not the group exists.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{group_id} (the `GetGroup` operationId).
+	GetGroupWithResponse(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*GetGroupResponse, error)
+
+	// CommitGroupWithBodyWithResponse Commit: advance the group's epoch
+	//
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+	CommitGroupWithBodyWithResponse(ctx context.Context, groupId string, params *CommitGroupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitGroupResponse, error)
+
+	// CommitGroupWithResponse Commit: advance the group's epoch
+	//
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+	CommitGroupWithResponse(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitGroupResponse, error)
+
+	// ListGroupMessagesWithResponse Read a group's history
+	//
+	// Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{group_id}/messages (the `ListGroupMessages` operationId).
+	ListGroupMessagesWithResponse(ctx context.Context, groupId string, params *ListGroupMessagesParams, reqEditors ...RequestEditorFn) (*ListGroupMessagesResponse, error)
+
+	// SendMessageWithBodyWithResponse Send an application or proposal message
+	//
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+	SendMessageWithBodyWithResponse(ctx context.Context, groupId string, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageResponse, error)
+
+	// SendMessageWithResponse Send an application or proposal message
+	//
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+	SendMessageWithResponse(ctx context.Context, groupId string, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageResponse, error)
+
+	// UploadKeyPackagesWithBodyWithResponse Upload key packages of this device
+	//
+	// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+	//
+	// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+	// - carries valid LeafNode and KeyPackage signatures;
+	// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+	// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+	// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+	//
+	// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+	UploadKeyPackagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadKeyPackagesResponse, error)
+
+	// UploadKeyPackagesWithResponse Upload key packages of this device
+	//
+	// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+	//
+	// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+	// - carries valid LeafNode and KeyPackage signatures;
+	// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+	// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+	// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+	//
+	// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+	UploadKeyPackagesWithResponse(ctx context.Context, body UploadKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*UploadKeyPackagesResponse, error)
+
+	// CountKeyPackagesWithResponse Count this device's key packages
+	//
+	// The calling device's unexpired key packages per cipher suite, whether a last-resort package is stored, and `low` when fewer normal packages than the server's low-water mark remain: upload more then.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
+	CountKeyPackagesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CountKeyPackagesResponse, error)
+
 	// GetMeWithResponse Who am I
 	//
 	// The signed-in user, the device and the session of this token.
@@ -2300,6 +3587,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySessionWithResponse(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*EndMySessionResponse, error)
+
+	// ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
+	//
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+	ClaimKeyPackagesWithBodyWithResponse(ctx context.Context, user string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ClaimKeyPackagesResponse, error)
+
+	// ClaimKeyPackagesWithResponse Claim key packages of a user
+	//
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+	ClaimKeyPackagesWithResponse(ctx context.Context, user string, body ClaimKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*ClaimKeyPackagesResponse, error)
 }
 
 type HealthzResponse struct {
@@ -2944,6 +4249,607 @@ func (r RegisterFinishResponse) ContentType() string {
 	return ""
 }
 
+type ListGroupsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListGroupsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListGroupsResponse) GetJSON200() *ListGroupsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListGroupsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListGroupsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListGroupsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListGroupsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListGroupsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListGroupsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *GroupBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateGroupResponse) GetJSON201() *GroupBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GroupBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetGroupResponse) GetJSON200() *GroupBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetGroupResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetGroupResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetGroupResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetGroupResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CommitGroupResponse201Headers the declared response headers of an HTTP 201 response for CommitGroup
+type CommitGroupResponse201Headers struct {
+	IdempotentReplayed *bool
+}
+
+type CommitGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CommitOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CommitGroupResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CommitGroupResponse) GetJSON201() *CommitOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CommitGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CommitGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CommitGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CommitGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListGroupMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *HistoryOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListGroupMessagesResponse) GetJSON200() *HistoryOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListGroupMessagesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListGroupMessagesResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListGroupMessagesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListGroupMessagesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListGroupMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListGroupMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListGroupMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListGroupMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SendMessageResponse201Headers the declared response headers of an HTTP 201 response for SendMessage
+type SendMessageResponse201Headers struct {
+	IdempotentReplayed *bool
+}
+
+type SendMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ReceiptBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *SendMessageResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r SendMessageResponse) GetJSON201() *ReceiptBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r SendMessageResponse) GetApplicationproblemJSON507() *Problem {
+	return r.ApplicationproblemJSON507
+}
+
+// GetBody returns the raw response body bytes
+func (r SendMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UploadKeyPackagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *KeyPackageCountsBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r UploadKeyPackagesResponse) GetJSON201() *KeyPackageCountsBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UploadKeyPackagesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UploadKeyPackagesResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UploadKeyPackagesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UploadKeyPackagesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r UploadKeyPackagesResponse) GetApplicationproblemJSON507() *Problem {
+	return r.ApplicationproblemJSON507
+}
+
+// GetBody returns the raw response body bytes
+func (r UploadKeyPackagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UploadKeyPackagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UploadKeyPackagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UploadKeyPackagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CountKeyPackagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyPackageCountsBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CountKeyPackagesResponse) GetJSON200() *KeyPackageCountsBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CountKeyPackagesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CountKeyPackagesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CountKeyPackagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CountKeyPackagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CountKeyPackagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CountKeyPackagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3481,6 +5387,82 @@ func (r EndMySessionResponse) ContentType() string {
 	return ""
 }
 
+type ClaimKeyPackagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyPackageClaimOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ClaimKeyPackagesResponse) GetJSON200() *KeyPackageClaimOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ClaimKeyPackagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ClaimKeyPackagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ClaimKeyPackagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ClaimKeyPackagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // HealthzWithResponse Liveness probe
 //
 // Answers 200 while the process serves HTTP.
@@ -3691,6 +5673,202 @@ func (c *ClientWithResponses) RegisterFinishWithResponse(ctx context.Context, bo
 	return ParseRegisterFinishResponse(rsp)
 }
 
+// ListGroupsWithResponse List my groups
+//
+// Lists the groups the calling device is a member of now.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups (the `ListGroups` operationId).
+func (c *ClientWithResponses) ListGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListGroupsResponse, error) {
+	rsp, err := c.ListGroups(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListGroupsResponse(rsp)
+}
+
+// CreateGroupWithBodyWithResponse Create a group
+//
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+func (c *ClientWithResponses) CreateGroupWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateGroupResponse, error) {
+	rsp, err := c.CreateGroupWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateGroupResponse(rsp)
+}
+
+// CreateGroupWithResponse Create a group
+//
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups (the `CreateGroup` operationId).
+func (c *ClientWithResponses) CreateGroupWithResponse(ctx context.Context, body CreateGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateGroupResponse, error) {
+	rsp, err := c.CreateGroup(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateGroupResponse(rsp)
+}
+
+// GetGroupWithResponse Get a group
+//
+// Returns the group's current epoch, latest GroupInfo and member devices with their users. Only member devices may read it; anyone else gets 403 not_member, whether or not the group exists.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{group_id} (the `GetGroup` operationId).
+func (c *ClientWithResponses) GetGroupWithResponse(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*GetGroupResponse, error) {
+	rsp, err := c.GetGroup(ctx, groupId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetGroupResponse(rsp)
+}
+
+// CommitGroupWithBodyWithResponse Commit: advance the group's epoch
+//
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+func (c *ClientWithResponses) CommitGroupWithBodyWithResponse(ctx context.Context, groupId string, params *CommitGroupParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CommitGroupResponse, error) {
+	rsp, err := c.CommitGroupWithBody(ctx, groupId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCommitGroupResponse(rsp)
+}
+
+// CommitGroupWithResponse Commit: advance the group's epoch
+//
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
+func (c *ClientWithResponses) CommitGroupWithResponse(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitGroupResponse, error) {
+	rsp, err := c.CommitGroup(ctx, groupId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCommitGroupResponse(rsp)
+}
+
+// ListGroupMessagesWithResponse Read a group's history
+//
+// Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{group_id}/messages (the `ListGroupMessages` operationId).
+func (c *ClientWithResponses) ListGroupMessagesWithResponse(ctx context.Context, groupId string, params *ListGroupMessagesParams, reqEditors ...RequestEditorFn) (*ListGroupMessagesResponse, error) {
+	rsp, err := c.ListGroupMessages(ctx, groupId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListGroupMessagesResponse(rsp)
+}
+
+// SendMessageWithBodyWithResponse Send an application or proposal message
+//
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Context, groupId string, params *SendMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageResponse, error) {
+	rsp, err := c.SendMessageWithBody(ctx, groupId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageResponse(rsp)
+}
+
+// SendMessageWithResponse Send an application or proposal message
+//
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/messages (the `SendMessage` operationId).
+func (c *ClientWithResponses) SendMessageWithResponse(ctx context.Context, groupId string, params *SendMessageParams, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageResponse, error) {
+	rsp, err := c.SendMessage(ctx, groupId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageResponse(rsp)
+}
+
+// UploadKeyPackagesWithBodyWithResponse Upload key packages of this device
+//
+// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+//
+// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+// - carries valid LeafNode and KeyPackage signatures;
+// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+//
+// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+func (c *ClientWithResponses) UploadKeyPackagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadKeyPackagesResponse, error) {
+	rsp, err := c.UploadKeyPackagesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUploadKeyPackagesResponse(rsp)
+}
+
+// UploadKeyPackagesWithResponse Upload key packages of this device
+//
+// Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+//
+// - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+// - carries valid LeafNode and KeyPackage signatures;
+// - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+// - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+// - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+//
+// Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/key-packages (the `UploadKeyPackages` operationId).
+func (c *ClientWithResponses) UploadKeyPackagesWithResponse(ctx context.Context, body UploadKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*UploadKeyPackagesResponse, error) {
+	rsp, err := c.UploadKeyPackages(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUploadKeyPackagesResponse(rsp)
+}
+
+// CountKeyPackagesWithResponse Count this device's key packages
+//
+// The calling device's unexpired key packages per cipher suite, whether a last-resort package is stored, and `low` when fewer normal packages than the server's low-water mark remain: upload more then.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
+func (c *ClientWithResponses) CountKeyPackagesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CountKeyPackagesResponse, error) {
+	rsp, err := c.CountKeyPackages(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCountKeyPackagesResponse(rsp)
+}
+
 // GetMeWithResponse Who am I
 //
 // The signed-in user, the device and the session of this token.
@@ -3835,6 +6013,36 @@ func (c *ClientWithResponses) EndMySessionWithResponse(ctx context.Context, sess
 		return nil, err
 	}
 	return ParseEndMySessionResponse(rsp)
+}
+
+// ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
+//
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+func (c *ClientWithResponses) ClaimKeyPackagesWithBodyWithResponse(ctx context.Context, user string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ClaimKeyPackagesResponse, error) {
+	rsp, err := c.ClaimKeyPackagesWithBody(ctx, user, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClaimKeyPackagesResponse(rsp)
+}
+
+// ClaimKeyPackagesWithResponse Claim key packages of a user
+//
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/users/{user}/key-packages/claim (the `ClaimKeyPackages` operationId).
+func (c *ClientWithResponses) ClaimKeyPackagesWithResponse(ctx context.Context, user string, body ClaimKeyPackagesJSONRequestBody, reqEditors ...RequestEditorFn) (*ClaimKeyPackagesResponse, error) {
+	rsp, err := c.ClaimKeyPackages(ctx, user, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClaimKeyPackagesResponse(rsp)
 }
 
 // ParseHealthzResponse parses an HTTP response from a HealthzWithResponse call
@@ -4347,6 +6555,499 @@ func ParseRegisterFinishResponse(rsp *http.Response) (*RegisterFinishResponse, e
 	return response, nil
 }
 
+// ParseListGroupsResponse parses an HTTP response from a ListGroupsWithResponse call
+func ParseListGroupsResponse(rsp *http.Response) (*ListGroupsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListGroupsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListGroupsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateGroupResponse parses an HTTP response from a CreateGroupWithResponse call
+func ParseCreateGroupResponse(rsp *http.Response) (*CreateGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest GroupBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetGroupResponse parses an HTTP response from a GetGroupWithResponse call
+func ParseGetGroupResponse(rsp *http.Response) (*GetGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GroupBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCommitGroupResponse parses an HTTP response from a CommitGroupWithResponse call
+func ParseCommitGroupResponse(rsp *http.Response) (*CommitGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CommitGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CommitOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CommitGroupResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListGroupMessagesResponse parses an HTTP response from a ListGroupMessagesWithResponse call
+func ParseListGroupMessagesResponse(rsp *http.Response) (*ListGroupMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListGroupMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest HistoryOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSendMessageResponse parses an HTTP response from a SendMessageWithResponse call
+func ParseSendMessageResponse(rsp *http.Response) (*SendMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ReceiptBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers SendMessageResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUploadKeyPackagesResponse parses an HTTP response from a UploadKeyPackagesWithResponse call
+func ParseUploadKeyPackagesResponse(rsp *http.Response) (*UploadKeyPackagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UploadKeyPackagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest KeyPackageCountsBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCountKeyPackagesResponse parses an HTTP response from a CountKeyPackagesWithResponse call
+func ParseCountKeyPackagesResponse(rsp *http.Response) (*CountKeyPackagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CountKeyPackagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyPackageCountsBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
 func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4745,6 +7446,67 @@ func ParseEndMySessionResponse(rsp *http.Response) (*EndMySessionResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseClaimKeyPackagesResponse parses an HTTP response from a ClaimKeyPackagesWithResponse call
+func ParseClaimKeyPackagesResponse(rsp *http.Response) (*ClaimKeyPackagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ClaimKeyPackagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyPackageClaimOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

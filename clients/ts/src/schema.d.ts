@@ -184,6 +184,142 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List my groups
+         * @description Lists the groups the calling device is a member of now.
+         */
+        get: operations["listGroups"];
+        put?: never;
+        /**
+         * Create a group
+         * @description Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+         */
+        post: operations["createGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groups/{group_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a group
+         * @description Returns the group's current epoch, latest GroupInfo and member devices with their users. Only member devices may read it; anyone else gets 403 not_member, whether or not the group exists.
+         */
+        get: operations["getGroup"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groups/{group_id}/commits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Commit: advance the group's epoch
+         * @description Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+         */
+        post: operations["commitGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groups/{group_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a group's history
+         * @description Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
+         */
+        get: operations["listGroupMessages"];
+        put?: never;
+        /**
+         * Send an application or proposal message
+         * @description Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+         */
+        post: operations["sendMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/key-packages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload key packages of this device
+         * @description Stores a batch of up to 100 MLS key packages for the calling device, all or none. Each must be an `MLSMessage` (version mls10, wire format mls_key_package, no trailing bytes) whose KeyPackage:
+         *
+         *     - uses a cipher suite the server can verify: 1, 2, 3, 5 or 7 (the Ed448 suites 4 and 6 are refused);
+         *     - carries valid LeafNode and KeyPackage signatures;
+         *     - has a **BasicCredential whose identity is exactly the UTF-8 bytes `sovereign:device:<device-id>`** of the uploading device (lower-case UUID, as returned at sign-in). X.509 credentials are not accepted yet;
+         *     - has a lifetime that is current (`not_before` at most 5 minutes ahead, `not_after` not passed) and spans at most `--key-package-max-lifetime` (default 90 days);
+         *     - has a KeyPackageRef not seen before (in the batch, stored, or already claimed).
+         *
+         *     Any invalid package rejects the whole batch with 422; the problem's `index` names it and `code` says why (`key_package_malformed`, `key_package_version`, `key_package_wire_format`, `key_package_trailing_data`, `key_package_cipher_suite`, `key_package_signature`, `key_package_credential`, `key_package_identity`, `key_package_expired`, `key_package_not_yet_valid`, `key_package_lifetime`, `key_package_too_large`, `key_package_duplicate`). A device holds at most `--key-packages-per-device` normal packages (507 beyond). The answer is the device's stock, as from the count operation.
+         */
+        post: operations["uploadKeyPackages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/key-packages/count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count this device's key packages
+         * @description The calling device's unexpired key packages per cipher suite, whether a last-resort package is stored, and `low` when fewer normal packages than the server's low-water mark remain: upload more then.
+         */
+        get: operations["countKeyPackages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -329,6 +465,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users/{user}/key-packages/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim key packages of a user
+         * @description Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+         */
+        post: operations["claimKeyPackages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -416,6 +572,50 @@ export interface components {
              * @enum {string}
              */
             userVerification?: "discouraged" | "preferred" | "required";
+        };
+        ClaimedKeyPackage: {
+            /**
+             * Format: uuid
+             * @description The device the package belongs to
+             */
+            device_id: string;
+            /** @description MLSMessage(key_package) as uploaded, base64 */
+            key_package: string;
+            /** @description The device had no normal package left; this is its last-resort package, which others may also receive */
+            last_resort: boolean;
+            /** @description Its KeyPackageRef (RFC 9420 §5.2), base64: a Welcome addresses the device by it */
+            ref: string;
+        };
+        CommitInputBody: {
+            /** @description MLSMessage (PublicMessage or PrivateMessage) of content type commit, at the group's current epoch (base64) */
+            commit: string;
+            /** @description MLSMessage(GroupInfo) of the new epoch (base64), kept for members and joiners */
+            group_info?: string;
+            /** @description Devices the commit removes: they receive this commit and nothing after it */
+            removed_devices?: string[] | null;
+            /** @description MLSMessage(Welcome) for the members the commit adds (base64); each KeyPackageRef it addresses must have been claimed by this device */
+            welcome?: string;
+        };
+        CommitOutputBody: {
+            /** @description Devices that became members from the commit's sequence number */
+            added_devices: string[] | null;
+            /** @description The stored commit */
+            commit: components["schemas"]["ReceiptBody"];
+            /**
+             * Format: int64
+             * @description The group's new epoch
+             */
+            epoch: number;
+            /** @description Devices whose membership ended with the commit */
+            removed_devices: string[] | null;
+            /** @description One Welcome event per added device */
+            welcomes: components["schemas"]["WelcomeReceiptBody"][] | null;
+        };
+        CreateGroupInputBody: {
+            /** @description MLS group_id bytes, base64url without padding; choose 16 or more random bytes */
+            group_id: string;
+            /** @description Optional MLSMessage(GroupInfo) of the group at epoch 0 (base64) */
+            group_info?: string;
         };
         CreationCeremony: {
             /** @description Send back with the finish step */
@@ -526,12 +726,161 @@ export interface components {
             /** @description The value at the given location */
             value?: unknown;
         };
+        EventBody: {
+            /**
+             * Format: int64
+             * @description Epoch of the message (for a welcome: the epoch it joins; for a notice: the group's epoch when posted)
+             */
+            epoch?: number;
+            /** @description MLS group_id, base64url without padding */
+            group_id?: string;
+            /** @description Server-assigned UUID of the event */
+            id: string;
+            /**
+             * @description What the payload is
+             * @enum {string}
+             */
+            kind: "application" | "proposal" | "commit" | "welcome" | "notice";
+            /** @description The MLSMessage as sent (base64); for notices, a JSON document */
+            payload: string;
+            /** @description Set on events addressed to one device (welcomes) */
+            recipient_device_id?: string;
+            /** @description Sending device; absent for server notices */
+            sender_device_id?: string;
+            /**
+             * Format: int64
+             * @description Global sequence number: events are ordered by it
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description Server timestamp (microsecond precision); never decreases along the sequence
+             */
+            server_time: string;
+        };
+        GroupBody: {
+            /**
+             * Format: int64
+             * @description Stored message bytes counted against the group's quota
+             */
+            bytes_used: number;
+            /**
+             * Format: date-time
+             * @description When the group was created
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Current MLS epoch: the epoch the next commit must carry
+             */
+            epoch: number;
+            /** @description Latest MLSMessage(GroupInfo) a committer supplied for the current epoch (base64), if any */
+            group_info?: string;
+            /** @description MLS group_id bytes, base64url without padding */
+            id: string;
+            /**
+             * Format: int64
+             * @description This device receives the group's events with a sequence number above this
+             */
+            joined_seq: number;
+            /** @description Member devices now */
+            members: components["schemas"]["MemberBody"][] | null;
+        };
+        GroupSummaryBody: {
+            /**
+             * Format: date-time
+             * @description When the group was created
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Current MLS epoch: the epoch the next commit must carry
+             */
+            epoch: number;
+            /** @description MLS group_id bytes, base64url without padding */
+            id: string;
+            /**
+             * Format: int64
+             * @description This device receives the group's events with a sequence number above this
+             */
+            joined_seq: number;
+        };
         HealthOutputBody: {
             /**
              * @description Always ok when the status code is 200
              * @enum {string}
              */
             status: "ok";
+        };
+        HistoryOutputBody: {
+            /** @description Events in sequence order */
+            events: components["schemas"]["EventBody"][] | null;
+            /** @description Whether more events follow */
+            has_more: boolean;
+            /**
+             * Format: int64
+             * @description Pass as after to get the next page
+             */
+            next: number;
+        };
+        KeyPackageClaimInputBody: {
+            /**
+             * Format: int32
+             * @description RFC 9420 cipher suite of the group being built (not 4 or 6: Ed448 packages are not accepted)
+             * @example 1
+             */
+            cipher_suite: number;
+        };
+        KeyPackageClaimOutputBody: {
+            /** Format: int32 */
+            cipher_suite: number;
+            /** @description One package per active device of the user that has one (never the caller's own device) */
+            key_packages: components["schemas"]["ClaimedKeyPackage"][] | null;
+            /** @description Active devices of the user with no package for this suite: they cannot be added now */
+            missing_devices: string[] | null;
+            /** Format: uuid */
+            user_id: string;
+        };
+        KeyPackageCountsBody: {
+            /** @description True when the device holds no package at all or any suite is low */
+            low: boolean;
+            /**
+             * Format: int64
+             * @description The server's low-water mark (--key-package-low-water)
+             */
+            low_water: number;
+            /** @description One entry per cipher suite the device holds packages for */
+            suites: components["schemas"]["KeyPackageSuiteCount"][] | null;
+        };
+        KeyPackageSuiteCount: {
+            /**
+             * Format: int32
+             * @description RFC 9420 cipher suite
+             * @example 1
+             */
+            cipher_suite: number;
+            /** @description Whether an unexpired last-resort package is stored */
+            last_resort: boolean;
+            /** @description normal is below low_water: upload more */
+            low: boolean;
+            /**
+             * Format: int64
+             * @description Unexpired single-use packages left
+             */
+            normal: number;
+        };
+        KeyPackageUploadInputBody: {
+            /** @description MLSMessage(key_package) encodings (RFC 9420 §6, §10), base64. Each at most 16384 bytes. */
+            key_packages: string[] | null;
+            /**
+             * Format: int64
+             * @description Index in key_packages of the device's new last-resort package for its cipher suite. It replaces the previous one, is handed out only when no normal package is left, and is never deleted by a claim.
+             */
+            last_resort_index?: number;
+        };
+        ListGroupsOutputBody: {
+            /** @description Groups this device is a member of, oldest membership first */
+            groups: components["schemas"]["GroupSummaryBody"][] | null;
         };
         LoginBeginInputBody: {
             /**
@@ -560,6 +909,19 @@ export interface components {
             device: components["schemas"]["DeviceInfo"];
             session: components["schemas"]["SessionInfo"];
             user: components["schemas"]["UserInfo"];
+        };
+        MemberBody: {
+            /** @description Member device */
+            device_id: string;
+            /**
+             * Format: int64
+             * @description The device receives the group's events with a sequence number above this
+             */
+            joined_seq: number;
+            /** @description The device's user */
+            user_id: string;
+            /** @description The user's username */
+            username: string;
         };
         PasskeyInfo: {
             /** @description Authenticator model (AAGUID) as a UUID, when the authenticator reported one */
@@ -652,6 +1014,30 @@ export interface components {
              */
             type: string;
         };
+        ReceiptBody: {
+            /**
+             * Format: int64
+             * @description The message's epoch
+             */
+            epoch: number;
+            /** @description Server-assigned UUID */
+            id: string;
+            /**
+             * @description Kind of the stored message
+             * @enum {string}
+             */
+            kind: "application" | "proposal" | "commit";
+            /**
+             * Format: int64
+             * @description Global sequence number
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description Server timestamp (microsecond precision)
+             */
+            server_time: string;
+        };
         RegisterBeginInputBody: {
             /**
              * @description Name shown to others, 1 to 64 characters
@@ -736,6 +1122,10 @@ export interface components {
              * @enum {string}
              */
             userVerification?: "discouraged" | "preferred" | "required";
+        };
+        SendMessageInputBody: {
+            /** @description The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded. */
+            message: string;
         };
         SessionGrant: {
             /**
@@ -851,6 +1241,17 @@ export interface components {
              * @example alice
              */
             name: string;
+        };
+        WelcomeReceiptBody: {
+            /** @description Added device the Welcome is addressed to */
+            device_id: string;
+            /** @description Server-assigned UUID of the Welcome event */
+            id: string;
+            /**
+             * Format: int64
+             * @description Sequence number of the Welcome event
+             */
+            seq: number;
         };
     };
     responses: never;
@@ -1422,6 +1823,540 @@ export interface operations {
             };
         };
     };
+    listGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGroupsOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateGroupInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    commitGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommitInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed"?: boolean;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommitOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listGroupMessages: {
+        parameters: {
+            query?: {
+                /** @description Return events with a sequence number above this (0: from the start of this device's membership) */
+                after?: number;
+                /** @description Most events to return */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sendMessage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendMessageInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed"?: boolean;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceiptBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Insufficient Storage */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    uploadKeyPackages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyPackageUploadInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyPackageCountsBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Insufficient Storage */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    countKeyPackages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyPackageCountsBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getMe: {
         parameters: {
             query?: never;
@@ -1837,6 +2772,78 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    claimKeyPackages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The target user's id (UUID) or username */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyPackageClaimInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyPackageClaimOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
