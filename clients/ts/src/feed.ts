@@ -67,6 +67,12 @@ export interface FeedOptions {
   onStatus?: (s: { transport: Transport; connected: boolean; error?: unknown }) => void
   /** SSE failures in a row before auto mode switches to long-poll. */
   sseFailuresBeforeFallback?: number
+  /**
+   * An SSE connection that delivers nothing (not even the server's ping,
+   * sent every 15 s by default) for this long is considered dead and
+   * reopened; default 45 s.
+   */
+  idleTimeout?: number
   /** Backoff between reconnects, ms. */
   minBackoff?: number
   maxBackoff?: number
@@ -187,12 +193,21 @@ export class Feed {
       }
       this.sseFailures = 0
       this.o.onStatus?.({ transport: "sse", connected: true })
-      for await (const m of parseSSE(res.body, ctrl.signal)) {
-        if (m.event !== "message") continue // ping and future event types
-        const ev = decodeFeedEvent(JSON.parse(m.data) as FeedEventJSON)
-        if (m.id && Number(m.id) !== ev.seq) throw new Error(`event id ${m.id} differs from seq ${ev.seq}`)
-        yield ev
+      const idle = this.o.idleTimeout ?? 45_000
+      let watchdog = setTimeout(() => ctrl.abort(new Error("event stream idle")), idle)
+      try {
+        for await (const m of parseSSE(res.body, ctrl.signal)) {
+          clearTimeout(watchdog)
+          watchdog = setTimeout(() => ctrl.abort(new Error("event stream idle")), idle)
+          if (m.event !== "message") continue // ping and future event types
+          const ev = decodeFeedEvent(JSON.parse(m.data) as FeedEventJSON)
+          if (m.id && Number(m.id) !== ev.seq) throw new Error(`event id ${m.id} differs from seq ${ev.seq}`)
+          yield ev
+        }
+      } finally {
+        clearTimeout(watchdog)
       }
+      if (ctrl.signal.aborted && !signal?.aborted) throw ctrl.signal.reason
     } finally {
       signal?.removeEventListener("abort", onAbort)
       ctrl.abort()

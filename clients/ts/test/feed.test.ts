@@ -157,3 +157,30 @@ test("feed stops on 401 and 410 with the problem", async () => {
     srv.close()
   }
 })
+
+test("a silent SSE connection is dropped after the idle timeout and reopened", async () => {
+  let n = 0
+  const srv = createServer((req, res) => {
+    n++
+    res.writeHead(200, { "Content-Type": "text/event-stream" })
+    res.flushHeaders()
+    if (n === 1) return // says nothing, never ends
+    const e: FeedEventJSON = { seq: 5, id: "x", kind: "notice", server_time: "t", payload: Buffer.from("{}").toString("base64") }
+    res.write(`id: 5\nevent: message\ndata: ${JSON.stringify(e)}\n\n`)
+  })
+  const base = await listen(srv)
+  try {
+    const feed = new Feed({ baseUrl: base, token: () => "tok", after: 0, idleTimeout: 200, minBackoff: 5, maxBackoff: 10 })
+    const ctrl = new AbortController()
+    const t0 = Date.now()
+    for await (const e of feed.events(ctrl.signal)) {
+      assert.equal(e.seq, 5)
+      break
+    }
+    assert.equal(n, 2)
+    assert.ok(Date.now() - t0 >= 190)
+  } finally {
+    srv.closeAllConnections()
+    srv.close()
+  }
+})
