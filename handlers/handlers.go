@@ -14,6 +14,7 @@ import (
 
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/ratelimit"
+	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/store"
 )
 
@@ -29,6 +30,10 @@ type Deps struct {
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
+	// Hub fans committed events out to open streams.
+	Hub *realtime.Hub
+	// Streams bounds concurrent streams per client IP and in all.
+	Streams *realtime.StreamLimiter
 }
 
 // Tags group operations in the OpenAPI document.
@@ -54,6 +59,7 @@ func Register(api huma.API, d *Deps) {
 	h.registerSystem(api)
 	h.registerAuth(api)
 	h.registerMe(api)
+	h.registerSync(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
 }

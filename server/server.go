@@ -22,6 +22,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
+	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
 )
@@ -37,6 +38,7 @@ type Server struct {
 	cfg        config.Config
 	log        *slog.Logger
 	store      *store.Store
+	hub        *realtime.Hub
 	api        huma.API
 	handler    http.Handler
 	stopping   context.Context
@@ -50,6 +52,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	hub := realtime.New(realtime.Options{})
 	st, err := store.Open(ctx, store.Options{
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
@@ -57,6 +60,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,
+		Publisher:                hub,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -71,9 +75,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	stopping, stopStreams := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: st, stopping: stopping, stopStream: stopStreams}
+	s := &Server{cfg: cfg, log: log, store: st, hub: hub, stopping: stopping, stopStream: stopStreams}
 
-	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa}
+	deps := &handlers.Deps{
+		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa,
+		Hub:     hub,
+		Streams: realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
+	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
 	mux.Handle("/docs", web.DocsHandler())
@@ -152,6 +160,7 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 		{Name: "dead_invites", Run: func(ctx context.Context) (int64, error) {
 			return st.DeleteDeadInvites(ctx, deadInviteGrace)
 		}},
+		{Name: "acked_events", Run: st.DeleteAckedEvents},
 	}
 }
 
@@ -161,6 +170,9 @@ func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
 // Handler is the server's whole HTTP handler, for httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Hub exposes the real-time hub (tests and benchmarks use it).
+func (s *Server) Hub() *realtime.Hub { return s.hub }
+
 // Store exposes the store (tests and CLI commands use it).
 func (s *Server) Store() *store.Store { return s.store }
 
@@ -169,6 +181,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopStream()
+		s.hub.Close()
 		s.cleanup.Stop()
 		err = s.store.Close()
 	})
