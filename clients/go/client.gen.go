@@ -246,6 +246,18 @@ func (e UserInfoRole) Valid() bool {
 	}
 }
 
+// AckInputBody defines model for AckInputBody.
+type AckInputBody struct {
+	// Seq Highest seq this device has processed (and persisted)
+	Seq int64 `json:"seq"`
+}
+
+// AckOutputBody defines model for AckOutputBody.
+type AckOutputBody struct {
+	// AckedSeq The device's acknowledged cursor (never decreases)
+	AckedSeq int64 `json:"acked_seq"`
+}
+
 // AddPasskeyFinishInputBody defines model for AddPasskeyFinishInputBody.
 type AddPasskeyFinishInputBody struct {
 	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
@@ -586,6 +598,15 @@ type GroupBody struct {
 	Members *[]MemberBody `json:"members"`
 }
 
+// GroupEpochs defines model for GroupEpochs.
+type GroupEpochs struct {
+	// Epoch The group's current epoch
+	Epoch int64 `json:"epoch"`
+
+	// GroupId MLS group id, base64url without padding
+	GroupId string `json:"group_id"`
+}
+
 // GroupSummaryBody defines model for GroupSummaryBody.
 type GroupSummaryBody struct {
 	// CreatedAt When the group was created
@@ -779,6 +800,12 @@ type PasskeyListOutputBody struct {
 	Passkeys *[]PasskeyInfo `json:"passkeys"`
 }
 
+// Ping defines model for Ping.
+type Ping struct {
+	// Time Server time
+	Time time.Time `json:"time"`
+}
+
 // Problem defines model for Problem.
 type Problem struct {
 	// Code Machine-readable reason, e.g. epoch_mismatch, rate_limited
@@ -800,6 +827,9 @@ type Problem struct {
 
 	// Instance URI reference identifying this occurrence
 	Instance *string `json:"instance,omitempty"`
+
+	// Resync With 410 cursor_expired: what the device needs to resynchronise
+	Resync *Resync `json:"resync,omitempty"`
 
 	// RetryAfter Seconds to wait before retrying (also in the Retry-After header)
 	RetryAfter *int64 `json:"retry_after,omitempty"`
@@ -934,6 +964,15 @@ type RequestOptions struct {
 // RequestOptionsUserVerification Sovereign requires user verification (required)
 type RequestOptionsUserVerification string
 
+// Resync defines model for Resync.
+type Resync struct {
+	// Groups Groups this device is a member of, with their current epochs: fetch each group's GroupInfo (or wait to be re-added) before resuming
+	Groups *[]GroupEpochs `json:"groups"`
+
+	// ResumeAfter Resume the feed after this seq once the groups below are resynchronised
+	ResumeAfter int64 `json:"resume_after"`
+}
+
 // SendMessageInputBody defines model for SendMessageInputBody.
 type SendMessageInputBody struct {
 	// Message The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded.
@@ -996,6 +1035,18 @@ type SessionListOutputBody struct {
 	Sessions *[]SessionInfo `json:"sessions"`
 }
 
+// SyncOutputBody defines model for SyncOutputBody.
+type SyncOutputBody struct {
+	// Events Events after the cursor, in seq order; empty when the wait timed out
+	Events *[]EventBody `json:"events"`
+
+	// HasMore More events are waiting: ask again at once
+	HasMore bool `json:"has_more"`
+
+	// Next The cursor for the next request (seq of the last event, or the request's cursor)
+	Next int64 `json:"next"`
+}
+
 // UserInfo defines model for UserInfo.
 type UserInfo struct {
 	// CreatedAt When the account was created
@@ -1051,6 +1102,15 @@ type WelcomeReceiptBody struct {
 	Seq int64 `json:"seq"`
 }
 
+// StreamEventsParams defines parameters for StreamEvents.
+type StreamEventsParams struct {
+	// After Resume after this seq (exclusive). Absent (and no Last-Event-ID): resume after the device's acknowledged cursor.
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+
+	// LastEventID Set by EventSource on reconnect: resume after this seq; wins over ?after=
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
 // CommitGroupParams defines parameters for CommitGroup.
 type CommitGroupParams struct {
 	// IdempotencyKey Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours.
@@ -1070,6 +1130,18 @@ type ListGroupMessagesParams struct {
 type SendMessageParams struct {
 	// IdempotencyKey Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// SyncFeedParams defines parameters for SyncFeed.
+type SyncFeedParams struct {
+	// After Resume after this seq (exclusive). Absent: resume after the device's acknowledged cursor.
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+
+	// Timeout Seconds to wait when no event is waiting (0: answer at once)
+	Timeout *int64 `form:"timeout,omitempty" json:"timeout,omitempty"`
+
+	// Limit Most events to return
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // AddPasskeyFinishJSONRequestBody defines body for AddPasskeyFinish for application/json ContentType.
@@ -1101,6 +1173,9 @@ type UploadKeyPackagesJSONRequestBody = KeyPackageUploadInputBody
 
 // RenameMyPasskeyJSONRequestBody defines body for RenameMyPasskey for application/json ContentType.
 type RenameMyPasskeyJSONRequestBody = RenamePasskeyInputBody
+
+// AckFeedJSONRequestBody defines body for AckFeed for application/json ContentType.
+type AckFeedJSONRequestBody = AckInputBody
 
 // ClaimKeyPackagesJSONRequestBody defines body for ClaimKeyPackages for application/json ContentType.
 type ClaimKeyPackagesJSONRequestBody = KeyPackageClaimInputBody
@@ -1297,6 +1372,13 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 	RegisterFinish(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// StreamEvents Stream the device's feed (Server-Sent Events)
+	//
+	// Streams the events of the calling device's feed: group messages while it is a member, Welcomes and notices addressed to it. Each `message` event has `id` = seq; on reconnect EventSource sends `Last-Event-ID` and the stream resumes after it with no gap and no duplicate. Without a cursor the stream starts after the device's acknowledged cursor. A `ping` event is sent every heartbeat interval (15 s by default). The stream ends when the session is revoked or expires, or the server shuts down. At most 10 streams per client IP and 1000 in all (429 beyond). A cursor older than what the server retains gets 410 with what the device needs to resynchronise.
+	//
+	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+	StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListGroups List my groups
 	//
 	// Lists the groups the calling device is a member of now.
@@ -1482,6 +1564,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SyncFeed Long-poll the device's feed
+	//
+	// Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
+	//
+	// Corresponds with GET /v1/sync (the `SyncFeed` operationId).
+	SyncFeed(ctx context.Context, params *SyncFeedParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AckFeedWithBody Acknowledge the feed up to a seq
+	//
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+	AckFeedWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AckFeed Acknowledge the feed up to a seq
+	//
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+	AckFeed(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ClaimKeyPackagesWithBody Claim key packages of a user
 	//
@@ -1750,6 +1857,23 @@ func (c *Client) RegisterFinishWithBody(ctx context.Context, contentType string,
 // Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 func (c *Client) RegisterFinish(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRegisterFinishRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamEvents Stream the device's feed (Server-Sent Events)
+//
+// Streams the events of the calling device's feed: group messages while it is a member, Welcomes and notices addressed to it. Each `message` event has `id` = seq; on reconnect EventSource sends `Last-Event-ID` and the stream resumes after it with no gap and no duplicate. Without a cursor the stream starts after the device's acknowledged cursor. A `ping` event is sent every heartbeat interval (15 s by default). The stream ends when the session is revoked or expires, or the server shuts down. At most 10 streams per client IP and 1000 in all (429 beyond). A cursor older than what the server retains gets 410 with what the device needs to resynchronise.
+//
+// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+func (c *Client) StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamEventsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2166,6 +2290,61 @@ func (c *Client) EndMySession(ctx context.Context, sessionId openapi_types.UUID,
 	return c.Client.Do(req)
 }
 
+// SyncFeed Long-poll the device's feed
+//
+// Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
+//
+// Corresponds with GET /v1/sync (the `SyncFeed` operationId).
+func (c *Client) SyncFeed(ctx context.Context, params *SyncFeedParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSyncFeedRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AckFeedWithBody Acknowledge the feed up to a seq
+//
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+func (c *Client) AckFeedWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAckFeedRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AckFeed Acknowledge the feed up to a seq
+//
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+func (c *Client) AckFeed(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAckFeedRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ClaimKeyPackagesWithBody Claim key packages of a user
 //
 // Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
@@ -2508,6 +2687,75 @@ func NewRegisterFinishRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamEventsRequest constructs an http.Request for the StreamEvents method
+func NewStreamEventsRequest(server string, params *StreamEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -3161,6 +3409,124 @@ func NewEndMySessionRequest(server string, sessionId openapi_types.UUID) (*http.
 	return req, nil
 }
 
+// NewSyncFeedRequest constructs an http.Request for the SyncFeed method
+func NewSyncFeedRequest(server string, params *SyncFeedParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sync")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Timeout != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "timeout", *params.Timeout, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAckFeedRequest calls the generic AckFeed builder with application/json body
+func NewAckFeedRequest(server string, body AckFeedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAckFeedRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAckFeedRequestWithBody constructs an http.Request for the AckFeed method, with any body, and a specified content type
+func NewAckFeedRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sync/ack")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewClaimKeyPackagesRequest calls the generic ClaimKeyPackages builder with application/json body
 func NewClaimKeyPackagesRequest(server string, user string, body ClaimKeyPackagesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3378,6 +3744,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 	RegisterFinishWithResponse(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterFinishResponse, error)
 
+	// StreamEventsWithResponse Stream the device's feed (Server-Sent Events)
+	//
+	// Streams the events of the calling device's feed: group messages while it is a member, Welcomes and notices addressed to it. Each `message` event has `id` = seq; on reconnect EventSource sends `Last-Event-ID` and the stream resumes after it with no gap and no duplicate. Without a cursor the stream starts after the device's acknowledged cursor. A `ping` event is sent every heartbeat interval (15 s by default). The stream ends when the session is revoked or expires, or the server shuts down. At most 10 streams per client IP and 1000 in all (429 beyond). A cursor older than what the server retains gets 410 with what the device needs to resynchronise.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+	StreamEventsWithResponse(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*StreamEventsResponse, error)
+
 	// ListGroupsWithResponse List my groups
 	//
 	// Lists the groups the calling device is a member of now.
@@ -3587,6 +3962,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySessionWithResponse(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*EndMySessionResponse, error)
+
+	// SyncFeedWithResponse Long-poll the device's feed
+	//
+	// Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sync (the `SyncFeed` operationId).
+	SyncFeedWithResponse(ctx context.Context, params *SyncFeedParams, reqEditors ...RequestEditorFn) (*SyncFeedResponse, error)
+
+	// AckFeedWithBodyWithResponse Acknowledge the feed up to a seq
+	//
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+	AckFeedWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AckFeedResponse, error)
+
+	// AckFeedWithResponse Acknowledge the feed up to a seq
+	//
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+	AckFeedWithResponse(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*AckFeedResponse, error)
 
 	// ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
 	//
@@ -4243,6 +4645,75 @@ func (r RegisterFinishResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RegisterFinishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type StreamEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5387,6 +5858,151 @@ func (r EndMySessionResponse) ContentType() string {
 	return ""
 }
 
+// SyncFeedResponse200Headers the declared response headers of an HTTP 200 response for SyncFeed
+type SyncFeedResponse200Headers struct {
+	CacheControl *string
+}
+
+type SyncFeedResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SyncOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SyncFeedResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SyncFeedResponse) GetJSON200() *SyncOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SyncFeedResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r SyncFeedResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SyncFeedResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SyncFeedResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SyncFeedResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SyncFeedResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SyncFeedResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SyncFeedResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SyncFeedResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AckFeedResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AckOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AckFeedResponse) GetJSON200() *AckOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AckFeedResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AckFeedResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AckFeedResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AckFeedResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AckFeedResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AckFeedResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AckFeedResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ClaimKeyPackagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5671,6 +6287,21 @@ func (c *ClientWithResponses) RegisterFinishWithResponse(ctx context.Context, bo
 		return nil, err
 	}
 	return ParseRegisterFinishResponse(rsp)
+}
+
+// StreamEventsWithResponse Stream the device's feed (Server-Sent Events)
+//
+// Streams the events of the calling device's feed: group messages while it is a member, Welcomes and notices addressed to it. Each `message` event has `id` = seq; on reconnect EventSource sends `Last-Event-ID` and the stream resumes after it with no gap and no duplicate. Without a cursor the stream starts after the device's acknowledged cursor. A `ping` event is sent every heartbeat interval (15 s by default). The stream ends when the session is revoked or expires, or the server shuts down. At most 10 streams per client IP and 1000 in all (429 beyond). A cursor older than what the server retains gets 410 with what the device needs to resynchronise.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+func (c *ClientWithResponses) StreamEventsWithResponse(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*StreamEventsResponse, error) {
+	rsp, err := c.StreamEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamEventsResponse(rsp)
 }
 
 // ListGroupsWithResponse List my groups
@@ -6013,6 +6644,51 @@ func (c *ClientWithResponses) EndMySessionWithResponse(ctx context.Context, sess
 		return nil, err
 	}
 	return ParseEndMySessionResponse(rsp)
+}
+
+// SyncFeedWithResponse Long-poll the device's feed
+//
+// Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sync (the `SyncFeed` operationId).
+func (c *ClientWithResponses) SyncFeedWithResponse(ctx context.Context, params *SyncFeedParams, reqEditors ...RequestEditorFn) (*SyncFeedResponse, error) {
+	rsp, err := c.SyncFeed(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSyncFeedResponse(rsp)
+}
+
+// AckFeedWithBodyWithResponse Acknowledge the feed up to a seq
+//
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+func (c *ClientWithResponses) AckFeedWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AckFeedResponse, error) {
+	rsp, err := c.AckFeedWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAckFeedResponse(rsp)
+}
+
+// AckFeedWithResponse Acknowledge the feed up to a seq
+//
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
+func (c *ClientWithResponses) AckFeedWithResponse(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*AckFeedResponse, error) {
+	rsp, err := c.AckFeed(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAckFeedResponse(rsp)
 }
 
 // ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
@@ -6521,6 +7197,60 @@ func ParseRegisterFinishResponse(rsp *http.Response) (*RegisterFinishResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStreamEventsResponse parses an HTTP response from a StreamEventsWithResponse call
+func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
 		var dest Problem
@@ -7439,6 +8169,127 @@ func ParseEndMySessionResponse(rsp *http.Response) (*EndMySessionResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSyncFeedResponse parses an HTTP response from a SyncFeedWithResponse call
+func ParseSyncFeedResponse(rsp *http.Response) (*SyncFeedResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SyncFeedResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SyncOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SyncFeedResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAckFeedResponse parses an HTTP response from a AckFeedWithResponse call
+func ParseAckFeedResponse(rsp *http.Response) (*AckFeedResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AckFeedResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AckOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem

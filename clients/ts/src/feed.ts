@@ -6,19 +6,10 @@
 import { fromBase64 } from "./bytes.js"
 import { ApiError, errorFrom } from "./errors.js"
 import { parseSSE } from "./sse.js"
+import type { components } from "./schema.js"
 
-/** One feed event as the API sends it (JSON). */
-export interface FeedEventJSON {
-  seq: number
-  id: string
-  group_id?: string
-  kind: string
-  epoch?: number
-  sender_device_id?: string
-  recipient_device_id?: string
-  server_time: string
-  payload: string
-}
+/** One feed event as the API sends it (JSON): the generated EventBody schema. */
+export type FeedEventJSON = components["schemas"]["EventBody"]
 
 /** One feed event, decoded. */
 export interface FeedEvent {
@@ -227,7 +218,7 @@ export class Feed {
         this.o.onStatus?.({ transport: "longpoll", connected: true })
         announced = true
       }
-      const body = (await res.json()) as { events: FeedEventJSON[] | null; next: number; has_more: boolean }
+      const body = (await res.json()) as components["schemas"]["SyncOutputBody"]
       for (const e of body.events ?? []) yield decodeFeedEvent(e)
     }
   }
@@ -248,6 +239,6 @@ export async function pollOnce(
   url.searchParams.set("limit", String(limit))
   const res = await f(url, { headers: { Authorization: `Bearer ${await o.token()}`, Accept: "application/json" }, cache: "no-store" })
   if (!res.ok) throw await errorFrom(res, "syncFeed")
-  const body = (await res.json()) as { events: FeedEventJSON[] | null; next: number; has_more: boolean }
+  const body = (await res.json()) as components["schemas"]["SyncOutputBody"]
   return { events: (body.events ?? []).map(decodeFeedEvent), next: body.next, hasMore: body.has_more }
 }

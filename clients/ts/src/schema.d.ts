@@ -184,6 +184,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the device's feed (Server-Sent Events)
+         * @description Streams the events of the calling device's feed: group messages while it is a member, Welcomes and notices addressed to it. Each `message` event has `id` = seq; on reconnect EventSource sends `Last-Event-ID` and the stream resumes after it with no gap and no duplicate. Without a cursor the stream starts after the device's acknowledged cursor. A `ping` event is sent every heartbeat interval (15 s by default). The stream ends when the session is revoked or expires, or the server shuts down. At most 10 streams per client IP and 1000 in all (429 beyond). A cursor older than what the server retains gets 410 with what the device needs to resynchronise.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/groups": {
         parameters: {
             query?: never;
@@ -465,6 +485,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Long-poll the device's feed
+         * @description Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
+         */
+        get: operations["syncFeed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sync/ack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge the feed up to a seq
+         * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+         */
+        post: operations["ackFeed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users/{user}/key-packages/claim": {
         parameters: {
             query?: never;
@@ -489,6 +549,20 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AckInputBody: {
+            /**
+             * Format: int64
+             * @description Highest seq this device has processed (and persisted)
+             */
+            seq: number;
+        };
+        AckOutputBody: {
+            /**
+             * Format: int64
+             * @description The device's acknowledged cursor (never decreases)
+             */
+            acked_seq: number;
+        };
         AddPasskeyFinishInputBody: {
             /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
             ceremony_id: string;
@@ -786,6 +860,15 @@ export interface components {
             /** @description Member devices now */
             members: components["schemas"]["MemberBody"][] | null;
         };
+        GroupEpochs: {
+            /**
+             * Format: int64
+             * @description The group's current epoch
+             */
+            epoch: number;
+            /** @description MLS group id, base64url without padding */
+            group_id: string;
+        };
         GroupSummaryBody: {
             /**
              * Format: date-time
@@ -966,6 +1049,13 @@ export interface components {
             /** @description All passkeys, oldest first */
             passkeys: components["schemas"]["PasskeyInfo"][] | null;
         };
+        Ping: {
+            /**
+             * Format: date-time
+             * @description Server time
+             */
+            time: string;
+        };
         Problem: {
             /**
              * @description Machine-readable reason, e.g. epoch_mismatch, rate_limited
@@ -991,6 +1081,8 @@ export interface components {
              * @description URI reference identifying this occurrence
              */
             instance?: string;
+            /** @description With 410 cursor_expired: what the device needs to resynchronise */
+            resync?: components["schemas"]["Resync"];
             /**
              * Format: int64
              * @description Seconds to wait before retrying (also in the Retry-After header)
@@ -1123,6 +1215,15 @@ export interface components {
              */
             userVerification?: "discouraged" | "preferred" | "required";
         };
+        Resync: {
+            /** @description Groups this device is a member of, with their current epochs: fetch each group's GroupInfo (or wait to be re-added) before resuming */
+            groups: components["schemas"]["GroupEpochs"][] | null;
+            /**
+             * Format: int64
+             * @description Resume the feed after this seq once the groups below are resynchronised
+             */
+            resume_after: number;
+        };
         SendMessageInputBody: {
             /** @description The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded. */
             message: string;
@@ -1197,6 +1298,17 @@ export interface components {
         SessionListOutputBody: {
             /** @description Active sessions, newest first */
             sessions: components["schemas"]["SessionInfo"][] | null;
+        };
+        SyncOutputBody: {
+            /** @description Events after the cursor, in seq order; empty when the wait timed out */
+            events: components["schemas"]["EventBody"][] | null;
+            /** @description More events are waiting: ask again at once */
+            has_more: boolean;
+            /**
+             * Format: int64
+             * @description The cursor for the next request (seq of the last event, or the request's cursor)
+             */
+            next: number;
         };
         UserInfo: {
             /**
@@ -1778,6 +1890,99 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Resume after this seq (exclusive). Absent (and no Last-Event-ID): resume after the device's acknowledged cursor. */
+                after?: number;
+            };
+            header?: {
+                /** @description Set by EventSource on reconnect: resume after this seq; wins over ?after= */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": ({
+                        data: components["schemas"]["EventBody"];
+                        /**
+                         * @description The event name.
+                         * @constant
+                         */
+                        event?: "message";
+                        /** @description The event ID. */
+                        id?: number;
+                        /** @description The retry time in milliseconds. */
+                        retry?: number;
+                    } | {
+                        data: components["schemas"]["Ping"];
+                        /**
+                         * @description The event name.
+                         * @constant
+                         */
+                        event: "ping";
+                        /** @description The event ID. */
+                        id?: number;
+                        /** @description The retry time in milliseconds. */
+                        retry?: number;
+                    })[];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2763,6 +2968,130 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    syncFeed: {
+        parameters: {
+            query?: {
+                /** @description Resume after this seq (exclusive). Absent: resume after the device's acknowledged cursor. */
+                after?: number;
+                /** @description Seconds to wait when no event is waiting (0: answer at once) */
+                timeout?: number;
+                /** @description Most events to return */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    ackFeed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AckInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AckOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

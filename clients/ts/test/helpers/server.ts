@@ -84,6 +84,9 @@ export class ServerProcess {
       "--rp-id", "localhost",
       "--rp-origins", this.origin,
       "--log-format", "json",
+      // Every test client signs in from 127.0.0.1: lift the per-IP ceremony limit.
+      "--auth-per-minute", "10000",
+      "--auth-burst", "10000",
       ...this.extraArgs,
     ]
   }
