@@ -75,7 +75,7 @@ test-go: assets
 ## test-clients: build the server binary, then run the TypeScript SDK's tests
 ## (unit tests and the end-to-end test that starts bin/sovereign)
 test-clients: build clients/ts/node_modules/.package-lock.json
-	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/
+	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
