@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi lint test test-go fuzz vet clean bench
+.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients fuzz vet clean bench
 
 all: build
 
@@ -34,6 +34,29 @@ run: build
 openapi:
 	$(GO) run ./cmd/sovereign openapi > openapi.yaml
 
+# The Go client generator, pinned (go run fetches it into the module cache;
+# it is not a dependency of the server's go.mod).
+OAPI_CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2
+
+clients/ts/node_modules/.package-lock.json: clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## clients: regenerate the SDKs' generated code from openapi.yaml (TS types, Go client)
+clients: clients/ts/node_modules/.package-lock.json
+	cd clients/ts && ./node_modules/.bin/openapi-typescript ../../openapi.yaml -o src/schema.d.ts
+	cd clients/go && $(OAPI_CODEGEN) -config oapi-codegen.yaml ../../openapi.yaml
+
+## check-clients: fail when the generated SDK code differs from what openapi.yaml produces
+check-clients: clients/ts/node_modules/.package-lock.json
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  clients/ts/node_modules/.bin/openapi-typescript openapi.yaml -o $$tmp/schema.d.ts --silent && \
+	  (cd $$tmp && $(OAPI_CODEGEN) -config $(CURDIR)/clients/go/oapi-codegen.yaml $(CURDIR)/openapi.yaml) && \
+	  diff -u clients/ts/src/schema.d.ts $$tmp/schema.d.ts && \
+	  diff -u clients/go/client.gen.go $$tmp/client.gen.go && \
+	  echo "generated clients match openapi.yaml" || \
+	  { echo "generated clients are stale: run 'make clients' and commit the result"; exit 1; }
+
 vet:
 	$(GO) vet ./...
 
@@ -41,11 +64,18 @@ vet:
 lint: vet assets
 	cd web && ./node_modules/.bin/redocly lint ../openapi.yaml --config ../redocly.yaml
 
-## test: every test: vet, the spec lint, Go tests with the race detector
-test: lint test-go
+## test: every test: vet, the spec lint, Go tests with the race detector,
+## the SDK drift check and the TypeScript SDK's tests (with the end-to-end test
+## against the real binary)
+test: lint test-go check-clients test-clients
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
+
+## test-clients: build the server binary, then run the TypeScript SDK's tests
+## (unit tests and the end-to-end test that starts bin/sovereign)
+test-clients: build clients/ts/node_modules/.package-lock.json
+	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
