@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 )
 
@@ -22,6 +23,12 @@ type Deps struct {
 	Config config.Config
 	Log    *slog.Logger
 	Now    func() time.Time
+	// Settings are the run-time settings (configuration plus an admin's
+	// overrides); nil only while building the OpenAPI document.
+	Settings *settings.Live
+	// Streams counts open event streams (the real-time hub); nil when no
+	// hub runs.
+	Streams StreamCounter
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
@@ -30,6 +37,7 @@ type Deps struct {
 // Tags group operations in the OpenAPI document.
 const (
 	TagSystem = "system"
+	TagAdmin  = "admin"
 )
 
 // SecurityBearer is the name of the bearer-token security scheme.
@@ -47,6 +55,7 @@ func Register(api huma.API, d *Deps) {
 	h := &handler{d: d}
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
+	h.registerAdmin(api)
 }
 
 // handler carries the dependencies to each operation.
@@ -66,4 +75,9 @@ func (h *handler) log() *slog.Logger {
 		return h.d.Log
 	}
 	return slog.Default()
+}
+
+// StreamCounter reports how many event streams are open.
+type StreamCounter interface {
+	OpenStreams() int
 }
