@@ -8,18 +8,21 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi lint test test-go fuzz vet clean
+.PHONY: all build run assets openapi lint test test-go test-browser fuzz vet clean
 
 all: build
 
 ## assets: install the front-end packages from npm and copy what the binary embeds
-assets: web/dist/docs/web-components.min.js
+assets: web/dist/docs/web-components.min.js web/dist/admin/index.html
 
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/build.mjs
+	cd web && node build.mjs
+
+web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
 	cd web && node build.mjs
 
 ## build: compile the server binary into bin/
@@ -41,11 +44,20 @@ vet:
 lint: vet assets
 	cd web && ./node_modules/.bin/redocly lint ../openapi.yaml --config ../redocly.yaml
 
-## test: every test: vet, the spec lint, Go tests with the race detector
-test: lint test-go
+## test: every test: vet, the spec lint, Go tests with the race detector, the admin UI in a browser
+test: lint test-go test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
+
+## test-browser: the admin UI in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
+## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-browser: build tests/browser/node_modules/.package-lock.json
+	cd tests/browser && node --test --test-concurrency=1
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
@@ -57,4 +69,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs
+	rm -rf bin web/dist/docs web/dist/admin artifacts
