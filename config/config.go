@@ -44,6 +44,7 @@ type Config struct {
 	ShutdownTimeout          time.Duration `flag:"shutdown-timeout" usage:"how long graceful shutdown waits for requests" validate:"gte=0,lte=10m"`
 	SessionTTL               time.Duration `flag:"session-ttl" usage:"session lifetime" validate:"gte=1m,lte=8760h"`
 	RegistrationMode         string        `flag:"registration" usage:"invite (default) or open" validate:"oneof=invite open"`
+	CleanupInterval          time.Duration `flag:"cleanup-interval" usage:"how often expired key packages, sessions and other stale rows are deleted" validate:"gte=1s,lte=24h"`
 
 	Limits Limits
 }
@@ -59,11 +60,13 @@ type Limits struct {
 	AuthBurst             int           `flag:"auth-burst" usage:"ceremony requests per client IP in a burst" validate:"gte=1"`
 	CeremonyTimeout       time.Duration `flag:"ceremony-timeout" usage:"WebAuthn challenge lifetime" validate:"gte=5s,lte=10m"`
 	ClaimsPerMinute       int           `flag:"claims-per-minute" usage:"key-package claims per claiming device per minute" validate:"gte=1"`
+	ClaimsPerTarget       int           `flag:"claims-per-target-per-minute" usage:"key-package claims against one target user per minute, all claimers together" validate:"gte=1"`
 	GroupQuotaBytes       int64         `flag:"group-quota-bytes" usage:"stored bytes per group" validate:"gte=65536"`
 	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them" validate:"gte=1h"`
 	HeartbeatInterval     time.Duration `flag:"heartbeat" usage:"interval of stream keep-alive events" validate:"gte=1s,lte=5m"`
 	KeyPackageLowWater    int           `flag:"key-package-low-water" usage:"normal key packages below which a device is told to upload more" validate:"gte=0"`
 	KeyPackageMaxLifetime time.Duration `flag:"key-package-max-lifetime" usage:"longest key-package lifetime accepted" validate:"gte=1h"`
+	KeyPackagesPerDevice  int           `flag:"key-packages-per-device" usage:"normal key packages one device may hold (all suites together)" validate:"gte=1,lte=100000"`
 }
 
 // Default returns the configuration that makes `sovereign serve` work with no
@@ -81,6 +84,7 @@ func Default() Config {
 		ShutdownTimeout:  10 * time.Second,
 		SessionTTL:       30 * 24 * time.Hour,
 		RegistrationMode: "invite",
+		CleanupInterval:  10 * time.Minute,
 		Limits: Limits{
 			MaxBodyBytes:          1 << 20,
 			MaxMessageBytes:       64 * 1024,
@@ -91,11 +95,13 @@ func Default() Config {
 			AuthBurst:             10,
 			CeremonyTimeout:       60 * time.Second,
 			ClaimsPerMinute:       30,
+			ClaimsPerTarget:       60,
 			GroupQuotaBytes:       1 << 30,
 			Retention:             30 * 24 * time.Hour,
 			HeartbeatInterval:     15 * time.Second,
 			KeyPackageLowWater:    10,
 			KeyPackageMaxLifetime: 90 * 24 * time.Hour,
+			KeyPackagesPerDevice:  1000,
 		},
 	}
 }

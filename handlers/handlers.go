@@ -56,6 +56,7 @@ func Register(api huma.API, d *Deps) {
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerAdmin(api)
+	h.registerKeyPackages(api)
 }
 
 // handler carries the dependencies to each operation.

@@ -23,6 +23,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/settings"
+	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
 )
@@ -48,6 +49,7 @@ type Server struct {
 	adminReady func(net.Addr)
 	stopping   context.Context
 	stopStream context.CancelFunc
+	cleanup    *maintenance.Runner
 	closeOnce  sync.Once
 }
 
@@ -95,6 +97,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		s.handler = wrap(only(func(p string) bool { return !IsAdminPath(p) }, mux))
 		s.admin = wrap(only(adminListenerServes, mux))
 	}
+
+	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
+	s.cleanup.Add(CleanupTasks(st, cfg)...)
+	s.cleanup.Start()
 	return s, nil
 }
 
@@ -143,6 +149,29 @@ func loadSettings(ctx context.Context, cfg config.Config, st *store.Store, log *
 	return live, nil
 }
 
+// endedSessionGrace is how long expired or revoked sessions stay before the
+// cleanup deletes them.
+const endedSessionGrace = 24 * time.Hour
+
+// CleanupTasks are the periodic cleanups of the store. Features that keep
+// data with a lifetime add theirs here.
+func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
+	claimAge := cfg.Limits.KeyPackageMaxLifetime + store.KeyPackageClockSkew + 24*time.Hour
+	return []maintenance.Task{
+		{Name: "expired_key_packages", Run: st.DeleteExpiredKeyPackages},
+		{Name: "revoked_device_key_packages", Run: st.DeleteRevokedDeviceKeyPackages},
+		{Name: "old_key_package_claims", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteOldKeyPackageClaims(ctx, claimAge)
+		}},
+		{Name: "ended_sessions", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteEndedSessions(ctx, endedSessionGrace)
+		}},
+	}
+}
+
+// Maintenance is the periodic cleanup runner (tests run it with RunOnce).
+func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
+
 // Handler is the server's public HTTP handler, for httptest. Without
 // --admin-listen it serves the admin UI and API too.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -162,6 +191,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopStream()
+		s.cleanup.Stop()
 		err = s.store.Close()
 	})
 	return err

@@ -47,6 +47,12 @@ type Options struct {
 	// Publisher is told about committed events (the real-time hub); nil
 	// means nobody listens.
 	Publisher models.Publisher
+	// KeyPackagesLow, when set, runs inside the claim use case (same
+	// transaction) for each device whose normal key packages for a suite
+	// that claim took below the low-water mark. The sync layer sets it to
+	// add a notice to the device's feed (and publish it after commit).
+	// Returning an error fails the claim.
+	KeyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 }
 
 // Store is Sovereign's persistence: one writer connection driven by the
@@ -59,6 +65,8 @@ type Store struct {
 	now    func() time.Time
 	log    *slog.Logger
 	pub    models.Publisher
+
+	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 }
 
 // Open creates the data directory (0700) and database file (0600) when they
@@ -109,7 +117,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(opts.ReadConns)
 	rdb.SetMaxIdleConns(opts.ReadConns)
 
-	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher}
+	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
+		keyPackagesLow: opts.KeyPackagesLow}
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}

@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sovereign-im/sovereign/models"
+)
+
+// cleanupChunk bounds the rows one cleanup use case deletes, so the writer
+// is never held long; a cleanup loops until a chunk comes back short.
+const cleanupChunk = 1000
+
+// deleteInChunks runs `DELETE FROM table WHERE rowid IN (SELECT rowid FROM
+// table WHERE where LIMIT chunk)` in successive use cases until fewer than
+// a chunk are deleted or ctx ends. args computes the WHERE arguments from
+// the use case's clock.
+func (s *Store) deleteInChunks(ctx context.Context, what, table, where string, args func(now time.Time) []any) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+			q := `DELETE FROM ` + table + ` WHERE rowid IN (SELECT rowid FROM ` + table + ` WHERE ` + where + ` LIMIT ?)`
+			res, err := tx.NewRaw(q, append(args(tx.Now()), cleanupChunk)...).Exec(ctx)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("delete %s: %w", what, err)
+		}
+		total += n
+		if n < cleanupChunk {
+			return total, nil
+		}
+	}
+}
+
+// DeleteExpiredKeyPackages deletes key packages whose lifetime has ended,
+// last-resort ones included.
+func (s *Store) DeleteExpiredKeyPackages(ctx context.Context) (int64, error) {
+	return s.deleteInChunks(ctx, "expired key packages", "key_packages", `not_after < ?`,
+		func(now time.Time) []any { return []any{models.Millis(now)} })
+}
+
+// DeleteRevokedDeviceKeyPackages deletes every key package of revoked
+// devices (claims already skip them).
+func (s *Store) DeleteRevokedDeviceKeyPackages(ctx context.Context) (int64, error) {
+	return s.deleteInChunks(ctx, "key packages of revoked devices", "key_packages",
+		`device_id IN (SELECT id FROM devices WHERE revoked_at IS NOT NULL)`,
+		func(time.Time) []any { return nil })
+}
+
+// DeleteOldKeyPackageClaims deletes claim records older than age. Pass the
+// longest key-package lifetime plus a margin: by then the claimed package
+// has expired and no valid Welcome can address it.
+func (s *Store) DeleteOldKeyPackageClaims(ctx context.Context, age time.Duration) (int64, error) {
+	return s.deleteInChunks(ctx, "old key package claims", "key_package_claims", `claimed_at < ?`,
+		func(now time.Time) []any { return []any{models.Millis(now.Add(-age))} })
+}
+
+// DeleteEndedSessions deletes sessions that expired or were revoked more
+// than grace ago (authentication refuses them already; the grace keeps
+// them visible for a while, e.g. in a device's session list).
+func (s *Store) DeleteEndedSessions(ctx context.Context, grace time.Duration) (int64, error) {
+	return s.deleteInChunks(ctx, "ended sessions", "sessions", `expires_at < ? OR revoked_at < ?`,
+		func(now time.Time) []any {
+			cut := models.Millis(now.Add(-grace))
+			return []any{cut, cut}
+		})
+}
