@@ -79,6 +79,15 @@ func (h *handler) actor(ctx context.Context, p *models.Principal) models.Actor {
 	return models.ActorOf(p, ip)
 }
 
+// followSetting calls f with the run-time settings now and after every
+// change (rate limiters follow their setting this way). Without settings
+// (building the OpenAPI document) it does nothing.
+func (h *handler) followSetting(f func(settings.Values)) {
+	if h.d.Settings != nil {
+		h.d.Settings.Subscribe(f)
+	}
+}
+
 // --- Stats ----------------------------------------------------------------
 
 // AdminStats are the server's counts.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -294,5 +295,32 @@ func TestAdminAuditPagingAndFilters(t *testing.T) {
 		if r := s.Do(t, "GET", "/v1/admin/audit?"+q, admin.Token, nil); r.StatusCode != http.StatusUnprocessableEntity {
 			t.Errorf("%s: %d %s", q, r.StatusCode, r.Body)
 		}
+	}
+}
+
+// A rate limit changed in the settings applies to the next request, with
+// no restart: here the key-package claim limit per claiming device.
+func TestSettingsApplyToRateLimitsAtOnce(t *testing.T) {
+	s := testutil.NewServer(t)
+	admin := s.SeedAccount(t, "root", models.RoleAdmin)
+	alice := s.SeedAccount(t, "alice", models.RoleMember)
+	bob := s.SeedAccount(t, "bob", models.RoleMember)
+	s.UploadKeyPackages(t, alice, 5, false)
+	if r := s.Do(t, "PATCH", "/v1/admin/settings", admin.Token, map[string]any{"set": map[string]any{"claims_per_minute": 1}}); r.StatusCode != http.StatusOK {
+		t.Fatalf("patch: %d %s", r.StatusCode, r.Body)
+	}
+	claimOnce := func() int {
+		return s.Do(t, "POST", "/v1/users/alice/key-packages/claim", bob.Token, map[string]any{"cipher_suite": 1}).StatusCode
+	}
+	if st := claimOnce(); st != http.StatusOK {
+		t.Fatalf("first claim: %d", st)
+	}
+	if st := claimOnce(); st != http.StatusTooManyRequests {
+		t.Fatalf("second claim with claims_per_minute=1: %d", st)
+	}
+	s.Do(t, "PATCH", "/v1/admin/settings", admin.Token, map[string]any{"set": map[string]any{"claims_per_minute": 600}})
+	s.Clock.Advance(time.Second) // refill at the new rate: 10 per second
+	if st := claimOnce(); st != http.StatusOK {
+		t.Fatalf("claim after raising the limit: %d", st)
 	}
 }

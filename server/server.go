@@ -22,8 +22,8 @@ import (
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
-	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/maintenance"
+	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
 )
