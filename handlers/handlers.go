@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/ratelimit"
 	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 )
@@ -57,11 +58,14 @@ func Register(api huma.API, d *Deps) {
 	h.registerSystem(api)
 	h.registerAdmin(api)
 	h.registerKeyPackages(api)
+	h.registerGroups(api)
 }
 
 // handler carries the dependencies to each operation.
 type handler struct {
 	d *Deps
+	// sendLimiter holds each user's message budget (--messages-per-minute).
+	sendLimiter *ratelimit.Limiter
 }
 
 func (h *handler) now() time.Time {

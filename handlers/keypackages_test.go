@@ -47,14 +47,6 @@ type claimResult struct {
 	MissingDevices []string  `json:"missing_devices"`
 }
 
-type problem struct {
-	Status     int    `json:"status"`
-	Code       string `json:"code"`
-	Detail     string `json:"detail"`
-	Index      *int   `json:"index"`
-	RetryAfter int    `json:"retry_after"`
-}
-
 func getCounts(t *testing.T, s *testutil.Server, acc testutil.Account) counts {
 	t.Helper()
 	r := s.Do(t, "GET", "/v1/key-packages/count", acc.Token, nil)

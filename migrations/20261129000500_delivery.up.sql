@@ -74,3 +74,8 @@ CREATE TABLE idempotency_keys (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (device_id, key)
 );
+
+--bun:split
+
+-- Cleanup deletes keys older than their retention (24 h) in created_at order.
+CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);

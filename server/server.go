@@ -62,6 +62,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
+		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,
 	})
@@ -165,6 +166,12 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 		}},
 		{Name: "ended_sessions", Run: func(ctx context.Context) (int64, error) {
 			return st.DeleteEndedSessions(ctx, endedSessionGrace)
+		}},
+		{Name: "expired_events", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteExpiredEvents(ctx, st.Now().Add(-cfg.Limits.Retention))
+		}},
+		{Name: "expired_idempotency_keys", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteExpiredIdempotencyKeys(ctx, st.Now().Add(-store.IdempotencyTTL))
 		}},
 	}
 }

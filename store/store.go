@@ -53,6 +53,9 @@ type Options struct {
 	// add a notice to the device's feed (and publish it after commit).
 	// Returning an error fails the claim.
 	KeyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
+	// GroupQuotaBytes bounds the stored message bytes of one group; 0
+	// means the threat model's default (1 GiB).
+	GroupQuotaBytes int64
 }
 
 // Store is Sovereign's persistence: one writer connection driven by the
@@ -65,6 +68,7 @@ type Store struct {
 	now    func() time.Time
 	log    *slog.Logger
 	pub    models.Publisher
+	quota  int64
 
 	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 }
@@ -117,12 +121,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(opts.ReadConns)
 	rdb.SetMaxIdleConns(opts.ReadConns)
 
+	if opts.GroupQuotaBytes <= 0 {
+		opts.GroupQuotaBytes = DefaultGroupQuotaBytes
+	}
 	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
-		keyPackagesLow: opts.KeyPackagesLow}
+		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow}
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}
-	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger)
+	stmts, err := prepareHot(ctx, wdb)
+	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, err
+	}
+	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts)
 	return s, nil
 }
 
@@ -239,6 +252,7 @@ func (s *Store) Now() time.Time { return s.now() }
 // both connection pools.
 func (s *Store) Close() error {
 	s.writer.close()
+	closeStmts(s.writer.stmts)
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/sovereign-im/sovereign/models"
 )
 
 // ErrClosed is returned by Write after Close.
@@ -21,6 +24,7 @@ type Tx struct {
 	bun.Tx
 	now         time.Time
 	afterCommit []func()
+	w           *writer
 }
 
 // Now is the clock reading taken for this use case.
@@ -60,6 +64,7 @@ type writeRequest struct {
 }
 
 type writer struct {
+	pub      models.Publisher
 	db       *bun.DB
 	maxBatch int
 	log      *slog.Logger
@@ -69,6 +74,13 @@ type writer struct {
 	stopped  chan struct{}
 	batches  atomic.Uint64
 	useCases atomic.Uint64
+
+	// stmts are the hot statements prepared on the writer connection.
+	stmts map[string]*sql.Stmt
+
+	// Writer-path state, touched only by the writer goroutine.
+	lastTS   int64 // last event server_ts handed out (Unix µs)
+	tsLoaded bool  // lastTS was initialised from the database
 }
 
 // WriterStats counts the writer's work since start.
@@ -82,8 +94,10 @@ func (s *Store) WriterStats() WriterStats {
 	return WriterStats{Batches: s.writer.batches.Load(), UseCases: s.writer.useCases.Load()}
 }
 
-func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger) *writer {
+func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt) *writer {
 	w := &writer{
+		stmts:    stmts,
+		pub:      pub,
 		db:       db,
 		maxBatch: maxBatch,
 		log:      log,
@@ -156,7 +170,7 @@ func (w *writer) commit(batch []*writeRequest) {
 			w.finish(batch, fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		r.tx = &Tx{Tx: btx, now: w.now()}
+		r.tx = &Tx{Tx: btx, now: w.now(), w: w}
 		r.err = runUseCase(r.ctx, r.fn, r.tx)
 		if r.err != nil {
 			r.tx = nil

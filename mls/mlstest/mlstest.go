@@ -1,5 +1,6 @@
-// Package mlstest builds real, signed RFC 9420 key packages for tests and
-// benchmarks: cipher suite 0x0001 (X25519, AES-128-GCM, SHA-256, Ed25519)
+// Package mlstest builds MLS bytes for tests and benchmarks: framed
+// messages (messages.go: PrivateMessages, Welcomes, GroupInfos with random
+// encrypted parts) and real, signed RFC 9420 key packages: cipher suite 0x0001 (X25519, AES-128-GCM, SHA-256, Ed25519)
 // with a BasicCredential carrying any identity. The server never creates key
 // packages; this exists so Go tests can upload packages bound to a seeded
 // device without a JavaScript MLS client.

@@ -1,0 +1,67 @@
+package models
+
+import "time"
+
+// Group is an MLS group as the Delivery Service sees it: its id (the MLS
+// group_id bytes, chosen by the creator), its current epoch and the latest
+// GroupInfo a committer gave.
+type Group struct {
+	ID        []byte
+	Epoch     uint64
+	GroupInfo []byte
+	BytesUsed int64
+	CreatedAt time.Time
+	// JoinedSeq is when the asking device joined (its membership starts after it).
+	JoinedSeq int64
+	Members   []GroupMember
+}
+
+// GroupMember is one member device of a group and its user.
+type GroupMember struct {
+	DeviceID  string
+	UserID    string
+	Username  string
+	JoinedSeq int64
+}
+
+// Receipt is the server's record of one stored message: what a sender gets
+// back, and what an idempotent retry returns again.
+type Receipt struct {
+	ID         string    `json:"id"`
+	Seq        int64     `json:"seq"`
+	ServerTime time.Time `json:"server_time"`
+	Kind       EventKind `json:"kind"`
+	Epoch      uint64    `json:"epoch"`
+}
+
+// WelcomeReceipt is a Welcome stored for one added device.
+type WelcomeReceipt struct {
+	DeviceID string `json:"device_id"`
+	ID       string `json:"id"`
+	Seq      int64  `json:"seq"`
+}
+
+// CommitResult is the outcome of an accepted commit bundle.
+type CommitResult struct {
+	Commit         Receipt          `json:"commit"`
+	Epoch          uint64           `json:"epoch"` // the group's new epoch
+	Welcomes       []WelcomeReceipt `json:"welcomes"`
+	AddedDevices   []string         `json:"added_devices"`
+	RemovedDevices []string         `json:"removed_devices"`
+}
+
+// Notice types posted by the server to groups or devices (payload "type").
+const (
+	// NoticeRemoveDevice asks a group's members to commit a Remove of a
+	// revoked device: the server stopped routing to it and cannot remove
+	// it from the MLS group itself.
+	NoticeRemoveDevice = "remove_device"
+)
+
+// RemoveDeviceNotice is the JSON payload of a remove_device notice.
+type RemoveDeviceNotice struct {
+	Type     string `json:"type"`
+	DeviceID string `json:"device_id"`
+	UserID   string `json:"user_id"`
+	Reason   string `json:"reason"`
+}

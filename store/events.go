@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/sovereign-im/sovereign/models"
+)
+
+// DefaultGroupQuotaBytes is the stored-bytes quota of a group when none is
+// configured (config --group-quota-bytes).
+const DefaultGroupQuotaBytes = 1 << 30
+
+// nextServerTS returns the server timestamp (Unix µs) of the next event:
+// the use case's clock reading, or one microsecond after the previous event
+// when the clock has not moved or went backwards. Timestamps are therefore
+// strictly increasing in sequence order, across restarts too: the first call
+// after start reads the newest stored one.
+func (tx *Tx) nextServerTS(ctx context.Context) (int64, error) {
+	w := tx.w
+	if !w.tsLoaded {
+		var last sql.NullInt64
+		// server_ts grows with seq, so the newest row holds the maximum.
+		err := tx.NewRaw(`SELECT server_ts FROM events ORDER BY seq DESC LIMIT 1`).Scan(ctx, &last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("read last server timestamp: %w", err)
+		}
+		w.lastTS, w.tsLoaded = last.Int64, true
+	}
+	ts := tx.now.UnixMicro()
+	if ts <= w.lastTS {
+		ts = w.lastTS + 1
+	}
+	w.lastTS = ts
+	return ts, nil
+}
+
+// insertEvent stores ev (Kind, GroupID, Epoch, SenderDeviceID,
+// RecipientDeviceID, Payload set by the caller) and fills in its ID, Seq and
+// ServerTime. A group's bytes_used grows by the payload size, so that
+// bytes_used is always the sum of the payloads stored under the group.
+func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
+	ts, err := tx.nextServerTS(ctx)
+	if err != nil {
+		return err
+	}
+	ev.ID = uuid.Must(uuid.NewV7()).String()
+	ev.ServerTime = time.UnixMicro(ts).UTC()
+	var epoch any
+	if ev.Epoch != nil {
+		epoch = int64(*ev.Epoch)
+	}
+	ins, err := tx.stmt(ctx, qInsertEvent)
+	if err != nil {
+		return err
+	}
+	err = ins.QueryRowContext(ctx, ev.ID, ts, string(ev.Kind), nullBytes(ev.GroupID), epoch,
+		nullString(ev.SenderDeviceID), nullString(ev.RecipientDeviceID), ev.Payload).Scan(&ev.Seq)
+	if err != nil {
+		return fmt.Errorf("insert %s event: %w", ev.Kind, err)
+	}
+	if ev.GroupID != nil {
+		upd, err := tx.stmt(ctx, qAddGroupBytes)
+		if err != nil {
+			return err
+		}
+		if _, err := upd.ExecContext(ctx, len(ev.Payload), ev.GroupID); err != nil {
+			return fmt.Errorf("count group bytes: %w", err)
+		}
+	}
+	return nil
+}
+
+// publish announces ev to devices once the use case is durably committed.
+func publish(tx *Tx, ev *models.Event, devices []string) {
+	pub := tx.w.pub
+	tx.AfterCommit(func() { pub.Publish(ev, devices) })
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// eventRow is an events row as read back.
+type eventRow struct {
+	Seq               int64          `bun:"seq"`
+	ID                string         `bun:"id"`
+	ServerTS          int64          `bun:"server_ts"`
+	Kind              string         `bun:"kind"`
+	GroupID           []byte         `bun:"group_id"`
+	Epoch             sql.NullInt64  `bun:"epoch"`
+	SenderDeviceID    sql.NullString `bun:"sender_device_id"`
+	RecipientDeviceID sql.NullString `bun:"recipient_device_id"`
+	Payload           []byte         `bun:"payload"`
+}
+
+func (r *eventRow) event() *models.Event {
+	ev := &models.Event{
+		Seq:               r.Seq,
+		ID:                r.ID,
+		ServerTime:        time.UnixMicro(r.ServerTS).UTC(),
+		Kind:              models.EventKind(r.Kind),
+		GroupID:           r.GroupID,
+		SenderDeviceID:    r.SenderDeviceID.String,
+		RecipientDeviceID: r.RecipientDeviceID.String,
+		Payload:           r.Payload,
+	}
+	if r.Epoch.Valid {
+		e := uint64(r.Epoch.Int64)
+		ev.Epoch = &e
+	}
+	return ev
+}
+
+// DeleteEvents deletes the events with the given sequence numbers inside a
+// use case and gives their bytes back to their groups' quotas. Every
+// deletion of events (retention here, ack-based cleanup in sync) must go
+// through it so that groups.bytes_used stays the sum of stored payloads.
+func DeleteEvents(ctx context.Context, tx *Tx, seqs []int64) (int64, error) {
+	var deleted int64
+	for start := 0; start < len(seqs); start += 500 {
+		chunk := seqs[start:min(start+500, len(seqs))]
+		var freed []struct {
+			GroupID []byte `bun:"group_id"`
+			Bytes   int64  `bun:"bytes"`
+		}
+		err := tx.NewRaw(`SELECT group_id, SUM(length(payload)) AS bytes FROM events
+WHERE seq IN (?) AND group_id IS NOT NULL GROUP BY group_id`, bun.In(chunk)).Scan(ctx, &freed)
+		if err != nil {
+			return deleted, fmt.Errorf("sum deleted bytes: %w", err)
+		}
+		res, err := tx.NewRaw(`DELETE FROM events WHERE seq IN (?)`, bun.In(chunk)).Exec(ctx)
+		if err != nil {
+			return deleted, fmt.Errorf("delete events: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		deleted += n
+		for _, f := range freed {
+			if _, err := tx.NewRaw(`UPDATE groups SET bytes_used = MAX(0, bytes_used - ?) WHERE id = ?`, f.Bytes, f.GroupID).Exec(ctx); err != nil {
+				return deleted, fmt.Errorf("free group bytes: %w", err)
+			}
+		}
+	}
+	return deleted, nil
+}
+
+// retentionChunk bounds the rows one retention use case deletes, so the
+// writer never stalls other use cases for long.
+const retentionChunk = 1000
+
+// DeleteExpiredEvents deletes every event stored before `before` (the
+// retention cut-off: now minus --retention), in chunks of 1,000 rows per
+// write use case, and returns how many it deleted. Because server
+// timestamps grow with seq, the expired events are always a prefix of the
+// sequence: each chunk reads the oldest rows only, never scanning the table.
+func (s *Store) DeleteExpiredEvents(ctx context.Context, before time.Time) (int64, error) {
+	cut := before.UnixMicro()
+	var total int64
+	for {
+		var n int64
+		err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+			var rows []struct {
+				Seq      int64 `bun:"seq"`
+				ServerTS int64 `bun:"server_ts"`
+			}
+			if err := tx.NewRaw(`SELECT seq, server_ts FROM events ORDER BY seq LIMIT ?`, retentionChunk).Scan(ctx, &rows); err != nil {
+				return fmt.Errorf("read oldest events: %w", err)
+			}
+			seqs := make([]int64, 0, len(rows))
+			for _, r := range rows {
+				if r.ServerTS >= cut {
+					break
+				}
+				seqs = append(seqs, r.Seq)
+			}
+			var err error
+			n, err = DeleteEvents(ctx, tx, seqs)
+			return err
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < retentionChunk {
+			return total, nil
+		}
+	}
+}
