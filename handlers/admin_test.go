@@ -16,6 +16,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sovereign-im/sovereign/mls"
+	"github.com/sovereign-im/sovereign/mls/mlstest"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/server"
 	"github.com/sovereign-im/sovereign/testutil"
@@ -322,5 +324,26 @@ func TestSettingsApplyToRateLimitsAtOnce(t *testing.T) {
 	s.Clock.Advance(time.Second) // refill at the new rate: 10 per second
 	if st := claimOnce(); st != http.StatusOK {
 		t.Fatalf("claim after raising the limit: %d", st)
+	}
+}
+
+// The message limit per user follows messages_per_minute at once.
+func TestMessagesPerMinuteSettingIsLive(t *testing.T) {
+	s := testutil.NewServer(t)
+	admin := s.SeedAccount(t, "root", models.RoleAdmin)
+	alice := s.SeedAccount(t, "alice", models.RoleMember)
+	gid := []byte("live-limit-group")
+	createGroup(t, s, alice, gid)
+	if r := s.Do(t, "PATCH", "/v1/admin/settings", admin.Token, map[string]any{"set": map[string]any{"messages_per_minute": 3}}); r.StatusCode != http.StatusOK {
+		t.Fatalf("patch: %d %s", r.StatusCode, r.Body)
+	}
+	for i := range 3 {
+		if r := send(t, s, alice, gid, mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 50)); r.StatusCode != http.StatusCreated {
+			t.Fatalf("message %d: %d %s", i+1, r.StatusCode, r.Body)
+		}
+	}
+	r := send(t, s, alice, gid, mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 50))
+	if p := decodeProblem(t, r); r.StatusCode != http.StatusTooManyRequests || !strings.Contains(p.Detail, "at most 3 per minute") {
+		t.Fatalf("4th message: %d %s", r.StatusCode, r.Body)
 	}
 }
