@@ -545,9 +545,9 @@
           toast(u.username + " enabled"); viewUser(id);
         })
         : action("Disable", "btn-warn", async () => {
-          if (!await confirmDialog({ title: "Disable " + u.username + "?", body: "They are signed out at once, their open streams close, and they cannot sign in until enabled again. Their data stays.", action: "Disable", danger: true })) return;
+          if (!await confirmDialog({ title: "Disable " + u.username + "?", body: "They are signed out at once, their open streams close, they leave every group (the other members are asked to commit the removal) and they cannot sign in until enabled again. Their passkeys and devices stay.", action: "Disable", danger: true })) return;
           const r = await api("POST", "/v1/admin/users/" + u.id + "/disable", {});
-          toast(u.username + " disabled; " + r.sessions_revoked + " session(s) ended"); viewUser(id);
+          toast(u.username + " disabled: " + r.sessions_revoked + " session(s) ended, left " + r.groups + " group(s)"); viewUser(id);
         }, self),
       action("Revoke sessions", "", async () => {
         if (!await confirmDialog({ title: "Sign " + u.username + " out everywhere?", body: "Every session on every device ends now and open streams close. Their devices stay and can sign in again with a passkey.", action: "Revoke sessions", danger: true })) return;
@@ -568,7 +568,7 @@
       [["Display name", u.display_name], ["Role", u.role], ["Created", when(u.created_at)], ["Last seen", ago(u.last_seen_at)],
         ["Groups", num(u.groups)], ["Passkeys", num(u.passkeys)], ["Disabled", u.disabled_at ? when(u.disabled_at) : "no"]]
         .map(([k, v]) => h("div", { class: "fact" }, h("dt", null, k), h("dd", null, v))));
-    const devices = table(["Device", "Status", "Sessions", "Created", "Last seen"], u.devices.map((/** @type {any} */ d) => [
+    const devices = table(["Device", "Status", "Sessions", "Created", "Last seen"], u.device_list.map((/** @type {any} */ d) => [
       d.name, d.revoked_at ? badge("revoked", "danger") : badge("active", "ok"), num(d.active_sessions), when(d.created_at), ago(d.last_seen_at),
     ]), "No devices.");
     const sessions = table(["Device", "Signed in", "Last used", "Expires"], u.sessions.map((/** @type {any} */ s) => [
