@@ -48,6 +48,15 @@ func New(mux *http.ServeMux, d *handlers.Deps) huma.API {
 			Description:  "Session token returned by a passkey ceremony. Stored by the server only as its SHA-256.",
 		},
 	}
+	cfg.Tags = []*huma.Tag{
+		{Name: handlers.TagAuth, Description: "Passkey (WebAuthn) ceremonies: registration by invite, login " +
+			"by username or discoverable, adding a passkey, logout. Each ceremony is a begin step (options for " +
+			"the browser, kept server-side under a ceremony id for 60 s) and a finish step (the browser's " +
+			"credential). Rate-limited per client IP."},
+		{Name: handlers.TagMe, Description: "Self-service for the signed-in user: profile, sessions, devices " +
+			"and passkeys."},
+		{Name: handlers.TagSystem, Description: "Health and readiness probes."},
+	}
 	a := humago.New(mux, cfg)
 	handlers.Register(a, d)
 	return a

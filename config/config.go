@@ -120,6 +120,10 @@ func (c *Config) BaseURL() string {
 	return "http://" + c.Listen
 }
 
+// InviteLink is the link that opens registration with an invite code. The
+// code is in the fragment, which browsers never send to servers or proxies.
+func (c *Config) InviteLink(code string) string { return c.BaseURL() + "/invite#" + code }
+
 // TrustedProxyPrefixes parses TrustedProxies (already validated).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
@@ -139,12 +143,17 @@ func (e *Error) Error() string { return e.Msg }
 // Load builds the configuration from defaults, the file named by --config or
 // SOVEREIGN_CONFIG, the environment and args (flags only), then validates it.
 // The returned FlagSet has already parsed args; its Args() are the leftovers.
-func Load(name string, args []string, env func(string) string, stderr io.Writer) (Config, *flag.FlagSet, error) {
+// extra registers a command's own flags (e.g. `invite --admin`) besides the
+// configuration's.
+func Load(name string, args []string, env func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
 	cfg := Default()
 	fields := options(&cfg)
 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, e := range extra {
+		e(fs)
+	}
 	configPath := fs.String("config", env("SOVEREIGN_CONFIG"), "YAML config file (keys are flag names)")
 	for _, f := range fields {
 		fs.Var(f, f.name, f.usage+" (env "+f.envName()+")")
@@ -157,6 +166,12 @@ func Load(name string, args []string, env func(string) string, stderr io.Writer)
 	for _, f := range fields {
 		pre.Var(noopValue{isBool: f.isBool()}, f.name, "")
 	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if pre.Lookup(f.Name) == nil {
+			b, ok := f.Value.(interface{ IsBoolFlag() bool })
+			pre.Var(noopValue{isBool: ok && b.IsBoolFlag()}, f.Name, "")
+		}
+	})
 	_ = pre.Parse(args)
 	if *prePath != "" {
 		if err := applyFile(*prePath, fields); err != nil {

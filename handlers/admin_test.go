@@ -178,7 +178,7 @@ func TestAdminSettingsOverrideConfigAtRunTime(t *testing.T) {
 			t.Errorf("%s: %d %s", body, r.StatusCode, r.Body)
 		}
 	}
-	if v := s.App.Settings().Get(); v.AuthBurst != 10 || v.MessagesPerMinute != 5 {
+	if v := s.App.Settings().Get(); v.AuthBurst != s.Config.Limits.AuthBurst || v.MessagesPerMinute != 5 {
 		t.Fatalf("refused change applied: %+v", v)
 	}
 
@@ -190,7 +190,7 @@ func TestAdminSettingsOverrideConfigAtRunTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := app.Settings().Get(); v.RegistrationMode != "open" || v.MessagesPerMinute != 5 || v.AuthPerMinute != 30 {
+	if v := app.Settings().Get(); v.RegistrationMode != "open" || v.MessagesPerMinute != 5 || v.AuthPerMinute != s.Config.Limits.AuthRequestsPerMin {
 		t.Fatalf("after restart %+v", v)
 	}
 	_ = app.Close()
@@ -204,7 +204,7 @@ func TestAdminSettingsResetAndAudit(t *testing.T) {
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("reset: %d %s", r.StatusCode, r.Body)
 	}
-	if v := s.App.Settings().Get(); v.AuthPerMinute != 30 || v.AuthBurst != 3 {
+	if v := s.App.Settings().Get(); v.AuthPerMinute != s.Config.Limits.AuthRequestsPerMin || v.AuthBurst != 3 {
 		t.Fatalf("after reset %+v", v)
 	}
 	r = s.Do(t, "GET", "/v1/admin/audit?action=settings.update", admin.Token, nil)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/ratelimit"
@@ -30,6 +31,8 @@ type Deps struct {
 	// Streams counts open event streams (the real-time hub); nil when no
 	// hub runs.
 	Streams StreamCounter
+	// WebAuthn is the relying party (built from config by the server).
+	WebAuthn *webauthn.WebAuthn
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
@@ -54,11 +57,15 @@ var public = []map[string][]string{{}}
 // Register adds every operation to api.
 func Register(api huma.API, d *Deps) {
 	h := &handler{d: d}
+	h.authLimit = ratelimit.New(d.Config.Limits.AuthRequestsPerMin, d.Config.Limits.AuthBurst, h.now)
+	h.followSetting(func(v settings.Values) { h.authLimit.SetRate(v.AuthPerMinute, v.AuthBurst) })
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerAdmin(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
+	h.registerAuth(api)
+	h.registerMe(api)
 }
 
 // handler carries the dependencies to each operation.
@@ -66,6 +73,8 @@ type handler struct {
 	d *Deps
 	// sendLimiter holds each user's message budget (--messages-per-minute).
 	sendLimiter *ratelimit.Limiter
+	// authLimit limits ceremony requests per client IP.
+	authLimit *ratelimit.Limiter
 }
 
 func (h *handler) now() time.Time {

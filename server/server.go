@@ -69,6 +69,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	wa, err := handlers.NewWebAuthn(cfg.RPID, cfg.RPName, cfg.RPOrigins, cfg.Limits.CeremonyTimeout)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("configure WebAuthn: %w", err)
+	}
+	if err := bootstrapAdmin(ctx, cfg, st, log); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	live, err := loadSettings(ctx, cfg, st, log)
 	if err != nil {
 		_ = st.Close()
@@ -77,7 +86,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	stopping, stopStreams := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, store: st, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams}
 
-	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, Settings: live}
+	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa, Settings: live}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
 	mux.Handle("/docs", web.DocsHandler())
@@ -178,6 +187,36 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 
 // Maintenance is the periodic cleanup runner (tests run it with RunOnce).
 func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
+
+// AdminInviteTTL is how long the first-start admin invite lasts.
+const AdminInviteTTL = 72 * time.Hour
+
+// bootstrapAdmin makes sure a fresh server can get its first admin: when no
+// admin exists and no usable admin invite exists, it creates a one-use admin
+// invite and prints its code and link to the log, once. Later starts only
+// say that an admin invite exists and how to make a new one.
+func bootstrapAdmin(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) error {
+	b, err := st.EnsureAdminInvite(ctx, AdminInviteTTL)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin invite: %w", err)
+	}
+	switch {
+	case b.AdminExists:
+	case b.Code != "":
+		// The one deliberate secret in the log: there is no admin yet to
+		// hand it out any other way. It is shown once and works once.
+		log.Warn("NO ADMIN YET: register the first admin with this one-time invite (shown only now)",
+			"invite_code", b.Code, "link", InviteLink(cfg, b.Code), "expires_at", b.ExpiresAt.Format(time.RFC3339))
+	default:
+		log.Warn("no admin yet: an admin invite exists (its code was printed when it was created); "+
+			"to make a new one run `sovereign invite --admin`", "expires_at", b.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// InviteLink is the link that opens registration with an invite code. The
+// code is in the fragment, which browsers never send to servers or proxies.
+func InviteLink(cfg config.Config, code string) string { return cfg.InviteLink(code) }
 
 // Handler is the server's public HTTP handler, for httptest. Without
 // --admin-listen it serves the admin UI and API too.

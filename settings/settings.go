@@ -26,10 +26,10 @@ import (
 // Values are the effective settings.
 type Values struct {
 	RegistrationMode  string `json:"registration_mode" enum:"invite,open" doc:"invite: registration needs an invite code; open: anyone may register"`
-	MessagesPerMinute int    `json:"messages_per_minute" minimum:"1" maximum:"100000" doc:"Messages one user may send per minute"`
-	AuthPerMinute     int    `json:"auth_per_minute" minimum:"1" maximum:"10000" doc:"Passkey ceremony requests per client IP per minute"`
-	AuthBurst         int    `json:"auth_burst" minimum:"1" maximum:"1000" doc:"Passkey ceremony requests per client IP in a burst"`
-	ClaimsPerMinute   int    `json:"claims_per_minute" minimum:"1" maximum:"10000" doc:"Key-package claims per claiming device per minute"`
+	MessagesPerMinute int    `json:"messages_per_minute" doc:"Messages one user may send per minute"`
+	AuthPerMinute     int    `json:"auth_per_minute" doc:"Passkey ceremony requests per client IP per minute"`
+	AuthBurst         int    `json:"auth_burst" doc:"Passkey ceremony requests per client IP in a burst"`
+	ClaimsPerMinute   int    `json:"claims_per_minute" doc:"Key-package claims per claiming device per minute"`
 }
 
 // Overrides are the values an admin set; nil fields follow the

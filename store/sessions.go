@@ -105,11 +105,27 @@ func InsertDevice(ctx context.Context, tx *Tx, userID, name string) (string, err
 // user handle, and returns its id. username must already be case-folded
 // and validated.
 func InsertUser(ctx context.Context, tx *Tx, username, displayName string, role models.Role) (string, error) {
-	id := uuid.Must(uuid.NewV7()).String()
-	handle := make([]byte, 32)
-	if _, err := rand.Read(handle); err != nil {
-		return "", fmt.Errorf("user handle: %w", err)
+	handle, err := NewUserHandle()
+	if err != nil {
+		return "", err
 	}
+	return insertUserWithHandle(ctx, tx, username, displayName, role, handle)
+}
+
+// UserHandleBytes is the size of WebAuthn user handles (the spec allows 64).
+const UserHandleBytes = 32
+
+// NewUserHandle returns a fresh random WebAuthn user handle.
+func NewUserHandle() ([]byte, error) {
+	handle := make([]byte, UserHandleBytes)
+	if _, err := rand.Read(handle); err != nil {
+		return nil, fmt.Errorf("user handle: %w", err)
+	}
+	return handle, nil
+}
+
+func insertUserWithHandle(ctx context.Context, tx *Tx, username, displayName string, role models.Role, handle []byte) (string, error) {
+	id := uuid.Must(uuid.NewV7()).String()
 	_, err := tx.NewRaw(`INSERT INTO users (id, username, display_name, role, webauthn_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		id, username, displayName, string(role), handle, models.Millis(tx.Now())).Exec(ctx)
 	if err != nil {

@@ -58,12 +58,16 @@ type Server struct {
 }
 
 // NewServer starts a server on a fresh data directory. mutate adjusts the
-// configuration (which is validated like the CLI's).
+// configuration (which is validated like the CLI's). The per-IP ceremony
+// rate limit is raised so tests can sign in often (every test client has
+// the same IP); a test of that limit lowers it again in mutate.
 func NewServer(t testing.TB, mutate ...func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.LogLevel = "warn"
+	cfg.Limits.AuthRequestsPerMin = 100000
+	cfg.Limits.AuthBurst = 100000
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -96,12 +100,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Account is a seeded user with one device and a session.
+// Account is a signed-in user: a device and a session's bearer token.
 type Account struct {
-	UserID   string
-	DeviceID string
-	Token    string
-	Username string
+	UserID    string
+	DeviceID  string
+	Token     string
+	Username  string
+	SessionID string // set by passkey sign-in helpers
+	PasskeyID string // the passkey registered or used (passkey helpers)
 }
 
 // SeedAccount creates a user, a device and a session straight in the store,

@@ -1,6 +1,7 @@
 // Command sovereign is the Sovereign messaging server and its operator CLI.
 //
 //	sovereign serve     run the server (default when no command is given)
+//	sovereign invite    create an invite code and print it with its link
 //	sovereign openapi   print the OpenAPI 3.1 document (no database, no listener)
 //	sovereign version   print the build version
 package main
@@ -16,10 +17,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/sovereign-im/sovereign/api"
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/server"
+	"github.com/sovereign-im/sovereign/store"
 )
 
 // version is set at link time (-ldflags "-X main.version=…").
@@ -44,6 +48,8 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return serve(args, env, stderr)
+	case "invite":
+		return invite(args, env, stdout, stderr)
 	case "openapi":
 		doc, err := api.OpenAPI()
 		if err != nil {
@@ -70,6 +76,8 @@ func usage(w io.Writer) {
 
 commands:
   serve     run the server (default); "sovereign serve -h" lists every flag
+  invite    create an invite: sovereign invite [--admin] [--expires 72h] [--uses 1]
+            (opens the database directly; works while the server runs)
   openapi   print the OpenAPI 3.1 document to stdout
   version   print the version
 `)
@@ -90,8 +98,8 @@ func buildVersion() string {
 }
 
 // loadConfig loads configuration and reports errors as one line, exit 2.
-func loadConfig(name string, args []string, env func(string) string, stderr io.Writer) (config.Config, *flag.FlagSet, int) {
-	cfg, fs, err := config.Load(name, args, env, stderr)
+func loadConfig(name string, args []string, env func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config.Config, *flag.FlagSet, int) {
+	cfg, fs, err := config.Load(name, args, env, stderr, extra...)
 	if errors.Is(err, flag.ErrHelp) {
 		return cfg, fs, exitOK
 	}
@@ -134,5 +142,50 @@ func serve(args []string, env func(string) string, stderr io.Writer) int {
 		log.Error("server stopped with an error", "err", err)
 		return exitFail
 	}
+	return exitOK
+}
+
+// invite creates an invite in the database (the server may be running: the
+// store opens the same SQLite file in WAL mode) and prints its code and
+// link. The code is shown only here; the database keeps its SHA-256.
+func invite(args []string, env func(string) string, stdout, stderr io.Writer) int {
+	var (
+		admin   bool
+		expires time.Duration
+		uses    int
+	)
+	cfg, _, code := loadConfig("sovereign invite", args, env, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&admin, "admin", false, "the invite grants the admin role")
+		fs.DurationVar(&expires, "expires", 72*time.Hour, "how long the invite stays valid (1m to 8760h)")
+		fs.IntVar(&uses, "uses", 1, fmt.Sprintf("how many accounts may register with it (1 to %d)", store.MaxInviteUses))
+	})
+	if code >= 0 {
+		return code
+	}
+	role := models.RoleMember
+	if admin {
+		role = models.RoleAdmin
+	}
+	log := newLogger(cfg, stderr)
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Path: cfg.DBPath(), AllowInsecurePermissions: cfg.AllowInsecurePermissions,
+		Synchronous: cfg.Synchronous, Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "sovereign: open database:", err)
+		return exitFail
+	}
+	defer st.Close()
+	inviteCode, inv, err := st.CreateInvite(ctx, store.NewInvite{Role: role, TTL: expires, Uses: uses})
+	if err != nil {
+		var de *models.Error
+		if errors.As(err, &de) && de.Code == models.EINVALID {
+			fmt.Fprintln(stderr, "sovereign: configuration error:", de.Message)
+			return exitConfig
+		}
+		fmt.Fprintln(stderr, "sovereign: create invite:", err)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "Invite code: %s\nLink:        %s\nRole:        %s\nUses:        %d\nExpires:     %s\n",
+		inviteCode, server.InviteLink(cfg, inviteCode), inv.Role, inv.UsesLeft, inv.ExpiresAt.Local().Format(time.RFC1123))
 	return exitOK
 }
