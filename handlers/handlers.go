@@ -62,6 +62,7 @@ func Register(api huma.API, d *Deps) {
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerAdmin(api)
+	h.registerAdminUsers(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
 	h.registerAuth(api)

@@ -106,6 +106,9 @@ func AdminHandler() http.Handler {
 			_, _ = w.Write(page)
 		case strings.HasPrefix(r.URL.Path, "/admin/assets/") && !strings.HasSuffix(r.URL.Path, "/") &&
 			r.URL.Path != "/admin/assets/index.html":
+			if strings.HasSuffix(r.URL.Path, ".svg") {
+				w.Header().Set("Cache-Control", "public, max-age=86400")
+			}
 			assets.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)

@@ -115,6 +115,8 @@ async function addAuthenticator(page) {
 
 async function shot(page, name) {
   await page.waitForLoadState("networkidle");
+  // Notifications fade after a few seconds; keep them out of the pictures.
+  await page.evaluate(() => document.querySelectorAll(".toast").forEach((t) => t.remove()));
   await page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
 }
 
@@ -138,7 +140,21 @@ test("admin registers, invites a member, revokes the member's sessions; the audi
   const problems = [];
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
   page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+  page.on("response", (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`); });
   const { cdp, authenticatorId } = await addAuthenticator(page);
+  try {
+    await story(page, cdp, authenticatorId, problems);
+  } catch (e) {
+    // Keep what the page showed when it failed, and what went wrong on it.
+    await page.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
+    e.message += "\npage problems:\n" + problems.join("\n") + "\nserver log tail:\n" +
+      logLines.slice(-15).map((l) => JSON.stringify(l)).join("\n");
+    throw e;
+  }
+  await adminCtx.close();
+});
+
+async function story(page, cdp, authenticatorId, problems) {
 
   // 1. Register the first admin with the bootstrap invite from the log.
   await page.goto(adminURL + "/admin#/register");
@@ -247,7 +263,6 @@ test("admin registers, invites a member, revokes the member's sessions; the audi
     await shot(page, name);
   }
 
-  assert.deepEqual(problems, [], "no script errors or CSP violations in the admin UI");
+  assert.deepEqual(problems.filter((p) => !p.startsWith("HTTP ")), [], "no script errors or CSP violations in the admin UI");
   await memberCtx.close();
-  await adminCtx.close();
-});
+}

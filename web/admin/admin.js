@@ -63,6 +63,15 @@
   const dtf = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   /** @param {string|null|undefined} s */
   const when = (s) => (s ? dtf.format(new Date(s)) : "—");
+  const shortThisYear = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const shortOtherYear = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  /** compact time for log rows @param {string} s */
+  function stamp(s) {
+    const d = new Date(s);
+    return (d.getFullYear() === new Date().getFullYear() ? shortThisYear : shortOtherYear).format(d);
+  }
+  /** the random tail of a UUIDv7 (its head is a timestamp) @param {string} id */
+  const shortId = (id) => id.replace(/-/g, "").slice(-8);
   /** @param {string|null|undefined} s */
   function ago(s) {
     if (!s) return "never";
@@ -707,16 +716,33 @@
     return Object.entries(d || {}).map(([k, v]) => k + "=" + (v === null ? "reset" : typeof v === "object" ? JSON.stringify(v) : String(v))).join(" · ");
   }
 
+  const WARN = new Set(["auth.login_failed", "auth.clone_warning", "auth.admin_denied", "user.delete", "user.disable"]);
+
+  /** @param {any} e */
+  function auditTarget(e) {
+    if (!e.target_type) return "—";
+    const d = e.detail || {};
+    if (e.target_type === "user" && e.target_id) {
+      const label = d.username || shortId(e.target_id);
+      return e.action === "user.delete" ? h("span", null, label) : h("a", { href: "#/users/" + e.target_id }, label);
+    }
+    return h("span", null, e.target_type, e.target_id ? h("span", { class: "mono small muted" }, " " + shortId(e.target_id)) : null);
+  }
+
   /** @param {any[]} entries */
   function auditTable(entries) {
-    return table(["When", "Who", "What", "Target", "From", "Details"], entries.map((e) => [
-      h("time", { datetime: e.at, title: e.at }, when(e.at)),
-      e.actor ? e.actor.username : h("span", { class: "muted" }, "anonymous"),
-      h("span", { class: "action action-" + e.action.split(".")[0] }, ACTIONS[e.action] || e.action),
-      e.target_type ? (e.target_type === "user" && e.target_id ? h("a", { href: "#/users/" + e.target_id, class: "mono small" }, e.target_label || e.target_id.slice(0, 8)) : h("span", { class: "small" }, e.target_type + (e.target_id ? " " + (e.target_label || e.target_id.slice(0, 8)) : ""))) : "—",
-      h("span", { class: "mono small" }, e.client_ip || "—"),
-      h("span", { class: "small" }, detailText(e.detail)),
-    ]), "No entries.");
+    return table(["When", "Who", "What", "Target", "From", "Details"], entries.map((e) => {
+      const d = { ...(e.detail || {}) };
+      if (e.target_type === "user") delete d.username;
+      return [
+        h("time", { datetime: e.at, title: when(e.at), class: "nowrap" }, stamp(e.at)),
+        e.actor ? e.actor.username : h("span", { class: "muted" }, "anonymous"),
+        h("span", { class: "action" + (WARN.has(e.action) ? " action-warn" : "") }, ACTIONS[e.action] || e.action),
+        auditTarget(e),
+        h("span", { class: "mono small" }, e.client_ip || "—"),
+        h("span", { class: "small detail" }, detailText(d)),
+      ];
+    }), "No entries.");
   }
 
   /** @param {URLSearchParams} params */
