@@ -34,6 +34,8 @@ func snap(t *testing.T, s *testutil.Server) snapshot {
 	return out
 }
 
+// problem is declared in keypackages_test.go.
+
 // expectProblem checks the status and machine code of a problem response.
 func expectProblem(t *testing.T, r *testutil.Response, status int, code string) {
 	t.Helper()

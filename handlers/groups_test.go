@@ -670,11 +670,13 @@ func TestMembershipIntervals(t *testing.T) {
 		t.Fatalf("removed device reads group: %d", r.StatusCode)
 	}
 
-	// Dave's device is revoked: cut off at once, the group is told.
-	if err := s.Store.Write(context.Background(), func(ctx context.Context, tx *store.Tx) error {
-		return store.RecoverRevokedDevice(ctx, tx, dave.DeviceID)
-	}); err != nil {
-		t.Fatal(err)
+	// Dave revokes his lost device through the API: it is cut off at once
+	// and the group is told.
+	if r := s.Do(t, "DELETE", "/v1/me/devices/"+dave.DeviceID, dave.Token, nil); r.StatusCode/100 != 2 {
+		t.Fatalf("revoke device: %d %s", r.StatusCode, r.Body)
+	}
+	if r := s.Do(t, "GET", "/v1/me", dave.Token, nil); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("revoked device's token: %d", r.StatusCode)
 	}
 	m4 := mustSend(t, s, alice, gid, mlstest.PrivateMessage(gid, 3, mls.ContentApplication, nil, 60))
 	ah := history(t, s, alice, gid)
@@ -683,7 +685,19 @@ func TestMembershipIntervals(t *testing.T) {
 	if err := json.Unmarshal(notice.Payload, &n); err != nil || notice.Kind != "notice" || n.Type != "remove_device" || n.DeviceID != dave.DeviceID || n.UserID != dave.UserID {
 		t.Fatalf("notice %+v (%s)", notice, notice.Payload)
 	}
-	want("dave", dave, []int64{welcomeOf(c2, dave.DeviceID), m2.Seq, c3.Commit.Seq, m3.Seq})
+	// Dave's token is dead, so read his device's feed from the store: it
+	// ends where the revocation cut it.
+	daveEvents, _, err := s.Store.GroupHistory(context.Background(), dave.DeviceID, gid, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var daveSeqs []int64
+	for _, e := range daveEvents {
+		daveSeqs = append(daveSeqs, e.Seq)
+	}
+	if exp := []int64{welcomeOf(c2, dave.DeviceID), m2.Seq, c3.Commit.Seq, m3.Seq}; !eqSeqs(daveSeqs, exp) {
+		t.Fatalf("revoked dave sees %v, want %v", daveSeqs, exp)
+	}
 	if ah[len(ah)-1].Seq != m4.Seq {
 		t.Fatalf("alice's last event %+v", ah[len(ah)-1])
 	}

@@ -61,12 +61,12 @@ func Register(api huma.API, d *Deps) {
 	h.followSetting(func(v settings.Values) { h.authLimit.SetRate(v.AuthPerMinute, v.AuthBurst) })
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
-	h.registerAdmin(api)
-	h.registerAdminUsers(api)
-	h.registerKeyPackages(api)
-	h.registerGroups(api)
 	h.registerAuth(api)
 	h.registerMe(api)
+	h.registerKeyPackages(api)
+	h.registerGroups(api)
+	h.registerAdmin(api)
+	h.registerAdminUsers(api)
 }
 
 // handler carries the dependencies to each operation.

@@ -571,7 +571,8 @@ func TestKeyPackagesExpire(t *testing.T) {
 // injected clock.
 func TestCleanupJob(t *testing.T) {
 	s := testutil.NewServer(t)
-	want := []string{"expired_key_packages", "revoked_device_key_packages", "old_key_package_claims", "ended_sessions"}
+	want := []string{"expired_key_packages", "revoked_device_key_packages", "old_key_package_claims", "ended_sessions",
+		"expired_events", "expired_idempotency_keys", "expired_ceremonies", "dead_invites"}
 	if got := s.App.Maintenance().Tasks(); len(got) != len(want) {
 		t.Fatalf("cleanup tasks = %v, want %v", got, want)
 	}

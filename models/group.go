@@ -65,3 +65,16 @@ type RemoveDeviceNotice struct {
 	UserID   string `json:"user_id"`
 	Reason   string `json:"reason"`
 }
+
+// NoticeKeyPackagesLow asks a device to upload more key packages.
+const NoticeKeyPackagesLow = "key_packages_low"
+
+// KeyPackagesLowNotice is the JSON payload of a key_packages_low notice,
+// addressed to the device whose pool a claim took below the low-water mark.
+type KeyPackagesLowNotice struct {
+	Type        string `json:"type"`
+	DeviceID    string `json:"device_id"`
+	CipherSuite uint16 `json:"cipher_suite"`
+	Remaining   int    `json:"remaining"`
+	LowWater    int    `json:"low_water"`
+}

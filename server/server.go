@@ -163,6 +163,10 @@ func loadSettings(ctx context.Context, cfg config.Config, st *store.Store, log *
 // cleanup deletes them.
 const endedSessionGrace = 24 * time.Hour
 
+// deadInviteGrace is how long expired or used-up invites stay before the
+// cleanup deletes them.
+const deadInviteGrace = 7 * 24 * time.Hour
+
 // CleanupTasks are the periodic cleanups of the store. Features that keep
 // data with a lifetime add theirs here.
 func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
@@ -181,6 +185,10 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 		}},
 		{Name: "expired_idempotency_keys", Run: func(ctx context.Context) (int64, error) {
 			return st.DeleteExpiredIdempotencyKeys(ctx, st.Now().Add(-store.IdempotencyTTL))
+		}},
+		{Name: "expired_ceremonies", Run: st.DeleteExpiredCeremonies},
+		{Name: "dead_invites", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteDeadInvites(ctx, deadInviteGrace)
 		}},
 	}
 }

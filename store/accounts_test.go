@@ -259,3 +259,40 @@ func TestCeremonyConsumedOnce(t *testing.T) {
 		t.Fatalf("ceremonies left %d (%v), want 1", n, err)
 	}
 }
+
+// TestCleanupCeremoniesAndInvites: expired ceremonies go at once; expired
+// or used-up invites go after the grace; live ones stay.
+func TestCleanupCeremoniesAndInvites(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	s := openWithPublisher(t, nil, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ctx := context.Background()
+	if err := s.CreateCeremony(ctx, &models.Ceremony{Kind: models.CeremonyLogin, SessionData: []byte(`{}`)}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	short, _, _ := s.CreateInvite(ctx, NewInvite{Role: models.RoleMember, TTL: time.Hour, Uses: 1})
+	long, _, _ := s.CreateInvite(ctx, NewInvite{Role: models.RoleMember, TTL: 30 * 24 * time.Hour, Uses: 1})
+	used, _, _ := s.CreateInvite(ctx, NewInvite{Role: models.RoleMember, TTL: 30 * 24 * time.Hour, Uses: 1})
+	if err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		_, err := takeInviteUse(ctx, tx, models.HashInviteCode(used))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteExpiredCeremonies(ctx); err != nil || n != 0 {
+		t.Fatalf("live ceremony deleted: %d %v", n, err)
+	}
+	advance(2 * time.Minute)
+	if n, err := s.DeleteExpiredCeremonies(ctx); err != nil || n != 1 {
+		t.Fatalf("expired ceremonies deleted %d %v", n, err)
+	}
+	advance(8 * 24 * time.Hour)
+	if n, err := s.DeleteDeadInvites(ctx, 7*24*time.Hour); err != nil || n != 2 {
+		t.Fatalf("dead invites deleted %d %v", n, err)
+	}
+	if _, err := s.CheckInvite(ctx, models.HashInviteCode(long)); err != nil {
+		t.Fatalf("live invite gone: %v", err)
+	}
+	_ = short
+}

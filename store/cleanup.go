@@ -72,3 +72,22 @@ func (s *Store) DeleteEndedSessions(ctx context.Context, grace time.Duration) (i
 			return []any{cut, cut}
 		})
 }
+
+// DeleteExpiredCeremonies deletes WebAuthn ceremonies whose challenge has
+// expired (CreateCeremony also sweeps them; this covers idle servers).
+func (s *Store) DeleteExpiredCeremonies(ctx context.Context) (int64, error) {
+	return s.deleteInChunks(ctx, "expired ceremonies", "ceremonies", `expires_at <= ?`,
+		func(now time.Time) []any { return []any{models.Millis(now)} })
+}
+
+// DeleteDeadInvites deletes invites that expired or were used up more than
+// grace ago (they can register nobody; the grace keeps them for an admin
+// list for a while). An invite's use time is not recorded, so a used-up
+// invite goes once it is older than grace.
+func (s *Store) DeleteDeadInvites(ctx context.Context, grace time.Duration) (int64, error) {
+	return s.deleteInChunks(ctx, "dead invites", "invites", `expires_at < ? OR (uses_left = 0 AND created_at < ?)`,
+		func(now time.Time) []any {
+			cut := models.Millis(now.Add(-grace))
+			return []any{cut, cut}
+		})
+}

@@ -300,20 +300,3 @@ func TestPublishTargets(t *testing.T) {
 		t.Fatalf("commit %+v, welcome %+v", got[2].ev, got[3].ev)
 	}
 }
-
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	m := map[string]int{}
-	for _, x := range a {
-		m[x]++
-	}
-	for _, x := range b {
-		if m[x] == 0 {
-			return false
-		}
-		m[x]--
-	}
-	return true
-}

@@ -150,9 +150,9 @@ func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID stri
 //
 // This is the one use case for device revocation: everything else that must
 // happen when a device goes away belongs inside this transaction, so it
-// happens all together or not at all. The delivery layer extends it to stop
-// routing to the device, delete its key packages and post notices to its
-// groups. Revoking an already revoked device changes nothing and succeeds.
+// happens all together or not at all. It calls RecoverRevokedDevice, which stops routing to the device,
+// deletes its key packages and asks its groups to commit a Remove. Revoking
+// an already revoked device changes nothing and succeeds.
 func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID string) error {
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		var revoked sql.NullInt64
@@ -169,8 +169,12 @@ func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID string) error
 		if _, err := tx.NewRaw(`UPDATE devices SET revoked_at = ? WHERE id = ?`, models.Millis(tx.Now()), deviceID).Exec(ctx); err != nil {
 			return fmt.Errorf("revoke device: %w", err)
 		}
-		_, err = endSessions(ctx, tx, s.pub, `device_id = ?`, deviceID)
-		return err
+		if _, err = endSessions(ctx, tx, s.pub, `device_id = ?`, deviceID); err != nil {
+			return err
+		}
+		// Compromise recovery in the same transaction: routing stops, its
+		// key packages go, and its groups are asked to commit a Remove.
+		return RecoverRevokedDevice(ctx, tx, deviceID)
 	})
 }
 

@@ -47,11 +47,10 @@ type Options struct {
 	// Publisher is told about committed events (the real-time hub); nil
 	// means nobody listens.
 	Publisher models.Publisher
-	// KeyPackagesLow, when set, runs inside the claim use case (same
-	// transaction) for each device whose normal key packages for a suite
-	// that claim took below the low-water mark. The sync layer sets it to
-	// add a notice to the device's feed (and publish it after commit).
-	// Returning an error fails the claim.
+	// KeyPackagesLow runs inside the claim use case (same transaction) for
+	// each device whose normal key packages for a suite that claim took
+	// below the low-water mark; nil means NotifyKeyPackagesLow (a notice in
+	// the device's feed). Returning an error fails the claim.
 	KeyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 	// GroupQuotaBytes bounds the stored message bytes of one group; 0
 	// means the threat model's default (1 GiB).
@@ -123,6 +122,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 	if opts.GroupQuotaBytes <= 0 {
 		opts.GroupQuotaBytes = DefaultGroupQuotaBytes
+	}
+	if opts.KeyPackagesLow == nil {
+		opts.KeyPackagesLow = NotifyKeyPackagesLow
 	}
 	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
 		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow}
