@@ -98,6 +98,13 @@ func TestRevokeDevicePublishesSessionsEnded(t *testing.T) {
 	}
 }
 
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
 // TestEnsureAdminInvite: first call makes an invite (code shown once),
 // later calls report it without a code, an expired one is replaced, and
 // once an admin exists nothing is done.
