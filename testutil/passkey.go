@@ -2,6 +2,10 @@ package testutil
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -33,7 +37,28 @@ type Passkey struct {
 func (s *Server) NewPasskey() *Passkey {
 	return &Passkey{
 		RP:         virtualwebauthn.RelyingParty{ID: s.Config.RPID, Name: s.Config.RPName, Origin: s.Config.RPOrigins[0]},
-		Credential: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2),
+		Credential: newEC2Credential(),
+	}
+}
+
+// newEC2Credential makes a P-256 credential whose public coordinates are
+// both 32 bytes long. virtualwebauthn encodes them with big.Int.Bytes,
+// which drops leading zero bytes (about 1 key in 128), and go-webauthn
+// rightly refuses such a COSE key: that made ceremony tests flaky.
+func newEC2Credential() virtualwebauthn.Credential {
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		if len(k.X.Bytes()) != 32 || len(k.Y.Bytes()) != 32 {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			panic(err)
+		}
+		return virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, der)
 	}
 }
 
