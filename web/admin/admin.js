@@ -292,7 +292,7 @@
 
   /** @param {string} title @param {...any} content */
   function page(title, ...content) {
-    const current = location.hash.slice(1);
+    const current = location.hash.slice(1).split("?")[0];
     const u = session.user;
     document.title = title + " · Sovereign admin";
     const nav = h("nav", { class: "nav", "aria-label": "Sections" },
@@ -494,7 +494,7 @@
   async function viewUsers(params) {
     const q = params.get("q") || "";
     const search = /** @type {HTMLInputElement} */ (h("input", { class: "input", type: "search", placeholder: "Search username or name", value: q, "aria-label": "Search users", id: "user-search" }));
-    const list = h("div", null, loading());
+    const list = h("section", { class: "panel" }, loading());
     const more = h("div", { class: "more" });
     const form = h("form", { class: "toolbar", role: "search" }, search, h("button", { class: "btn", type: "submit" }, "Search"));
     form.addEventListener("submit", (ev) => { ev.preventDefault(); go("/users" + (search.value.trim() ? "?q=" + encodeURIComponent(search.value.trim()) : "")); });
