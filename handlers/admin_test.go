@@ -110,15 +110,21 @@ func TestEveryAdminOperationNeedsAnAdmin(t *testing.T) {
 func TestAdminStats(t *testing.T) {
 	s := testutil.NewServer(t)
 	admin := s.SeedAccount(t, "root", models.RoleAdmin)
-	s.SeedAccount(t, "alice", models.RoleMember)
+	alice := s.SeedAccount(t, "alice", models.RoleMember)
 	s.SeedAccount(t, "bob", models.RoleMember)
+	gid := []byte("stats-group")
+	createGroup(t, s, alice, gid)
+	msg := mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 300)
+	mustSend(t, s, alice, gid, msg)
+	mustSend(t, s, alice, gid, msg)
 	r := s.Do(t, "GET", "/v1/admin/stats", admin.Token, nil)
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("stats: %d %s", r.StatusCode, r.Body)
 	}
 	var m map[string]any
 	r.JSON(t, &m)
-	if m["users"] != 3.0 || m["admins"] != 1.0 || m["devices"] != 3.0 || m["active_sessions"] != 3.0 || m["groups"] != 0.0 {
+	if m["users"] != 3.0 || m["admins"] != 1.0 || m["devices"] != 3.0 || m["active_sessions"] != 3.0 || m["groups"] != 1.0 ||
+		m["messages"] != 2.0 || m["message_bytes"] != float64(2*len(msg)) {
 		t.Fatalf("stats %v", m)
 	}
 	if m["database_bytes"].(float64) < 4096 {

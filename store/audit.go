@@ -105,8 +105,10 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) (*AuditPage, error
 	}
 	switch {
 	case strings.HasSuffix(f.Action, "."):
-		// Prefix match on the index: [prefix, prefix with the dot bumped).
-		where = append(where, "action >= ? AND action < ?")
+		// A family of actions: [prefix, prefix with the dot bumped). The
+		// unary + keeps SQLite on the primary key in id order, stopping
+		// at the page size, instead of sorting every match of the range.
+		where = append(where, "+action >= ? AND +action < ?")
 		args = append(args, f.Action, strings.TrimSuffix(f.Action, ".")+"/")
 	case f.Action != "":
 		where, args = append(where, "action = ?"), append(args, f.Action)
