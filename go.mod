@@ -3,6 +3,7 @@ module github.com/sovereign-im/sovereign
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/danielgtaylor/huma/v2 v2.37.2
 	github.com/descope/virtualwebauthn v1.0.3
 	github.com/go-playground/validator/v10 v10.30.6

@@ -242,7 +242,7 @@ func (h *handler) adminStats(ctx context.Context, _ *struct{}) (*AdminStatsOutpu
 		Version: apiVersion, StartedAt: processStart.UTC().Format(time.RFC3339),
 	}}
 	if h.d.Streams != nil {
-		n := h.d.Streams.OpenStreams()
+		n := h.d.Streams.Open()
 		out.Body.OpenStreams = &n
 	}
 	return out, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/ratelimit"
+	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 )
@@ -25,17 +26,18 @@ type Deps struct {
 	Config config.Config
 	Log    *slog.Logger
 	Now    func() time.Time
-	// Settings are the run-time settings (configuration plus an admin's
-	// overrides); nil only while building the OpenAPI document.
-	Settings *settings.Live
-	// Streams counts open event streams (the real-time hub); nil when no
-	// hub runs.
-	Streams StreamCounter
 	// WebAuthn is the relying party (built from config by the server).
 	WebAuthn *webauthn.WebAuthn
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
+	// Settings are the run-time settings (configuration plus an admin's
+	// overrides); nil only while building the OpenAPI document.
+	Settings *settings.Live
+	// Hub fans committed events out to open streams.
+	Hub *realtime.Hub
+	// Streams bounds concurrent streams per client IP and in all.
+	Streams *realtime.StreamLimiter
 }
 
 // Tags group operations in the OpenAPI document.
@@ -63,6 +65,7 @@ func Register(api huma.API, d *Deps) {
 	h.registerSystem(api)
 	h.registerAuth(api)
 	h.registerMe(api)
+	h.registerSync(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
 	h.registerAdmin(api)
@@ -90,9 +93,4 @@ func (h *handler) log() *slog.Logger {
 		return h.d.Log
 	}
 	return slog.Default()
-}
-
-// StreamCounter reports how many event streams are open.
-type StreamCounter interface {
-	OpenStreams() int
 }

@@ -27,6 +27,7 @@ type Problem struct {
 	Index        *int                `json:"index,omitempty" doc:"Index of the offending element of a batch"`
 	RetryAfter   int                 `json:"retry_after,omitempty" doc:"Seconds to wait before retrying (also in the Retry-After header)"`
 	Errors       []*huma.ErrorDetail `json:"errors,omitempty" doc:"Validation failures"`
+	Resync       *Resync             `json:"resync,omitempty" doc:"With 410 cursor_expired: what the device needs to resynchronise"`
 
 	headers http.Header
 }
@@ -100,6 +101,7 @@ func (h *handler) fail(ctx context.Context, err error) error {
 		Code:         de.Reason,
 		CurrentEpoch: de.CurrentEpoch,
 		Index:        de.Index,
+		Resync:       resyncBody(de.Resync),
 	}
 	if p.Code == "" {
 		p.Code = string(de.Code)

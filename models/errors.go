@@ -41,6 +41,9 @@ type Error struct {
 	CurrentEpoch *uint64
 	// Index names the offending element of a batch, when there is one.
 	Index *int
+	// Resync is set with EGONE when a feed cursor is older than what is
+	// retained: it tells the client where to resume after resynchronising.
+	Resync *Resync
 	// Err is the wrapped cause; never shown to clients.
 	Err error
 }

@@ -41,3 +41,17 @@ type Publisher interface {
 	// SessionsEnded closes the live streams of revoked sessions at once.
 	SessionsEnded(sessionIDs []string)
 }
+
+// GroupEpoch is a group a device belongs to and the group's current epoch.
+type GroupEpoch struct {
+	GroupID []byte
+	Epoch   uint64
+}
+
+// Resync is what a device needs after its feed cursor fell behind retention:
+// the groups it is a member of with their current epochs (to fetch
+// GroupInfo and rejoin or wait for a re-add), and the cursor to resume from.
+type Resync struct {
+	ResumeAfter int64
+	Groups      []GroupEpoch
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
+	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
@@ -42,6 +43,7 @@ type Server struct {
 	cfg        config.Config
 	log        *slog.Logger
 	store      *store.Store
+	hub        *realtime.Hub
 	api        huma.API
 	handler    http.Handler
 	admin      http.Handler // nil unless --admin-listen is set
@@ -58,6 +60,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	hub := realtime.New(realtime.Options{})
 	st, err := store.Open(ctx, store.Options{
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
@@ -65,6 +68,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,
+		Publisher:                hub,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -84,9 +88,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	stopping, stopStreams := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: st, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams}
+	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams}
 
-	deps := &handlers.Deps{Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa, Settings: live}
+	deps := &handlers.Deps{
+		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa,
+		Hub:      hub,
+		Streams:  realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
+		Settings: live,
+	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
 	mux.Handle("/docs", web.DocsHandler())
@@ -190,6 +199,7 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 		{Name: "dead_invites", Run: func(ctx context.Context) (int64, error) {
 			return st.DeleteDeadInvites(ctx, deadInviteGrace)
 		}},
+		{Name: "acked_events", Run: st.DeleteAckedEvents},
 	}
 }
 
@@ -237,6 +247,9 @@ func (s *Server) AdminHandler() http.Handler { return s.admin }
 // Settings are the live run-time settings.
 func (s *Server) Settings() *settings.Live { return s.settings }
 
+// Hub exposes the real-time hub (tests and benchmarks use it).
+func (s *Server) Hub() *realtime.Hub { return s.hub }
+
 // Store exposes the store (tests and CLI commands use it).
 func (s *Server) Store() *store.Store { return s.store }
 
@@ -245,6 +258,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopStream()
+		s.hub.Close()
 		s.cleanup.Stop()
 		err = s.store.Close()
 	})

@@ -190,8 +190,11 @@ func (s *Store) DeleteExpiredEvents(ctx context.Context, before time.Time) (int6
 				seqs = append(seqs, r.Seq)
 			}
 			var err error
-			n, err = DeleteEvents(ctx, tx, seqs)
-			return err
+			if n, err = DeleteEvents(ctx, tx, seqs); err != nil || len(seqs) == 0 {
+				return err
+			}
+			// Resume requests below this horizon may have lost events (410).
+			return recordExpiry(ctx, tx, seqs[len(seqs)-1], cut)
 		})
 		total += n
 		if err != nil {

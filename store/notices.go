@@ -27,3 +27,29 @@ func NotifyKeyPackagesLow(ctx context.Context, tx *Tx, low models.KeyPackageLow)
 	publish(tx, ev, []string{low.DeviceID})
 	return nil
 }
+
+// AppendEvent stores ev inside a use case (filling in ID, Seq and
+// ServerTime, counting group bytes) and publishes it to devices once the
+// use case is durably committed. devices are the feeds the event joins.
+func AppendEvent(ctx context.Context, tx *Tx, ev *models.Event, devices []string) error {
+	if err := insertEvent(ctx, tx, ev); err != nil {
+		return err
+	}
+	publish(tx, ev, devices)
+	return nil
+}
+
+// AppendDeviceNotice stores a notice (a JSON object) addressed to deviceID
+// inside a use case and publishes it once the use case is durably
+// committed.
+func AppendDeviceNotice(ctx context.Context, tx *Tx, deviceID string, notice any) (*models.Event, error) {
+	payload, err := json.Marshal(notice)
+	if err != nil {
+		return nil, fmt.Errorf("encode notice: %w", err)
+	}
+	e := &models.Event{Kind: models.KindNotice, RecipientDeviceID: deviceID, Payload: payload}
+	if err := AppendEvent(ctx, tx, e, []string{deviceID}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

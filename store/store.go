@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -161,7 +162,7 @@ func readDSNParams() url.Values {
 }
 
 func openDB(path string, params url.Values) (*bun.DB, error) {
-	dsn := "file:" + path + "?" + params.Encode()
+	dsn := "file:" + uriPath(path) + "?" + params.Encode()
 	sqldb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -172,6 +173,14 @@ func openDB(path string, params url.Values) (*bun.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// uriPath escapes the characters that end or change the path part of an
+// SQLite URI filename ('?' starts the query, '#' the fragment, '%' an
+// escape). Without it a data directory containing '#' silently opens
+// another file, without the connection's pragmas.
+func uriPath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
 }
 
 // prepareFiles makes the directory (0700) and the file (0600) and refuses
@@ -280,6 +289,10 @@ func (s *Store) Ready(ctx context.Context) error {
 
 // ReadDB returns the read-only pool, for the store's own queries.
 func (s *Store) ReadDB() bun.IDB { return s.rdb }
+
+// Publisher returns the hub that use cases announce committed events to.
+// Use cases inside the store publish through it from tx.AfterCommit.
+func (s *Store) Publisher() models.Publisher { return s.pub }
 
 // noPublisher drops announcements when no hub is attached.
 type noPublisher struct{}

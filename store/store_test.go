@@ -222,3 +222,28 @@ func BenchmarkWriterBatchCommit(b *testing.B) {
 	st := s.WriterStats()
 	b.ReportMetric(float64(st.UseCases)/float64(max(st.Batches, 1)), "usecases/batch")
 }
+
+func TestOpenPathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	s, err := Open(context.Background(), Options{Path: filepath.Join(dir, "sovereign.db")})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer s.Close()
+	if err := s.Write(context.Background(), func(ctx context.Context, tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "sovereign.db")); err != nil || fi.Size() == 0 {
+		t.Fatalf("database not written at the given path: %v", err)
+	}
+	var mode string
+	if err := s.ReadDB().NewRaw(`PRAGMA journal_mode`).Scan(context.Background(), &mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q %v: pragmas lost", mode, err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "a")); err == nil {
+		t.Fatal("a truncated path was created")
+	}
+}

@@ -1,0 +1,483 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/sse"
+
+	"github.com/sovereign-im/sovereign/clientip"
+	"github.com/sovereign-im/sovereign/models"
+	"github.com/sovereign-im/sovereign/realtime"
+)
+
+// TagSync groups the feed operations.
+const TagSync = "sync"
+
+// Stream tuning.
+const (
+	// streamBatch bounds the events written (then flushed once) per batch.
+	streamBatch = 256
+	// streamTick is how often an open stream checks session expiry and
+	// whether a heartbeat is due.
+	streamTick = time.Second
+	// longPollDefaultTimeout applies when ?timeout= is absent.
+	longPollDefaultTimeout = 30
+)
+
+// Ping is the SSE heartbeat event.
+type Ping struct {
+	Time string `json:"time" format:"date-time" doc:"Server time"`
+}
+
+// Resync is what a device needs when its cursor is older than what the
+// server retains.
+type Resync struct {
+	ResumeAfter int64         `json:"resume_after" doc:"Resume the feed after this seq once the groups below are resynchronised"`
+	Groups      []GroupEpochs `json:"groups" doc:"Groups this device is a member of, with their current epochs: fetch each group's GroupInfo (or wait to be re-added) before resuming"`
+}
+
+// GroupEpochs is one group and its current epoch.
+type GroupEpochs struct {
+	GroupID string `json:"group_id" doc:"MLS group id, base64url without padding"`
+	Epoch   uint64 `json:"epoch" doc:"The group's current epoch"`
+}
+
+func resyncBody(r *models.Resync) *Resync {
+	if r == nil {
+		return nil
+	}
+	out := &Resync{ResumeAfter: r.ResumeAfter, Groups: make([]GroupEpochs, len(r.Groups))}
+	for i, g := range r.Groups {
+		out.Groups[i] = GroupEpochs{GroupID: encodeGroupID(g.GroupID), Epoch: g.Epoch}
+	}
+	return out
+}
+
+// feedEvents converts a batch to the one event shape every door uses (the
+// same as group history).
+func feedEvents(evs []*models.Event) []EventBody {
+	out := make([]EventBody, len(evs))
+	for i, e := range evs {
+		out[i] = eventBody(e)
+	}
+	return out
+}
+
+// afterGiven tells an absent ?after= from after=0.
+func afterGiven(ctx huma.Context) bool { return ctx.Query("after") != "" }
+
+// EventsInput is the SSE request.
+type EventsInput struct {
+	After       int64  `query:"after" minimum:"0" doc:"Resume after this seq (exclusive). Absent (and no Last-Event-ID): resume after the device's acknowledged cursor."`
+	LastEventID string `header:"Last-Event-ID" pattern:"^[0-9]{1,18}$" doc:"Set by EventSource on reconnect: resume after this seq; wins over ?after="`
+}
+
+// SyncInput is the long-poll request.
+type SyncInput struct {
+	After   int64 `query:"after" minimum:"0" doc:"Resume after this seq (exclusive). Absent: resume after the device's acknowledged cursor."`
+	Timeout int   `query:"timeout" minimum:"0" maximum:"60" default:"30" doc:"Seconds to wait when no event is waiting (0: answer at once)"`
+	Limit   int   `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Most events to return"`
+
+	afterSet bool
+}
+
+// Resolve records whether ?after= was given.
+func (in *SyncInput) Resolve(ctx huma.Context) []error {
+	in.afterSet = afterGiven(ctx)
+	return nil
+}
+
+// SyncOutput is a long-poll answer.
+type SyncOutput struct {
+	CacheControl string `header:"Cache-Control"`
+	Body         struct {
+		Events  []EventBody `json:"events" doc:"Events after the cursor, in seq order; empty when the wait timed out"`
+		Next    int64       `json:"next" doc:"The cursor for the next request (seq of the last event, or the request's cursor)"`
+		HasMore bool        `json:"has_more" doc:"More events are waiting: ask again at once"`
+	}
+}
+
+// AckInput acknowledges the feed up to a seq.
+type AckInput struct {
+	Body struct {
+		Seq int64 `json:"seq" minimum:"0" doc:"Highest seq this device has processed (and persisted)"`
+	}
+}
+
+// AckOutput reports the device's cursor.
+type AckOutput struct {
+	Body struct {
+		AckedSeq int64 `json:"acked_seq" doc:"The device's acknowledged cursor (never decreases)"`
+	}
+}
+
+// WSInput is the WebSocket upgrade request (documented in docs/sync.md).
+type WSInput struct {
+	After int64 `query:"after" minimum:"0"`
+
+	afterSet bool
+}
+
+// Resolve records whether ?after= was given.
+func (in *WSInput) Resolve(ctx huma.Context) []error {
+	in.afterSet = afterGiven(ctx)
+	return nil
+}
+
+func (h *handler) registerSync(api huma.API) {
+	sse.Register(api, huma.Operation{
+		OperationID: "streamEvents",
+		Method:      http.MethodGet,
+		Path:        "/v1/events",
+		Summary:     "Stream the device's feed (Server-Sent Events)",
+		Description: "Streams the events of the calling device's feed: group messages while it is a member, " +
+			"Welcomes and notices addressed to it. Each `message` event has `id` = seq; on reconnect " +
+			"EventSource sends `Last-Event-ID` and the stream resumes after it with no gap and no duplicate. " +
+			"Without a cursor the stream starts after the device's acknowledged cursor. A `ping` event is sent " +
+			"every heartbeat interval (15 s by default). The stream ends when the session is revoked or " +
+			"expires, or the server shuts down. At most 10 streams per client IP and 1000 in all (429 beyond). " +
+			"A cursor older than what the server retains gets 410 with what the device needs to resynchronise.",
+		Tags:        []string{TagSync},
+		Security:    bearer,
+		Errors:      []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusGone, http.StatusTooManyRequests},
+		Middlewares: huma.Middlewares{h.openSSE(api)},
+	}, map[string]any{
+		"message": EventBody{},
+		"ping":    Ping{},
+	}, h.streamEvents)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "syncFeed",
+		Method:      http.MethodGet,
+		Path:        "/v1/sync",
+		Summary:     "Long-poll the device's feed",
+		Description: "Returns at once with up to `limit` events after the cursor when any are waiting " +
+			"(`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with " +
+			"no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream " +
+			"for the per-IP and total stream limits.",
+		Tags:     []string{TagSync},
+		Security: bearer,
+		Errors:   []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusGone, http.StatusTooManyRequests},
+	}, h.syncFeed)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "ackFeed",
+		Method:      http.MethodPost,
+		Path:        "/v1/sync/ack",
+		Summary:     "Acknowledge the feed up to a seq",
+		Description: "Records that this device has processed (and persisted) every event of its feed up to " +
+			"`seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is " +
+			"refused. Messages every member device has acknowledged are deleted by retention cleanup.",
+		Tags:         []string{TagSync},
+		Security:     bearer,
+		MaxBodyBytes: 1024,
+		Errors:       []int{http.StatusUnauthorized, http.StatusUnprocessableEntity},
+	}, h.ackFeed)
+
+	// The WebSocket door cannot be described in OpenAPI: it is hidden from
+	// the document and specified in docs/sync.md.
+	huma.Register(api, huma.Operation{
+		OperationID: "websocketFeed",
+		Method:      http.MethodGet,
+		Path:        "/v1/ws",
+		Hidden:      true,
+		Security:    bearer,
+	}, h.websocketFeed)
+}
+
+// stream is one open feed stream: its reader, slot and end conditions.
+type stream struct {
+	h         *handler
+	p         *models.Principal
+	reader    *realtime.Reader
+	release   func()
+	heartbeat time.Duration
+	gate      *flushGate // SSE only
+}
+
+// openStream checks the cursor (410), takes a stream slot (429) and
+// subscribes before the backlog is read.
+func (h *handler) openStream(ctx context.Context, p *models.Principal, after int64, afterSet bool) (*stream, error) {
+	if !afterSet {
+		acked, err := h.d.Store.AckedSeq(ctx, p.DeviceID)
+		if err != nil {
+			return nil, err
+		}
+		after = acked
+	}
+	if err := h.d.Store.CheckCursor(ctx, p.DeviceID, after); err != nil {
+		return nil, err
+	}
+	release, err := h.d.Streams.Acquire(clientip.From(ctx))
+	if err != nil {
+		return nil, err
+	}
+	sub := h.d.Hub.Subscribe(p.DeviceID, p.SessionID)
+	hb := h.d.Config.Limits.HeartbeatInterval
+	if hb <= 0 {
+		hb = 15 * time.Second
+	}
+	return &stream{h: h, p: p, reader: realtime.NewReader(sub, h.d.Store, after), release: release, heartbeat: hb}, nil
+}
+
+func (s *stream) close() {
+	s.reader.Close()
+	s.release()
+}
+
+// context derives the stream's context: it ends with the request, at
+// server shutdown and when the subscription ends.
+func (s *stream) context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	if s.h.d.Stopping != nil {
+		stop := context.AfterFunc(s.h.d.Stopping, cancel)
+		return ctx, func() { stop(); cancel() }
+	}
+	return ctx, cancel
+}
+
+// expired reports that the session's lifetime is over.
+func (s *stream) expired() bool { return !s.h.now().Before(s.p.ExpiresAt) }
+
+// stillValid re-checks the session in the store (defence in depth behind
+// SessionsEnded, e.g. a revocation by another process).
+func (s *stream) stillValid(ctx context.Context) bool {
+	err := s.h.d.Store.SessionActive(ctx, s.p.SessionID)
+	if err != nil && !models.IsCode(err, models.EUNAUTHORIZED) {
+		s.h.log().WarnContext(ctx, "stream session check", "err", err)
+		return true
+	}
+	return err == nil
+}
+
+type streamKey struct{}
+
+// openSSE runs before the SSE handler: it answers 410/429 as problems
+// (Huma's sse handler cannot return errors once called), sets the stream
+// headers and gates flushes so a batch is flushed once.
+func (h *handler) openSSE(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		p := PrincipalFrom(ctx.Context())
+		after, afterSet, ok := sseCursor(ctx)
+		if p == nil || !ok {
+			next(ctx) // Huma validates the input and answers 422
+			return
+		}
+		st, err := h.openStream(ctx.Context(), p, after, afterSet)
+		if err != nil {
+			h.writeProblem(api, ctx, err)
+			return
+		}
+		defer st.close()
+		ctx.SetHeader("Cache-Control", "no-store")
+		ctx.SetHeader("X-Accel-Buffering", "no")
+		gate := &flushGate{w: ctx.BodyWriter()}
+		st.gate = gate
+		next(&gatedContext{humaContext: huma.WithValue(ctx, streamKey{}, st), w: gate})
+	}
+}
+
+// sseCursor reads Last-Event-ID (which wins) or ?after=. ok is false for
+// malformed values, which Huma's validation then refuses.
+func sseCursor(ctx huma.Context) (after int64, set, ok bool) {
+	raw, set := ctx.Header("Last-Event-ID"), true
+	if raw == "" {
+		raw = ctx.Query("after")
+	}
+	if raw == "" {
+		return 0, false, true
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 {
+		return 0, set, false
+	}
+	return n, set, true
+}
+
+func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sender) {
+	st, _ := ctx.Value(streamKey{}).(*stream)
+	if st == nil {
+		return
+	}
+	ctx, cancel := st.context(ctx)
+	defer cancel()
+	tick := time.NewTicker(streamTick)
+	defer tick.Stop()
+	lastBeat := time.Now()
+	for {
+		evs, err := st.reader.Next(ctx, streamBatch, tick.C)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, realtime.ErrSessionEnded) && !errors.Is(err, realtime.ErrHubClosed) {
+				h.log().WarnContext(ctx, "event stream", "err", err)
+			}
+			return
+		}
+		if len(evs) > 0 {
+			st.gate.hold()
+			for _, e := range evs {
+				if err := send(sse.Message{ID: int(e.Seq), Data: eventBody(e)}); err != nil {
+					return
+				}
+			}
+			if err := st.gate.release(); err != nil {
+				return
+			}
+			continue
+		}
+		if st.expired() {
+			return
+		}
+		if time.Since(lastBeat) >= st.heartbeat {
+			lastBeat = time.Now()
+			if !st.stillValid(ctx) {
+				return
+			}
+			if err := send(sse.Message{Data: Ping{Time: h.now().UTC().Format(time.RFC3339)}}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (h *handler) syncFeed(ctx context.Context, in *SyncInput) (*SyncOutput, error) {
+	p := PrincipalFrom(ctx)
+	after := in.After
+	if !in.afterSet {
+		acked, err := h.d.Store.AckedSeq(ctx, p.DeviceID)
+		if err != nil {
+			return nil, h.fail(ctx, err)
+		}
+		after = acked
+	}
+	if err := h.d.Store.CheckCursor(ctx, p.DeviceID, after); err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	sub := h.d.Hub.Subscribe(p.DeviceID, p.SessionID)
+	r := realtime.NewReader(sub, h.d.Store, after)
+	defer r.Close()
+	evs, err := r.TryNext(ctx, in.Limit)
+	if err == nil && len(evs) == 0 && in.Timeout > 0 {
+		release, lerr := h.d.Streams.Acquire(clientip.From(ctx))
+		if lerr != nil {
+			return nil, h.fail(ctx, lerr)
+		}
+		defer release()
+		wait := time.Duration(in.Timeout) * time.Second
+		if left := p.ExpiresAt.Sub(h.now()); left < wait {
+			wait = max(left, 0)
+		}
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if h.d.Stopping != nil {
+			defer context.AfterFunc(h.d.Stopping, cancel)()
+		}
+		evs, err = r.Next(sctx, in.Limit, timer.C)
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, realtime.ErrHubClosed)) {
+			err = nil // shutting down: answer what we have; the client polls again
+		}
+	}
+	if errors.Is(err, realtime.ErrSessionEnded) {
+		return nil, h.fail(ctx, models.Errorf(models.EUNAUTHORIZED, "session_ended", "the session was ended"))
+	}
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	out := &SyncOutput{CacheControl: "no-store"}
+	out.Body.Events = feedEvents(evs)
+	out.Body.Next = r.Cursor()
+	out.Body.HasMore = len(evs) > 0 && r.More()
+	return out, nil
+}
+
+func (h *handler) ackFeed(ctx context.Context, in *AckInput) (*AckOutput, error) {
+	p := PrincipalFrom(ctx)
+	acked, err := h.d.Store.Ack(ctx, p.DeviceID, in.Body.Seq)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	out := &AckOutput{}
+	out.Body.AckedSeq = acked
+	return out, nil
+}
+
+// writeProblem answers a problem from middleware, with its headers.
+func (h *handler) writeProblem(api huma.API, ctx huma.Context, err error) {
+	se := h.fail(ctx.Context(), err)
+	p, ok := se.(*Problem)
+	if !ok {
+		_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "internal error")
+		return
+	}
+	for k, vs := range p.headers {
+		for _, v := range vs {
+			ctx.AppendHeader(k, v)
+		}
+	}
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	if err := api.Marshal(ctx.BodyWriter(), "application/problem+json", p); err != nil {
+		h.log().WarnContext(ctx.Context(), "write problem", "err", err)
+	}
+}
+
+// gatedContext hands Huma's sse sender a body writer whose flushes can be
+// held, so a batch of events is written and then flushed once.
+type gatedContext struct {
+	humaContext
+	w *flushGate
+}
+
+// humaContext lets gatedContext embed huma.Context under another name (the
+// interface has a Context method).
+type humaContext = huma.Context
+
+func (c *gatedContext) BodyWriter() io.Writer { return c.w }
+func (c *gatedContext) Unwrap() huma.Context  { return c.humaContext }
+
+// flushGate passes writes through and suppresses Flush while held. Huma's
+// sse sender flushes after every event and finds its write deadline
+// through Unwrap, which reaches the real http.ResponseWriter.
+type flushGate struct {
+	w    io.Writer
+	held bool
+}
+
+func (g *flushGate) Write(p []byte) (int, error) { return g.w.Write(p) }
+
+func (g *flushGate) Flush() {
+	if !g.held {
+		g.flush()
+	}
+}
+
+func (g *flushGate) flush() error {
+	if f, ok := g.w.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	if rw, ok := g.w.(http.ResponseWriter); ok {
+		return http.NewResponseController(rw).Flush()
+	}
+	return nil
+}
+
+func (g *flushGate) hold() { g.held = true }
+
+func (g *flushGate) release() error {
+	g.held = false
+	return g.flush()
+}
+
+func (g *flushGate) Unwrap() http.ResponseWriter {
+	if rw, ok := g.w.(http.ResponseWriter); ok {
+		return rw
+	}
+	return nil
+}
