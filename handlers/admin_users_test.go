@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/mls"
 	"github.com/sovereign-im/sovereign/mls/mlstest"
 	"github.com/sovereign-im/sovereign/models"
@@ -442,5 +444,40 @@ func TestSecurityEventsAreAudited(t *testing.T) {
 	}
 	if e := lastAudit(t, s, admin, "auth.login_failed"); e["target_id"] == nil {
 		t.Fatalf("failed login names no user: %v", e)
+	}
+}
+
+// An admin's disable and revoke-sessions close the user's open streams at
+// once (not at the next heartbeat), and the dashboard counts open streams.
+func TestAdminActionsCloseStreams(t *testing.T) {
+	for _, action := range []string{"disable", "revoke-sessions"} {
+		t.Run(action, func(t *testing.T) {
+			fs := newFeedServer(t, 1, func(c *config.Config) { c.Limits.HeartbeatInterval = 5 * time.Second })
+			admin := fs.SeedAccount(t, "root", models.RoleAdmin)
+			acc := fs.accs[0]
+			sse, _ := openSSE(t, fs.Server, acc.Token, "")
+			waitFor(t, func() bool { return fs.App.Hub().Stats().Subscriptions == 1 })
+			var st struct {
+				OpenStreams *int `json:"open_streams"`
+			}
+			fs.Do(t, "GET", "/v1/admin/stats", admin.Token, nil).JSON(t, &st)
+			if st.OpenStreams == nil || *st.OpenStreams != 1 {
+				t.Fatalf("open_streams = %v", st.OpenStreams)
+			}
+			if r := fs.Do(t, "POST", "/v1/admin/users/"+acc.UserID+"/"+action, admin.Token, nil); r.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d %s", action, r.StatusCode, r.Body)
+			}
+			select {
+			case <-sse.done:
+			case <-time.After(time.Second): // well before the 5 s heartbeat
+				t.Fatalf("stream still open 1 s after %s", action)
+			}
+			ended := time.Now()
+			waitFor(t, func() bool {
+				fs.Do(t, "GET", "/v1/admin/stats", admin.Token, nil).JSON(t, &st)
+				return st.OpenStreams != nil && *st.OpenStreams == 0
+			})
+			t.Logf("open_streams back to 0 %v after the stream ended", time.Since(ended))
+		})
 	}
 }
