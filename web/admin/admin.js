@@ -471,7 +471,7 @@
           card("Users", num(st.users), num(st.admins) + " admin" + (st.admins === 1 ? "" : "s") + " · " + num(st.disabled_users) + " disabled", "/users"),
           card("Devices", num(st.devices), num(st.revoked_devices) + " revoked"),
           card("Active sessions", num(st.active_sessions)),
-          card("Open streams", st.open_streams === null || st.open_streams === undefined ? "—" : num(st.open_streams), "live SSE and long-poll"),
+          card("Open streams", st.open_streams === null || st.open_streams === undefined ? "—" : num(st.open_streams), "SSE, long-poll and WebSocket"),
           card("Groups", num(st.groups)),
           card("Stored messages", num(st.messages), bytes(st.message_bytes) + " of ciphertext"),
           card("Key packages", num(st.key_packages)),
