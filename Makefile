@@ -8,18 +8,21 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients fuzz vet clean bench
+.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
 
 all: build
 
 ## assets: install the front-end packages from npm and copy what the binary embeds
-assets: web/dist/docs/web-components.min.js
+assets: web/dist/docs/web-components.min.js web/dist/admin/index.html
 
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/build.mjs
+	cd web && node build.mjs
+
+web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
 	cd web && node build.mjs
 
 ## build: compile the server binary into bin/
@@ -64,10 +67,10 @@ vet:
 lint: vet assets
 	cd web && ./node_modules/.bin/redocly lint ../openapi.yaml --config ../redocly.yaml
 
-## test: every test: vet, the spec lint, Go tests with the race detector,
-## the SDK drift check and the TypeScript SDK's tests (with the end-to-end test
-## against the real binary)
-test: lint test-go check-clients test-clients
+## test: every test: vet, the spec lint, Go tests with the race detector (with
+## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
+## end-to-end test against the real binary) and the admin UI in a browser
+test: lint test-go check-clients test-clients test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
@@ -76,6 +79,15 @@ test-go: assets
 ## (unit tests and the end-to-end test that starts bin/sovereign)
 test-clients: build clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
+
+## test-browser: the admin UI in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
+## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-browser: build tests/browser/node_modules/.package-lock.json
+	cd tests/browser && node --test --test-concurrency=1
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
@@ -87,7 +99,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs
+	rm -rf bin web/dist/docs web/dist/admin artifacts
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.

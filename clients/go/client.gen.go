@@ -18,6 +18,84 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AdminInviteRole.
+const (
+	AdminInviteRoleAdmin  AdminInviteRole = "admin"
+	AdminInviteRoleMember AdminInviteRole = "member"
+)
+
+// Valid indicates whether the value is a known member of the AdminInviteRole enum.
+func (e AdminInviteRole) Valid() bool {
+	switch e {
+	case AdminInviteRoleAdmin:
+		return true
+	case AdminInviteRoleMember:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminInviteStatus.
+const (
+	Active  AdminInviteStatus = "active"
+	Expired AdminInviteStatus = "expired"
+	Revoked AdminInviteStatus = "revoked"
+	UsedUp  AdminInviteStatus = "used_up"
+)
+
+// Valid indicates whether the value is a known member of the AdminInviteStatus enum.
+func (e AdminInviteStatus) Valid() bool {
+	switch e {
+	case Active:
+		return true
+	case Expired:
+		return true
+	case Revoked:
+		return true
+	case UsedUp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserRole.
+const (
+	AdminUserRoleAdmin  AdminUserRole = "admin"
+	AdminUserRoleMember AdminUserRole = "member"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserRole enum.
+func (e AdminUserRole) Valid() bool {
+	switch e {
+	case AdminUserRoleAdmin:
+		return true
+	case AdminUserRoleMember:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserDetailRole.
+const (
+	AdminUserDetailRoleAdmin  AdminUserDetailRole = "admin"
+	AdminUserDetailRoleMember AdminUserDetailRole = "member"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserDetailRole enum.
+func (e AdminUserDetailRole) Valid() bool {
+	switch e {
+	case AdminUserDetailRoleAdmin:
+		return true
+	case AdminUserDetailRoleMember:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AssertionCredentialType.
 const (
 	AssertionCredentialTypePublicKey AssertionCredentialType = "public-key"
@@ -42,6 +120,33 @@ const (
 func (e AttestationCredentialType) Valid() bool {
 	switch e {
 	case AttestationCredentialTypePublicKey:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEntryTargetType.
+const (
+	AuditEntryTargetTypeInvite   AuditEntryTargetType = "invite"
+	AuditEntryTargetTypePasskey  AuditEntryTargetType = "passkey"
+	AuditEntryTargetTypeSession  AuditEntryTargetType = "session"
+	AuditEntryTargetTypeSettings AuditEntryTargetType = "settings"
+	AuditEntryTargetTypeUser     AuditEntryTargetType = "user"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryTargetType enum.
+func (e AuditEntryTargetType) Valid() bool {
+	switch e {
+	case AuditEntryTargetTypeInvite:
+		return true
+	case AuditEntryTargetTypePasskey:
+		return true
+	case AuditEntryTargetTypeSession:
+		return true
+	case AuditEntryTargetTypeSettings:
+		return true
+	case AuditEntryTargetTypeUser:
 		return true
 	default:
 		return false
@@ -84,6 +189,24 @@ func (e AuthenticatorSelectionUserVerification) Valid() bool {
 	case AuthenticatorSelectionUserVerificationPreferred:
 		return true
 	case AuthenticatorSelectionUserVerificationRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateInviteInputBodyRole.
+const (
+	CreateInviteInputBodyRoleAdmin  CreateInviteInputBodyRole = "admin"
+	CreateInviteInputBodyRoleMember CreateInviteInputBodyRole = "member"
+)
+
+// Valid indicates whether the value is a known member of the CreateInviteInputBodyRole enum.
+func (e CreateInviteInputBodyRole) Valid() bool {
+	switch e {
+	case CreateInviteInputBodyRoleAdmin:
+		return true
+	case CreateInviteInputBodyRoleMember:
 		return true
 	default:
 		return false
@@ -186,6 +309,24 @@ func (e HealthOutputBodyStatus) Valid() bool {
 	}
 }
 
+// Defines values for OverridesRegistrationMode.
+const (
+	OverridesRegistrationModeInvite OverridesRegistrationMode = "invite"
+	OverridesRegistrationModeOpen   OverridesRegistrationMode = "open"
+)
+
+// Valid indicates whether the value is a known member of the OverridesRegistrationMode enum.
+func (e OverridesRegistrationMode) Valid() bool {
+	switch e {
+	case OverridesRegistrationModeInvite:
+		return true
+	case OverridesRegistrationModeOpen:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReceiptBodyKind.
 const (
 	ReceiptBodyKindApplication ReceiptBodyKind = "application"
@@ -228,18 +369,63 @@ func (e RequestOptionsUserVerification) Valid() bool {
 	}
 }
 
+// Defines values for UpdateSettingsInputBodyReset.
+const (
+	AuthBurst         UpdateSettingsInputBodyReset = "auth_burst"
+	AuthPerMinute     UpdateSettingsInputBodyReset = "auth_per_minute"
+	ClaimsPerMinute   UpdateSettingsInputBodyReset = "claims_per_minute"
+	MessagesPerMinute UpdateSettingsInputBodyReset = "messages_per_minute"
+	RegistrationMode  UpdateSettingsInputBodyReset = "registration_mode"
+)
+
+// Valid indicates whether the value is a known member of the UpdateSettingsInputBodyReset enum.
+func (e UpdateSettingsInputBodyReset) Valid() bool {
+	switch e {
+	case AuthBurst:
+		return true
+	case AuthPerMinute:
+		return true
+	case ClaimsPerMinute:
+		return true
+	case MessagesPerMinute:
+		return true
+	case RegistrationMode:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UserInfoRole.
 const (
-	Admin  UserInfoRole = "admin"
-	Member UserInfoRole = "member"
+	UserInfoRoleAdmin  UserInfoRole = "admin"
+	UserInfoRoleMember UserInfoRole = "member"
 )
 
 // Valid indicates whether the value is a known member of the UserInfoRole enum.
 func (e UserInfoRole) Valid() bool {
 	switch e {
-	case Admin:
+	case UserInfoRoleAdmin:
 		return true
-	case Member:
+	case UserInfoRoleMember:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ValuesRegistrationMode.
+const (
+	ValuesRegistrationModeInvite ValuesRegistrationMode = "invite"
+	ValuesRegistrationModeOpen   ValuesRegistrationMode = "open"
+)
+
+// Valid indicates whether the value is a known member of the ValuesRegistrationMode enum.
+func (e ValuesRegistrationMode) Valid() bool {
+	switch e {
+	case ValuesRegistrationModeInvite:
+		return true
+	case ValuesRegistrationModeOpen:
 		return true
 	default:
 		return false
@@ -270,6 +456,251 @@ type AddPasskeyFinishInputBody struct {
 	//
 	// Examples: YubiKey 5C
 	Name *string `json:"name,omitempty"`
+}
+
+// AdminDevice defines model for AdminDevice.
+type AdminDevice struct {
+	// ActiveSessions Sessions of this device neither expired nor revoked
+	ActiveSessions int64 `json:"active_sessions"`
+
+	// CreatedAt When the device first signed in
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Device id
+	Id openapi_types.UUID `json:"id"`
+
+	// LastSeenAt Latest request from the device
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
+
+	// Name Name given at sign-in
+	Name string `json:"name"`
+
+	// RevokedAt When the device was revoked; absent while active
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// AdminInvite defines model for AdminInvite.
+type AdminInvite struct {
+	// CreatedAt When it was made
+	CreatedAt time.Time `json:"created_at"`
+
+	// CreatedBy Admin who made it; absent for the CLI and first start
+	CreatedBy *openapi_types.UUID `json:"created_by,omitempty"`
+
+	// CreatedByUsername That admin's username
+	CreatedByUsername *string `json:"created_by_username,omitempty"`
+
+	// ExpiresAt When it stops working
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Id Invite id
+	Id openapi_types.UUID `json:"id"`
+
+	// RevokedAt When an admin revoked it
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// Role Role the invite grants
+	Role AdminInviteRole `json:"role"`
+
+	// Status Whether it can still be used
+	Status AdminInviteStatus `json:"status"`
+
+	// UsesLeft Registrations it still allows
+	UsesLeft int64 `json:"uses_left"`
+}
+
+// AdminInviteRole Role the invite grants
+type AdminInviteRole string
+
+// AdminInviteStatus Whether it can still be used
+type AdminInviteStatus string
+
+// AdminInvitesOutputBody defines model for AdminInvitesOutputBody.
+type AdminInvitesOutputBody struct {
+	Invites []AdminInvite `json:"invites"`
+}
+
+// AdminSession defines model for AdminSession.
+type AdminSession struct {
+	// CreatedAt When the session was opened
+	CreatedAt time.Time `json:"created_at"`
+
+	// DeviceId Device the session belongs to
+	DeviceId openapi_types.UUID `json:"device_id"`
+
+	// DeviceName Name of that device
+	DeviceName string `json:"device_name"`
+
+	// ExpiresAt When it ends unless revoked
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Id Session id
+	Id openapi_types.UUID `json:"id"`
+
+	// LastSeenAt Latest use
+	LastSeenAt time.Time `json:"last_seen_at"`
+}
+
+// AdminSettings defines model for AdminSettings.
+type AdminSettings struct {
+	// Defaults The values from the configuration (flags, environment, file)
+	Defaults Values `json:"defaults"`
+
+	// Effective The values in force
+	Effective Values `json:"effective"`
+
+	// Overrides The values an admin set; absent keys follow the configuration
+	Overrides Overrides `json:"overrides"`
+}
+
+// AdminStats defines model for AdminStats.
+type AdminStats struct {
+	// ActiveSessions Sessions neither expired nor revoked
+	ActiveSessions int64 `json:"active_sessions"`
+
+	// Admins Accounts with the admin role
+	Admins int64 `json:"admins"`
+
+	// DatabaseBytes Size of the database file and its write-ahead log
+	DatabaseBytes int64 `json:"database_bytes"`
+
+	// Devices Devices that are not revoked
+	Devices int64 `json:"devices"`
+
+	// DisabledUsers Disabled accounts
+	DisabledUsers int64 `json:"disabled_users"`
+
+	// Groups MLS groups
+	Groups int64 `json:"groups"`
+
+	// KeyPackages Key packages stored, last-resort ones included
+	KeyPackages int64 `json:"key_packages"`
+
+	// MessageBytes Payload bytes of the stored messages
+	MessageBytes int64 `json:"message_bytes"`
+
+	// Messages Stored messages and notices (every kind of event)
+	Messages int64 `json:"messages"`
+
+	// OpenStreams Event streams open now (SSE and long-poll); null when no real-time hub runs
+	OpenStreams *int64 `json:"open_streams"`
+
+	// RevokedDevices Revoked devices
+	RevokedDevices int64 `json:"revoked_devices"`
+
+	// StartedAt When this server process started
+	StartedAt time.Time `json:"started_at"`
+
+	// Users Accounts, disabled ones included
+	Users int64 `json:"users"`
+
+	// Version API version
+	Version string `json:"version"`
+}
+
+// AdminUser defines model for AdminUser.
+type AdminUser struct {
+	// ActiveSessions Sessions neither expired nor revoked
+	ActiveSessions int64 `json:"active_sessions"`
+
+	// CreatedAt When the account was created
+	CreatedAt time.Time `json:"created_at"`
+
+	// Devices Devices that are not revoked
+	Devices int64 `json:"devices"`
+
+	// DisabledAt When an admin disabled the account; absent while enabled
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
+
+	// DisplayName Display name
+	//
+	// Examples: Alice Martin
+	DisplayName string `json:"display_name"`
+
+	// Id User id
+	Id openapi_types.UUID `json:"id"`
+
+	// LastSeenAt Latest use of any of the user's devices
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
+
+	// Role Role on this server
+	Role AdminUserRole `json:"role"`
+
+	// Username Case-folded username
+	//
+	// Examples: alice
+	Username string `json:"username"`
+}
+
+// AdminUserRole Role on this server
+type AdminUserRole string
+
+// AdminUserChangeOutputBody defines model for AdminUserChangeOutputBody.
+type AdminUserChangeOutputBody struct {
+	// Groups Groups the user was removed from
+	Groups int64 `json:"groups"`
+
+	// SessionsRevoked Sessions that ended
+	SessionsRevoked int64 `json:"sessions_revoked"`
+
+	// User The user after the change
+	User AdminUser `json:"user"`
+}
+
+// AdminUserDetail defines model for AdminUserDetail.
+type AdminUserDetail struct {
+	// ActiveSessions Sessions neither expired nor revoked
+	ActiveSessions int64 `json:"active_sessions"`
+
+	// CreatedAt When the account was created
+	CreatedAt time.Time `json:"created_at"`
+
+	// DeviceList Every device, revoked ones included, oldest first
+	DeviceList []AdminDevice `json:"device_list"`
+
+	// Devices Devices that are not revoked
+	Devices int64 `json:"devices"`
+
+	// DisabledAt When an admin disabled the account; absent while enabled
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
+
+	// DisplayName Display name
+	//
+	// Examples: Alice Martin
+	DisplayName string `json:"display_name"`
+
+	// Groups Groups one of the user's devices is a member of
+	Groups int64 `json:"groups"`
+
+	// Id User id
+	Id openapi_types.UUID `json:"id"`
+
+	// LastSeenAt Latest use of any of the user's devices
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
+
+	// Passkeys Passkeys registered
+	Passkeys int64 `json:"passkeys"`
+
+	// Role Role on this server
+	Role AdminUserDetailRole `json:"role"`
+
+	// Sessions Active sessions, newest first
+	Sessions []AdminSession `json:"sessions"`
+
+	// Username Case-folded username
+	//
+	// Examples: alice
+	Username string `json:"username"`
+}
+
+// AdminUserDetailRole Role on this server
+type AdminUserDetailRole string
+
+// AdminUsersOutputBody defines model for AdminUsersOutputBody.
+type AdminUsersOutputBody struct {
+	// NextAfter Pass as after= for the next page; null on the last page
+	NextAfter *string     `json:"next_after"`
+	Users     []AdminUser `json:"users"`
 }
 
 // AssertionCredential defines model for AssertionCredential.
@@ -348,6 +779,58 @@ type AttestationResponse struct {
 	Transports *[]string `json:"transports,omitempty"`
 }
 
+// AuditActor defines model for AuditActor.
+type AuditActor struct {
+	// DeviceId Device the request came from
+	DeviceId *openapi_types.UUID `json:"device_id,omitempty"`
+
+	// UserId User id
+	UserId openapi_types.UUID `json:"user_id"`
+
+	// Username Username at the time
+	Username string `json:"username"`
+}
+
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	// Action What happened
+	//
+	// Examples: user.disable
+	Action string `json:"action"`
+
+	// Actor Who did it; absent for anonymous clients and the server itself
+	Actor *AuditActor `json:"actor,omitempty"`
+
+	// At When it happened
+	At time.Time `json:"at"`
+
+	// ClientIp Client address the request came from
+	ClientIp *string `json:"client_ip,omitempty"`
+
+	// Detail Action-specific facts (counts, changed values); never secrets
+	Detail map[string]interface{} `json:"detail"`
+
+	// Id Position in the log (the newest has the highest)
+	Id int64 `json:"id"`
+
+	// TargetId Id of the thing acted on
+	TargetId *string `json:"target_id,omitempty"`
+
+	// TargetType Kind of thing acted on
+	TargetType *AuditEntryTargetType `json:"target_type,omitempty"`
+}
+
+// AuditEntryTargetType Kind of thing acted on
+type AuditEntryTargetType string
+
+// AuditPage defines model for AuditPage.
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+
+	// NextBefore Pass as before= for the next (older) page; null on the last page
+	NextBefore *int64 `json:"next_before"`
+}
+
 // AuthenticatorSelection defines model for AuthenticatorSelection.
 type AuthenticatorSelection struct {
 	// AuthenticatorAttachment platform or cross-platform; absent: either
@@ -424,6 +907,33 @@ type CreateGroupInputBody struct {
 
 	// GroupInfo Optional MLSMessage(GroupInfo) of the group at epoch 0 (base64)
 	GroupInfo *[]byte `json:"group_info,omitempty"`
+}
+
+// CreateInviteInputBody defines model for CreateInviteInputBody.
+type CreateInviteInputBody struct {
+	// ExpiresInHours Hours until the invite stops working (1 hour to 1 year)
+	ExpiresInHours int64 `json:"expires_in_hours"`
+
+	// Role Role the invite grants
+	Role CreateInviteInputBodyRole `json:"role"`
+
+	// Uses How many registrations it allows
+	Uses int64 `json:"uses"`
+}
+
+// CreateInviteInputBodyRole Role the invite grants
+type CreateInviteInputBodyRole string
+
+// CreateInviteOutputBody defines model for CreateInviteOutputBody.
+type CreateInviteOutputBody struct {
+	// Code The invite code. Shown once: the server keeps only its SHA-256.
+	//
+	// Examples: k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+	Code   string      `json:"code"`
+	Invite AdminInvite `json:"invite"`
+
+	// Link Link that opens registration with the code (in the fragment, which browsers never send to servers)
+	Link string `json:"link"`
 }
 
 // CreationCeremony defines model for CreationCeremony.
@@ -756,6 +1266,27 @@ type MemberBody struct {
 	Username string `json:"username"`
 }
 
+// Overrides defines model for Overrides.
+type Overrides struct {
+	// AuthBurst Passkey ceremony requests per client IP in a burst
+	AuthBurst *int64 `json:"auth_burst,omitempty"`
+
+	// AuthPerMinute Passkey ceremony requests per client IP per minute
+	AuthPerMinute *int64 `json:"auth_per_minute,omitempty"`
+
+	// ClaimsPerMinute Key-package claims per claiming device per minute
+	ClaimsPerMinute *int64 `json:"claims_per_minute,omitempty"`
+
+	// MessagesPerMinute Messages one user may send per minute
+	MessagesPerMinute *int64 `json:"messages_per_minute,omitempty"`
+
+	// RegistrationMode invite: registration needs an invite code; open: anyone may register
+	RegistrationMode *OverridesRegistrationMode `json:"registration_mode,omitempty"`
+}
+
+// OverridesRegistrationMode invite: registration needs an invite code; open: anyone may register
+type OverridesRegistrationMode string
+
 // PasskeyInfo defines model for PasskeyInfo.
 type PasskeyInfo struct {
 	// Aaguid Authenticator model (AAGUID) as a UUID, when the authenticator reported one
@@ -1047,6 +1578,18 @@ type SyncOutputBody struct {
 	Next int64 `json:"next"`
 }
 
+// UpdateSettingsInputBody defines model for UpdateSettingsInputBody.
+type UpdateSettingsInputBody struct {
+	// Reset Names of settings to return to the configured value
+	Reset *[]UpdateSettingsInputBodyReset `json:"reset,omitempty"`
+
+	// Set Values to set; each overrides its configuration option until reset
+	Set *Overrides `json:"set,omitempty"`
+}
+
+// UpdateSettingsInputBodyReset defines model for UpdateSettingsInputBody.Reset.
+type UpdateSettingsInputBodyReset string
+
 // UserInfo defines model for UserInfo.
 type UserInfo struct {
 	// CreatedAt When the account was created
@@ -1071,6 +1614,27 @@ type UserInfo struct {
 
 // UserInfoRole Role on this server
 type UserInfoRole string
+
+// Values defines model for Values.
+type Values struct {
+	// AuthBurst Passkey ceremony requests per client IP in a burst
+	AuthBurst int64 `json:"auth_burst"`
+
+	// AuthPerMinute Passkey ceremony requests per client IP per minute
+	AuthPerMinute int64 `json:"auth_per_minute"`
+
+	// ClaimsPerMinute Key-package claims per claiming device per minute
+	ClaimsPerMinute int64 `json:"claims_per_minute"`
+
+	// MessagesPerMinute Messages one user may send per minute
+	MessagesPerMinute int64 `json:"messages_per_minute"`
+
+	// RegistrationMode invite: registration needs an invite code; open: anyone may register
+	RegistrationMode ValuesRegistrationMode `json:"registration_mode"`
+}
+
+// ValuesRegistrationMode invite: registration needs an invite code; open: anyone may register
+type ValuesRegistrationMode string
 
 // WebAuthnUser defines model for WebAuthnUser.
 type WebAuthnUser struct {
@@ -1100,6 +1664,48 @@ type WelcomeReceiptBody struct {
 
 	// Seq Sequence number of the Welcome event
 	Seq int64 `json:"seq"`
+}
+
+// AdminAuditLogParams defines parameters for AdminAuditLog.
+type AdminAuditLogParams struct {
+	// Before Return entries older than this id (from next_before)
+	Before *int64 `form:"before,omitempty" json:"before,omitempty"`
+
+	// Limit Page size
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Action An action (user.disable) or, ending with a dot, a family of actions (auth.)
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+
+	// Actor Only entries by this user id
+	Actor *string `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Target Only entries about this target id
+	Target *string `form:"target,omitempty" json:"target,omitempty"`
+
+	// Since Only entries at or after this time (RFC 3339)
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only entries before this time (RFC 3339)
+	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
+}
+
+// AdminListInvitesParams defines parameters for AdminListInvites.
+type AdminListInvitesParams struct {
+	// All Include expired, used-up and revoked invites
+	All *bool `form:"all,omitempty" json:"all,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// Q Part of a username or display name (any case)
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// After Return users after this username (from next_after)
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // StreamEventsParams defines parameters for StreamEvents.
@@ -1143,6 +1749,12 @@ type SyncFeedParams struct {
 	// Limit Most events to return
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
+
+// AdminCreateInviteJSONRequestBody defines body for AdminCreateInvite for application/json ContentType.
+type AdminCreateInviteJSONRequestBody = CreateInviteInputBody
+
+// AdminUpdateSettingsJSONRequestBody defines body for AdminUpdateSettings for application/json ContentType.
+type AdminUpdateSettingsJSONRequestBody = UpdateSettingsInputBody
 
 // AddPasskeyFinishJSONRequestBody defines body for AddPasskeyFinish for application/json ContentType.
 type AddPasskeyFinishJSONRequestBody = AddPasskeyFinishInputBody
@@ -1267,6 +1879,158 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAuditLog Read the audit log
+	//
+	// Every admin action and security event (who, what, when, from which address), newest first, in pages. Filter by action or action family, actor, target and time.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with GET /v1/admin/audit (the `AdminAuditLog` operationId).
+	AdminAuditLog(ctx context.Context, params *AdminAuditLogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListInvites List invites
+	//
+	// Usable invites, newest first; with `all=true` also expired, used-up and revoked ones (up to 1000).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with GET /v1/admin/invites (the `AdminListInvites` operationId).
+	AdminListInvites(ctx context.Context, params *AdminListInvitesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateInviteWithBody Create an invite
+	//
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+	AdminCreateInviteWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateInvite Create an invite
+	//
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+	AdminCreateInvite(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRevokeInvite Revoke an invite
+	//
+	// Makes the invite unusable at once. Revoking a revoked invite changes nothing. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with DELETE /v1/admin/invites/{id} (the `AdminRevokeInvite` operationId).
+	AdminRevokeInvite(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetSettings Read the run-time settings
+	//
+	// The settings an admin may change without a restart: the values in force, the configured defaults and the overrides stored in the database.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with GET /v1/admin/settings (the `AdminGetSettings` operationId).
+	AdminGetSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminUpdateSettingsWithBody Change run-time settings
+	//
+	// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+	AdminUpdateSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminUpdateSettings Change run-time settings
+	//
+	// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+	AdminUpdateSettings(ctx context.Context, body AdminUpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminStats Server statistics
+	//
+	// Counts of users, devices, sessions, groups and stored messages, the database size and the number of open event streams.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with GET /v1/admin/stats (the `AdminStats` operationId).
+	AdminStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListUsers List users
+	//
+	// Users in username order, in pages, optionally those whose username or display name contains `q`.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+	AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteUser Delete a user
+	//
+	// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+	AdminDeleteUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetUser Read a user
+	//
+	// A user with their devices, active sessions, and the number of passkeys and groups.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+	AdminGetUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDisableUser Disable a user
+	//
+	// Cuts the account off at once: every session ends and open streams close, the user cannot sign in until enabled again, every device leaves its groups (each group gets a `remove_device` notice, reason `user_disabled`, asking the remaining members to commit the MLS removal) and the devices' key packages are deleted. Passkeys and devices stay. You cannot disable yourself or the last enabled admin (409). Disabling a disabled user changes nothing. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+	AdminDisableUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminEnableUser Enable a user
+	//
+	// Lifts a suspension: the user may sign in again with a passkey. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+	AdminEnableUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRemoveUserFromGroups Remove a user from all groups
+	//
+	// Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/remove-from-groups (the `AdminRemoveUserFromGroups` operationId).
+	AdminRemoveUserFromGroups(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRevokeUserSessions Revoke all of a user's sessions
+	//
+	// Ends every session of the user on every device at once (their tokens answer 401 and open streams close). Devices stay and may sign in again with a passkey. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/revoke-sessions (the `AdminRevokeUserSessions` operationId).
+	AdminRevokeUserSessions(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AddPasskeyBegin Begin adding a passkey
 	//
@@ -1633,6 +2397,318 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAuditLog Read the audit log
+//
+// Every admin action and security event (who, what, when, from which address), newest first, in pages. Filter by action or action family, actor, target and time.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with GET /v1/admin/audit (the `AdminAuditLog` operationId).
+func (c *Client) AdminAuditLog(ctx context.Context, params *AdminAuditLogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAuditLogRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListInvites List invites
+//
+// Usable invites, newest first; with `all=true` also expired, used-up and revoked ones (up to 1000).
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with GET /v1/admin/invites (the `AdminListInvites` operationId).
+func (c *Client) AdminListInvites(ctx context.Context, params *AdminListInvitesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListInvitesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateInviteWithBody Create an invite
+//
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+func (c *Client) AdminCreateInviteWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateInviteRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateInvite Create an invite
+//
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+func (c *Client) AdminCreateInvite(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateInviteRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRevokeInvite Revoke an invite
+//
+// Makes the invite unusable at once. Revoking a revoked invite changes nothing. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with DELETE /v1/admin/invites/{id} (the `AdminRevokeInvite` operationId).
+func (c *Client) AdminRevokeInvite(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRevokeInviteRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetSettings Read the run-time settings
+//
+// The settings an admin may change without a restart: the values in force, the configured defaults and the overrides stored in the database.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with GET /v1/admin/settings (the `AdminGetSettings` operationId).
+func (c *Client) AdminGetSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetSettingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminUpdateSettingsWithBody Change run-time settings
+//
+// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+func (c *Client) AdminUpdateSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminUpdateSettingsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminUpdateSettings Change run-time settings
+//
+// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+func (c *Client) AdminUpdateSettings(ctx context.Context, body AdminUpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminUpdateSettingsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminStats Server statistics
+//
+// Counts of users, devices, sessions, groups and stored messages, the database size and the number of open event streams.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with GET /v1/admin/stats (the `AdminStats` operationId).
+func (c *Client) AdminStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminStatsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListUsers List users
+//
+// Users in username order, in pages, optionally those whose username or display name contains `q`.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteUser Delete a user
+//
+// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+func (c *Client) AdminDeleteUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetUser Read a user
+//
+// A user with their devices, active sessions, and the number of passkeys and groups.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+func (c *Client) AdminGetUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDisableUser Disable a user
+//
+// Cuts the account off at once: every session ends and open streams close, the user cannot sign in until enabled again, every device leaves its groups (each group gets a `remove_device` notice, reason `user_disabled`, asking the remaining members to commit the MLS removal) and the devices' key packages are deleted. Passkeys and devices stay. You cannot disable yourself or the last enabled admin (409). Disabling a disabled user changes nothing. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+func (c *Client) AdminDisableUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDisableUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminEnableUser Enable a user
+//
+// Lifts a suspension: the user may sign in again with a passkey. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+func (c *Client) AdminEnableUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminEnableUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRemoveUserFromGroups Remove a user from all groups
+//
+// Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with POST /v1/admin/users/{id}/remove-from-groups (the `AdminRemoveUserFromGroups` operationId).
+func (c *Client) AdminRemoveUserFromGroups(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRemoveUserFromGroupsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRevokeUserSessions Revoke all of a user's sessions
+//
+// Ends every session of the user on every device at once (their tokens answer 401 and open streams close). Devices stay and may sign in again with a passkey. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Corresponds with POST /v1/admin/users/{id}/revoke-sessions (the `AdminRevokeUserSessions` operationId).
+func (c *Client) AdminRevokeUserSessions(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRevokeUserSessionsRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2430,6 +3506,636 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminAuditLogRequest constructs an http.Request for the AdminAuditLog method
+func NewAdminAuditLogRequest(server string, params *AdminAuditLogParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Before != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "before", *params.Before, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Actor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "actor", *params.Actor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Target != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "target", *params.Target, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListInvitesRequest constructs an http.Request for the AdminListInvites method
+func NewAdminListInvitesRequest(server string, params *AdminListInvitesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/invites")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.All != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "all", *params.All, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminCreateInviteRequest calls the generic AdminCreateInvite builder with application/json body
+func NewAdminCreateInviteRequest(server string, body AdminCreateInviteJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminCreateInviteRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAdminCreateInviteRequestWithBody constructs an http.Request for the AdminCreateInvite method, with any body, and a specified content type
+func NewAdminCreateInviteRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/invites")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminRevokeInviteRequest constructs an http.Request for the AdminRevokeInvite method
+func NewAdminRevokeInviteRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/invites/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetSettingsRequest constructs an http.Request for the AdminGetSettings method
+func NewAdminGetSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminUpdateSettingsRequest calls the generic AdminUpdateSettings builder with application/json body
+func NewAdminUpdateSettingsRequest(server string, body AdminUpdateSettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminUpdateSettingsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAdminUpdateSettingsRequestWithBody constructs an http.Request for the AdminUpdateSettings method, with any body, and a specified content type
+func NewAdminUpdateSettingsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminStatsRequest constructs an http.Request for the AdminStats method
+func NewAdminStatsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/stats")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListUsersRequest constructs an http.Request for the AdminListUsers method
+func NewAdminListUsersRequest(server string, params *AdminListUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
+func NewAdminDeleteUserRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetUserRequest constructs an http.Request for the AdminGetUser method
+func NewAdminGetUserRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDisableUserRequest constructs an http.Request for the AdminDisableUser method
+func NewAdminDisableUserRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/disable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminEnableUserRequest constructs an http.Request for the AdminEnableUser method
+func NewAdminEnableUserRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/enable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRemoveUserFromGroupsRequest constructs an http.Request for the AdminRemoveUserFromGroups method
+func NewAdminRemoveUserFromGroupsRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/remove-from-groups", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRevokeUserSessionsRequest constructs an http.Request for the AdminRevokeUserSessions method
+func NewAdminRevokeUserSessionsRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/revoke-sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -3636,6 +5342,182 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
 
+	// AdminAuditLogWithResponse Read the audit log
+	//
+	// Every admin action and security event (who, what, when, from which address), newest first, in pages. Filter by action or action family, actor, target and time.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/audit (the `AdminAuditLog` operationId).
+	AdminAuditLogWithResponse(ctx context.Context, params *AdminAuditLogParams, reqEditors ...RequestEditorFn) (*AdminAuditLogResponse, error)
+
+	// AdminListInvitesWithResponse List invites
+	//
+	// Usable invites, newest first; with `all=true` also expired, used-up and revoked ones (up to 1000).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/invites (the `AdminListInvites` operationId).
+	AdminListInvitesWithResponse(ctx context.Context, params *AdminListInvitesParams, reqEditors ...RequestEditorFn) (*AdminListInvitesResponse, error)
+
+	// AdminCreateInviteWithBodyWithResponse Create an invite
+	//
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+	AdminCreateInviteWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error)
+
+	// AdminCreateInviteWithResponse Create an invite
+	//
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+	AdminCreateInviteWithResponse(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error)
+
+	// AdminRevokeInviteWithResponse Revoke an invite
+	//
+	// Makes the invite unusable at once. Revoking a revoked invite changes nothing. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/invites/{id} (the `AdminRevokeInvite` operationId).
+	AdminRevokeInviteWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminRevokeInviteResponse, error)
+
+	// AdminGetSettingsWithResponse Read the run-time settings
+	//
+	// The settings an admin may change without a restart: the values in force, the configured defaults and the overrides stored in the database.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/settings (the `AdminGetSettings` operationId).
+	AdminGetSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminGetSettingsResponse, error)
+
+	// AdminUpdateSettingsWithBodyWithResponse Change run-time settings
+	//
+	// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+	AdminUpdateSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateSettingsResponse, error)
+
+	// AdminUpdateSettingsWithResponse Change run-time settings
+	//
+	// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+	AdminUpdateSettingsWithResponse(ctx context.Context, body AdminUpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateSettingsResponse, error)
+
+	// AdminStatsWithResponse Server statistics
+	//
+	// Counts of users, devices, sessions, groups and stored messages, the database size and the number of open event streams.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/stats (the `AdminStats` operationId).
+	AdminStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminStatsResponse, error)
+
+	// AdminListUsersWithResponse List users
+	//
+	// Users in username order, in pages, optionally those whose username or display name contains `q`.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+	AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error)
+
+	// AdminDeleteUserWithResponse Delete a user
+	//
+	// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+	AdminDeleteUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+
+	// AdminGetUserWithResponse Read a user
+	//
+	// A user with their devices, active sessions, and the number of passkeys and groups.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+	AdminGetUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error)
+
+	// AdminDisableUserWithResponse Disable a user
+	//
+	// Cuts the account off at once: every session ends and open streams close, the user cannot sign in until enabled again, every device leaves its groups (each group gets a `remove_device` notice, reason `user_disabled`, asking the remaining members to commit the MLS removal) and the devices' key packages are deleted. Passkeys and devices stay. You cannot disable yourself or the last enabled admin (409). Disabling a disabled user changes nothing. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+	AdminDisableUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminDisableUserResponse, error)
+
+	// AdminEnableUserWithResponse Enable a user
+	//
+	// Lifts a suspension: the user may sign in again with a passkey. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+	AdminEnableUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminEnableUserResponse, error)
+
+	// AdminRemoveUserFromGroupsWithResponse Remove a user from all groups
+	//
+	// Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/remove-from-groups (the `AdminRemoveUserFromGroups` operationId).
+	AdminRemoveUserFromGroupsWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminRemoveUserFromGroupsResponse, error)
+
+	// AdminRevokeUserSessionsWithResponse Revoke all of a user's sessions
+	//
+	// Ends every session of the user on every device at once (their tokens answer 401 and open streams close). Devices stay and may sign in again with a passkey. Recorded in the audit log.
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/revoke-sessions (the `AdminRevokeUserSessions` operationId).
+	AdminRevokeUserSessionsWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminRevokeUserSessionsResponse, error)
+
 	// AddPasskeyBeginWithResponse Begin adding a passkey
 	//
 	// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
@@ -4106,6 +5988,1007 @@ func (r ReadyzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReadyzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminAuditLogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditPage
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminAuditLogResponse) GetJSON200() *AuditPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminAuditLogResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminAuditLogResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminAuditLogResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminAuditLogResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminAuditLogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminAuditLogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminAuditLogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminAuditLogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListInvitesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminInvitesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListInvitesResponse) GetJSON200() *AdminInvitesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListInvitesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminListInvitesResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminListInvitesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListInvitesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListInvitesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListInvitesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListInvitesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListInvitesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminCreateInviteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CreateInviteOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminCreateInviteResponse) GetJSON201() *CreateInviteOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminCreateInviteResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminCreateInviteResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminCreateInviteResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminCreateInviteResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminCreateInviteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminCreateInviteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminCreateInviteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminCreateInviteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRevokeInviteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRevokeInviteResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRevokeInviteResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRevokeInviteResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminRevokeInviteResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRevokeInviteResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRevokeInviteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRevokeInviteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRevokeInviteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRevokeInviteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminGetSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminSettings
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetSettingsResponse) GetJSON200() *AdminSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminGetSettingsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminGetSettingsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminGetSettingsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminUpdateSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminSettings
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminUpdateSettingsResponse) GetJSON200() *AdminSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminUpdateSettingsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminUpdateSettingsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminUpdateSettingsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminUpdateSettingsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminUpdateSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminUpdateSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminUpdateSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminUpdateSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminStats
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminStatsResponse) GetJSON200() *AdminStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminStatsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminStatsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminStatsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUsersOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListUsersResponse) GetJSON200() *AdminUsersOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminGetUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserDetail
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetUserResponse) GetJSON200() *AdminUserDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDisableUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserChangeOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminDisableUserResponse) GetJSON200() *AdminUserChangeOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDisableUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDisableUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDisableUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDisableUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminEnableUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserChangeOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminEnableUserResponse) GetJSON200() *AdminUserChangeOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminEnableUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminEnableUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminEnableUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminEnableUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRemoveUserFromGroupsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserChangeOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminRemoveUserFromGroupsResponse) GetJSON200() *AdminUserChangeOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRemoveUserFromGroupsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRemoveUserFromGroupsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRemoveUserFromGroupsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminRemoveUserFromGroupsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRemoveUserFromGroupsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRemoveUserFromGroupsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRemoveUserFromGroupsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRemoveUserFromGroupsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRemoveUserFromGroupsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRevokeUserSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserChangeOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminRevokeUserSessionsResponse) GetJSON200() *AdminUserChangeOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRevokeUserSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRevokeUserSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRevokeUserSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRevokeUserSessionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6109,6 +8992,278 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 	return ParseReadyzResponse(rsp)
 }
 
+// AdminAuditLogWithResponse Read the audit log
+//
+// Every admin action and security event (who, what, when, from which address), newest first, in pages. Filter by action or action family, actor, target and time.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/audit (the `AdminAuditLog` operationId).
+func (c *ClientWithResponses) AdminAuditLogWithResponse(ctx context.Context, params *AdminAuditLogParams, reqEditors ...RequestEditorFn) (*AdminAuditLogResponse, error) {
+	rsp, err := c.AdminAuditLog(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAuditLogResponse(rsp)
+}
+
+// AdminListInvitesWithResponse List invites
+//
+// Usable invites, newest first; with `all=true` also expired, used-up and revoked ones (up to 1000).
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/invites (the `AdminListInvites` operationId).
+func (c *ClientWithResponses) AdminListInvitesWithResponse(ctx context.Context, params *AdminListInvitesParams, reqEditors ...RequestEditorFn) (*AdminListInvitesResponse, error) {
+	rsp, err := c.AdminListInvites(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListInvitesResponse(rsp)
+}
+
+// AdminCreateInviteWithBodyWithResponse Create an invite
+//
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+func (c *ClientWithResponses) AdminCreateInviteWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error) {
+	rsp, err := c.AdminCreateInviteWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateInviteResponse(rsp)
+}
+
+// AdminCreateInviteWithResponse Create an invite
+//
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
+func (c *ClientWithResponses) AdminCreateInviteWithResponse(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error) {
+	rsp, err := c.AdminCreateInvite(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateInviteResponse(rsp)
+}
+
+// AdminRevokeInviteWithResponse Revoke an invite
+//
+// Makes the invite unusable at once. Revoking a revoked invite changes nothing. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/invites/{id} (the `AdminRevokeInvite` operationId).
+func (c *ClientWithResponses) AdminRevokeInviteWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminRevokeInviteResponse, error) {
+	rsp, err := c.AdminRevokeInvite(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRevokeInviteResponse(rsp)
+}
+
+// AdminGetSettingsWithResponse Read the run-time settings
+//
+// The settings an admin may change without a restart: the values in force, the configured defaults and the overrides stored in the database.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/settings (the `AdminGetSettings` operationId).
+func (c *ClientWithResponses) AdminGetSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminGetSettingsResponse, error) {
+	rsp, err := c.AdminGetSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetSettingsResponse(rsp)
+}
+
+// AdminUpdateSettingsWithBodyWithResponse Change run-time settings
+//
+// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+func (c *ClientWithResponses) AdminUpdateSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateSettingsResponse, error) {
+	rsp, err := c.AdminUpdateSettingsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminUpdateSettingsResponse(rsp)
+}
+
+// AdminUpdateSettingsWithResponse Change run-time settings
+//
+// Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/admin/settings (the `AdminUpdateSettings` operationId).
+func (c *ClientWithResponses) AdminUpdateSettingsWithResponse(ctx context.Context, body AdminUpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateSettingsResponse, error) {
+	rsp, err := c.AdminUpdateSettings(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminUpdateSettingsResponse(rsp)
+}
+
+// AdminStatsWithResponse Server statistics
+//
+// Counts of users, devices, sessions, groups and stored messages, the database size and the number of open event streams.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/stats (the `AdminStats` operationId).
+func (c *ClientWithResponses) AdminStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminStatsResponse, error) {
+	rsp, err := c.AdminStats(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminStatsResponse(rsp)
+}
+
+// AdminListUsersWithResponse List users
+//
+// Users in username order, in pages, optionally those whose username or display name contains `q`.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error) {
+	rsp, err := c.AdminListUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListUsersResponse(rsp)
+}
+
+// AdminDeleteUserWithResponse Delete a user
+//
+// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteUserResponse(rsp)
+}
+
+// AdminGetUserWithResponse Read a user
+//
+// A user with their devices, active sessions, and the number of passkeys and groups.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+func (c *ClientWithResponses) AdminGetUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error) {
+	rsp, err := c.AdminGetUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetUserResponse(rsp)
+}
+
+// AdminDisableUserWithResponse Disable a user
+//
+// Cuts the account off at once: every session ends and open streams close, the user cannot sign in until enabled again, every device leaves its groups (each group gets a `remove_device` notice, reason `user_disabled`, asking the remaining members to commit the MLS removal) and the devices' key packages are deleted. Passkeys and devices stay. You cannot disable yourself or the last enabled admin (409). Disabling a disabled user changes nothing. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+func (c *ClientWithResponses) AdminDisableUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminDisableUserResponse, error) {
+	rsp, err := c.AdminDisableUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDisableUserResponse(rsp)
+}
+
+// AdminEnableUserWithResponse Enable a user
+//
+// Lifts a suspension: the user may sign in again with a passkey. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+func (c *ClientWithResponses) AdminEnableUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminEnableUserResponse, error) {
+	rsp, err := c.AdminEnableUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminEnableUserResponse(rsp)
+}
+
+// AdminRemoveUserFromGroupsWithResponse Remove a user from all groups
+//
+// Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/remove-from-groups (the `AdminRemoveUserFromGroups` operationId).
+func (c *ClientWithResponses) AdminRemoveUserFromGroupsWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminRemoveUserFromGroupsResponse, error) {
+	rsp, err := c.AdminRemoveUserFromGroups(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRemoveUserFromGroupsResponse(rsp)
+}
+
+// AdminRevokeUserSessionsWithResponse Revoke all of a user's sessions
+//
+// Ends every session of the user on every device at once (their tokens answer 401 and open streams close). Devices stay and may sign in again with a passkey. Recorded in the audit log.
+//
+// Requires the admin role (403 otherwise).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/revoke-sessions (the `AdminRevokeUserSessions` operationId).
+func (c *ClientWithResponses) AdminRevokeUserSessionsWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminRevokeUserSessionsResponse, error) {
+	rsp, err := c.AdminRevokeUserSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRevokeUserSessionsResponse(rsp)
+}
+
 // AddPasskeyBeginWithResponse Begin adding a passkey
 //
 // For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
@@ -6788,6 +9943,803 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminAuditLogResponse parses an HTTP response from a AdminAuditLogWithResponse call
+func ParseAdminAuditLogResponse(rsp *http.Response) (*AdminAuditLogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminAuditLogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListInvitesResponse parses an HTTP response from a AdminListInvitesWithResponse call
+func ParseAdminListInvitesResponse(rsp *http.Response) (*AdminListInvitesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListInvitesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminInvitesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminCreateInviteResponse parses an HTTP response from a AdminCreateInviteWithResponse call
+func ParseAdminCreateInviteResponse(rsp *http.Response) (*AdminCreateInviteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminCreateInviteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CreateInviteOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRevokeInviteResponse parses an HTTP response from a AdminRevokeInviteWithResponse call
+func ParseAdminRevokeInviteResponse(rsp *http.Response) (*AdminRevokeInviteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRevokeInviteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetSettingsResponse parses an HTTP response from a AdminGetSettingsWithResponse call
+func ParseAdminGetSettingsResponse(rsp *http.Response) (*AdminGetSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminUpdateSettingsResponse parses an HTTP response from a AdminUpdateSettingsWithResponse call
+func ParseAdminUpdateSettingsResponse(rsp *http.Response) (*AdminUpdateSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminUpdateSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminStatsResponse parses an HTTP response from a AdminStatsWithResponse call
+func ParseAdminStatsResponse(rsp *http.Response) (*AdminStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListUsersResponse parses an HTTP response from a AdminListUsersWithResponse call
+func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUsersOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteUserResponse parses an HTTP response from a AdminDeleteUserWithResponse call
+func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetUserResponse parses an HTTP response from a AdminGetUserWithResponse call
+func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDisableUserResponse parses an HTTP response from a AdminDisableUserWithResponse call
+func ParseAdminDisableUserResponse(rsp *http.Response) (*AdminDisableUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDisableUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserChangeOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminEnableUserResponse parses an HTTP response from a AdminEnableUserWithResponse call
+func ParseAdminEnableUserResponse(rsp *http.Response) (*AdminEnableUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminEnableUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserChangeOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRemoveUserFromGroupsResponse parses an HTTP response from a AdminRemoveUserFromGroupsWithResponse call
+func ParseAdminRemoveUserFromGroupsResponse(rsp *http.Response) (*AdminRemoveUserFromGroupsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRemoveUserFromGroupsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserChangeOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRevokeUserSessionsResponse parses an HTTP response from a AdminRevokeUserSessionsWithResponse call
+func ParseAdminRevokeUserSessionsResponse(rsp *http.Response) (*AdminRevokeUserSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRevokeUserSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserChangeOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
 
 	}
 

@@ -44,6 +44,266 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the audit log
+         * @description Every admin action and security event (who, what, when, from which address), newest first, in pages. Filter by action or action family, actor, target and time.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        get: operations["adminAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/invites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List invites
+         * @description Usable invites, newest first; with `all=true` also expired, used-up and revoked ones (up to 1000).
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        get: operations["adminListInvites"];
+        put?: never;
+        /**
+         * Create an invite
+         * @description Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        post: operations["adminCreateInvite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/invites/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an invite
+         * @description Makes the invite unusable at once. Revoking a revoked invite changes nothing. Recorded in the audit log.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        delete: operations["adminRevokeInvite"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the run-time settings
+         * @description The settings an admin may change without a restart: the values in force, the configured defaults and the overrides stored in the database.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        get: operations["adminGetSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change run-time settings
+         * @description Sets some settings and resets others to the configuration, at once; every setting takes effect for the next request. Recorded in the audit log.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        patch: operations["adminUpdateSettings"];
+        trace?: never;
+    };
+    "/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server statistics
+         * @description Counts of users, devices, sessions, groups and stored messages, the database size and the number of open event streams.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        get: operations["adminStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List users
+         * @description Users in username order, in pages, optionally those whose username or display name contains `q`.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        get: operations["adminListUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a user
+         * @description A user with their devices, active sessions, and the number of passkeys and groups.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        get: operations["adminGetUser"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a user
+         * @description Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        delete: operations["adminDeleteUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable a user
+         * @description Cuts the account off at once: every session ends and open streams close, the user cannot sign in until enabled again, every device leaves its groups (each group gets a `remove_device` notice, reason `user_disabled`, asking the remaining members to commit the MLS removal) and the devices' key packages are deleted. Passkeys and devices stay. You cannot disable yourself or the last enabled admin (409). Disabling a disabled user changes nothing. Recorded in the audit log.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        post: operations["adminDisableUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enable a user
+         * @description Lifts a suspension: the user may sign in again with a passkey. Recorded in the audit log.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        post: operations["adminEnableUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/remove-from-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove a user from all groups
+         * @description Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        post: operations["adminRemoveUserFromGroups"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/revoke-sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke all of a user's sessions
+         * @description Ends every session of the user on every device at once (their tokens answer 401 and open streams close). Devices stay and may sign in again with a passkey. Recorded in the audit log.
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        post: operations["adminRevokeUserSessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/add-passkey/begin": {
         parameters: {
             query?: never;
@@ -574,6 +834,315 @@ export interface components {
              */
             name?: string;
         };
+        AdminDevice: {
+            /**
+             * Format: int64
+             * @description Sessions of this device neither expired nor revoked
+             */
+            active_sessions: number;
+            /**
+             * Format: date-time
+             * @description When the device first signed in
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Device id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Latest request from the device
+             */
+            last_seen_at?: string;
+            /** @description Name given at sign-in */
+            name: string;
+            /**
+             * Format: date-time
+             * @description When the device was revoked; absent while active
+             */
+            revoked_at?: string;
+        };
+        AdminInvite: {
+            /**
+             * Format: date-time
+             * @description When it was made
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Admin who made it; absent for the CLI and first start
+             */
+            created_by?: string;
+            /** @description That admin's username */
+            created_by_username?: string;
+            /**
+             * Format: date-time
+             * @description When it stops working
+             */
+            expires_at: string;
+            /**
+             * Format: uuid
+             * @description Invite id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When an admin revoked it
+             */
+            revoked_at?: string;
+            /**
+             * @description Role the invite grants
+             * @enum {string}
+             */
+            role: "admin" | "member";
+            /**
+             * @description Whether it can still be used
+             * @enum {string}
+             */
+            status: "active" | "expired" | "used_up" | "revoked";
+            /**
+             * Format: int64
+             * @description Registrations it still allows
+             */
+            uses_left: number;
+        };
+        AdminInvitesOutputBody: {
+            invites: components["schemas"]["AdminInvite"][];
+        };
+        AdminSession: {
+            /**
+             * Format: date-time
+             * @description When the session was opened
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Device the session belongs to
+             */
+            device_id: string;
+            /** @description Name of that device */
+            device_name: string;
+            /**
+             * Format: date-time
+             * @description When it ends unless revoked
+             */
+            expires_at: string;
+            /**
+             * Format: uuid
+             * @description Session id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Latest use
+             */
+            last_seen_at: string;
+        };
+        AdminSettings: {
+            /** @description The values from the configuration (flags, environment, file) */
+            defaults: components["schemas"]["Values"];
+            /** @description The values in force */
+            effective: components["schemas"]["Values"];
+            /** @description The values an admin set; absent keys follow the configuration */
+            overrides: components["schemas"]["Overrides"];
+        };
+        AdminStats: {
+            /**
+             * Format: int64
+             * @description Sessions neither expired nor revoked
+             */
+            active_sessions: number;
+            /**
+             * Format: int64
+             * @description Accounts with the admin role
+             */
+            admins: number;
+            /**
+             * Format: int64
+             * @description Size of the database file and its write-ahead log
+             */
+            database_bytes: number;
+            /**
+             * Format: int64
+             * @description Devices that are not revoked
+             */
+            devices: number;
+            /**
+             * Format: int64
+             * @description Disabled accounts
+             */
+            disabled_users: number;
+            /**
+             * Format: int64
+             * @description MLS groups
+             */
+            groups: number;
+            /**
+             * Format: int64
+             * @description Key packages stored, last-resort ones included
+             */
+            key_packages: number;
+            /**
+             * Format: int64
+             * @description Payload bytes of the stored messages
+             */
+            message_bytes: number;
+            /**
+             * Format: int64
+             * @description Stored messages and notices (every kind of event)
+             */
+            messages: number;
+            /**
+             * Format: int64
+             * @description Event streams open now (SSE and long-poll); null when no real-time hub runs
+             */
+            open_streams: number | null;
+            /**
+             * Format: int64
+             * @description Revoked devices
+             */
+            revoked_devices: number;
+            /**
+             * Format: date-time
+             * @description When this server process started
+             */
+            started_at: string;
+            /**
+             * Format: int64
+             * @description Accounts, disabled ones included
+             */
+            users: number;
+            /** @description API version */
+            version: string;
+        };
+        AdminUser: {
+            /**
+             * Format: int64
+             * @description Sessions neither expired nor revoked
+             */
+            active_sessions: number;
+            /**
+             * Format: date-time
+             * @description When the account was created
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Devices that are not revoked
+             */
+            devices: number;
+            /**
+             * Format: date-time
+             * @description When an admin disabled the account; absent while enabled
+             */
+            disabled_at?: string;
+            /**
+             * @description Display name
+             * @example Alice Martin
+             */
+            display_name: string;
+            /**
+             * Format: uuid
+             * @description User id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Latest use of any of the user's devices
+             */
+            last_seen_at?: string;
+            /**
+             * @description Role on this server
+             * @enum {string}
+             */
+            role: "admin" | "member";
+            /**
+             * @description Case-folded username
+             * @example alice
+             */
+            username: string;
+        };
+        AdminUserChangeOutputBody: {
+            /**
+             * Format: int64
+             * @description Groups the user was removed from
+             */
+            groups: number;
+            /**
+             * Format: int64
+             * @description Sessions that ended
+             */
+            sessions_revoked: number;
+            /** @description The user after the change */
+            user: components["schemas"]["AdminUser"];
+        };
+        AdminUserDetail: {
+            /**
+             * Format: int64
+             * @description Sessions neither expired nor revoked
+             */
+            active_sessions: number;
+            /**
+             * Format: date-time
+             * @description When the account was created
+             */
+            created_at: string;
+            /** @description Every device, revoked ones included, oldest first */
+            device_list: components["schemas"]["AdminDevice"][];
+            /**
+             * Format: int64
+             * @description Devices that are not revoked
+             */
+            devices: number;
+            /**
+             * Format: date-time
+             * @description When an admin disabled the account; absent while enabled
+             */
+            disabled_at?: string;
+            /**
+             * @description Display name
+             * @example Alice Martin
+             */
+            display_name: string;
+            /**
+             * Format: int64
+             * @description Groups one of the user's devices is a member of
+             */
+            groups: number;
+            /**
+             * Format: uuid
+             * @description User id
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Latest use of any of the user's devices
+             */
+            last_seen_at?: string;
+            /**
+             * Format: int64
+             * @description Passkeys registered
+             */
+            passkeys: number;
+            /**
+             * @description Role on this server
+             * @enum {string}
+             */
+            role: "admin" | "member";
+            /** @description Active sessions, newest first */
+            sessions: components["schemas"]["AdminSession"][];
+            /**
+             * @description Case-folded username
+             * @example alice
+             */
+            username: string;
+        };
+        AdminUsersOutputBody: {
+            /** @description Pass as after= for the next page; null on the last page */
+            next_after: string | null;
+            users: components["schemas"]["AdminUser"][];
+        };
         AssertionCredential: {
             /** @description platform or cross-platform */
             authenticatorAttachment?: string;
@@ -630,6 +1199,60 @@ export interface components {
             publicKeyAlgorithm?: number;
             /** @description Transports the authenticator supports */
             transports?: string[] | null;
+        };
+        AuditActor: {
+            /**
+             * Format: uuid
+             * @description Device the request came from
+             */
+            device_id?: string;
+            /**
+             * Format: uuid
+             * @description User id
+             */
+            user_id: string;
+            /** @description Username at the time */
+            username: string;
+        };
+        AuditEntry: {
+            /**
+             * @description What happened
+             * @example user.disable
+             */
+            action: string;
+            /** @description Who did it; absent for anonymous clients and the server itself */
+            actor?: components["schemas"]["AuditActor"];
+            /**
+             * Format: date-time
+             * @description When it happened
+             */
+            at: string;
+            /** @description Client address the request came from */
+            client_ip?: string;
+            /** @description Action-specific facts (counts, changed values); never secrets */
+            detail: {
+                [key: string]: unknown;
+            };
+            /**
+             * Format: int64
+             * @description Position in the log (the newest has the highest)
+             */
+            id: number;
+            /** @description Id of the thing acted on */
+            target_id?: string;
+            /**
+             * @description Kind of thing acted on
+             * @enum {string}
+             */
+            target_type?: "user" | "invite" | "settings" | "passkey" | "session";
+        };
+        AuditPage: {
+            entries: components["schemas"]["AuditEntry"][];
+            /**
+             * Format: int64
+             * @description Pass as before= for the next (older) page; null on the last page
+             */
+            next_before: number | null;
         };
         AuthenticatorSelection: {
             /** @description platform or cross-platform; absent: either */
@@ -690,6 +1313,39 @@ export interface components {
             group_id: string;
             /** @description Optional MLSMessage(GroupInfo) of the group at epoch 0 (base64) */
             group_info?: string;
+        };
+        CreateInviteInputBody: {
+            /**
+             * Format: int64
+             * @description Hours until the invite stops working (1 hour to 1 year)
+             * @default 168
+             */
+            expires_in_hours: number;
+            /**
+             * @description Role the invite grants
+             * @default member
+             * @enum {string}
+             */
+            role: "admin" | "member";
+            /**
+             * Format: int64
+             * @description How many registrations it allows
+             * @default 1
+             */
+            uses: number;
+        };
+        CreateInviteOutputBody: {
+            /**
+             * @description The invite code. Shown once: the server keeps only its SHA-256.
+             * @example k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+             */
+            code: string;
+            invite: components["schemas"]["AdminInvite"];
+            /**
+             * Format: uri
+             * @description Link that opens registration with the code (in the fragment, which browsers never send to servers)
+             */
+            link: string;
         };
         CreationCeremony: {
             /** @description Send back with the finish step */
@@ -1006,6 +1662,33 @@ export interface components {
             /** @description The user's username */
             username: string;
         };
+        Overrides: {
+            /**
+             * Format: int64
+             * @description Passkey ceremony requests per client IP in a burst
+             */
+            auth_burst?: number;
+            /**
+             * Format: int64
+             * @description Passkey ceremony requests per client IP per minute
+             */
+            auth_per_minute?: number;
+            /**
+             * Format: int64
+             * @description Key-package claims per claiming device per minute
+             */
+            claims_per_minute?: number;
+            /**
+             * Format: int64
+             * @description Messages one user may send per minute
+             */
+            messages_per_minute?: number;
+            /**
+             * @description invite: registration needs an invite code; open: anyone may register
+             * @enum {string}
+             */
+            registration_mode?: "invite" | "open";
+        };
         PasskeyInfo: {
             /** @description Authenticator model (AAGUID) as a UUID, when the authenticator reported one */
             aaguid?: string;
@@ -1310,6 +1993,12 @@ export interface components {
              */
             next: number;
         };
+        UpdateSettingsInputBody: {
+            /** @description Names of settings to return to the configured value */
+            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute")[] | null;
+            /** @description Values to set; each overrides its configuration option until reset */
+            set?: components["schemas"]["Overrides"];
+        };
         UserInfo: {
             /**
              * Format: date-time
@@ -1336,6 +2025,33 @@ export interface components {
              * @example alice
              */
             username: string;
+        };
+        Values: {
+            /**
+             * Format: int64
+             * @description Passkey ceremony requests per client IP in a burst
+             */
+            auth_burst: number;
+            /**
+             * Format: int64
+             * @description Passkey ceremony requests per client IP per minute
+             */
+            auth_per_minute: number;
+            /**
+             * Format: int64
+             * @description Key-package claims per claiming device per minute
+             */
+            claims_per_minute: number;
+            /**
+             * Format: int64
+             * @description Messages one user may send per minute
+             */
+            messages_per_minute: number;
+            /**
+             * @description invite: registration needs an invite code; open: anyone may register
+             * @enum {string}
+             */
+            registration_mode: "invite" | "open";
         };
         WebAuthnUser: {
             /**
@@ -1432,6 +2148,903 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminAuditLog: {
+        parameters: {
+            query?: {
+                /** @description Return entries older than this id (from next_before) */
+                before?: number;
+                /** @description Page size */
+                limit?: number;
+                /** @description An action (user.disable) or, ending with a dot, a family of actions (auth.) */
+                action?: string;
+                /** @description Only entries by this user id */
+                actor?: string;
+                /** @description Only entries about this target id */
+                target?: string;
+                /** @description Only entries at or after this time (RFC 3339) */
+                since?: string;
+                /** @description Only entries before this time (RFC 3339) */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListInvites: {
+        parameters: {
+            query?: {
+                /** @description Include expired, used-up and revoked invites */
+                all?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminInvitesOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminCreateInvite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateInviteInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateInviteOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminRevokeInvite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Invite id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminUpdateSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateSettingsInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSettings"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminStats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query?: {
+                /** @description Part of a username or display name (any case) */
+                q?: string;
+                /** @description Return users after this username (from next_after) */
+                after?: string;
+                /** @description Page size */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUsersOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminDeleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminDisableUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserChangeOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminEnableUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserChangeOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminRemoveUserFromGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserChangeOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminRevokeUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserChangeOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
