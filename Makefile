@@ -8,18 +8,21 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi lint test test-go fuzz vet clean bench
+.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
 
 all: build
 
 ## assets: install the front-end packages from npm and copy what the binary embeds
-assets: web/dist/docs/web-components.min.js
+assets: web/dist/docs/web-components.min.js web/dist/admin/index.html
 
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/build.mjs
+	cd web && node build.mjs
+
+web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
 	cd web && node build.mjs
 
 ## build: compile the server binary into bin/
@@ -34,6 +37,29 @@ run: build
 openapi:
 	$(GO) run ./cmd/sovereign openapi > openapi.yaml
 
+# The Go client generator, pinned (go run fetches it into the module cache;
+# it is not a dependency of the server's go.mod).
+OAPI_CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2
+
+clients/ts/node_modules/.package-lock.json: clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## clients: regenerate the SDKs' generated code from openapi.yaml (TS types, Go client)
+clients: clients/ts/node_modules/.package-lock.json
+	cd clients/ts && ./node_modules/.bin/openapi-typescript ../../openapi.yaml -o src/schema.d.ts
+	cd clients/go && $(OAPI_CODEGEN) -config oapi-codegen.yaml ../../openapi.yaml
+
+## check-clients: fail when the generated SDK code differs from what openapi.yaml produces
+check-clients: clients/ts/node_modules/.package-lock.json
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  clients/ts/node_modules/.bin/openapi-typescript openapi.yaml -o $$tmp/schema.d.ts --silent && \
+	  (cd $$tmp && $(OAPI_CODEGEN) -config $(CURDIR)/clients/go/oapi-codegen.yaml $(CURDIR)/openapi.yaml) && \
+	  diff -u clients/ts/src/schema.d.ts $$tmp/schema.d.ts && \
+	  diff -u clients/go/client.gen.go $$tmp/client.gen.go && \
+	  echo "generated clients match openapi.yaml" || \
+	  { echo "generated clients are stale: run 'make clients' and commit the result"; exit 1; }
+
 vet:
 	$(GO) vet ./...
 
@@ -41,11 +67,27 @@ vet:
 lint: vet assets
 	cd web && ./node_modules/.bin/redocly lint ../openapi.yaml --config ../redocly.yaml
 
-## test: every test: vet, the spec lint, Go tests with the race detector
-test: lint test-go
+## test: every test: vet, the spec lint, Go tests with the race detector (with
+## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
+## end-to-end test against the real binary) and the admin UI in a browser
+test: lint test-go check-clients test-clients test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
+
+## test-clients: build the server binary, then run the TypeScript SDK's tests
+## (unit tests and the end-to-end test that starts bin/sovereign)
+test-clients: build clients/ts/node_modules/.package-lock.json
+	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
+
+## test-browser: the admin UI in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
+## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-browser: build tests/browser/node_modules/.package-lock.json
+	cd tests/browser && node --test --test-concurrency=1
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
@@ -57,7 +99,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs
+	rm -rf bin web/dist/docs web/dist/admin artifacts
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.

@@ -56,6 +56,10 @@ func New(mux *http.ServeMux, d *handlers.Deps) huma.API {
 		{Name: handlers.TagMe, Description: "Self-service for the signed-in user: profile, sessions, devices " +
 			"and passkeys."},
 		{Name: handlers.TagSystem, Description: "Health and readiness probes."},
+		{Name: handlers.TagAdmin, Description: "Server administration: users, invites, run-time settings, statistics " +
+			"and the audit log. Every operation requires the admin role (403 for members, recorded in the audit log) " +
+			"and records what it changes in the audit log. With --admin-listen these paths are served only on the " +
+			"admin address."},
 	}
 	a := humago.New(mux, cfg)
 	handlers.Register(a, d)

@@ -121,6 +121,10 @@ func (c *Config) BaseURL() string {
 	return "http://" + c.Listen
 }
 
+// InviteLink is the link that opens registration with an invite code. The
+// code is in the fragment, which browsers never send to servers or proxies.
+func (c *Config) InviteLink(code string) string { return c.BaseURL() + "/invite#" + code }
+
 // TrustedProxyPrefixes parses TrustedProxies (already validated).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(c.TrustedProxies))

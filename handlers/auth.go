@@ -298,7 +298,7 @@ func (h *handler) registerBegin(ctx context.Context, in *RegisterBeginInput) (*C
 		if _, err := h.d.Store.CheckInvite(ctx, payload.InviteHash); err != nil {
 			return nil, h.fail(ctx, err)
 		}
-	} else if h.d.Config.RegistrationMode != "open" {
+	} else if h.registrationMode() != "open" {
 		return nil, h.fail(ctx, models.Errorf(models.EFORBIDDEN, "invite_required", "registration on this server needs an invite code"))
 	}
 	taken, err := h.d.Store.UsernameTaken(ctx, username)
@@ -374,7 +374,7 @@ func (h *handler) registerFinish(ctx context.Context, in *RegisterFinishInput) (
 	si, err := h.d.Store.Register(ctx, store.Registration{
 		InviteHash: payload.InviteHash, Username: payload.Username, DisplayName: payload.DisplayName,
 		Handle: payload.Handle, Credential: fromWebAuthn(cred, passkeyName), DeviceName: deviceName,
-		TokenHash: hash, SessionTTL: h.d.Config.SessionTTL,
+		TokenHash: hash, SessionTTL: h.d.Config.SessionTTL, ClientIP: h.actor(ctx, nil).IP,
 	})
 	if err != nil {
 		return nil, h.fail(ctx, err)
@@ -400,6 +400,33 @@ func (h *handler) parseCreation(body []byte) (*protocol.ParsedCredentialCreation
 		return nil, malformedCredential(err)
 	}
 	return parsed, nil
+}
+
+// registrationMode is the registration mode in force (the run-time
+// setting, which defaults to --registration).
+func (h *handler) registrationMode() string {
+	if h.d.Settings != nil {
+		return h.d.Settings.Get().RegistrationMode
+	}
+	return h.d.Config.RegistrationMode
+}
+
+// auditLoginFailure records a login whose assertion failed verification
+// (security event; bounded by the per-IP ceremony rate limit). userID is
+// the account the ceremony named, when known.
+func (h *handler) auditLoginFailure(ctx context.Context, userID string, err error) {
+	detail := map[string]any{"error": err.Error()}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		detail["error"] = pe.Type
+	}
+	ev := models.AuditEntry{Actor: h.actor(ctx, nil), Action: models.AuditLoginFailed, Detail: detail}
+	if userID != "" {
+		ev.TargetType, ev.TargetID = models.TargetUser, userID
+	}
+	if aerr := h.d.Store.Audit(ctx, ev); aerr != nil {
+		h.log().WarnContext(ctx, "audit failed login", "err", aerr)
+	}
 }
 
 func (h *handler) logCeremonyFailure(ctx context.Context, what string, err error) {
@@ -522,7 +549,9 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 	var cred *webauthn.Credential
 	switch {
 	case string(c.Payload) == decoyPayload:
-		return nil, h.fail(ctx, ceremonyFailed(errors.New("unknown user")))
+		err := errors.New("unknown user")
+		h.auditLoginFailure(ctx, "", err)
+		return nil, h.fail(ctx, ceremonyFailed(err))
 	case c.UserID != "":
 		u, err := h.d.Store.UserByID(ctx, c.UserID)
 		if err != nil {
@@ -535,6 +564,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 		cred, err = h.d.WebAuthn.ValidateLogin(wu, sd, parsed)
 		if err != nil {
 			h.logCeremonyFailure(ctx, "login", err)
+			h.auditLoginFailure(ctx, u.ID, err)
 			return nil, h.fail(ctx, ceremonyFailed(err))
 		}
 	default:
@@ -547,6 +577,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 		}, sd, parsed)
 		if err != nil {
 			h.logCeremonyFailure(ctx, "login", err)
+			h.auditLoginFailure(ctx, "", err)
 			return nil, h.fail(ctx, ceremonyFailed(err))
 		}
 	}
@@ -566,7 +597,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 	si, err := h.d.Store.CompleteLogin(ctx, store.Login{
 		UserID: user.ID, PasskeyID: passkey.ID, SignCount: cred.Authenticator.SignCount,
 		Flags: uint8(parsed.Response.AuthenticatorData.Flags), DeviceID: in.Body.DeviceID, DeviceName: deviceName,
-		TokenHash: hash, SessionTTL: h.d.Config.SessionTTL,
+		TokenHash: hash, SessionTTL: h.d.Config.SessionTTL, ClientIP: h.actor(ctx, nil).IP,
 	})
 	if errors.Is(err, store.ErrCloneDetected) {
 		return nil, h.fail(ctx, h.cloneDetected(ctx, passkey, passkey.SignCount, parsed.Response.AuthenticatorData.Counter))
@@ -583,7 +614,9 @@ func (h *handler) cloneDetected(ctx context.Context, passkey *models.Credential,
 	h.log().WarnContext(ctx, "passkey signature counter did not increase: possible cloned authenticator; passkey blocked",
 		"user_id", passkey.UserID, "passkey_id", passkey.ID, "stored_count", stored, "presented_count", presented,
 		"client", clientip.From(ctx).String())
-	if err := h.d.Store.MarkCredentialCloned(ctx, passkey.ID); err != nil {
+	ev := models.AuditEntry{Actor: h.actor(ctx, nil), Action: models.AuditCloneWarning, TargetType: models.TargetPasskey,
+		TargetID: passkey.ID, Detail: map[string]any{"user_id": passkey.UserID, "stored_count": stored, "presented_count": presented}}
+	if err := h.d.Store.MarkCredentialCloned(ctx, passkey.ID, ev); err != nil {
 		return err
 	}
 	return store.ErrCloneDetected

@@ -11,6 +11,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/ratelimit"
+	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 )
 
@@ -213,10 +214,18 @@ func (h *handler) checkSize(what string, b []byte, maxMsg int) error {
 	return nil
 }
 
+// messagesPerMinute is the send limit in force (the run-time setting).
+func (h *handler) messagesPerMinute() int {
+	if h.d.Settings != nil {
+		return h.d.Settings.Get().MessagesPerMinute
+	}
+	return h.d.Config.Limits.MessagesPerMinute
+}
+
 // allowSend takes one token from the user's message budget.
 func (h *handler) allowSend(p *models.Principal) error {
 	if ok, wait := h.sendLimiter.Allow(p.UserID, 1); !ok {
-		e := models.Errorf(models.ERATELIMIT, "rate_limited", "too many messages: at most %d per minute per user", h.d.Config.Limits.MessagesPerMinute)
+		e := models.Errorf(models.ERATELIMIT, "rate_limited", "too many messages: at most %d per minute per user", h.messagesPerMinute())
 		e.RetryAfter = wait
 		return e
 	}
@@ -226,6 +235,7 @@ func (h *handler) allowSend(p *models.Principal) error {
 func (h *handler) registerGroups(api huma.API) {
 	perMin := h.d.Config.Limits.MessagesPerMinute
 	h.sendLimiter = ratelimit.New(perMin, perMin, h.now)
+	h.followSetting(func(v settings.Values) { h.sendLimiter.SetRate(v.MessagesPerMinute, v.MessagesPerMinute) })
 	maxMsg, sendBody, commitBody := h.messageLimits()
 
 	huma.Register(api, huma.Operation{

@@ -15,6 +15,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/ratelimit"
 	"github.com/sovereign-im/sovereign/realtime"
+	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 )
 
@@ -30,6 +31,9 @@ type Deps struct {
 	// Stopping is cancelled when the server begins to shut down; long-lived
 	// streams end when it is.
 	Stopping context.Context
+	// Settings are the run-time settings (configuration plus an admin's
+	// overrides); nil only while building the OpenAPI document.
+	Settings *settings.Live
 	// Hub fans committed events out to open streams.
 	Hub *realtime.Hub
 	// Streams bounds concurrent streams per client IP and in all.
@@ -39,6 +43,7 @@ type Deps struct {
 // Tags group operations in the OpenAPI document.
 const (
 	TagSystem = "system"
+	TagAdmin  = "admin"
 )
 
 // SecurityBearer is the name of the bearer-token security scheme.
@@ -55,6 +60,7 @@ var public = []map[string][]string{{}}
 func Register(api huma.API, d *Deps) {
 	h := &handler{d: d}
 	h.authLimit = ratelimit.New(d.Config.Limits.AuthRequestsPerMin, d.Config.Limits.AuthBurst, h.now)
+	h.followSetting(func(v settings.Values) { h.authLimit.SetRate(v.AuthPerMinute, v.AuthBurst) })
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerAuth(api)
@@ -62,6 +68,8 @@ func Register(api huma.API, d *Deps) {
 	h.registerSync(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
+	h.registerAdmin(api)
+	h.registerAdminUsers(api)
 }
 
 // handler carries the dependencies to each operation.

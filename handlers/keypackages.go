@@ -10,6 +10,7 @@ import (
 	"github.com/sovereign-im/sovereign/mls"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/ratelimit"
+	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 )
 
@@ -77,6 +78,7 @@ func (h *handler) registerKeyPackages(api huma.API) {
 	lim := h.d.Config.Limits
 	byDevice := ratelimit.New(lim.ClaimsPerMinute, lim.ClaimsPerMinute, h.now)
 	byTarget := ratelimit.New(lim.ClaimsPerTarget, lim.ClaimsPerTarget, h.now)
+	h.followSetting(func(v settings.Values) { byDevice.SetRate(v.ClaimsPerMinute, v.ClaimsPerMinute) })
 
 	huma.Register(api, huma.Operation{
 		OperationID:   "uploadKeyPackages",

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/realtime"
+	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
 	"github.com/sovereign-im/sovereign/web"
 )
@@ -31,6 +33,9 @@ import (
 type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AdminReady, if not nil, receives the bound admin address once Run
+	// listens on it (only with --admin-listen).
+	AdminReady func(addr net.Addr)
 }
 
 // Server is a running Sovereign instance.
@@ -41,6 +46,9 @@ type Server struct {
 	hub        *realtime.Hub
 	api        huma.API
 	handler    http.Handler
+	admin      http.Handler // nil unless --admin-listen is set
+	settings   *settings.Live
+	adminReady func(net.Addr)
 	stopping   context.Context
 	stopStream context.CancelFunc
 	cleanup    *maintenance.Runner
@@ -74,22 +82,40 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		_ = st.Close()
 		return nil, err
 	}
+	live, err := loadSettings(ctx, cfg, st, log)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	stopping, stopStreams := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: st, hub: hub, stopping: stopping, stopStream: stopStreams}
+	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams}
 
 	deps := &handlers.Deps{
 		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa,
-		Hub:     hub,
-		Streams: realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
+		Hub:      hub,
+		Streams:  realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
+		Settings: live,
 	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
 	mux.Handle("/docs", web.DocsHandler())
 	mux.Handle("/docs/", web.DocsHandler())
+	mux.Handle("/admin", web.AdminHandler())
+	mux.Handle("/admin/", web.AdminHandler())
 	mux.HandleFunc("/", notFound)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
-	s.handler = recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(mux))))
+	wrap := func(h http.Handler) http.Handler {
+		return recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(h))))
+	}
+	if cfg.AdminListen == "" {
+		s.handler = wrap(mux)
+	} else {
+		// The admin UI and API live only on the admin address; the public
+		// listener answers 404 for them as for any unknown path.
+		s.handler = wrap(only(func(p string) bool { return !IsAdminPath(p) }, mux))
+		s.admin = wrap(only(adminListenerServes, mux))
+	}
 
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
 	s.cleanup.Add(CleanupTasks(st, cfg)...)
@@ -97,36 +123,49 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	return s, nil
 }
 
-// AdminInviteTTL is how long the first-start admin invite lasts.
-const AdminInviteTTL = 72 * time.Hour
-
-// bootstrapAdmin makes sure a fresh server can get its first admin: when no
-// admin exists and no usable admin invite exists, it creates a one-use admin
-// invite and prints its code and link to the log, once. Later starts only
-// say that an admin invite exists and how to make a new one.
-func bootstrapAdmin(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) error {
-	b, err := st.EnsureAdminInvite(ctx, AdminInviteTTL)
-	if err != nil {
-		return fmt.Errorf("bootstrap admin invite: %w", err)
-	}
-	switch {
-	case b.AdminExists:
-	case b.Code != "":
-		// The one deliberate secret in the log: there is no admin yet to
-		// hand it out any other way. It is shown once and works once.
-		log.Warn("NO ADMIN YET: register the first admin with this one-time invite (shown only now)",
-			"invite_code", b.Code, "link", InviteLink(cfg, b.Code), "expires_at", b.ExpiresAt.Format(time.RFC3339))
-	default:
-		log.Warn("no admin yet: an admin invite exists (its code was printed when it was created); "+
-			"to make a new one run `sovereign invite --admin`", "expires_at", b.ExpiresAt.Format(time.RFC3339))
-	}
-	return nil
+// IsAdminPath reports whether a request path belongs to the admin UI or the
+// admin API.
+func IsAdminPath(p string) bool {
+	return p == "/admin" || strings.HasPrefix(p, "/admin/") || p == "/v1/admin" || strings.HasPrefix(p, "/v1/admin/")
 }
 
-// InviteLink is the link that opens registration with an invite code. The
-// code is in the fragment, which browsers never send to servers or proxies.
-func InviteLink(cfg config.Config, code string) string {
-	return cfg.BaseURL() + "/invite#" + code
+// adminListenerServes is what a separate admin address serves: the admin
+// UI and API, the passkey ceremonies and account endpoints the UI signs in
+// with, and the health probes.
+func adminListenerServes(p string) bool {
+	return IsAdminPath(p) || strings.HasPrefix(p, "/v1/auth/") || p == "/v1/me" || strings.HasPrefix(p, "/v1/me/") ||
+		p == "/healthz" || p == "/readyz"
+}
+
+// only passes requests whose path allow accepts and answers 404 otherwise.
+// Paths are checked as the mux routes them (decoded); the mux redirects
+// unclean paths to clean ones, which then come back here.
+func only(allow func(string) bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allow(r.URL.Path) {
+			notFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loadSettings reads the admin's stored overrides over the configuration.
+func loadSettings(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) (*settings.Live, error) {
+	live := settings.NewLive(cfg)
+	stored, err := st.LoadSettings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load settings: %w", err)
+	}
+	o, bad := settings.Decode(stored)
+	if len(bad) > 0 {
+		log.Warn("ignoring stored settings this version cannot use", "keys", bad)
+	}
+	if len(o.Names()) > 0 {
+		log.Info("run-time settings override the configuration", "overrides", o.String())
+	}
+	live.Set(o)
+	return live, nil
 }
 
 // endedSessionGrace is how long expired or revoked sessions stay before the
@@ -167,8 +206,46 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 // Maintenance is the periodic cleanup runner (tests run it with RunOnce).
 func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
 
-// Handler is the server's whole HTTP handler, for httptest.
+// AdminInviteTTL is how long the first-start admin invite lasts.
+const AdminInviteTTL = 72 * time.Hour
+
+// bootstrapAdmin makes sure a fresh server can get its first admin: when no
+// admin exists and no usable admin invite exists, it creates a one-use admin
+// invite and prints its code and link to the log, once. Later starts only
+// say that an admin invite exists and how to make a new one.
+func bootstrapAdmin(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) error {
+	b, err := st.EnsureAdminInvite(ctx, AdminInviteTTL)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin invite: %w", err)
+	}
+	switch {
+	case b.AdminExists:
+	case b.Code != "":
+		// The one deliberate secret in the log: there is no admin yet to
+		// hand it out any other way. It is shown once and works once.
+		log.Warn("NO ADMIN YET: register the first admin with this one-time invite (shown only now)",
+			"invite_code", b.Code, "link", InviteLink(cfg, b.Code), "expires_at", b.ExpiresAt.Format(time.RFC3339))
+	default:
+		log.Warn("no admin yet: an admin invite exists (its code was printed when it was created); "+
+			"to make a new one run `sovereign invite --admin`", "expires_at", b.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// InviteLink is the link that opens registration with an invite code. The
+// code is in the fragment, which browsers never send to servers or proxies.
+func InviteLink(cfg config.Config, code string) string { return cfg.InviteLink(code) }
+
+// Handler is the server's public HTTP handler, for httptest. Without
+// --admin-listen it serves the admin UI and API too.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler is the handler of the separate admin address, or nil when
+// --admin-listen is not set.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// Settings are the live run-time settings.
+func (s *Server) Settings() *settings.Live { return s.settings }
 
 // Hub exposes the real-time hub (tests and benchmarks use it).
 func (s *Server) Hub() *realtime.Hub { return s.hub }
@@ -188,55 +265,95 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Run listens on the configured address until ctx ends, then shuts down
-// gracefully within the configured timeout. ready, if not nil, receives the
-// bound address once listening.
+// Run listens on the configured address (and on the admin address when one
+// is set) until ctx ends, then shuts down gracefully within the configured
+// timeout. ready, if not nil, receives the bound public address once
+// listening.
 func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	tlsCfg, err := s.tlsConfig()
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+		return err
 	}
-	tlsOn := s.cfg.TLSCert != ""
-	if tlsOn {
-		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("load TLS certificate: %w", err)
+	type listener struct {
+		name string
+		ln   net.Listener
+		srv  *http.Server
+	}
+	var ls []listener
+	closeAll := func() {
+		for _, l := range ls {
+			_ = l.ln.Close()
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
-	} else if !isLoopback(ln.Addr()) {
-		s.log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: session tokens cross the network in clear. "+
-			"Use --tls-cert/--tls-key, or listen on 127.0.0.1 behind a TLS-terminating reverse proxy.", "addr", ln.Addr().String())
+	}
+	add := func(name, addr string, h http.Handler) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (%s): %w", addr, name, err)
+		}
+		if tlsCfg != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		} else if !isLoopback(ln.Addr()) {
+			s.log.Warn("SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: session tokens cross the network in clear. "+
+				"Use --tls-cert/--tls-key, or listen on 127.0.0.1 behind a TLS-terminating reverse proxy.", "addr", ln.Addr().String(), "listener", name)
+		}
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+		srv.RegisterOnShutdown(s.stopStream)
+		ls = append(ls, listener{name: name, ln: ln, srv: srv})
+		return nil
+	}
+	if err := add("api", s.cfg.Listen, s.handler); err != nil {
+		return err
+	}
+	if s.admin != nil {
+		if err := add("admin", s.cfg.AdminListen, s.admin); err != nil {
+			closeAll()
+			return err
+		}
 	}
 	stopPprof, err := s.startPprof()
 	if err != nil {
-		_ = ln.Close()
+		closeAll()
 		return err
 	}
 	defer stopPprof()
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(s.stopStream)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() { errc <- l.srv.Serve(l.ln) }()
+	}
 	scheme := "http"
-	if tlsOn {
+	if tlsCfg != nil {
 		scheme = "https"
 	}
-	s.log.Info("sovereign listening", "addr", ln.Addr().String(), "scheme", scheme, "db", s.cfg.DBPath(),
-		"docs", fmt.Sprintf("%s://%s/docs", scheme, ln.Addr().String()))
+	main := ls[0].ln.Addr().String()
+	if s.admin == nil {
+		s.log.Info("sovereign listening", "addr", main, "scheme", scheme, "db", s.cfg.DBPath(),
+			"docs", fmt.Sprintf("%s://%s/docs", scheme, main), "admin", fmt.Sprintf("%s://%s/admin", scheme, main))
+	} else {
+		adm := ls[1].ln.Addr().String()
+		s.log.Info("sovereign listening", "addr", main, "scheme", scheme, "db", s.cfg.DBPath(),
+			"docs", fmt.Sprintf("%s://%s/docs", scheme, main))
+		s.log.Info("admin listening", "addr", adm, "admin", fmt.Sprintf("%s://%s/admin", scheme, adm))
+		if !isLoopback(ls[1].ln.Addr()) {
+			s.log.Warn("the admin UI and API listen on a non-loopback address: reach them from localhost or a VPN where you can", "addr", adm)
+		}
+	}
 	if ready != nil {
-		ready(ln.Addr())
+		ready(ls[0].ln.Addr())
+	}
+	if s.admin != nil && s.adminReady != nil {
+		s.adminReady(ls[1].ln.Addr())
 	}
 
 	select {
 	case err := <-errc:
+		closeAll()
 		_ = s.Close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -244,17 +361,39 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	s.log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("graceful shutdown timed out; closing connections")
-		_ = srv.Close()
-		err = nil
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls))
+	for i, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.srv.Shutdown(shutdownCtx)
+			if errors.Is(err, context.DeadlineExceeded) {
+				s.log.Warn("graceful shutdown timed out; closing connections", "listener", l.name)
+				_ = l.srv.Close()
+				err = nil
+			}
+			errs[i] = err
+		}()
 	}
+	wg.Wait()
+	err = errors.Join(errs...)
 	if cerr := s.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}, nil
 }
 
 func isLoopback(a net.Addr) bool {

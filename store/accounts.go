@@ -154,6 +154,8 @@ type Registration struct {
 	DeviceName  string
 	TokenHash   []byte
 	SessionTTL  time.Duration
+	// ClientIP is recorded in the audit log.
+	ClientIP string
 }
 
 // Register creates, in one use case, the user, their first passkey, a
@@ -190,7 +192,11 @@ func (s *Store) Register(ctx context.Context, r Registration) (*SignIn, error) {
 				WebAuthnID: r.Handle, CreatedAt: tx.Now()},
 			DeviceID: deviceID, SessionID: sessionID, ExpiresAt: tx.Now().Add(r.SessionTTL), PasskeyID: cred.ID,
 		}
-		return nil
+		return AppendAudit(ctx, tx, models.AuditEntry{
+			Actor:  models.Actor{UserID: userID, Username: r.Username, DeviceID: deviceID, IP: r.ClientIP},
+			Action: models.AuditUserRegistered, TargetType: models.TargetUser, TargetID: userID,
+			Detail: map[string]any{"username": r.Username, "role": string(role), "with_invite": r.InviteHash != nil},
+		})
 	})
 	return out, err
 }
@@ -208,6 +214,8 @@ type Login struct {
 	DeviceName string
 	TokenHash  []byte
 	SessionTTL time.Duration
+	// ClientIP is recorded in the audit log when an admin signs in.
+	ClientIP string
 }
 
 // ErrCloneDetected is returned when a passkey's signature counter did not
@@ -268,6 +276,13 @@ WHERE id = ? AND user_id = ? AND clone_warning = 0 AND (sign_count < ? OR (sign_
 		}
 		out = &SignIn{User: urow.model(), DeviceID: deviceID, SessionID: sessionID,
 			ExpiresAt: tx.Now().Add(l.SessionTTL), PasskeyID: l.PasskeyID}
+		if models.Role(urow.Role) == models.RoleAdmin {
+			return AppendAudit(ctx, tx, models.AuditEntry{
+				Actor:  models.Actor{UserID: urow.ID, Username: urow.Username, DeviceID: deviceID, IP: l.ClientIP},
+				Action: models.AuditAdminSignIn, TargetType: models.TargetSession, TargetID: sessionID,
+				Detail: map[string]any{"passkey_id": l.PasskeyID, "new_device": l.DeviceID == ""},
+			})
+		}
 		return nil
 	})
 	return out, err
@@ -276,14 +291,15 @@ WHERE id = ? AND user_id = ? AND clone_warning = 0 AND (sign_count < ? OR (sign_
 // MarkCredentialCloned records that a passkey presented a signature counter
 // that did not increase. The passkey is blocked from then on: go-webauthn
 // only flags this, so a login that sees the flag must fail and call this.
-func (s *Store) MarkCredentialCloned(ctx context.Context, passkeyID string) error {
+// The audit entry ev (action auth.clone_warning) is recorded with it.
+func (s *Store) MarkCredentialCloned(ctx context.Context, passkeyID string, ev models.AuditEntry) error {
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		_, err := tx.NewRaw(`UPDATE credentials SET clone_warning = 1, clone_detected_at = coalesce(clone_detected_at, ?) WHERE id = ?`,
 			models.Millis(tx.Now()), passkeyID).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("mark credential cloned: %w", err)
 		}
-		return nil
+		return AppendAudit(ctx, tx, ev)
 	})
 }
 

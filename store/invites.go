@@ -34,14 +34,8 @@ type NewInvite struct {
 // CreateInvite makes an invite and returns its code, which exists only in
 // this return value: the database keeps its SHA-256.
 func (s *Store) CreateInvite(ctx context.Context, in NewInvite) (code string, inv *models.Invite, err error) {
-	if in.Role != models.RoleAdmin && in.Role != models.RoleMember {
-		return "", nil, models.Errorf(models.EINVALID, "invalid_role", "the role must be admin or member")
-	}
-	if in.TTL < time.Minute || in.TTL > MaxInviteTTL {
-		return "", nil, models.Errorf(models.EINVALID, "invalid_expiry", "an invite lasts from 1 minute to %s", MaxInviteTTL)
-	}
-	if in.Uses < 1 || in.Uses > MaxInviteUses {
-		return "", nil, models.Errorf(models.EINVALID, "invalid_uses", "an invite has 1 to %d uses", MaxInviteUses)
+	if err := validateInvite(in); err != nil {
+		return "", nil, err
 	}
 	err = s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		code, inv, err = insertInvite(ctx, tx, in)
@@ -51,6 +45,20 @@ func (s *Store) CreateInvite(ctx context.Context, in NewInvite) (code string, in
 		return "", nil, err
 	}
 	return code, inv, nil
+}
+
+// validateInvite checks an invite's role, lifetime and uses.
+func validateInvite(in NewInvite) error {
+	if in.Role != models.RoleAdmin && in.Role != models.RoleMember {
+		return models.Errorf(models.EINVALID, "invalid_role", "the role must be admin or member")
+	}
+	if in.TTL < time.Minute || in.TTL > MaxInviteTTL {
+		return models.Errorf(models.EINVALID, "invalid_expiry", "an invite lasts from 1 minute to %s", MaxInviteTTL)
+	}
+	if in.Uses < 1 || in.Uses > MaxInviteUses {
+		return models.Errorf(models.EINVALID, "invalid_uses", "an invite has 1 to %d uses", MaxInviteUses)
+	}
+	return nil
 }
 
 func insertInvite(ctx context.Context, tx *Tx, in NewInvite) (string, *models.Invite, error) {

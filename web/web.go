@@ -64,3 +64,54 @@ func DocsHandler() http.Handler {
 		}
 	})
 }
+
+// adminCSP is the admin UI's policy: scripts, styles and API calls from
+// this origin only, no inline code or style, and Trusted Types enforced so
+// no page code can turn a string into markup (the UI builds every node
+// with createElement and textContent).
+const adminCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
+	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// AdminAvailable reports whether the admin UI was built into the binary
+// (make assets).
+func AdminAvailable() bool {
+	_, err := fs.Stat(dist, "dist/admin/index.html")
+	return err == nil
+}
+
+// AdminHandler serves the admin UI: /admin (one page; the views are
+// fragments such as /admin#/users) and /admin/assets/*. The UI only calls
+// the public admin API, with the session token of a passkey sign-in.
+func AdminHandler() http.Handler {
+	sub, _ := fs.Sub(dist, "dist/admin")
+	assets := http.StripPrefix("/admin/assets/", http.FileServer(http.FS(sub)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", adminCSP)
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Permissions-Policy", "publickey-credentials-get=(self), publickey-credentials-create=(self), camera=(), microphone=(), geolocation=()")
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		switch {
+		case r.URL.Path == "/admin" || r.URL.Path == "/admin/":
+			page, err := fs.ReadFile(dist, "dist/admin/index.html")
+			if err != nil {
+				http.Error(w, "the admin UI was not built into this binary: run `make assets` and rebuild", http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(page)
+		case strings.HasPrefix(r.URL.Path, "/admin/assets/") && !strings.HasSuffix(r.URL.Path, "/") &&
+			r.URL.Path != "/admin/assets/index.html":
+			if strings.HasSuffix(r.URL.Path, ".svg") {
+				w.Header().Set("Cache-Control", "public, max-age=86400")
+			}
+			assets.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}

@@ -1,0 +1,551 @@
+// SovereignClient: what a web or React Native app uses. It signs in with
+// passkeys, keeps this device's key packages stocked, builds and joins MLS
+// groups, sends and receives end-to-end encrypted messages, and follows the
+// device's feed (SSE, or long-poll when streaming is not possible),
+// persisting everything through a ClientStore.
+//
+// Concurrency rule: every change to MLS state happens under one lock, and a
+// commit's new state is applied only after the server accepted it. A commit
+// that loses the race for its epoch (409) is dropped; the client processes
+// the winning commit from its feed and builds its commit again.
+import createClient, { type Client } from "openapi-fetch"
+import type { components, paths } from "./schema.js"
+import { fromBase64, toBase64, toBase64url, utf8 } from "./bytes.js"
+import { ApiError, type Problem } from "./errors.js"
+import { Feed, pollOnce, type FeedEvent, type Transport } from "./feed.js"
+import { MlsClient, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
+import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
+import type { Authenticator, CreationOptionsJSON, RequestOptionsJSON } from "./webauthn.js"
+import { ciphersuites } from "ts-mls"
+
+export type Schemas = components["schemas"]
+
+export interface SovereignClientOptions {
+  /** Server base URL, e.g. https://chat.example.org */
+  baseUrl: string
+  /** Where this device keeps its session, MLS state and cursor. */
+  storage: ClientStore | KeyValueStore
+  /** Performs passkey ceremonies (BrowserAuthenticator in apps). */
+  authenticator?: Authenticator
+  fetch?: typeof fetch
+  mls?: MlsClientOptions
+  /** Normal key packages to keep on the server (default 10). */
+  keyPackageTarget?: number
+  /** Attempts for a commit or send that keeps losing races (default 5). */
+  maxAttempts?: number
+}
+
+/** What the app is told about each processed feed event. */
+export interface ClientEvent {
+  seq: number
+  eventId: string
+  kind: string
+  groupId?: Uint8Array
+  result: Received | { kind: "notice"; notice: Record<string, unknown> }
+  /** The feed event as received (ciphertext payload). */
+  event: FeedEvent
+}
+
+export type Listener = (e: ClientEvent) => void | Promise<void>
+
+/** A simple FIFO async mutex. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve()
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    const prev = this.tail
+    let release!: () => void
+    this.tail = new Promise<void>((r) => (release = r))
+    await prev
+    try {
+      return await f()
+    } finally {
+      release()
+    }
+  }
+}
+
+function problemOf(error: unknown, response: Response, operation: string): ApiError {
+  const p = (typeof error === "object" && error !== null ? error : { detail: String(error) }) as Problem
+  if (p.retry_after === undefined) {
+    const ra = Number(response.headers.get("Retry-After"))
+    if (Number.isFinite(ra) && ra > 0) p.retry_after = ra
+  }
+  return new ApiError(response.status, p, operation)
+}
+
+/** Unwraps an openapi-fetch result: data on 2xx, ApiError otherwise. */
+function ok<T>(r: { data?: T; error?: unknown; response: Response }, operation: string): T {
+  if (r.response.ok && r.data !== undefined) return r.data
+  if (r.response.ok) return undefined as T
+  throw problemOf(r.error, r.response, operation)
+}
+
+function suiteId(name: string): number {
+  return (ciphersuites as Record<string, number>)[name]!
+}
+
+export class SovereignClient {
+  readonly api: Client<paths>
+  readonly store: ClientStore
+  private session?: SessionRecord
+  private mlsClient?: MlsClient
+  private readonly lock = new Mutex()
+  private readonly listeners = new Set<Listener>()
+  private cursor = 0
+  private ackedSeq = 0
+  private ackTimer?: ReturnType<typeof setTimeout>
+  private feed?: Feed
+  private replenishing?: Promise<void>
+
+  private constructor(private readonly o: SovereignClientOptions) {
+    this.store = o.storage instanceof ClientStore ? o.storage : new ClientStore(o.storage)
+    this.api = createClient<paths>({ baseUrl: o.baseUrl.replace(/\/$/, ""), fetch: o.fetch })
+    this.api.use({
+      onRequest: ({ request, schemaPath }) => {
+        // Ceremonies are public: no token (a login refreshes an expired one).
+        const ceremony = /^\/v1\/auth\/(register|login)\//.test(schemaPath)
+        if (this.session?.token && !ceremony && !request.headers.has("Authorization")) {
+          request.headers.set("Authorization", `Bearer ${this.session.token}`)
+        }
+        return request
+      },
+    })
+  }
+
+  /** Opens a client; a session stored earlier is picked up (no ceremony needed). */
+  static async open(o: SovereignClientOptions): Promise<SovereignClient> {
+    const c = new SovereignClient(o)
+    c.session = await c.store.getSession()
+    c.cursor = await c.store.getCursor()
+    c.ackedSeq = c.cursor
+    if (c.session) c.mlsClient = await MlsClient.open(c.session.deviceId, c.store, o.mls)
+    return c
+  }
+
+  get signedIn(): boolean {
+    return this.session !== undefined
+  }
+  get deviceId(): string {
+    return this.need().deviceId
+  }
+  get userId(): string {
+    return this.need().userId
+  }
+  get username(): string {
+    return this.need().username
+  }
+  /** The session token (for transports the SDK does not wrap, e.g. WebSocket). */
+  get token(): string {
+    return this.need().token
+  }
+  get mls(): MlsClient {
+    if (!this.mlsClient) throw new Error("not signed in")
+    return this.mlsClient
+  }
+  /** The highest feed seq this device has processed. */
+  get position(): number {
+    return this.cursor
+  }
+
+  private need(): SessionRecord {
+    if (!this.session) throw new Error("not signed in")
+    return this.session
+  }
+
+  private authenticator(): Authenticator {
+    if (!this.o.authenticator) throw new Error("no authenticator configured")
+    return this.o.authenticator
+  }
+
+  private async startSession(g: Schemas["SessionGrant"]): Promise<SessionRecord> {
+    const s: SessionRecord = { token: g.token, userId: g.user_id, deviceId: g.device_id, username: g.user.username }
+    const previous = this.session
+    if (previous && previous.deviceId !== s.deviceId) {
+      // A different device: this storage's MLS state belonged to the old one.
+      throw new Error("this storage belongs to another device; use a fresh storage for a new device")
+    }
+    await this.store.putSession(s)
+    this.session = s
+    this.mlsClient ??= await MlsClient.open(s.deviceId, this.store, this.o.mls)
+    return s
+  }
+
+  // --- passkeys ---------------------------------------------------------------
+
+  /**
+   * Registers an account with an invite: a passkey ceremony, then a session
+   * for a new device named deviceName.
+   */
+  async register(r: { inviteCode?: string; username: string; displayName: string; deviceName: string; passkeyName?: string }): Promise<SessionRecord> {
+    if (this.session) throw new Error("this storage already holds a session")
+    const begin = ok(
+      await this.api.POST("/v1/auth/register/begin", {
+        body: { invite_code: r.inviteCode, username: r.username, display_name: r.displayName },
+      }),
+      "registerBegin",
+    )
+    const credential = await this.authenticator().create(begin.options as unknown as CreationOptionsJSON)
+    const grant = ok(
+      await this.api.POST("/v1/auth/register/finish", {
+        body: {
+          ceremony_id: begin.ceremony_id,
+          credential: credential as unknown as Schemas["AttestationCredential"],
+          device_name: r.deviceName,
+          passkey_name: r.passkeyName,
+        },
+      }),
+      "registerFinish",
+    )
+    return this.startSession(grant)
+  }
+
+  /**
+   * Signs in with a passkey. With a stored session (an expired one, say) the
+   * same device signs in again and keeps its key packages and groups;
+   * otherwise a new device named deviceName is created. Without a username
+   * the login is discoverable (the authenticator offers its passkeys).
+   */
+  async login(l: { username?: string; deviceName?: string } = {}): Promise<SessionRecord> {
+    const begin = ok(await this.api.POST("/v1/auth/login/begin", { body: { username: l.username } }), "loginBegin")
+    const credential = await this.authenticator().get(begin.options as unknown as RequestOptionsJSON)
+    const device = this.session ? { device_id: this.session.deviceId } : { device_name: l.deviceName ?? "Sovereign client" }
+    const grant = ok(
+      await this.api.POST("/v1/auth/login/finish", {
+        body: {
+          ceremony_id: begin.ceremony_id,
+          credential: credential as unknown as Schemas["AssertionCredential"],
+          ...device,
+        },
+      }),
+      "loginFinish",
+    )
+    return this.startSession(grant)
+  }
+
+  /** Ends this session on the server; the device and its MLS state stay for the next login. */
+  async logout(): Promise<void> {
+    this.stop()
+    ok(await this.api.POST("/v1/auth/logout", {}), "logout")
+    if (this.session) await this.store.putSession({ ...this.session, token: "" })
+  }
+
+  // --- key packages ------------------------------------------------------------
+
+  /**
+   * Keeps keyPackageTarget normal key packages and one last-resort package
+   * on the server: counts what is left and uploads the difference.
+   */
+  async replenishKeyPackages(): Promise<number> {
+    const counts = ok(await this.api.GET("/v1/key-packages/count", {}), "countKeyPackages")
+    const suite = suiteId(this.mls.suite)
+    const mine = counts.suites?.find((s) => s.cipher_suite === suite)
+    const target = this.o.keyPackageTarget ?? 10
+    const missing = Math.max(0, target - (mine?.normal ?? 0))
+    const needLastResort = !mine?.last_resort
+    const n = missing + (needLastResort ? 1 : 0)
+    if (n === 0) return 0
+    const kps = await this.mls.generateKeyPackages(n, { lastResort: needLastResort })
+    try {
+      ok(
+        await this.api.POST("/v1/key-packages", {
+          body: {
+            key_packages: kps.map((k) => toBase64(k.keyPackage)),
+            last_resort_index: needLastResort ? 0 : undefined,
+          },
+        }),
+        "uploadKeyPackages",
+      )
+    } catch (e) {
+      await this.mls.forgetKeyPackages(kps.map((k) => k.ref))
+      throw e
+    }
+    return n
+  }
+
+  // --- groups -------------------------------------------------------------------
+
+  /** Creates a group with this device as its only member; returns its id. */
+  async createGroup(): Promise<Uint8Array> {
+    return this.lock.run(async () => {
+      const { groupId, groupInfo } = await this.mls.createGroup()
+      try {
+        ok(
+          await this.api.POST("/v1/groups", { body: { group_id: toBase64url(groupId), group_info: toBase64(groupInfo) } }),
+          "createGroup",
+        )
+      } catch (e) {
+        await this.mls.dropGroup(groupId)
+        throw e
+      }
+      return groupId
+    })
+  }
+
+  /** The server's view of a group: epoch and member devices with their users. */
+  async group(groupId: Uint8Array): Promise<Schemas["GroupBody"]> {
+    return ok(
+      await this.api.GET("/v1/groups/{group_id}", { params: { path: { group_id: toBase64url(groupId) } } }),
+      "getGroup",
+    )
+  }
+
+  /**
+   * Adds every device of the given users (ids or usernames): claims one key
+   * package per device, commits with the ratchet tree in the Welcome, and
+   * applies the new epoch once the server accepted it. Returns the added
+   * device ids.
+   */
+  async addMembers(groupId: Uint8Array, users: string[]): Promise<string[]> {
+    const kps: Uint8Array[] = []
+    for (const u of users) {
+      const claim = ok(
+        await this.api.POST("/v1/users/{user}/key-packages/claim", {
+          params: { path: { user: u } },
+          body: { cipher_suite: suiteId(this.mls.suite) },
+        }),
+        "claimKeyPackages",
+      )
+      for (const k of claim.key_packages ?? []) kps.push(fromBase64(k.key_package as unknown as string))
+    }
+    if (kps.length === 0) throw new Error("none of these users has a device with a key package")
+    const res = await this.commit(groupId, async (members) => ({
+      // On a retry, a device the winning commit added meanwhile is skipped.
+      add: kps.filter((kp) => !members.has(this.deviceOfKeyPackage(kp))),
+    }))
+    return res.addedDevices
+  }
+
+  private deviceOfKeyPackage(kp: Uint8Array): string {
+    return parseDevice(kp, this.mls.suite)
+  }
+
+  /** Removes devices (by id) from a group. */
+  async removeDevices(groupId: Uint8Array, deviceIds: string[]): Promise<void> {
+    await this.commit(groupId, async (members) => ({ removeDevices: deviceIds.filter((d) => members.has(d)) }))
+  }
+
+  /** Removes every device of the given users (usernames or ids) from a group. */
+  async removeMembers(groupId: Uint8Array, users: string[]): Promise<string[]> {
+    const g = await this.group(groupId)
+    const devices = (g.members ?? []).filter((m) => users.includes(m.username) || users.includes(m.user_id)).map((m) => m.device_id)
+    await this.removeDevices(groupId, devices)
+    return devices
+  }
+
+  /** An empty commit: fresh keys for this device (post-compromise security). */
+  async updateKeys(groupId: Uint8Array): Promise<number> {
+    return (await this.commit(groupId, async () => ({}))).epoch
+  }
+
+  /**
+   * Builds, sends and applies a commit; on 409 processes the feed up to the
+   * winning commit and builds it again from the new state. `change` is
+   * called before each attempt with the current member devices.
+   */
+  async commit(
+    groupId: Uint8Array,
+    change: (members: Set<string>) => Promise<{ add?: Uint8Array[]; removeDevices?: string[] }>,
+  ): Promise<{ epoch: number; seq: number; addedDevices: string[]; removedDevices: string[] }> {
+    const max = this.o.maxAttempts ?? 5
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.lock.run(async () => {
+        const members = new Set((await this.mls.members(groupId)).map((m) => m.deviceId))
+        const c = await change(members)
+        const pending: PendingCommit = await this.mls.prepareCommit(groupId, c)
+        const r = await this.api.POST("/v1/groups/{group_id}/commits", {
+          params: { path: { group_id: toBase64url(groupId) }, header: { "Idempotency-Key": crypto.randomUUID() } },
+          body: {
+            commit: toBase64(pending.commit),
+            welcome: pending.welcome ? toBase64(pending.welcome) : undefined,
+            group_info: toBase64(pending.groupInfo),
+            removed_devices: pending.removedDevices.length ? pending.removedDevices : undefined,
+          },
+        })
+        if (r.response.status === 409) {
+          return { conflict: problemOf(r.error, r.response, "commitGroup") }
+        }
+        const body = ok(r, "commitGroup")
+        await this.mls.applyCommit(pending)
+        return {
+          done: {
+            epoch: body.epoch,
+            seq: body.commit.seq,
+            addedDevices: body.added_devices ?? [],
+            removedDevices: body.removed_devices ?? [],
+          },
+        }
+      })
+      if (outcome.done) return outcome.done
+      if (attempt >= max) throw outcome.conflict
+      await this.catchUpGroup(groupId, outcome.conflict.problem.current_epoch)
+    }
+  }
+
+  /** Processes waiting feed events until the group reaches epoch (or the feed is drained). */
+  private async catchUpGroup(groupId: Uint8Array, epoch?: number): Promise<void> {
+    for (let i = 0; i < 50; i++) {
+      const drained = await this.catchUp()
+      if (epoch === undefined || (await this.mls.epoch(groupId)) >= epoch) return
+      if (drained) await new Promise((r) => setTimeout(r, 20 * (i + 1))) // the winner's commit is not in our feed yet
+    }
+    throw new Error(`group did not reach epoch ${epoch}`)
+  }
+
+  // --- messages -------------------------------------------------------------------
+
+  /**
+   * Encrypts and sends an application message. On 409 (our epoch is too
+   * old for the server) catches up and sends a fresh encryption.
+   */
+  async send(groupId: Uint8Array, message: string | Uint8Array): Promise<Schemas["ReceiptBody"]> {
+    const plaintext = typeof message === "string" ? utf8.encode(message) : message
+    const max = this.o.maxAttempts ?? 5
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.lock.run(async () => {
+        const { message: bytes } = await this.mls.encrypt(groupId, plaintext)
+        return this.api.POST("/v1/groups/{group_id}/messages", {
+          params: { path: { group_id: toBase64url(groupId) }, header: { "Idempotency-Key": crypto.randomUUID() } },
+          body: { message: toBase64(bytes) },
+        })
+      })
+      if (r.response.status === 409 && attempt < max) {
+        await this.catchUpGroup(groupId, problemOf(r.error, r.response, "sendMessage").problem.current_epoch)
+        continue
+      }
+      return ok(r, "sendMessage")
+    }
+  }
+
+  // --- the feed ---------------------------------------------------------------------
+
+  /** Registers a listener for processed feed events; returns a function removing it. */
+  on(l: Listener): () => void {
+    this.listeners.add(l)
+    return () => this.listeners.delete(l)
+  }
+
+  /**
+   * Processes one feed event (in seq order; events at or below the cursor
+   * are skipped). MLS state, then the cursor, are persisted before the
+   * listeners run and before the seq is acknowledged.
+   */
+  async process(ev: FeedEvent): Promise<ClientEvent | undefined> {
+    const out = await this.lock.run(async () => {
+      if (ev.seq <= this.cursor) return undefined
+      let result: ClientEvent["result"]
+      if (ev.kind === "notice") {
+        let notice: Record<string, unknown> = {}
+        try {
+          notice = JSON.parse(utf8.decode(ev.payload)) as Record<string, unknown>
+        } catch {
+          notice = { type: "unreadable" }
+        }
+        result = { kind: "notice", notice }
+      } else {
+        result = await this.mls.receive(ev)
+      }
+      this.cursor = ev.seq
+      await this.store.putCursor(ev.seq)
+      return { seq: ev.seq, eventId: ev.id, kind: ev.kind, groupId: ev.groupId ?? (result.kind === "joined" ? result.groupId : undefined), result, event: ev }
+    })
+    if (!out) return undefined
+    this.scheduleAck()
+    if (out.result.kind === "notice" && isKeyPackagesLow(out.result.notice)) this.replenishSoon()
+    if (out.result.kind === "joined") this.replenishSoon() // a normal key package was used up
+    for (const l of this.listeners) await l(out)
+    return out
+  }
+
+  private replenishSoon(): void {
+    this.replenishing ??= this.replenishKeyPackages()
+      .catch(() => 0)
+      .then(() => {
+        this.replenishing = undefined
+      })
+  }
+
+  /** Waits for background work (key-package replenishment) to finish. */
+  async idle(): Promise<void> {
+    await this.replenishing
+  }
+
+  /**
+   * Fetches and processes every event waiting in the feed now (long-poll
+   * with timeout 0). Returns true when the feed is drained.
+   */
+  async catchUp(): Promise<boolean> {
+    for (;;) {
+      const page = await pollOnce(
+        { baseUrl: this.o.baseUrl, token: () => this.need().token, fetch: this.o.fetch },
+        this.cursor,
+      )
+      for (const ev of page.events) await this.process(ev)
+      if (!page.hasMore) {
+        await this.flushAck()
+        return true
+      }
+    }
+  }
+
+  /**
+   * Follows the feed until signal aborts: SSE with long-poll fallback
+   * ("auto"), or one transport. Resolves when stopped; rejects on a fatal
+   * answer (session ended: 401; cursor expired: 410).
+   */
+  async run(signal: AbortSignal, opts: { transport?: "auto" | Transport; pollTimeout?: number } = {}): Promise<void> {
+    this.feed = new Feed({
+      baseUrl: this.o.baseUrl,
+      token: () => this.need().token,
+      after: this.cursor,
+      transport: opts.transport ?? "auto",
+      pollTimeout: opts.pollTimeout,
+      fetch: this.o.fetch,
+    })
+    try {
+      for await (const ev of this.feed.events(signal)) await this.process(ev)
+    } finally {
+      this.feed = undefined
+      await this.flushAck().catch(() => {})
+    }
+  }
+
+  /** The transport the running feed uses now. */
+  get transport(): Transport | undefined {
+    return this.feed?.currentTransport
+  }
+
+  private scheduleAck(): void {
+    if (this.ackTimer) return
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined
+      void this.flushAck().catch(() => {})
+    }, 200)
+  }
+
+  /** Acknowledges every processed event to the server now. */
+  async flushAck(): Promise<void> {
+    if (this.ackTimer) {
+      clearTimeout(this.ackTimer)
+      this.ackTimer = undefined
+    }
+    const seq = this.cursor
+    if (seq <= this.ackedSeq || !this.session?.token) return
+    ok(await this.api.POST("/v1/sync/ack", { body: { seq } }), "ackFeed")
+    this.ackedSeq = Math.max(this.ackedSeq, seq)
+  }
+
+  /** Stops background timers (call before dropping the client). */
+  stop(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer)
+    this.ackTimer = undefined
+  }
+}
+
+function isKeyPackagesLow(n: Record<string, unknown>): boolean {
+  return typeof n.type === "string" && n.type === "key_packages_low"
+}
+
+import { parseKeyPackage } from "./mls.js"
+function parseDevice(kp: Uint8Array, suite: string): string {
+  return parseKeyPackage(kp, suite as typeof DEFAULT_SUITE).deviceId
+}

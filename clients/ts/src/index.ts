@@ -1,0 +1,11 @@
+// @sovereign-im/client: the Sovereign SDK for web and React Native apps.
+export * from "./bytes.js"
+export * from "./cbor.js"
+export * from "./errors.js"
+export * from "./feed.js"
+export * from "./mls.js"
+export * from "./sse.js"
+export * from "./storage.js"
+export * from "./webauthn.js"
+export * from "./client.js"
+export type { paths, components, operations } from "./schema.js"
