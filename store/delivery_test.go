@@ -125,21 +125,8 @@ func TestTimestampsStrictlyIncreaseWhenClockGoesBack(t *testing.T) {
 }
 
 func TestRecoverRevokedDevice(t *testing.T) {
-	rec := &recorder{}
-	s := openDelivery(t, Options{Publisher: rec})
+	rec, s, alice, bob, carol, gid, _ := groupOfAliceAndBob(t, "g-recover")
 	ctx := context.Background()
-	alice, bob, carol := seedDevice(t, s, "alice"), seedDevice(t, s, "bob"), seedDevice(t, s, "carol")
-	gid := []byte("g-recover")
-	if _, err := s.CreateGroup(ctx, alice, gid, nil); err != nil {
-		t.Fatal(err)
-	}
-	refB, refC := mlstest.Ref(), mlstest.Ref()
-	seedClaim(t, s, alice, bob, refB)
-	seedClaim(t, s, alice, carol, refC)
-	if _, _, err := s.CommitBundle(ctx, CommitInput{DeviceID: alice, GroupID: gid,
-		Commit: mlstest.PrivateMessage(gid, 0, mls.ContentCommit, nil, 100), Welcome: mlstest.Welcome(refB)}); err != nil {
-		t.Fatal(err)
-	}
 	// Bob has a key package in the directory.
 	if err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO key_packages (ref, device_id, cipher_suite, data, not_after, created_at) VALUES (?, ?, 1, x'00', 0, 0)`, mlstest.Ref(), bob)
@@ -250,21 +237,8 @@ func TestRetentionAndQuotaAccounting(t *testing.T) {
 // removed device included, the added one not), a Welcome to its device
 // only, a message to the members after the commit.
 func TestPublishTargets(t *testing.T) {
-	rec := &recorder{}
-	s := openDelivery(t, Options{Publisher: rec})
+	rec, s, alice, bob, carol, gid, refC := groupOfAliceAndBob(t, "g-publish")
 	ctx := context.Background()
-	alice, bob, carol := seedDevice(t, s, "alice"), seedDevice(t, s, "bob"), seedDevice(t, s, "carol")
-	gid := []byte("g-publish")
-	if _, err := s.CreateGroup(ctx, alice, gid, nil); err != nil {
-		t.Fatal(err)
-	}
-	refB, refC := mlstest.Ref(), mlstest.Ref()
-	seedClaim(t, s, alice, bob, refB)
-	seedClaim(t, s, alice, carol, refC)
-	if _, _, err := s.CommitBundle(ctx, CommitInput{DeviceID: alice, GroupID: gid,
-		Commit: mlstest.PrivateMessage(gid, 0, mls.ContentCommit, nil, 100), Welcome: mlstest.Welcome(refB)}); err != nil {
-		t.Fatal(err)
-	}
 	res, _, err := s.CommitBundle(ctx, CommitInput{DeviceID: alice, GroupID: gid,
 		Commit: mlstest.PrivateMessage(gid, 1, mls.ContentCommit, nil, 100), Welcome: mlstest.Welcome(refC), RemoveDevices: []string{bob}})
 	if err != nil {
@@ -299,4 +273,28 @@ func TestPublishTargets(t *testing.T) {
 	if got[2].ev.Seq != res.Commit.Seq || got[3].ev.RecipientDeviceID != carol {
 		t.Fatalf("commit %+v, welcome %+v", got[2].ev, got[3].ev)
 	}
+}
+
+// groupOfAliceAndBob opens a store with a recording publisher, creates
+// group gid by alice, and adds bob with a Welcome at epoch 0; carol's key
+// package ref refC is claimed by alice but not used yet.
+func groupOfAliceAndBob(t *testing.T, gid string) (rec *recorder, s *Store, alice, bob, carol string, g, refC []byte) {
+	t.Helper()
+	rec = &recorder{}
+	s = openDelivery(t, Options{Publisher: rec})
+	ctx := context.Background()
+	alice, bob, carol = seedDevice(t, s, "alice"), seedDevice(t, s, "bob"), seedDevice(t, s, "carol")
+	g = []byte(gid)
+	if _, err := s.CreateGroup(ctx, alice, g, nil); err != nil {
+		t.Fatal(err)
+	}
+	refB := mlstest.Ref()
+	refC = mlstest.Ref()
+	seedClaim(t, s, alice, bob, refB)
+	seedClaim(t, s, alice, carol, refC)
+	if _, _, err := s.CommitBundle(ctx, CommitInput{DeviceID: alice, GroupID: g,
+		Commit: mlstest.PrivateMessage(g, 0, mls.ContentCommit, nil, 100), Welcome: mlstest.Welcome(refB)}); err != nil {
+		t.Fatal(err)
+	}
+	return rec, s, alice, bob, carol, g, refC
 }
