@@ -87,6 +87,7 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 	}
 
 	err = s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		tx.KeepsAuth() // events, groups and idempotency_keys only
 		if in.IdempotencyKey != "" {
 			// A concurrent retry may have been committed since the read above.
 			found, err := lookupIdempotentTx(ctx, tx, in.DeviceID, in.IdempotencyKey, hash, r)
@@ -96,15 +97,16 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 			}
 		}
 		var g struct {
-			Epoch     int64
-			BytesUsed int64
-			Member    bool
+			Epoch          int64
+			BytesUsed      int64
+			MembersVersion int64
+			Member         bool
 		}
 		st, err := tx.stmt(ctx, qGroupForSend)
 		if err != nil {
 			return err
 		}
-		err = st.QueryRowContext(ctx, in.DeviceID, in.GroupID).Scan(&g.Epoch, &g.BytesUsed, &g.Member)
+		err = st.QueryRowContext(ctx, in.DeviceID, in.GroupID).Scan(&g.Epoch, &g.BytesUsed, &g.MembersVersion, &g.Member)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && !g.Member {
 			return errNotMember()
 		}
@@ -124,7 +126,7 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 		if err := insertEvent(ctx, tx, ev); err != nil {
 			return err
 		}
-		members, err := activeMembers(ctx, tx, in.GroupID)
+		members, err := groupMembers(ctx, tx, in.GroupID, g.MembersVersion)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -297,4 +298,66 @@ func groupOfAliceAndBob(t *testing.T, gid string) (rec *recorder, s *Store, alic
 		t.Fatal(err)
 	}
 	return rec, s, alice, bob, carol, g, refC
+}
+
+// TestSendTargetsFollowMembershipChanges checks the writer's member-list
+// cache: every change of membership (a commit adding a device, a device's
+// revocation, a rolled-back use case) is seen by the next send.
+func TestSendTargetsFollowMembershipChanges(t *testing.T) {
+	rec, s, alice, bob, carol, gid, refC := groupOfAliceAndBob(t, "g-cache")
+	ctx := context.Background()
+	epoch := uint64(1)
+	send := func(want ...string) {
+		t.Helper()
+		if _, _, err := s.SendMessage(ctx, SendInput{DeviceID: alice, GroupID: gid,
+			Message: mlstest.PrivateMessage(gid, epoch, mls.ContentApplication, nil, 40)}); err != nil {
+			t.Fatal(err)
+		}
+		all := rec.all()
+		if got := all[len(all)-1]; got.ev.Kind != models.KindApplication || !sameSet(got.devices, want) {
+			t.Fatalf("sent to %v, want %v", got.devices, want)
+		}
+	}
+	send(alice, bob)
+	send(alice, bob) // from the cache
+
+	// A use case that adds a member and reads the list, then fails: the
+	// rollback must not leave its list behind, even though the next real
+	// change brings members_version to the same number again.
+	dave := seedDevice(t, s, "dave")
+	errBoom := errors.New("boom")
+	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		if _, err := tx.NewRaw(`INSERT INTO group_members (group_id, device_id, joined_seq) VALUES (?, ?, 0)`, gid, dave).Exec(ctx); err != nil {
+			return err
+		}
+		var v int64
+		if err := tx.NewRaw(`SELECT members_version FROM groups WHERE id = ?`, gid).Scan(ctx, &v); err != nil {
+			return err
+		}
+		if _, err := groupMembers(ctx, tx, gid, v); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("failing use case: %v", err)
+	}
+
+	// A commit adding carol.
+	if _, _, err := s.CommitBundle(ctx, CommitInput{DeviceID: alice, GroupID: gid,
+		Commit: mlstest.PrivateMessage(gid, epoch, mls.ContentCommit, nil, 100), Welcome: mlstest.Welcome(refC)}); err != nil {
+		t.Fatal(err)
+	}
+	epoch++
+	send(alice, bob, carol)
+
+	// Revoking bob's device ends his membership (compromise recovery).
+	var bobUser string
+	if err := s.rdb.NewRaw(`SELECT user_id FROM devices WHERE id = ?`, bob).Scan(ctx, &bobUser); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeDevice(ctx, bobUser, bob); err != nil {
+		t.Fatal(err)
+	}
+	send(alice, carol)
 }

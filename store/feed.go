@@ -120,6 +120,7 @@ func (s *Store) Ack(ctx context.Context, deviceID string, seq int64) (int64, err
 	}
 	var acked int64
 	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		tx.KeepsAuth() // device_cursors only
 		var cur int64
 		err := tx.NewRaw(`SELECT acked_seq FROM device_cursors WHERE device_id = ?`, deviceID).Scan(ctx, &cur)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -216,6 +216,26 @@ func (s *Store) GroupHistory(ctx context.Context, deviceID string, groupID []byt
 }
 
 // activeMembers lists the devices that are members of a group now.
+// groupMembers returns the group's active member devices, given the group's
+// members_version as read in this use case: from the writer's cache when the
+// version has not moved since it was cached, else from the database. The
+// result is shared: callers must not modify it.
+func groupMembers(ctx context.Context, tx *Tx, groupID []byte, version int64) ([]string, error) {
+	w := tx.w
+	if m, ok := w.members[string(groupID)]; ok && m.version == version {
+		return m.devices, nil
+	}
+	devices, err := activeMembers(ctx, tx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	if len(w.members) >= maxCachedGroups {
+		clear(w.members)
+	}
+	w.members[string(groupID)] = memberList{version: version, devices: devices}
+	return devices, nil
+}
+
 func activeMembers(ctx context.Context, tx *Tx, groupID []byte) ([]string, error) {
 	st, err := tx.stmt(ctx, qActiveMembers)
 	if err != nil {

@@ -31,20 +31,32 @@ type sessionAuthRow struct {
 // sessions; callers must not tell these apart to clients.
 var ErrSessionInvalid = models.Errorf(models.EUNAUTHORIZED, "invalid_token", "the session token is invalid, expired or revoked")
 
-// Authenticate resolves a token hash to a principal. It reads only; see
-// TouchSession for last-seen tracking.
+// Authenticate resolves a token hash to a principal. It reads only (see
+// TouchSession for last-seen tracking), and answers from the session cache
+// when no write that could change the session committed since it was read
+// (see authCache).
 func (s *Store) Authenticate(ctx context.Context, tokenHash []byte) (*models.Principal, error) {
-	var row sessionAuthRow
-	err := s.readStmts.auth.QueryRowContext(ctx, tokenHash).Scan(&row.SessionID, &row.UserID, &row.DeviceID, &row.Username,
-		&row.Role, &row.ExpiresAt, &row.LastSeenAt, &row.SRevoked, &row.DRevoked, &row.UDisabled)
-	if errors.Is(err, sql.ErrNoRows) {
+	if len(tokenHash) != 32 {
 		return nil, ErrSessionInvalid
 	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticate session: %w", err)
+	key := [32]byte(tokenHash)
+	row, ok := s.auth.get(key)
+	if !ok {
+		gen := s.auth.generation()
+		err := s.readStmts.auth.QueryRowContext(ctx, tokenHash).Scan(&row.SessionID, &row.UserID, &row.DeviceID, &row.Username,
+			&row.Role, &row.ExpiresAt, &row.LastSeenAt, &row.SRevoked, &row.DRevoked, &row.UDisabled)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrSessionInvalid
+		}
+		if err != nil {
+			return nil, fmt.Errorf("authenticate session: %w", err)
+		}
+		if row.SRevoked != nil || row.DRevoked != nil || row.UDisabled != nil {
+			return nil, ErrSessionInvalid
+		}
+		s.auth.put(key, gen, row)
 	}
-	now := models.Millis(s.now())
-	if row.SRevoked != nil || row.DRevoked != nil || row.UDisabled != nil || row.ExpiresAt <= now {
+	if row.ExpiresAt <= models.Millis(s.now()) {
 		return nil, ErrSessionInvalid
 	}
 	return &models.Principal{
@@ -56,6 +68,12 @@ func (s *Store) Authenticate(ctx context.Context, tokenHash []byte) (*models.Pri
 		LastSeenAt: models.FromMillis(row.LastSeenAt),
 		ExpiresAt:  models.FromMillis(row.ExpiresAt),
 	}, nil
+}
+
+// AuthCacheStats reports how many authentications the session cache
+// answered and how many read the database.
+func (s *Store) AuthCacheStats() (hits, misses uint64) {
+	return s.auth.hits.Load(), s.auth.misses.Load()
 }
 
 // TouchSession records that a session and its device were just used.

@@ -15,7 +15,7 @@ import (
 // (payloads as hex literals), making SQLite parse every statement anew,
 // which cost about 40% of the send path.
 const (
-	qGroupForSend = `SELECT g.epoch, g.bytes_used,
+	qGroupForSend = `SELECT g.epoch, g.bytes_used, g.members_version,
   EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.device_id = ? AND m.left_seq IS NULL)
 FROM groups g WHERE g.id = ?`
 	qInsertEvent = `INSERT INTO events (id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload)
@@ -24,9 +24,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 	qActiveMembers = `SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`
 	qIdemLookup    = `SELECT request_hash, response FROM idempotency_keys WHERE device_id = ? AND key = ?`
 	qIdemSave      = `INSERT INTO idempotency_keys (device_id, key, request_hash, response, created_at) VALUES (?, ?, ?, ?, ?)`
+
+	// The writer wraps every use case in these.
+	qSavepoint         = `SAVEPOINT uc`
+	qReleaseSavepoint  = `RELEASE uc`
+	qRollbackSavepoint = `ROLLBACK TO uc`
 )
 
-var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qActiveMembers, qIdemLookup, qIdemSave}
+var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qActiveMembers, qIdemLookup, qIdemSave,
+	qSavepoint, qReleaseSavepoint, qRollbackSavepoint}
 
 // prepareHot prepares the hot statements on the writer's connection. It
 // runs before the writer starts, while the connection is free.

@@ -74,6 +74,8 @@ type Store struct {
 
 	// readStmts are the hot read statements, prepared on the read pool.
 	readStmts *readStmts
+	// auth caches resolved sessions; the writer invalidates it.
+	auth *authCache
 }
 
 // Open creates the data directory (0700) and database file (0600) when they
@@ -131,7 +133,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.KeyPackagesLow = NotifyKeyPackagesLow
 	}
 	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
-		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow}
+		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache()}
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}
@@ -147,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = wdb.Close()
 		return nil, err
 	}
-	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts)
+	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth)
 	return s, nil
 }
 
@@ -272,6 +274,10 @@ func (s *Store) Now() time.Time { return s.now() }
 // both connection pools.
 func (s *Store) Close() error {
 	s.writer.close()
+	if st := s.WriterStats(); st.Batches > 0 {
+		s.writer.log.Info("writer stopped", "batches", st.Batches, "use_cases", st.UseCases,
+			"running", st.Running.Round(time.Millisecond), "committing", st.Commit.Round(time.Millisecond))
+	}
 	closeStmts(s.writer.stmts)
 	s.readStmts.close()
 	return errors.Join(s.rdb.Close(), s.wdb.Close())

@@ -25,6 +25,7 @@ type Tx struct {
 	now         time.Time
 	afterCommit []func()
 	w           *writer
+	keepsAuth   bool
 }
 
 // Now is the clock reading taken for this use case.
@@ -34,6 +35,13 @@ func (tx *Tx) Now() time.Time { return tx.now }
 // durably committed; it never runs when the use case or the commit fails.
 // Use it to publish events: subscribers must see only what is on disk.
 func (tx *Tx) AfterCommit(f func()) { tx.afterCommit = append(tx.afterCommit, f) }
+
+// KeepsAuth declares that this use case changes nothing authentication
+// reads: no session, device or user row (their revocation, expiry, role or
+// disabling). Without it, committing the use case invalidates every cached
+// authentication, which is always safe; declare it only on hot use cases
+// that touch none of those tables (sending, acknowledging).
+func (tx *Tx) KeepsAuth() { tx.keepsAuth = true }
 
 // WriteFunc is one write use case. It must be short: it runs on the single
 // writer goroutine while other use cases wait.
@@ -61,42 +69,69 @@ type writeRequest struct {
 	done chan error
 	tx   *Tx
 	err  error
+	// ran and keepsAuth record whether the use case ran and declared
+	// Tx.KeepsAuth (kept even when it failed and tx was dropped).
+	ran, keepsAuth bool
 }
 
 type writer struct {
-	pub      models.Publisher
-	db       *bun.DB
-	maxBatch int
-	log      *slog.Logger
-	now      func() time.Time
-	reqs     chan *writeRequest
-	quit     chan struct{}
-	stopped  chan struct{}
-	batches  atomic.Uint64
-	useCases atomic.Uint64
+	pub         models.Publisher
+	db          *bun.DB
+	maxBatch    int
+	log         *slog.Logger
+	now         func() time.Time
+	reqs        chan *writeRequest
+	quit        chan struct{}
+	stopped     chan struct{}
+	batches     atomic.Uint64
+	useCases    atomic.Uint64
+	runNanos    atomic.Int64 // time spent running use cases
+	commitNanos atomic.Int64 // time spent in COMMIT (page writes and fsync)
 
 	// stmts are the hot statements prepared on the writer connection.
 	stmts map[string]*sql.Stmt
+	// auth is invalidated after each batch holding a use case that did not
+	// declare KeepsAuth.
+	auth *authCache
 
 	// Writer-path state, touched only by the writer goroutine.
 	lastTS   int64 // last event server_ts handed out (Unix µs)
 	tsLoaded bool  // lastTS was initialised from the database
+	// members caches each group's active member devices under the group's
+	// members_version (see groupMembers); cleared when a use case or a
+	// batch fails, since what it read may have been rolled back.
+	members map[string]memberList
 }
+
+// memberList is a group's active member devices at one members_version.
+// The slice is shared with every publish: never modified.
+type memberList struct {
+	version int64
+	devices []string
+}
+
+// maxCachedGroups bounds the member-list cache; past it, it starts over.
+const maxCachedGroups = 4096
 
 // WriterStats counts the writer's work since start.
 type WriterStats struct {
-	Batches  uint64 // committed transactions
-	UseCases uint64 // use cases they held
+	Batches  uint64        // committed transactions
+	UseCases uint64        // use cases they held
+	Running  time.Duration // time spent running use cases (BEGIN to the last RELEASE)
+	Commit   time.Duration // time spent committing (page writes and fsync)
 }
 
 // WriterStats reports how many batches and use cases the writer committed.
 func (s *Store) WriterStats() WriterStats {
-	return WriterStats{Batches: s.writer.batches.Load(), UseCases: s.writer.useCases.Load()}
+	w := s.writer
+	return WriterStats{Batches: w.batches.Load(), UseCases: w.useCases.Load(),
+		Running: time.Duration(w.runNanos.Load()), Commit: time.Duration(w.commitNanos.Load())}
 }
 
-func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt) *writer {
+func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache) *writer {
 	w := &writer{
 		stmts:    stmts,
+		auth:     auth,
 		pub:      pub,
 		db:       db,
 		maxBatch: maxBatch,
@@ -105,6 +140,7 @@ func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger,
 		reqs:     make(chan *writeRequest), // unbuffered: a send succeeds only when the loop takes it
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+		members:  make(map[string]memberList),
 	}
 	go w.loop()
 	return w
@@ -155,6 +191,7 @@ func (w *writer) loop() {
 // commits once, then answers every caller and runs after-commit hooks.
 func (w *writer) commit(batch []*writeRequest) {
 	ctx := context.Background()
+	start := time.Now()
 	btx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		w.finish(batch, fmt.Errorf("begin batch: %w", err))
@@ -165,28 +202,35 @@ func (w *writer) commit(batch []*writeRequest) {
 			r.err = err
 			continue
 		}
-		if _, err := btx.ExecContext(ctx, "SAVEPOINT uc"); err != nil {
-			_ = btx.Rollback()
-			w.finish(batch, fmt.Errorf("savepoint: %w", err))
+		if err := w.exec(ctx, btx, qSavepoint); err != nil {
+			w.abort(batch, btx, fmt.Errorf("savepoint: %w", err))
 			return
 		}
 		r.tx = &Tx{Tx: btx, now: w.now(), w: w}
 		r.err = runUseCase(r.ctx, r.fn, r.tx)
+		r.ran, r.keepsAuth = true, r.tx.keepsAuth
 		if r.err != nil {
 			r.tx = nil
-			if _, err := btx.ExecContext(ctx, "ROLLBACK TO uc"); err != nil {
-				_ = btx.Rollback()
-				w.finish(batch, fmt.Errorf("rollback to savepoint: %w", err))
+			// Cached member lists may have been read inside the use case.
+			clear(w.members)
+			if err := w.exec(ctx, btx, qRollbackSavepoint); err != nil {
+				w.abort(batch, btx, fmt.Errorf("rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := btx.ExecContext(ctx, "RELEASE uc"); err != nil {
-			_ = btx.Rollback()
-			w.finish(batch, fmt.Errorf("release savepoint: %w", err))
+		if err := w.exec(ctx, btx, qReleaseSavepoint); err != nil {
+			w.abort(batch, btx, fmt.Errorf("release savepoint: %w", err))
 			return
 		}
 	}
-	if err := btx.Commit(); err != nil {
+	ran := time.Now()
+	w.runNanos.Add(int64(ran.Sub(start)))
+	err = btx.Commit()
+	w.commitNanos.Add(int64(time.Since(ran)))
+	// Before any caller is answered: once a revocation is acknowledged, no
+	// cached authentication from before it may be used.
+	w.invalidateAuth(batch)
+	if err != nil {
 		w.finish(batch, fmt.Errorf("commit batch: %w", err))
 		return
 	}
@@ -202,8 +246,35 @@ func (w *writer) commit(batch []*writeRequest) {
 	}
 }
 
+// invalidateAuth bumps the authentication cache's generation unless every
+// use case of the batch that ran declared KeepsAuth.
+func (w *writer) invalidateAuth(batch []*writeRequest) {
+	if w.auth == nil {
+		return
+	}
+	for _, r := range batch {
+		if r.ran && !r.keepsAuth {
+			w.auth.invalidate()
+			return
+		}
+	}
+}
+
+// exec runs one of the writer's prepared statements in the batch.
+func (w *writer) exec(ctx context.Context, btx bun.Tx, q string) error {
+	_, err := btx.Tx.StmtContext(ctx, w.stmts[q]).ExecContext(ctx)
+	return err
+}
+
+// abort rolls the whole batch back and fails every use case in it.
+func (w *writer) abort(batch []*writeRequest, btx bun.Tx, err error) {
+	_ = btx.Rollback()
+	w.finish(batch, err)
+}
+
 // finish fails every use case of a batch that could not be committed.
 func (w *writer) finish(batch []*writeRequest, err error) {
+	clear(w.members)
 	w.log.Error("write batch failed", "use_cases", len(batch), "err", err)
 	for _, r := range batch {
 		r.done <- err
