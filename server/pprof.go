@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +11,24 @@ import (
 	"time"
 )
 
-// startPprof serves Go's profiles on --pprof-listen (validated to be a
+// WriterStatsJSON is the body of /debug/writer on the pprof listener: the
+// single writer's counters since start, for benchmarks to read before and
+// after a run.
+type WriterStatsJSON struct {
+	Batches      uint64 `json:"batches"`
+	UseCases     uint64 `json:"use_cases"`
+	RunningNanos int64  `json:"running_ns"`
+	CommitNanos  int64  `json:"commit_ns"`
+}
+
+func (s *Server) serveWriterStats(w http.ResponseWriter, _ *http.Request) {
+	st := s.store.WriterStats()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(WriterStatsJSON{Batches: st.Batches, UseCases: st.UseCases,
+		RunningNanos: int64(st.Running), CommitNanos: int64(st.Commit)})
+}
+
+// startPprof serves Go's profiles and the writer's counters on --pprof-listen (validated to be a
 // loopback address) until the returned stop is called. It is a debugging
 // aid for benchmarks: profiles reveal internals, so never on the network.
 func (s *Server) startPprof() (stop func(), err error) {
@@ -31,6 +49,7 @@ func (s *Server) startPprof() (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/writer", s.serveWriterStats)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

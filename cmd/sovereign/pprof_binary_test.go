@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,19 @@ func TestPprofOnlyWhenAskedAndOnLoopback(t *testing.T) {
 	}
 	if resp, _ := get(t, "http://"+addr+"/v1/groups"); resp.StatusCode != 404 {
 		t.Fatalf("pprof listener serves the API: %d", resp.StatusCode)
+	}
+	// The writer's counters (read by sovereign-bench): migrations and the
+	// first-start admin invite have gone through the writer by now.
+	resp, body := get(t, "http://"+addr+"/debug/writer")
+	var ws struct {
+		Batches  uint64 `json:"batches"`
+		UseCases uint64 `json:"use_cases"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &ws) != nil || ws.Batches == 0 || ws.UseCases < ws.Batches {
+		t.Fatalf("/debug/writer = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, p.URL+"/debug/writer"); resp.StatusCode != 404 {
+		t.Fatalf("API listener serves /debug/writer: %d", resp.StatusCode)
 	}
 
 	var stderr strings.Builder
