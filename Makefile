@@ -106,4 +106,4 @@ clean:
 ## make bench BENCHFLAGS="--duration 60s --conns 10000 --rate 1000"
 BENCHFLAGS ?=
 bench:
-	$(GO) run ./cmd/sovereign-bench --duration 10s --warmup 2s --fanout-duration 8s --conns 10000 --wakeups 200 $(BENCHFLAGS)
+	$(GO) run ./cmd/sovereign-bench --concurrency 32,128 --duration 10s --warmup 2s --rate 1000 --fanout-duration 8s --conns 10000 --wakeups 200 $(BENCHFLAGS)

@@ -159,6 +159,11 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 	var sendLat Latencies
 	var pwg sync.WaitGroup
 	start := time.Now()
+	load := startMachineLoad()
+	var cpuStart procCPU
+	if env.PID > 0 {
+		cpuStart, _ = readProcCPU(env.PID)
+	}
 	for _, a := range pub {
 		pwg.Add(1)
 		go func() {
@@ -186,6 +191,10 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 	close(due)
 	pwg.Wait()
 	publishEnd := time.Now()
+	var cpuEnd procCPU
+	if env.PID > 0 {
+		cpuEnd, _ = readProcCPU(env.PID)
+	}
 	// Wait for the deliveries still on their way.
 	want := sent.Load() * int64(len(accs))
 	for deadline := time.Now().Add(10 * time.Second); delivered.Load() < want && time.Now().Before(deadline); {
@@ -219,6 +228,10 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 	}
 	res.AddSummary("publish-to-receive", lat.Summary(), p99)
 	res.AddSummary("send latency", sendLat.Summary(), "")
+	if cpuEnd.total > 0 {
+		res.Add("server CPU while publishing", (cpuEnd.total-cpuStart.total).Seconds()/publishEnd.Sub(start).Seconds()*100, "% of one core", "")
+	}
+	load.add(res)
 	if e, _ := recvErr.Load().(string); e != "" {
 		res.Notes = append(res.Notes, "first error: "+truncate(e, 200))
 	}

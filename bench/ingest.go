@@ -101,9 +101,12 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 		cpuStart, _ = readProcCPU(env.PID)
 	}
 	selfStart, _ := readProcCPU(os.Getpid())
+	load := startMachineLoad()
+	wsStart, haveWS := env.writerStats(ctx)
 	time.Sleep(o.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	wsEnd, haveWSEnd := env.writerStats(ctx)
 	if env.PID > 0 {
 		cpuEnd, _ = readProcCPU(env.PID)
 	}
@@ -136,6 +139,10 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 		}
 	}
 	res.Add("bench client CPU", (selfEnd.total-selfStart.total).Seconds()/elapsed.Seconds()*100, "% of one core", "")
+	load.add(res)
+	if haveWS && haveWSEnd {
+		addWriterStats(res, wsStart, wsEnd, elapsed)
+	}
 	return res, nil
 }
 

@@ -146,6 +146,9 @@ func Start(ctx context.Context, binary, dataDir string, extra ...string) (*Proce
 	}
 }
 
+// FreeLoopbackAddr returns a free loopback host:port (see freePort).
+func FreeLoopbackAddr() (string, error) { return freePort() }
+
 // freePort finds a free loopback port (there is a small window in which
 // another process could take it; the server then fails to start).
 func freePort() (string, error) {

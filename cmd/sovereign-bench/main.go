@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,14 +66,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the started server, space-separated")
 	fs.IntVar(&o.par, "setup-parallelism", 8, "concurrent setup requests (sign-ups, key packages)")
 
-	fs.IntVar(&o.ingest.Concurrency, "concurrency", 32, "ingest: concurrent senders (each its own user)")
+	concurrency := fs.String("concurrency", "32", "ingest: concurrent senders (each its own user); a comma-separated list runs ingest once per value")
 	fs.IntVar(&o.ingest.Groups, "groups", 16, "ingest: groups the senders are spread over")
 	fs.IntVar(&o.ingest.Size, "size", 1024, "ingest: MLS message size in bytes")
 	fs.DurationVar(&o.ingest.Duration, "duration", 10*time.Second, "ingest: measured time")
 	fs.DurationVar(&o.ingest.Warmup, "warmup", 2*time.Second, "ingest: sending before measuring")
 
 	fs.IntVar(&o.fanout.Members, "members", 100, "fanout: member devices of the group, each subscribed")
-	fs.IntVar(&o.fanout.Rate, "rate", 500, "fanout: messages published per second")
+	fs.IntVar(&o.fanout.Rate, "rate", 1000, "fanout: messages published per second")
 	fs.IntVar(&o.fanout.Publishers, "publishers", 8, "fanout: concurrent publishing members")
 	fs.IntVar(&o.fanout.Size, "fanout-size", 256, "fanout: MLS message size in bytes")
 	fs.DurationVar(&o.fanout.Duration, "fanout-duration", 10*time.Second, "fanout: publishing time per transport")
@@ -92,6 +93,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	var concurrencies []int
+	for _, f := range strings.Split(*concurrency, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 {
+			fmt.Fprintf(stderr, "sovereign-bench: --concurrency: %q is not a positive number\n", f)
+			return 2
+		}
+		concurrencies = append(concurrencies, c)
+	}
+	o.ingest.Concurrency = slices.Max(concurrencies)
 	scenarios := fs.Args()
 	if len(scenarios) == 0 {
 		scenarios = allScenarios
@@ -145,7 +156,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		switch s {
 		case "ingest":
-			report(bench.Ingest(ctx, env, o.ingest))
+			for _, c := range concurrencies {
+				ingestOpts := o.ingest
+				ingestOpts.Concurrency = c
+				res, err := bench.Ingest(ctx, env, ingestOpts)
+				if err == nil && len(concurrencies) > 1 {
+					res.Scenario = fmt.Sprintf("ingest-c%d", c)
+				}
+				report(res, err)
+			}
 		case "fanout":
 			fg, err := bench.BuildFanoutGroup(ctx, env, o.fanout.Members)
 			if err != nil {
@@ -230,9 +249,16 @@ func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer
 		"--streams-per-ip", strconv.Itoa(streams), "--streams-total", strconv.Itoa(streams),
 		"--log-level", "warn",
 	}
-	if o.pprof != "" {
-		flags = append(flags, "--pprof-listen", o.pprof)
+	// The debug listener (loopback only) also serves the writer's counters,
+	// which the scenarios report; take a free port when none was asked for.
+	debugAddr := o.pprof
+	if debugAddr == "" {
+		if debugAddr, err = bench.FreeLoopbackAddr(); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
 	}
+	flags = append(flags, "--pprof-listen", debugAddr)
 	if o.serverFlags != "" {
 		flags = append(flags, strings.Fields(o.serverFlags)...)
 	}
@@ -243,6 +269,7 @@ func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer
 	}
 	cleanups = append(cleanups, func() { _ = proc.Stop(10 * time.Second) })
 	env.Proc, env.PID = proc, proc.PID()
+	env.DebugURL = "http://" + debugAddr
 	env.Client = bench.NewClient(proc.URL, 512)
 	env.NewInvite = func(uses int) (string, error) { return bench.Invite(bin, dataDir, false, uses) }
 	return env, cleanup, nil
