@@ -261,6 +261,9 @@ func (s *Server) Close() error {
 		s.hub.Close()
 		s.cleanup.Stop()
 		err = s.store.Close()
+		st := s.store.WriterStats()
+		s.log.Info("writer stopped", "commits", st.Batches, "use_cases", st.UseCases,
+			"running", st.Running.Round(time.Millisecond), "committing", st.Commit.Round(time.Millisecond))
 	})
 	return err
 }

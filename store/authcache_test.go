@@ -155,3 +155,41 @@ func TestAuthCacheNeverOutlivesARevocation(t *testing.T) {
 type errFromString string
 
 func (e errFromString) Error() string { return string(e) }
+
+// BenchmarkAuthenticateCacheMiss measures authentication when the cache was
+// just invalidated (after any write that could change a session): the
+// prepared query on the read pool. BenchmarkAuthenticate measures hits.
+func BenchmarkAuthenticateCacheMiss(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: b.TempDir() + "/data/s.db"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	_, hash := models.NewToken()
+	err = s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		uid, err := InsertUser(ctx, tx, "bench", "Bench", models.RoleMember)
+		if err != nil {
+			return err
+		}
+		did, err := InsertDevice(ctx, tx, uid, "device")
+		if err != nil {
+			return err
+		}
+		_, err = InsertSession(ctx, tx, uid, did, hash, time.Hour)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.auth.invalidate()
+		if _, err := s.Authenticate(ctx, hash); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if h, _ := s.AuthCacheStats(); h != 0 {
+		b.Fatalf("%d cache hits, want none", h)
+	}
+}

@@ -274,10 +274,6 @@ func (s *Store) Now() time.Time { return s.now() }
 // both connection pools.
 func (s *Store) Close() error {
 	s.writer.close()
-	if st := s.WriterStats(); st.Batches > 0 {
-		s.writer.log.Info("writer stopped", "batches", st.Batches, "use_cases", st.UseCases,
-			"running", st.Running.Round(time.Millisecond), "committing", st.Commit.Round(time.Millisecond))
-	}
 	closeStmts(s.writer.stmts)
 	s.readStmts.close()
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
