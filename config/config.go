@@ -125,6 +125,32 @@ func (c *Config) BaseURL() string {
 // code is in the fragment, which browsers never send to servers or proxies.
 func (c *Config) InviteLink(code string) string { return c.BaseURL() + "/invite#" + code }
 
+// AdminBaseURL is the base URL of the admin UI: BaseURL, or with
+// --admin-listen the WebAuthn origin (--rp-origins) on the admin port, else
+// the admin address itself.
+func (c *Config) AdminBaseURL() string {
+	if c.AdminListen == "" {
+		return c.BaseURL()
+	}
+	_, port, err := net.SplitHostPort(c.AdminListen)
+	if err == nil {
+		for _, o := range c.RPOrigins {
+			if u, err := url.Parse(o); err == nil && u.Port() == port {
+				return strings.TrimSuffix(o, "/")
+			}
+		}
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + c.AdminListen
+}
+
+// AdminInviteLink is the link for an admin invite: registration in the
+// admin UI, wherever it is served.
+func (c *Config) AdminInviteLink(code string) string { return c.AdminBaseURL() + "/invite#" + code }
+
 // TrustedProxyPrefixes parses TrustedProxies (already validated).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(c.TrustedProxies))

@@ -23,6 +23,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
+	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
@@ -109,12 +110,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(h))))
 	}
 	if cfg.AdminListen == "" {
-		s.handler = wrap(mux)
+		s.handler = wrap(withInvite(inviteRedirect, mux))
 	} else {
 		// The admin UI and API live only on the admin address; the public
-		// listener answers 404 for them as for any unknown path.
-		s.handler = wrap(only(func(p string) bool { return !IsAdminPath(p) }, mux))
-		s.admin = wrap(only(adminListenerServes, mux))
+		// listener answers 404 for them as for any unknown path, and shows
+		// invite links a page pointing to the apps.
+		s.handler = wrap(withInvite(invitePage, only(func(p string) bool { return !IsAdminPath(p) }, mux)))
+		s.admin = wrap(withInvite(inviteRedirect, only(adminListenerServes, mux)))
 	}
 
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
@@ -224,7 +226,7 @@ func bootstrapAdmin(ctx context.Context, cfg config.Config, st *store.Store, log
 		// The one deliberate secret in the log: there is no admin yet to
 		// hand it out any other way. It is shown once and works once.
 		log.Warn("NO ADMIN YET: register the first admin with this one-time invite (shown only now)",
-			"invite_code", b.Code, "link", InviteLink(cfg, b.Code), "expires_at", b.ExpiresAt.Format(time.RFC3339))
+			"invite_code", b.Code, "link", InviteLink(cfg, b.Code, models.RoleAdmin), "expires_at", b.ExpiresAt.Format(time.RFC3339))
 	default:
 		log.Warn("no admin yet: an admin invite exists (its code was printed when it was created); "+
 			"to make a new one run `sovereign invite --admin`", "expires_at", b.ExpiresAt.Format(time.RFC3339))
@@ -232,9 +234,15 @@ func bootstrapAdmin(ctx context.Context, cfg config.Config, st *store.Store, log
 	return nil
 }
 
-// InviteLink is the link that opens registration with an invite code. The
-// code is in the fragment, which browsers never send to servers or proxies.
-func InviteLink(cfg config.Config, code string) string { return cfg.InviteLink(code) }
+// InviteLink is the link that opens registration with an invite of role:
+// admin invites lead to the admin UI (on --admin-listen when set), member
+// invites to the public address.
+func InviteLink(cfg config.Config, code string, role models.Role) string {
+	if role == models.RoleAdmin {
+		return cfg.AdminInviteLink(code)
+	}
+	return cfg.InviteLink(code)
+}
 
 // Handler is the server's public HTTP handler, for httptest. Without
 // --admin-listen it serves the admin UI and API too.

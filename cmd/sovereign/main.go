@@ -187,6 +187,6 @@ func invite(args []string, env func(string) string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "Invite code: %s\nLink:        %s\nRole:        %s\nUses:        %d\nExpires:     %s\n",
-		inviteCode, server.InviteLink(cfg, inviteCode), inv.Role, inv.UsesLeft, inv.ExpiresAt.Local().Format(time.RFC1123))
+		inviteCode, server.InviteLink(cfg, inviteCode, inv.Role), inv.Role, inv.UsesLeft, inv.ExpiresAt.Local().Format(time.RFC1123))
 	return exitOK
 }

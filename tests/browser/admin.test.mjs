@@ -39,7 +39,7 @@ function freePort() {
   });
 }
 
-let srv, data, browser, apiURL, adminURL, bootstrapCode;
+let srv, data, browser, apiURL, adminURL, bootstrapCode, bootstrapLink;
 const logLines = [];
 
 /** waitLog resolves with the first JSON log line that matches. */
@@ -82,6 +82,7 @@ before(async () => {
   });
   const invite = await waitLog((l) => typeof l.invite_code === "string");
   bootstrapCode = invite.invite_code;
+  bootstrapLink = invite.link;
   await waitLog((l) => l.msg === "admin listening");
 
   browser = await chromium.launch({
@@ -156,9 +157,14 @@ test("admin registers, invites a member, revokes the member's sessions; the audi
 
 async function story(page, cdp, authenticatorId, problems) {
 
-  // 1. Register the first admin with the bootstrap invite from the log.
-  await page.goto(adminURL + "/admin#/register");
-  await page.fill("#invite", bootstrapCode);
+  // 1. Register the first admin by opening the bootstrap invite link from
+  // the log: it leads to the admin address, /invite redirects to the UI
+  // and the code (in the fragment) is filled in.
+  assert.equal(bootstrapLink, adminURL + "/invite#" + bootstrapCode);
+  await page.goto(bootstrapLink);
+  await page.waitForSelector("#invite");
+  assert.equal(await page.inputValue("#invite"), bootstrapCode);
+  assert.ok(page.url().startsWith(adminURL + "/admin/#/register"), page.url());
   await page.fill("#username", "root");
   await page.fill("#display_name", "Ada Admin");
   await shot(page, "01-register");
@@ -186,7 +192,7 @@ async function story(page, cdp, authenticatorId, problems) {
   const code = await page.inputValue("#invite-result input[aria-label='Invite code']");
   const link = await page.inputValue("#invite-result input[aria-label='Invite link']");
   assert.match(code, /^[a-z2-7]{4}(-[a-z2-7]{4}){7}$/);
-  assert.ok(link.endsWith(code), "the link carries the code");
+  assert.equal(link, apiURL + "/invite#" + code, "a member invite links to the public address");
   await page.waitForSelector("table .badge-ok");
   await shot(page, "04-invites");
 
@@ -195,7 +201,10 @@ async function story(page, cdp, authenticatorId, problems) {
   const memberCtx = await browser.newContext({ bypassCSP: true });
   const mpage = await memberCtx.newPage();
   await addAuthenticator(mpage);
-  await mpage.goto(apiURL + "/healthz");
+  // The member's link opens the public address's invite page, which
+  // points to the apps (the admin UI is on its own address here).
+  await mpage.goto(link);
+  assert.match(await mpage.textContent("body"), /Open a Sovereign app/);
   const grant = await mpage.evaluate(async (invite) => {
     const post = async (path, body) => {
       const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });

@@ -776,6 +776,13 @@
 
   function route() {
     const raw = location.hash.replace(/^#/, "") || "/dashboard";
+    if (!raw.startsWith("/")) {
+      // An invite link (/invite#<code>, redirected here with its fragment):
+      // registration with the code filled in.
+      const code = decodeURIComponent(raw);
+      history.replaceState(null, "", "#/register?code=" + encodeURIComponent(code));
+      return viewRegister(new URLSearchParams({ code }));
+    }
     const [path, query] = raw.split("?");
     const params = new URLSearchParams(query || "");
     if (path === "/register") return viewRegister(params);
