@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -467,8 +466,11 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 			// id derived from the username, so the answer does not tell
 			// whether the account exists. The ceremony can never succeed.
 			c.Payload = []byte(decoyPayload)
-			assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(
-				webauthn.WithAllowedCredentials([]protocol.CredentialDescriptor{h.decoyCredential(username)}))
+			var decoy protocol.CredentialDescriptor
+			if decoy, err = h.decoyCredential(ctx, username); err == nil {
+				assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(
+					webauthn.WithAllowedCredentials([]protocol.CredentialDescriptor{decoy}))
+			}
 		}
 	}
 	if err != nil {
@@ -490,19 +492,19 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 // decoyPayload marks a login ceremony begun for an unknown username.
 const decoyPayload = `{"decoy":true}`
 
-var decoyKey = func() []byte {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return b
-}()
-
 // decoyCredential is a stable, unguessable credential id for an unknown
-// username (per process).
-func (h *handler) decoyCredential(username string) protocol.CredentialDescriptor {
-	m := hmac.New(sha256.New, decoyKey)
+// username: an HMAC of the username under a server secret that survives
+// restarts, so that comparing answers across a restart does not tell known
+// usernames from unknown ones either.
+func (h *handler) decoyCredential(ctx context.Context, username string) (protocol.CredentialDescriptor, error) {
+	key, err := h.d.Store.ServerSecret(ctx, store.SecretLoginDecoy)
+	if err != nil {
+		return protocol.CredentialDescriptor{}, err
+	}
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(username))
 	return protocol.CredentialDescriptor{Type: protocol.PublicKeyCredentialType, CredentialID: m.Sum(nil),
-		Transport: []protocol.AuthenticatorTransport{protocol.Internal, protocol.Hybrid}}
+		Transport: []protocol.AuthenticatorTransport{protocol.Internal, protocol.Hybrid}}, nil
 }
 
 func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*SessionGrantOutput, error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/testutil"
 )
 
@@ -38,6 +39,19 @@ func TestLoginBeginDoesNotRevealUsernames(t *testing.T) {
 	}
 	if unknown.AllowCredentials[0].ID != again.AllowCredentials[0].ID {
 		t.Fatal("decoy credential id changes between requests")
+	}
+
+	// Nor across a restart on the same data: the key is a stored secret.
+	s.Close()
+	if err := s.App.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = testutil.NewServer(t, func(c *config.Config) { c.DataDir = s.Config.DataDir })
+	if after := get("mallory"); after.AllowCredentials[0].ID != unknown.AllowCredentials[0].ID {
+		t.Fatal("decoy credential id changes across a restart")
+	}
+	if other := get("trudy"); other.AllowCredentials[0].ID == unknown.AllowCredentials[0].ID {
+		t.Fatal("two unknown usernames get the same decoy")
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -76,6 +77,9 @@ type Store struct {
 	readStmts *readStmts
 	// auth caches resolved sessions; the writer invalidates it.
 	auth *authCache
+
+	secretsMu sync.Mutex
+	secrets   map[string][]byte // ServerSecret's cache
 }
 
 // Open creates the data directory (0700) and database file (0600) when they
