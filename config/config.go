@@ -64,6 +64,7 @@ type Limits struct {
 	ClaimsPerTarget       int           `flag:"claims-per-target-per-minute" usage:"key-package claims against one target user per minute, all claimers together" validate:"gte=1"`
 	GroupQuotaBytes       int64         `flag:"group-quota-bytes" usage:"stored bytes per group" validate:"gte=65536"`
 	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them" validate:"gte=1h"`
+	AuditRetention        time.Duration `flag:"audit-retention" usage:"how long audit-log entries are kept (0: forever)" validate:"eq=0|gte=24h"`
 	HeartbeatInterval     time.Duration `flag:"heartbeat" usage:"interval of stream keep-alive events" validate:"gte=1s,lte=5m"`
 	KeyPackageLowWater    int           `flag:"key-package-low-water" usage:"normal key packages below which a device is told to upload more" validate:"gte=0"`
 	KeyPackageMaxLifetime time.Duration `flag:"key-package-max-lifetime" usage:"longest key-package lifetime accepted" validate:"gte=1h"`
@@ -99,6 +100,7 @@ func Default() Config {
 			ClaimsPerTarget:       60,
 			GroupQuotaBytes:       1 << 30,
 			Retention:             30 * 24 * time.Hour,
+			AuditRetention:        365 * 24 * time.Hour,
 			HeartbeatInterval:     15 * time.Second,
 			KeyPackageLowWater:    10,
 			KeyPackageMaxLifetime: 90 * 24 * time.Hour,
@@ -322,6 +324,8 @@ func explain(fe validator.FieldError) string {
 		return "must be at most " + fe.Param()
 	case "file":
 		return "must name a readable file"
+	case "eq=0|gte=24h":
+		return "must be 0 (keep forever) or at least 24h"
 	default:
 		return "fails rule " + fe.Tag()
 	}

@@ -66,6 +66,7 @@ func TestInvalidValuesExplainThemselves(t *testing.T) {
 		{[]string{"--tls-cert", "/nonexistent.pem"}, "readable file"},
 		{[]string{"--tls-cert", "config_test.go"}, "together with --tls-cert"},
 		{[]string{"--session-ttl", "5s"}, "at least 1m"},
+		{[]string{"--audit-retention", "1h"}, "0 (keep forever) or at least 24h"},
 		{[]string{"--log-level", "loud"}, "one of"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	}
@@ -82,6 +83,14 @@ func TestInvalidValuesExplainThemselves(t *testing.T) {
 				t.Fatalf("error %q: want one line mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestAuditRetentionZeroMeansForever(t *testing.T) {
+	for _, v := range []string{"0", "0s", "24h", "8760h"} {
+		if _, _, err := Load("t", []string{"--audit-retention", v}, noEnv, io.Discard); err != nil {
+			t.Errorf("--audit-retention %s: %v", v, err)
+		}
 	}
 }
 

@@ -36,6 +36,7 @@ const (
 	AuditLoginFailed        = "auth.login_failed"
 	AuditCloneWarning       = "auth.clone_warning"
 	AuditAdminDenied        = "auth.admin_denied"
+	AuditPruned             = "audit.pruned"
 )
 
 // AuditActions lists every action, for filters and documentation.
@@ -43,6 +44,7 @@ var AuditActions = []string{
 	AuditUserDisable, AuditUserEnable, AuditUserDelete, AuditUserRevokeSessions, AuditUserRemoveGroups,
 	AuditInviteCreate, AuditInviteRevoke, AuditSettingsUpdate,
 	AuditUserRegistered, AuditAdminSignIn, AuditLoginFailed, AuditCloneWarning, AuditAdminDenied,
+	AuditPruned,
 }
 
 // Audit target types.

@@ -182,7 +182,7 @@ const deadInviteGrace = 7 * 24 * time.Hour
 // data with a lifetime add theirs here.
 func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 	claimAge := cfg.Limits.KeyPackageMaxLifetime + store.KeyPackageClockSkew + 24*time.Hour
-	return []maintenance.Task{
+	tasks := []maintenance.Task{
 		{Name: "expired_key_packages", Run: st.DeleteExpiredKeyPackages},
 		{Name: "revoked_device_key_packages", Run: st.DeleteRevokedDeviceKeyPackages},
 		{Name: "old_key_package_claims", Run: func(ctx context.Context) (int64, error) {
@@ -203,6 +203,12 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 		}},
 		{Name: "acked_events", Run: st.DeleteAckedEvents},
 	}
+	if cfg.Limits.AuditRetention > 0 {
+		tasks = append(tasks, maintenance.Task{Name: "old_audit_entries", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteOldAuditEntries(ctx, st.Now().Add(-cfg.Limits.AuditRetention))
+		}})
+	}
+	return tasks
 }
 
 // Maintenance is the periodic cleanup runner (tests run it with RunOnce).

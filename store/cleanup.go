@@ -91,3 +91,19 @@ func (s *Store) DeleteDeadInvites(ctx context.Context, grace time.Duration) (int
 			return []any{cut, cut}
 		})
 }
+
+// DeleteOldAuditEntries deletes audit-log entries recorded before before,
+// in chunks, and then records how many it deleted (action audit.pruned), so
+// the log itself says that and when it was shortened.
+func (s *Store) DeleteOldAuditEntries(ctx context.Context, before time.Time) (int64, error) {
+	n, err := s.deleteInChunks(ctx, "old audit entries", "audit_log", `at < ?`,
+		func(time.Time) []any { return []any{models.Millis(before)} })
+	if n > 0 {
+		entry := models.AuditEntry{Action: models.AuditPruned,
+			Detail: map[string]any{"deleted": n, "before": before.UTC().Format(time.RFC3339)}}
+		if aerr := s.Audit(ctx, entry); aerr != nil && err == nil {
+			err = fmt.Errorf("record audit pruning: %w", aerr)
+		}
+	}
+	return n, err
+}

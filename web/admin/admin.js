@@ -709,6 +709,7 @@
     "auth.login_failed": "Failed sign-in",
     "auth.clone_warning": "Cloned passkey blocked",
     "auth.admin_denied": "Refused admin request",
+    "audit.pruned": "Old entries deleted",
   };
 
   /** @param {any} d */
