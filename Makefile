@@ -63,8 +63,11 @@ check-clients: clients/ts/node_modules/.package-lock.json
 vet:
 	$(GO) vet ./...
 
-## lint: go vet plus the OpenAPI linter (@redocly/cli from npm, offline)
+## lint: go vet, gofmt, no merge-conflict markers, plus the OpenAPI linter
+## (@redocly/cli from npm, offline)
 lint: vet assets
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@! git grep -n -E '^(<<<<<<<|>>>>>>>)( |$$)|^=======$$' -- ':!*.md' || { echo "merge-conflict markers above"; exit 1; }
 	cd web && ./node_modules/.bin/redocly lint ../openapi.yaml --config ../redocly.yaml
 
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
