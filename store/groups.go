@@ -215,7 +215,6 @@ func (s *Store) GroupHistory(ctx context.Context, deviceID string, groupID []byt
 	return events, more, nil
 }
 
-// activeMembers lists the devices that are members of a group now.
 // groupMembers returns the group's active member devices, given the group's
 // members_version as read in this use case: from the writer's cache when the
 // version has not moved since it was cached, else from the database. The
@@ -236,6 +235,7 @@ func groupMembers(ctx context.Context, tx *Tx, groupID []byte, version int64) ([
 	return devices, nil
 }
 
+// activeMembers lists the devices that are members of a group now.
 func activeMembers(ctx context.Context, tx *Tx, groupID []byte) ([]string, error) {
 	st, err := tx.stmt(ctx, qActiveMembers)
 	if err != nil {
