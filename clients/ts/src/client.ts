@@ -33,6 +33,18 @@ export interface SovereignClientOptions {
   keyPackageTarget?: number
   /** Attempts for a commit or send that keeps losing races (default 5). */
   maxAttempts?: number
+  /**
+   * Commit the MLS removal of a device the server cut off (a `remove_device`
+   * notice: revoked device, disabled or deleted user, removed by an admin).
+   * Only members can do it, and until someone does the group's keys still
+   * include the device's leaf. Default true.
+   */
+  autoRemove?: boolean
+  /**
+   * Longest random wait before that commit, in ms (default 2000), so that
+   * usually one member commits and the others find nothing left to do.
+   */
+  autoRemoveMaxDelayMs?: number
 }
 
 /** What the app is told about each processed feed event. */
@@ -96,6 +108,8 @@ export class SovereignClient {
   private ackTimer?: ReturnType<typeof setTimeout>
   private feed?: Feed
   private replenishing?: Promise<void>
+  /** Pending automatic removals by group and device, with their timers. */
+  private readonly removals = new Map<string, PendingRemoval>()
 
   private constructor(private readonly o: SovereignClientOptions) {
     this.store = o.storage instanceof ClientStore ? o.storage : new ClientStore(o.storage)
@@ -345,12 +359,25 @@ export class SovereignClient {
   async commit(
     groupId: Uint8Array,
     change: (members: Set<string>) => Promise<{ add?: Uint8Array[]; removeDevices?: string[] }>,
-  ): Promise<{ epoch: number; seq: number; addedDevices: string[]; removedDevices: string[] }> {
+  ): Promise<CommitResult> {
+    return (await this.commitIfNeeded(groupId, change))!
+  }
+
+  /**
+   * commit, except that `change` may answer null (nothing to do, e.g. the
+   * winner of a race already made the change): then nothing is sent and
+   * the result is null.
+   */
+  private async commitIfNeeded(
+    groupId: Uint8Array,
+    change: (members: Set<string>) => Promise<{ add?: Uint8Array[]; removeDevices?: string[] } | null>,
+  ): Promise<CommitResult | null> {
     const max = this.o.maxAttempts ?? 5
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.lock.run(async () => {
         const members = new Set((await this.mls.members(groupId)).map((m) => m.deviceId))
         const c = await change(members)
+        if (c === null) return { skipped: true as const }
         const pending: PendingCommit = await this.mls.prepareCommit(groupId, c)
         const r = await this.api.POST("/v1/groups/{group_id}/commits", {
           params: { path: { group_id: toBase64url(groupId) }, header: { "Idempotency-Key": crypto.randomUUID() } },
@@ -375,6 +402,7 @@ export class SovereignClient {
           },
         }
       })
+      if ("skipped" in outcome) return null
       if (outcome.done) return outcome.done
       if (attempt >= max) throw outcome.conflict
       await this.catchUpGroup(groupId, outcome.conflict.problem.current_epoch)
@@ -452,8 +480,35 @@ export class SovereignClient {
     this.scheduleAck()
     if (out.result.kind === "notice" && isKeyPackagesLow(out.result.notice)) this.replenishSoon()
     if (out.result.kind === "joined") this.replenishSoon() // a normal key package was used up
+    if (out.result.kind === "notice" && out.groupId) {
+      const gone = removedDeviceOf(out.result.notice)
+      if (gone && gone !== this.session?.deviceId && (this.o.autoRemove ?? true)) this.removeSoon(out.groupId, gone)
+    }
     for (const l of this.listeners) await l(out)
     return out
+  }
+
+  /**
+   * Commits the removal of a device the server cut off, after a random
+   * delay, unless another member has done it first (or the device is not in
+   * this client's view of the group). A failure is dropped: another member
+   * may still do it, and the app can call removeDevices.
+   */
+  private removeSoon(groupId: Uint8Array, deviceId: string): void {
+    const key = toBase64url(groupId) + "/" + deviceId
+    if (this.removals.has(key)) return
+    let resolve!: () => void
+    const entry: PendingRemoval = { done: new Promise<void>((r) => (resolve = r)), resolve }
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined
+      this.commitIfNeeded(groupId, async (members) => (members.has(deviceId) ? { removeDevices: [deviceId] } : null))
+        .catch(() => null)
+        .finally(() => {
+          this.removals.delete(key)
+          resolve()
+        })
+    }, Math.random() * (this.o.autoRemoveMaxDelayMs ?? 2000))
+    this.removals.set(key, entry)
   }
 
   private replenishSoon(): void {
@@ -464,9 +519,10 @@ export class SovereignClient {
       })
   }
 
-  /** Waits for background work (key-package replenishment) to finish. */
+  /** Waits for background work (key-package replenishment, automatic removals) to finish. */
   async idle(): Promise<void> {
     await this.replenishing
+    await Promise.all([...this.removals.values()].map((r) => r.done))
   }
 
   /**
@@ -538,7 +594,33 @@ export class SovereignClient {
   stop(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer)
     this.ackTimer = undefined
+    for (const [key, r] of this.removals) {
+      if (r.timer === undefined) continue // already committing: let it finish
+      clearTimeout(r.timer)
+      this.removals.delete(key)
+      r.resolve()
+    }
   }
+}
+
+/** An automatic removal waiting for its timer (timer unset once committing). */
+interface PendingRemoval {
+  timer?: ReturnType<typeof setTimeout>
+  done: Promise<void>
+  resolve: () => void
+}
+
+/** What commit returns: the new epoch and the commit's place in the feed. */
+export interface CommitResult {
+  epoch: number
+  seq: number
+  addedDevices: string[]
+  removedDevices: string[]
+}
+
+/** The device a `remove_device` notice asks the members to remove, if it is one. */
+function removedDeviceOf(n: Record<string, unknown>): string | undefined {
+  return n.type === "remove_device" && typeof n.device_id === "string" && n.device_id !== "" ? n.device_id : undefined
 }
 
 function isKeyPackagesLow(n: Record<string, unknown>): boolean {

@@ -6,7 +6,9 @@
 // SSE and Carol on long-poll; Alice and Bob commit at the same moment (one
 // wins, the other processes the winner and retries); Carol is removed (she
 // gets the removing commit, nothing after it, and cannot decrypt what
-// follows); Bob restarts from his persisted (encrypted) state and catches up.
+// follows); Bob restarts from his persisted (encrypted) state and catches up;
+// an admin disables Dave and a member's client commits his MLS removal by
+// itself (exactly one commit).
 // Every plaintext arrives exactly once and intact, and none of them is in the
 // server's database files.
 import { test, after } from "node:test"
@@ -223,13 +225,47 @@ test("end to end: three MLS clients through the real server, which sees only cip
   await until("alice hears bob after his restart", () => alice.texts().includes(m10))
   assert.deepEqual(bob2.texts().slice(bobSeen.length), [m8, m9])
 
+  // --- an admin cuts Dave off; a member commits his MLS removal on its own ----------------
+  const dave = new App("dave", await SovereignClient.open({
+    baseUrl: srv.url, storage: new MemoryKeyValueStore(), authenticator: new SoftwareAuthenticator({ origin: srv.origin }),
+  }))
+  await dave.client.register({ inviteCode: await srv.invite(), username: "dave", displayName: "Dave", deviceName: "Dave's phone" })
+  await dave.client.replenishKeyPackages()
+  dave.start("auto")
+  await alice.client.addMembers(gid, ["dave"])
+  await until("dave joins", () => dave.events.some((e) => e.result.kind === "joined" && equal(e.result.groupId, gid)))
+  const withDave = (await alice.client.group(gid)).epoch
+  for (const a of [alice, bob2]) {
+    await until(`${a.name} sees dave's leaf`, async () => (await a.client.mls.members(gid)).some((m) => m.deviceId === dave.client.deviceId))
+  }
+  // Alice registered with the admin invite: she disables Dave's account. The
+  // server cuts his device off at once and posts a remove_device notice;
+  // Alice's and Bob's clients race (random delay) to commit the removal.
+  const commitsBefore = aliceStatuses.length
+  const dis = await alice.client.api.POST("/v1/admin/users/{id}/disable", { params: { path: { id: dave.client.userId } } })
+  assert.equal(dis.response.status, 200, "disable dave")
+  for (const a of [alice, bob2]) {
+    await until(`${a.name} no longer has dave's leaf`, async () =>
+      !(await a.client.mls.members(gid)).some((m) => m.deviceId === dave.client.deviceId))
+  }
+  for (const a of [alice, bob2]) {
+    assert.ok(a.events.some((e) => e.result.kind === "notice" && e.result.notice.type === "remove_device"), `${a.name} got the notice`)
+    await a.client.idle()
+  }
+  assert.equal((await alice.client.group(gid)).epoch, withDave + 1, "exactly one removal commit: the loser of a race commits nothing")
+  assert.ok(aliceStatuses.slice(commitsBefore).every((s) => s === 201 || s === 409), `alice's commits: ${aliceStatuses}`)
+  const m11 = msg("alice", "dave is gone")
+  await alice.client.send(gid, m11)
+  await until("bob hears alice after dave's removal", () => bob2.texts().includes(m11))
+  await dave.stop()
+
   // --- exactly once, intact ---------------------------------------------------------------
   await until("acks flushed", async () => true)
   await Promise.all([alice.stop(), bob2.stop(), carol.stop()])
   for (const a of [alice, bob2, carol]) assert.equal(a.loopError, undefined, `${a.name}'s feed failed: ${a.loopError}`)
   const expect = {
     alice: [m2, m3, m4, m5, m7, m10],
-    bob: [m1, m3, m5, m6, m8, m9],
+    bob: [m1, m3, m5, m6, m8, m9, m11],
     carol: [m1, m2, m4],
   }
   for (const [a, want] of [[alice, expect.alice], [bob2, expect.bob], [carol, expect.carol]] as const) {
