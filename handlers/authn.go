@@ -39,7 +39,8 @@ func (h *handler) authenticate(api huma.API) func(huma.Context, func(huma.Contex
 			h.unauthorized(api, ctx, "a bearer token is required")
 			return
 		}
-		p, err := h.d.Store.Authenticate(ctx.Context(), models.HashToken(token))
+		tokenHash := models.HashToken(token)
+		p, err := h.d.Store.Authenticate(ctx.Context(), tokenHash)
 		if err != nil {
 			if models.IsCode(err, models.EUNAUTHORIZED) {
 				h.unauthorized(api, ctx, "the session token is invalid, expired or revoked")
@@ -50,7 +51,7 @@ func (h *handler) authenticate(api huma.API) func(huma.Context, func(huma.Contex
 			return
 		}
 		if h.now().Sub(p.LastSeenAt) >= touchEvery {
-			if err := h.d.Store.TouchSession(ctx.Context(), p.SessionID, p.DeviceID); err != nil {
+			if err := h.d.Store.TouchSession(ctx.Context(), tokenHash, p.SessionID, p.DeviceID); err != nil {
 				h.log().WarnContext(ctx.Context(), "touch session", "err", err)
 			}
 		}

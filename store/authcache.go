@@ -64,6 +64,17 @@ func (c *authCache) put(key [32]byte, gen uint64, row sessionAuthRow) {
 	c.entries[key] = authEntry{gen: gen, row: row}
 }
 
+// touch records a new last-seen time in a cached entry of that session;
+// the entry keeps its generation (last_seen_at decides nothing).
+func (c *authCache) touch(key [32]byte, sessionID string, lastSeen int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok && e.row.SessionID == sessionID && lastSeen > e.row.LastSeenAt {
+		e.row.LastSeenAt = lastSeen
+		c.entries[key] = e
+	}
+}
+
 // invalidate makes every entry stale. Entries of older generations are
 // dropped lazily (overwritten or cleared at the bound).
 func (c *authCache) invalidate() { c.gen.Add(1) }

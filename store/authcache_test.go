@@ -68,6 +68,22 @@ func TestAuthCacheAnswersUntilAWriteCouldChangeIt(t *testing.T) {
 		t.Fatalf("after a KeepsAuth write: want a hit")
 	}
 
+	// Touching the session (once a minute per session) keeps it cached and
+	// updates the cached last-seen time.
+	clock.Add(2 * time.Minute.Milliseconds())
+	if err := s.TouchSession(ctx, hash, sessionID, ""); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := counts()
+	p, err := s.Authenticate(ctx, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := counts(); h != h1+1 || !p.LastSeenAt.Equal(time.UnixMilli(clock.Load())) {
+		t.Fatalf("after a touch: hit %v, last seen %v, want %v", h == h1+1, p.LastSeenAt, time.UnixMilli(clock.Load()))
+	}
+	clock.Add(-2 * time.Minute.Milliseconds())
+
 	// Any other use case invalidates it, even one that changes nothing.
 	if err := s.Write(ctx, func(ctx context.Context, tx *Tx) error { return nil }); err != nil {
 		t.Fatal(err)

@@ -76,15 +76,23 @@ func (s *Store) AuthCacheStats() (hits, misses uint64) {
 	return s.auth.hits.Load(), s.auth.misses.Load()
 }
 
-// TouchSession records that a session and its device were just used.
-func (s *Store) TouchSession(ctx context.Context, sessionID, deviceID string) error {
+// TouchSession records that a session (authenticated by tokenHash) and its
+// device were just used. It changes nothing authentication decides on, so
+// it keeps the session cache valid and updates the cached last-seen time
+// (otherwise every request would see the old time and touch again).
+func (s *Store) TouchSession(ctx context.Context, tokenHash []byte, sessionID, deviceID string) error {
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		tx.KeepsAuth() // last_seen_at only
 		now := models.Millis(tx.Now())
 		if _, err := tx.NewRaw(`UPDATE sessions SET last_seen_at = ? WHERE id = ?`, now, sessionID).Exec(ctx); err != nil {
 			return fmt.Errorf("touch session: %w", err)
 		}
 		if _, err := tx.NewRaw(`UPDATE devices SET last_seen_at = ? WHERE id = ?`, now, deviceID).Exec(ctx); err != nil {
 			return fmt.Errorf("touch device: %w", err)
+		}
+		if len(tokenHash) == 32 {
+			key := [32]byte(tokenHash)
+			tx.AfterCommit(func() { s.auth.touch(key, sessionID, now) })
 		}
 		return nil
 	})

@@ -37,10 +37,11 @@ func (tx *Tx) Now() time.Time { return tx.now }
 func (tx *Tx) AfterCommit(f func()) { tx.afterCommit = append(tx.afterCommit, f) }
 
 // KeepsAuth declares that this use case changes nothing authentication
-// reads: no session, device or user row (their revocation, expiry, role or
-// disabling). Without it, committing the use case invalidates every cached
-// authentication, which is always safe; declare it only on hot use cases
-// that touch none of those tables (sending, acknowledging).
+// decides on: no session, device or user is created, revoked, expired,
+// disabled or has its role changed (a last-seen time is fine: TouchSession
+// updates the cached one). Without it, committing the use case invalidates
+// every cached authentication, which is always safe; declare it only on hot
+// use cases (sending, acknowledging, touching a session).
 func (tx *Tx) KeepsAuth() { tx.keepsAuth = true }
 
 // WriteFunc is one write use case. It must be short: it runs on the single
