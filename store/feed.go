@@ -23,26 +23,54 @@ const MaxFeedPage = 1000
 
 const eventColumns = `e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id, e.payload`
 
-// feedSQL selects a device's feed after a cursor, in seq order. Membership
-// intervals of one device in one group never overlap (one active row per
-// group and device), so UNION ALL yields no duplicates.
+// feedSQL selects the feed of device ?2 after cursor ?1, in seq order, at
+// most ?3 rows (a page plus one, to tell whether more are waiting).
+// Membership intervals of one device in one group never overlap (one active
+// row per group and device), so UNION ALL yields no duplicates.
+//
+// The bound keeps a page's cost independent of the backlog: without it,
+// SQLite reads every event after the cursor in every group to sort them
+// and keep the first ?3, so catching up after a long absence was quadratic.
+// Each part of the feed (a membership interval, the device-addressed
+// events) holds its events in seq order in an index, so the ?3-th of each
+// part is one bounded index scan away; the smallest of those is at least
+// the page's last seq (that part alone has ?3 events up to it), and the
+// page query then reads no event past it. NULL (no part that long) means
+// no bound: the rest of the feed is then at most parts × ?3 events.
 const feedSQL = `
+WITH bound(seq) AS (
+  SELECT coalesce(min(b), 9223372036854775807) FROM (
+    SELECT (SELECT e.seq FROM events e
+            WHERE e.group_id = m.group_id AND e.group_id IS NOT NULL AND e.recipient_device_id IS NULL
+              AND e.seq > max(m.joined_seq, ?1)
+              AND (m.left_seq IS NULL OR e.seq <= m.left_seq)
+            ORDER BY e.seq LIMIT 1 OFFSET ?3 - 1) AS b
+    FROM group_members m
+    WHERE m.device_id = ?2 AND (m.left_seq IS NULL OR m.left_seq > ?1)
+    UNION ALL
+    SELECT (SELECT e.seq FROM events e
+            WHERE e.recipient_device_id = ?2 AND e.seq > ?1
+            ORDER BY e.seq LIMIT 1 OFFSET ?3 - 1)
+  )
+)
 SELECT * FROM (
   SELECT ` + eventColumns + `
   FROM group_members m
   JOIN events e ON e.group_id = m.group_id
-  WHERE m.device_id = ?
-    AND (m.left_seq IS NULL OR m.left_seq > ?)
+  WHERE m.device_id = ?2
+    AND (m.left_seq IS NULL OR m.left_seq > ?1)
     AND e.group_id IS NOT NULL AND e.recipient_device_id IS NULL
-    AND e.seq > max(m.joined_seq, ?)
+    AND e.seq > max(m.joined_seq, ?1)
     AND (m.left_seq IS NULL OR e.seq <= m.left_seq)
+    AND e.seq <= (SELECT seq FROM bound)
   UNION ALL
   SELECT ` + eventColumns + `
   FROM events e
-  WHERE e.recipient_device_id = ? AND e.seq > ?
+  WHERE e.recipient_device_id = ?2 AND e.seq > ?1
+    AND e.seq <= (SELECT seq FROM bound)
 )
 ORDER BY seq
-LIMIT ?`
+LIMIT ?3`
 
 // Feed returns up to limit events of a device's feed with seq > after, in
 // order, and whether more are waiting.
@@ -50,12 +78,9 @@ func (s *Store) Feed(ctx context.Context, deviceID string, after int64, limit in
 	if limit <= 0 || limit > MaxFeedPage {
 		limit = MaxFeedPage
 	}
-	var rows []eventRow
-	if err := s.rdb.NewRaw(feedSQL, deviceID, after, after, deviceID, after, limit+1).Scan(ctx, &rows); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("read feed: %w", err)
+	rows, err := s.readFeed(ctx, deviceID, after, limit+1)
+	if err != nil {
+		return nil, false, err
 	}
 	more := len(rows) > limit
 	if more {
@@ -66,6 +91,27 @@ func (s *Store) Feed(ctx context.Context, deviceID string, after int64, limit in
 		out[i] = rows[i].event()
 	}
 	return out, more, nil
+}
+
+// readFeed runs the prepared feed query.
+func (s *Store) readFeed(ctx context.Context, deviceID string, after int64, n int) ([]eventRow, error) {
+	rs, err := s.readStmts.feed.QueryContext(ctx, after, deviceID, n)
+	if err != nil {
+		return nil, fmt.Errorf("read feed: %w", err)
+	}
+	defer rs.Close()
+	rows := make([]eventRow, 0, min(n, 128))
+	for rs.Next() {
+		var r eventRow
+		if err := rs.Scan(&r.Seq, &r.ID, &r.ServerTS, &r.Kind, &r.GroupID, &r.Epoch, &r.SenderDeviceID, &r.RecipientDeviceID, &r.Payload); err != nil {
+			return nil, fmt.Errorf("read feed: %w", err)
+		}
+		rows = append(rows, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read feed: %w", err)
+	}
+	return rows, nil
 }
 
 // feedHeadSQL is the highest seq in a device's feed: one index probe per

@@ -84,6 +84,7 @@ WHERE s.token_hash = ?`
 // (about a quarter of the server's CPU time under send load).
 type readStmts struct {
 	auth *sql.Stmt
+	feed *sql.Stmt
 }
 
 func prepareReads(ctx context.Context, db *bun.DB) (*readStmts, error) {
@@ -91,11 +92,21 @@ func prepareReads(ctx context.Context, db *bun.DB) (*readStmts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare authenticate: %w", err)
 	}
-	return &readStmts{auth: auth}, nil
+	feed, err := db.DB.PrepareContext(ctx, feedSQL)
+	if err != nil {
+		_ = auth.Close()
+		return nil, fmt.Errorf("prepare feed: %w", err)
+	}
+	return &readStmts{auth: auth, feed: feed}, nil
 }
 
 func (r *readStmts) close() {
-	if r != nil && r.auth != nil {
-		_ = r.auth.Close()
+	if r == nil {
+		return
+	}
+	for _, st := range []*sql.Stmt{r.auth, r.feed} {
+		if st != nil {
+			_ = st.Close()
+		}
 	}
 }
