@@ -100,7 +100,7 @@ func (s *Store) readFeed(ctx context.Context, deviceID string, after int64, n in
 		return nil, fmt.Errorf("read feed: %w", err)
 	}
 	defer rs.Close()
-	rows := make([]eventRow, 0, min(n, 128))
+	var rows []eventRow // most reads are of an empty or short backlog: no up-front buffer
 	for rs.Next() {
 		var r eventRow
 		if err := rs.Scan(&r.Seq, &r.ID, &r.ServerTS, &r.Kind, &r.GroupID, &r.Epoch, &r.SenderDeviceID, &r.RecipientDeviceID, &r.Payload); err != nil {
