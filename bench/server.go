@@ -113,11 +113,16 @@ func Start(ctx context.Context, binary, dataDir string, extra ...string) (*Proce
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	p := &Process{Binary: binary, DataDir: dataDir, Args: args, URL: "http://" + addr, cmd: cmd, logs: &logBuffer{}, done: make(chan struct{})}
+	copied := make(chan struct{})
 	go func() {
 		// Keep the log, and drain the pipe so the server never blocks on it.
+		defer close(copied)
 		_, _ = io.Copy(p.logs, stderr)
 	}()
 	go func() {
+		// Wait closes the pipe: only once the log is read to its end (the
+		// process closes stderr when it exits), or its last lines are lost.
+		<-copied
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()

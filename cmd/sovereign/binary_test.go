@@ -86,7 +86,9 @@ func startBinary(t *testing.T, dataDir string, extra ...string) *Process {
 	}
 	p := &Process{Cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	addr := make(chan string, 1)
+	logged := make(chan struct{})
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -96,7 +98,12 @@ func startBinary(t *testing.T, dataDir string, extra ...string) *Process {
 			}
 		}
 	}()
-	go func() { p.done <- cmd.Wait() }()
+	// Wait closes the pipe: call it only once every line has been read
+	// (the process closes stderr when it exits), or the last lines are lost.
+	go func() {
+		<-logged
+		p.done <- cmd.Wait()
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		if t.Failed() {
