@@ -149,9 +149,14 @@ func (c *Config) AdminBaseURL() string {
 	return scheme + "://" + c.AdminListen
 }
 
-// AdminInviteLink is the link for an admin invite: registration in the
-// admin UI, wherever it is served.
-func (c *Config) AdminInviteLink(code string) string { return c.AdminBaseURL() + "/invite#" + code }
+// InviteLinkFor is the link for an invite: admin invites lead to the admin
+// UI (on --admin-listen when set), member invites to the public address.
+func (c *Config) InviteLinkFor(code string, admin bool) string {
+	if admin {
+		return c.AdminBaseURL() + "/invite#" + code
+	}
+	return c.InviteLink(code)
+}
 
 // TrustedProxyPrefixes parses TrustedProxies (already validated).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {

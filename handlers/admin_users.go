@@ -358,10 +358,7 @@ func (h *handler) adminCreateInvite(ctx context.Context, in *CreateInviteInput) 
 	}
 	out := &CreateInviteOutput{}
 	out.Body.Invite = adminInvite(store.InviteInfo{Invite: *inv, CreatedByUsername: p.Username, Status: store.InviteActive})
-	out.Body.Code, out.Body.Link = code, h.d.Config.InviteLink(code)
-	if inv.Role == models.RoleAdmin {
-		out.Body.Link = h.d.Config.AdminInviteLink(code)
-	}
+	out.Body.Code, out.Body.Link = code, h.d.Config.InviteLinkFor(code, inv.Role == models.RoleAdmin)
 	return out, nil
 }
 

@@ -11,10 +11,7 @@ import (
 // registration with the code filled in.
 func inviteRedirect(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		_, _ = w.Write([]byte(`{"title":"Method Not Allowed","status":405,"detail":"use GET","code":"method_not_allowed"}`))
+		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -41,7 +38,7 @@ invite code: it is the part of this page's address after the <code>#</code>.</p>
 // invitePage serves invitePageHTML (see there).
 func invitePage(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		inviteRedirect(w, r) // answers 405
+		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

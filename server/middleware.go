@@ -108,6 +108,14 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 // notFound answers unknown paths with a problem document.
+// methodNotAllowed answers 405 problem+json naming the allowed methods.
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_, _ = w.Write([]byte(`{"title":"Method Not Allowed","status":405,"detail":"use ` + allow + `","code":"method_not_allowed"}`))
+}
+
 func notFound(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(http.StatusNotFound)

@@ -244,10 +244,7 @@ func bootstrapAdmin(ctx context.Context, cfg config.Config, st *store.Store, log
 // admin invites lead to the admin UI (on --admin-listen when set), member
 // invites to the public address.
 func InviteLink(cfg config.Config, code string, role models.Role) string {
-	if role == models.RoleAdmin {
-		return cfg.AdminInviteLink(code)
-	}
-	return cfg.InviteLink(code)
+	return cfg.InviteLinkFor(code, role == models.RoleAdmin)
 }
 
 // Handler is the server's public HTTP handler, for httptest. Without

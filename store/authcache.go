@@ -16,7 +16,8 @@ const authCacheMax = 10_000
 // It is invalidated as a whole, fail-safe: every write use case bumps the
 // generation when its batch commits, before its caller is answered, unless
 // it declared with Tx.KeepsAuth that it changes nothing authentication
-// reads (sessions, devices, users). An entry is used only under the
+// decides on (no session, device or user created, revoked, expired,
+// disabled or re-roled; TouchSession updates the cached last-seen time). An entry is used only under the
 // generation it was read in, and that generation is taken before the
 // database read, so once a revocation's caller has its answer no request
 // can be authenticated from state older than the revocation. Expiry is

@@ -70,12 +70,6 @@ func (s *Store) Authenticate(ctx context.Context, tokenHash []byte) (*models.Pri
 	}, nil
 }
 
-// AuthCacheStats reports how many authentications the session cache
-// answered and how many read the database.
-func (s *Store) AuthCacheStats() (hits, misses uint64) {
-	return s.auth.hits.Load(), s.auth.misses.Load()
-}
-
 // TouchSession records that a session (authenticated by tokenHash) and its
 // device were just used. It changes nothing authentication decides on, so
 // it keeps the session cache valid and updates the cached last-seen time
