@@ -12,18 +12,15 @@ FUZZTIME ?= 5m
 
 all: build
 
-## assets: install the front-end packages from npm and copy what the binary embeds
+## assets: what the binary embeds: the docs renderer (two files of one pinned
+## npm package, no dependency tree) and the admin UI (no npm packages)
 assets: web/dist/docs/web-components.min.js web/dist/admin/index.html
 
-web/node_modules/.package-lock.json: web/package.json web/package-lock.json
-	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
-	@touch $@
+web/dist/docs/web-components.min.js: web/docs-renderer.json web/fetch-docs-renderer.mjs
+	node web/fetch-docs-renderer.mjs
 
-web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/build.mjs
-	cd web && node build.mjs
-
-web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
-	cd web && node build.mjs
+web/dist/admin/index.html: web/build.mjs $(wildcard web/admin/*)
+	node web/build.mjs
 
 ## build: compile the server binary into bin/
 build: assets
@@ -64,11 +61,17 @@ vet:
 	$(GO) vet ./...
 
 ## lint: go vet, gofmt, no merge-conflict markers, plus the OpenAPI linter
-## (@redocly/cli from npm, offline)
-lint: vet assets
+## (@redocly/cli from npm, offline; a lint-time tool in tools/openapi-lint,
+## never a build input)
+LINT_NODE := tools/openapi-lint/node_modules/.package-lock.json
+$(LINT_NODE): tools/openapi-lint/package.json tools/openapi-lint/package-lock.json
+	cd tools/openapi-lint && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: vet $(LINT_NODE)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@! git grep -n -E '^(<<<<<<<|>>>>>>>)( |$$)|^=======$$' -- ':!*.md' || { echo "merge-conflict markers above"; exit 1; }
-	cd web && ./node_modules/.bin/redocly lint ../openapi.yaml --config ../redocly.yaml
+	cd tools/openapi-lint && ./node_modules/.bin/redocly lint ../../openapi.yaml --config ../../redocly.yaml
 
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
 ## the crash test), the SDK drift check, the TypeScript SDK's tests (with the

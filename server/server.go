@@ -61,6 +61,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	config.Derive(&cfg)
 	hub := realtime.New(realtime.Options{})
 	st, err := store.Open(ctx, store.Options{
 		Path:                     cfg.DBPath(),
@@ -279,13 +280,67 @@ func (s *Server) Close() error {
 	return err
 }
 
+// Listeners are the bound sockets of a server: the API address and, with
+// --admin-listen, the admin address. Binding before New lets a listen
+// address with port 0 become the real one before the WebAuthn origins are
+// derived from it (config.WithBoundAddresses).
+type Listeners struct {
+	API   net.Listener
+	Admin net.Listener // nil without --admin-listen
+}
+
+// Listen binds the configured addresses.
+func Listen(cfg config.Config) (*Listeners, error) {
+	api, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (api): %w", cfg.Listen, err)
+	}
+	ls := &Listeners{API: api}
+	if cfg.AdminListen != "" {
+		if ls.Admin, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			_ = api.Close()
+			return nil, fmt.Errorf("listen on %s (admin): %w", cfg.AdminListen, err)
+		}
+	}
+	return ls, nil
+}
+
+// Addresses are the bound addresses (admin empty without --admin-listen).
+func (l *Listeners) Addresses() (api, admin string) {
+	api = l.API.Addr().String()
+	if l.Admin != nil {
+		admin = l.Admin.Addr().String()
+	}
+	return api, admin
+}
+
+// Close closes every listener.
+func (l *Listeners) Close() {
+	_ = l.API.Close()
+	if l.Admin != nil {
+		_ = l.Admin.Close()
+	}
+}
+
 // Run listens on the configured address (and on the admin address when one
 // is set) until ctx ends, then shuts down gracefully within the configured
 // timeout. ready, if not nil, receives the bound public address once
 // listening.
 func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ls, err := Listen(s.cfg)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ls, ready)
+}
+
+// Serve serves on bound listeners until ctx ends, then shuts down
+// gracefully within the configured timeout. ready, if not nil, receives
+// the bound public address once serving.
+func (s *Server) Serve(ctx context.Context, bound *Listeners, ready func(addr net.Addr)) error {
 	tlsCfg, err := s.tlsConfig()
 	if err != nil {
+		bound.Close()
 		return err
 	}
 	type listener struct {
@@ -299,11 +354,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 			_ = l.ln.Close()
 		}
 	}
-	add := func(name, addr string, h http.Handler) error {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s (%s): %w", addr, name, err)
-		}
+	add := func(name string, ln net.Listener, h http.Handler) {
 		if tlsCfg != nil {
 			ln = tls.NewListener(ln, tlsCfg)
 		} else if !isLoopback(ln.Addr()) {
@@ -319,43 +370,34 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		}
 		srv.RegisterOnShutdown(s.stopStream)
 		ls = append(ls, listener{name: name, ln: ln, srv: srv})
-		return nil
 	}
-	if err := add("api", s.cfg.Listen, s.handler); err != nil {
-		return err
-	}
+	add("api", bound.API, s.handler)
 	if s.admin != nil {
-		if err := add("admin", s.cfg.AdminListen, s.admin); err != nil {
-			closeAll()
-			return err
+		if bound.Admin == nil {
+			bound.Close()
+			return errors.New("serve: --admin-listen is set but no admin listener was bound")
 		}
+		add("admin", bound.Admin, s.admin)
+	} else if bound.Admin != nil {
+		_ = bound.Admin.Close()
 	}
-	stopPprof, err := s.startPprof()
+	stopDebug, err := s.startDebug()
 	if err != nil {
 		closeAll()
 		return err
 	}
-	defer stopPprof()
+	defer stopDebug()
 
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() { errc <- l.srv.Serve(l.ln) }()
 	}
-	scheme := "http"
-	if tlsCfg != nil {
-		scheme = "https"
-	}
-	main := ls[0].ln.Addr().String()
-	if s.admin == nil {
-		s.log.Info("sovereign listening", "addr", main, "scheme", scheme, "db", s.cfg.DBPath(),
-			"docs", fmt.Sprintf("%s://%s/docs", scheme, main), "admin", fmt.Sprintf("%s://%s/admin", scheme, main))
-	} else {
-		adm := ls[1].ln.Addr().String()
-		s.log.Info("sovereign listening", "addr", main, "scheme", scheme, "db", s.cfg.DBPath(),
-			"docs", fmt.Sprintf("%s://%s/docs", scheme, main))
-		s.log.Info("admin listening", "addr", adm, "admin", fmt.Sprintf("%s://%s/admin", scheme, adm))
-		if !isLoopback(ls[1].ln.Addr()) {
-			s.log.Warn("the admin UI and API listen on a non-loopback address: reach them from localhost or a VPN where you can", "addr", adm)
+	s.logListening(ls[0].ln.Addr())
+	if s.admin != nil {
+		adm := ls[1].ln.Addr()
+		s.log.Info("admin listening", "addr", adm.String(), "admin", s.cfg.AdminBaseURL()+"/admin")
+		if !isLoopback(adm) {
+			s.log.Warn("the admin UI and API listen on a non-loopback address: reach them from localhost or a VPN where you can", "addr", adm.String())
 		}
 	}
 	if ready != nil {
@@ -397,6 +439,22 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+// logListening says where the server listens and the URLs that work in a
+// browser (the public URL and origins, never 127.0.0.1 or [::], on which
+// passkeys cannot work).
+func (s *Server) logListening(addr net.Addr) {
+	base := s.cfg.BaseURL()
+	attrs := []any{"addr", addr.String(), "url", base, "docs", base + "/docs", "db", s.cfg.DBPath()}
+	if s.admin == nil {
+		attrs = append(attrs, "admin", base+"/admin")
+	}
+	s.log.Info("sovereign listening", attrs...)
+	if missing := web.Missing(); len(missing) > 0 {
+		s.log.Warn("this binary was built without its web assets: " + strings.Join(missing, " and ") +
+			" answer 503 with how to build them; build with `make build` (or `make assets` before `go build`)")
+	}
 }
 
 func (s *Server) tlsConfig() (*tls.Config, error) {
