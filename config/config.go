@@ -45,6 +45,9 @@ type Config struct {
 	SessionTTL               time.Duration `flag:"session-ttl" usage:"session lifetime" validate:"gte=1m,lte=8760h"`
 	RegistrationMode         string        `flag:"registration" usage:"invite (default) or open" validate:"oneof=invite open"`
 	CleanupInterval          time.Duration `flag:"cleanup-interval" usage:"how often expired key packages, sessions and other stale rows are deleted" validate:"gte=1s,lte=24h"`
+	BackupDir                string        `flag:"backup-dir" usage:"directory for scheduled backups: a verified copy of the database at start and every --backup-every (empty: off)"`
+	BackupEvery              time.Duration `flag:"backup-every" usage:"interval of scheduled backups" validate:"gte=1m,lte=8760h"`
+	BackupKeep               int           `flag:"backup-keep" usage:"scheduled backups kept (the oldest beyond are deleted)" validate:"gte=1,lte=10000"`
 	PprofListen              string        `flag:"pprof-listen" usage:"debugging: serve Go's net/http/pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off)" validate:"omitempty,hostport,loopback"`
 
 	Limits Limits
@@ -94,6 +97,8 @@ func Default() Config {
 		SessionTTL:       30 * 24 * time.Hour,
 		RegistrationMode: "invite",
 		CleanupInterval:  10 * time.Minute,
+		BackupEvery:      24 * time.Hour,
+		BackupKeep:       7,
 		Limits: Limits{
 			MaxBodyBytes:          1 << 20,
 			MaxMessageBytes:       64 * 1024,

@@ -53,6 +53,8 @@ type Server struct {
 	stopping   context.Context
 	stopStream context.CancelFunc
 	cleanup    *maintenance.Runner
+	backups    *BackupScheduler // nil without --backup-dir
+	stopBackup func()
 	closeOnce  sync.Once
 }
 
@@ -123,6 +125,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
 	s.cleanup.Add(CleanupTasks(st, cfg)...)
 	s.cleanup.Start()
+	s.stopBackup = func() {}
+	if cfg.BackupDir != "" {
+		s.backups = &BackupScheduler{st: st, dir: cfg.BackupDir, every: cfg.BackupEvery, keep: cfg.BackupKeep, log: log, now: opts.Now}
+		bctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.backups.run(bctx) }()
+		s.stopBackup = func() { cancel(); <-done }
+	}
 	return s, nil
 }
 
@@ -212,6 +222,9 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 	return tasks
 }
 
+// Backups is the backup scheduler, or nil without --backup-dir.
+func (s *Server) Backups() *BackupScheduler { return s.backups }
+
 // Maintenance is the periodic cleanup runner (tests run it with RunOnce).
 func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
 
@@ -272,6 +285,7 @@ func (s *Server) Close() error {
 		s.stopStream()
 		s.hub.Close()
 		s.cleanup.Stop()
+		s.stopBackup()
 		err = s.store.Close()
 		st := s.store.WriterStats()
 		s.log.Info("writer stopped", "commits", st.Batches, "use_cases", st.UseCases,

@@ -53,6 +53,10 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return serve(args, env, stdout, stderr)
 	case "invite":
 		return invite(args, env, stdout, stderr)
+	case "backup":
+		return backup(args, env, stdout, stderr)
+	case "restore":
+		return restore(args, env, stdout, stderr)
 	case "openapi":
 		doc, err := api.OpenAPI()
 		if err != nil {
@@ -79,6 +83,8 @@ func usage(w io.Writer) {
 commands:
   serve     run the server (the default when no command is given)
   invite    create an invite and print its code and link: [--admin] [--expires 72h] [--uses 1]
+  backup    write a consistent, verified copy of the database while the server runs: --to FILE
+  restore   put a backup into an empty data directory: --from FILE
   openapi   print the OpenAPI 3.1 document to stdout (no database, no listener)
   version   print the version
   help      show this list
