@@ -50,7 +50,9 @@ func backup(args []string, env func(string) string, stdout, stderr io.Writer) in
 func restore(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	var from string
 	cfg, _, code := loadConfig("sovereign restore", "sovereign restore --from FILE [configuration flags]", args, env, stdout, stderr,
-		func(fs *flag.FlagSet) { fs.StringVar(&from, "from", "", "backup file to restore (made by sovereign backup)") })
+		func(fs *flag.FlagSet) {
+			fs.StringVar(&from, "from", "", "backup file to restore (made by sovereign backup)")
+		})
 	if code >= 0 {
 		return code
 	}
