@@ -23,6 +23,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
+	"github.com/sovereign-im/sovereign/metrics"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/settings"
@@ -53,6 +54,7 @@ type Server struct {
 	stopping   context.Context
 	stopStream context.CancelFunc
 	cleanup    *maintenance.Runner
+	metrics    *metrics.Registry
 	backups    *BackupScheduler // nil without --backup-dir
 	stopBackup func()
 	closeOnce  sync.Once
@@ -92,13 +94,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	stopping, stopStreams := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams}
+	reg := metrics.New()
+	registerServerMetrics(reg, st, hub)
+	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams,
+		metrics: reg}
 
 	deps := &handlers.Deps{
 		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa,
 		Hub:      hub,
 		Streams:  realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
 		Settings: live,
+		Metrics:  reg,
 	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
@@ -109,17 +115,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux.HandleFunc("/", notFound)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
+	rm := newRequestMetrics(reg)
 	wrap := func(h http.Handler) http.Handler {
-		return recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(h))))
+		return recoverPanics(log, resolver.Middleware(logRequests(log, rm.middleware(securityHeaders(h)))))
 	}
 	if cfg.AdminListen == "" {
 		s.handler = wrap(withInvite(inviteRedirect, mux))
 	} else {
 		// The admin UI and API live only on the admin address; the public
 		// listener answers 404 for them as for any unknown path, and shows
-		// invite links a page pointing to the apps.
+		// invite links a page pointing to the apps. Metrics are served on
+		// the admin address only (and on the debug listener).
 		s.handler = wrap(withInvite(invitePage, only(func(p string) bool { return !IsAdminPath(p) }, mux)))
-		s.admin = wrap(withInvite(inviteRedirect, only(adminListenerServes, mux)))
+		s.admin = wrap(withMetrics(reg, withInvite(inviteRedirect, only(adminListenerServes, mux))))
 	}
 
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
@@ -221,6 +229,9 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 	}
 	return tasks
 }
+
+// Metrics is the server's metrics registry.
+func (s *Server) Metrics() *metrics.Registry { return s.metrics }
 
 // Backups is the backup scheduler, or nil without --backup-dir.
 func (s *Server) Backups() *BackupScheduler { return s.backups }

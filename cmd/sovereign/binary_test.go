@@ -74,7 +74,9 @@ var listenRE = regexp.MustCompile(`msg="sovereign listening" addr=(\S+)`)
 
 func startBinary(t *testing.T, dataDir string, extra ...string) *Process {
 	t.Helper()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	// A long ceremony timeout: on a loaded machine a virtual passkey can
+	// take longer than the default 60 s between begin and finish.
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ceremony-timeout", "10m"}, extra...)
 	cmd := exec.Command(sovereignBinary(t), args...)
 	cmd.Env = append(os.Environ(), "SOVEREIGN_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
