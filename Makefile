@@ -6,9 +6,12 @@ NPM      ?= npm
 BIN      := bin/sovereign
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
+# -trimpath: builds do not depend on the clone's directory, so a fresh clone
+# reuses the Go build cache and release binaries are reproducible.
+GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
+.PHONY: release all build run assets openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
 
 all: build
 
@@ -24,7 +27,22 @@ web/dist/admin/index.html: web/build.mjs $(wildcard web/admin/*)
 
 ## build: compile the server binary into bin/
 build: assets
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sovereign
+	$(GO) build $(GOFLAGS_BUILD) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sovereign
+
+## release: static linux/amd64 and linux/arm64 (Raspberry Pi 3/4/5) binaries
+## with the web assets embedded, in dist/, with SHA256SUMS. VERSION comes from
+## the git tag (vMAJOR.MINOR.PATCH, see CHANGELOG.md).
+RELEASE_DIR ?= dist
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+release: assets
+	@rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	@for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; out=$(RELEASE_DIR)/sovereign-$(VERSION)-$$os-$$arch; \
+	  echo "build $$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -ldflags "$(LDFLAGS) -s -w" -o $$out ./cmd/sovereign || exit 1; \
+	done
+	cp LICENSE CHANGELOG.md packaging/systemd/sovereign.service $(RELEASE_DIR)/
+	cd $(RELEASE_DIR) && sha256sum sovereign-* LICENSE CHANGELOG.md sovereign.service > SHA256SUMS && cat SHA256SUMS
 
 ## run: build and start the server (http://localhost:8080, data in ./data)
 run: build
@@ -105,7 +123,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs web/dist/admin artifacts
+	rm -rf bin dist web/dist/docs web/dist/admin artifacts
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.
