@@ -88,4 +88,3 @@ func (h *handler) delivered(items []*realtime.Item) {
 		}
 	}
 }
-
