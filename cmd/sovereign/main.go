@@ -57,6 +57,8 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return backup(args, env, stdout, stderr)
 	case "restore":
 		return restore(args, env, stdout, stderr)
+	case "doctor":
+		return doctor(args, env, stdout, stderr)
 	case "openapi":
 		doc, err := api.OpenAPI()
 		if err != nil {
@@ -85,6 +87,7 @@ commands:
   invite    create an invite and print its code and link: [--admin] [--expires 72h] [--uses 1]
   backup    write a consistent, verified copy of the database while the server runs: --to FILE
   restore   put a backup into an empty data directory: --from FILE
+  doctor    check a configuration and data directory without starting the server, and say what to fix
   openapi   print the OpenAPI 3.1 document to stdout (no database, no listener)
   version   print the version
   help      show this list
