@@ -160,7 +160,7 @@ async function story(page, cdp, authenticatorId, problems) {
   // 1. Register the first admin by opening the bootstrap invite link from
   // the log: it leads to the admin address, /invite redirects to the UI
   // and the code (in the fragment) is filled in.
-  assert.equal(bootstrapLink, adminURL + "/invite#" + bootstrapCode);
+  assert.equal(bootstrapLink, adminURL + "/invite?role=admin#" + bootstrapCode);
   await page.goto(bootstrapLink);
   await page.waitForSelector("#invite");
   assert.equal(await page.inputValue("#invite"), bootstrapCode);
