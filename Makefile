@@ -13,7 +13,7 @@ FUZZTIME ?= 5m
 all: build
 
 ## assets: install the front-end packages from npm and copy what the binary embeds
-assets: web/dist/docs/web-components.min.js web/dist/admin/index.html
+assets: web/dist/docs/web-components.min.js web/dist/admin/index.html web/dist/app/index.html
 
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
@@ -24,6 +24,22 @@ web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/bui
 
 web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
 	cd web && node build.mjs
+
+# The TypeScript SDK, compiled: the member app consumes it as a package
+# (web/app/package.json: file:../../clients/ts).
+clients/ts/dist/src/index.js: clients/ts/node_modules/.package-lock.json clients/ts/tsconfig.json $(wildcard clients/ts/src/*.ts)
+	cd clients/ts && ./node_modules/.bin/tsc -p . && cp src/schema.d.ts dist/src/schema.d.ts
+
+# The member app (/app) has its own package.json and lock file.
+web/app/node_modules/.package-lock.json: web/app/package.json web/app/package-lock.json
+	cd web/app && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# web/app/build.mjs also bundles the admin console's passkey helper into
+# web/dist/admin, so it runs after web/build.mjs.
+web/dist/app/index.html: web/app/node_modules/.package-lock.json clients/ts/dist/src/index.js web/dist/admin/index.html \
+		web/app/build.mjs web/app/tsconfig.json web/admin/passkeys.mjs $(shell find web/app/src web/app/static -type f 2>/dev/null)
+	cd web/app && node build.mjs
 
 ## build: compile the server binary into bin/
 build: assets
@@ -102,7 +118,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs web/dist/admin artifacts
+	rm -rf bin web/dist/docs web/dist/admin web/dist/app artifacts
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.
