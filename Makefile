@@ -88,7 +88,7 @@ lint: vet assets
 
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
 ## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
-## end-to-end test against the real binary) and the admin UI in a browser
+## end-to-end test against the real binary) and the admin UI and member app in a browser
 test: lint test-go check-clients test-clients test-browser
 
 test-go: assets
@@ -99,7 +99,7 @@ test-go: assets
 test-clients: build clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
 
-## test-browser: the admin UI in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
+## test-browser: the admin UI and the member app in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
 ## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
 tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && $(NPM) ci --no-audit --no-fund --loglevel=error

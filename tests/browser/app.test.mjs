@@ -10,7 +10,10 @@
 // Bob's second device signs in, is added to the conversation by Bob's first
 // device and reads new messages; Alice goes offline (CDP network
 // emulation), queues a message, comes back and it arrives once; a reload
-// keeps history; Alice removes Bob and Bob's devices read nothing after.
+// keeps history (and the app shell opens offline from the service
+// worker); Alice removes Bob and Bob's devices read nothing after. Bob's
+// second device cannot stream (a buffering proxy, played by a route), so
+// it reads over long-poll.
 // Any console error, page error or CSP violation fails the test. After it,
 // sovereign.db, -wal and -shm hold none of the plaintexts (a positive
 // control finds the usernames). It prints the app's gzipped JavaScript
@@ -117,8 +120,8 @@ function memberInvite() {
  * A person: a browser context with its own virtual platform authenticator
  * and a record of every console error, page error and CSP violation.
  */
-async function person(name, viewport = DESKTOP) {
-  const ctx = await browser.newContext({ viewport });
+async function person(name, viewport = DESKTOP, options = {}) {
+  const ctx = await browser.newContext({ viewport, ...options });
   const page = await ctx.newPage();
   const p = { name, ctx, page, problems: [], offline: false };
   page.on("pageerror", (e) => p.problems.push(`${name}: page error: ${e.message}`));
@@ -201,7 +204,12 @@ test("members join with invite links, talk end to end, add a second device, queu
 
   const alice = await person("alice");
   const bob = await person("bob");
-  const bob2 = await person("bob2", PHONE);
+  // Bob's second device sits behind a proxy that buffers event streams:
+  // GET /v1/events answers a plain 200, so the app must fall back to
+  // long-poll. (Routing needs the service worker off in that context.)
+  const bob2 = await person("bob2", PHONE, { serviceWorkers: "block" });
+  let sseBlocked = 0;
+  await bob2.ctx.route("**/v1/events*", (r) => { sseBlocked++; return r.fulfill({ status: 200, contentType: "text/plain", body: "buffered" }); });
   const people = [alice, bob, bob2];
   try {
     // The page is served with its strict policy.
@@ -286,6 +294,8 @@ test("members join with invite links, talk end to end, add a second device, queu
     await send(alice, toBoth);
     await sees(bob2, toBoth);
     await sees(bob, toBoth);
+    assert.ok(sseBlocked > 0, "the second device tried SSE");
+    assert.ok(logLines.some((l) => l.path === "/v1/sync" && l.duration_ms > 500), "a long-poll waited for events");
     await shot(bob2, "06-second-device", "phone");
 
     // My devices: both listed, with key fingerprints.
@@ -296,6 +306,8 @@ test("members join with invite links, talk end to end, add a second device, queu
     await shot(bob, "07-devices");
     await bob.page.goBack();
     await bob.page.waitForSelector("#composer");
+    // Alice sees that Bob was added, as a line in the conversation.
+    await alice.page.locator("#messages .msg-system", { hasText: "bob was added" }).waitFor();
 
     // 5. Offline queue: Alice's network is cut; her message waits, then is delivered once.
     alice.offline = true;
@@ -304,6 +316,13 @@ test("members join with invite links, talk end to end, add a second device, queu
     const queued = say("written offline");
     await send(alice, queued);
     await alice.page.locator(`#messages .msg.mine[data-state=queued]`, { hasText: queued }).waitFor();
+    // The service worker keeps the app shell: a reload without a network
+    // still opens the app, with its history and the waiting message.
+    assert.ok(await alice.page.evaluate(async () => { await navigator.serviceWorker.ready; return navigator.serviceWorker.controller !== null; }),
+      "the service worker controls the app");
+    await alice.page.reload();
+    await alice.page.locator(`#messages .msg.mine[data-state=queued]`, { hasText: queued }).waitFor({ timeout: 20000 });
+    await sees(alice, first, 5000);
     await shot(alice, "08-offline", "phone");
     await bob.page.waitForTimeout(1500);
     assert.equal(await count(bob, queued), 0, "nothing leaves an offline browser");
@@ -327,6 +346,7 @@ test("members join with invite links, talk end to end, add a second device, queu
     // 7. Alice removes Bob: his devices read nothing after.
     await alice.page.click("#members-toggle");
     await alice.page.click("button[data-remove=bob]");
+    await alice.page.locator("#messages .msg-system", { hasText: "bob was removed" }).waitFor({ timeout: 30000 });
     await bob.page.locator(".chat-note", { hasText: "removed" }).waitFor({ timeout: 30000 });
     await bob2.page.locator(".chat-note", { hasText: "removed" }).waitFor({ timeout: 30000 });
     const secret = say("after bob left");

@@ -38,6 +38,7 @@ export const t = {
   errUnknownAccount: "No account on this server matches that passkey.",
   errDisabled: "This account is disabled. Ask your admin.",
   errOtherDevice: "This browser holds another account's data. Sign out of it first, or use another browser profile.",
+  errRevokedDevice: "This device was revoked. Sign in again to set it up as a new device.",
   errGeneric: (d: string) => `Something went wrong: ${d}`,
   // shell
   navChats: "Chats",
@@ -84,7 +85,7 @@ export const t = {
   save: "Save",
   confirmRemove: (u: string) => `Remove ${u} from this conversation? Their devices stop receiving it at once.`,
   memberAdded: (u: string) => `${u} was added`,
-  memberRemoved: (u: string) => `${u} left the conversation`,
+  memberRemoved: (u: string) => `${u} was removed`,
   chatRenamed: (n: string) => `Conversation renamed to “${n}”`,
   // resync after 410
   resyncNotice: (n: number) =>

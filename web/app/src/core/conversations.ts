@@ -187,8 +187,12 @@ export class Conversations {
   /** Adds devices (from claim) to a group, skipping those already in it. */
   async addDevices(id: string, kps: { deviceId: string; keyPackage: Uint8Array }[]): Promise<void> {
     if (kps.length === 0) return
-    await this.client().commit(fromBase64url(id), async (members) => ({ add: kps.filter((k) => !members.has(k.deviceId)).map((k) => k.keyPackage) }))
-    await this.refreshMembers(id)
+    const before = new Set((this.conv(id)?.members ?? []).map((m) => m.username))
+    const res = await this.client().commit(fromBase64url(id), async (members) => ({ add: kps.filter((k) => !members.has(k.deviceId)).map((k) => k.keyPackage) }))
+    const members = await this.refreshMembers(id)
+    // Our own commit is not processed again from the feed: say here who joined.
+    const joined = new Set(members.filter((m) => res.addedDevices.includes(m.deviceId) && !before.has(m.username) && m.username !== me.value?.username).map((m) => m.username))
+    for (const u of joined) await this.system(id, `${res.seq}/+${u}`, Date.now(), t.memberAdded(u))
   }
 
   /** Starts a conversation with people by username (and my other devices). */
@@ -213,6 +217,7 @@ export class Conversations {
   async removePerson(id: string, username: string): Promise<void> {
     await this.client().removeMembers(fromBase64url(id), [username])
     await this.refreshMembers(id)
+    await this.system(id, `${crypto.randomUUID()}/-${username}`, Date.now(), t.memberRemoved(username))
   }
 
   async rename(id: string, name: string): Promise<void> {

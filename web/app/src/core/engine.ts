@@ -71,7 +71,15 @@ export class Engine {
   async login(opts: { username?: string; autofill?: boolean } = {}): Promise<void> {
     if (!opts.autofill) this.passkeys.cancel()
     this.passkeys.autofill = opts.autofill ?? false
-    await this.client.login({ username: opts.username || undefined, deviceName: deviceName() })
+    try {
+      await this.client.login({ username: opts.username || undefined, deviceName: deviceName() })
+    } catch (e) {
+      // This browser's device was revoked: its keys and history are of no
+      // use any more. Start afresh as a new device (a second passkey prompt).
+      if (!(e instanceof ApiError && e.code === "device_revoked")) throw e
+      await this.clearLocalData()
+      await this.client.login({ username: opts.username || undefined, deviceName: deviceName() })
+    }
     await this.started(await this.role())
   }
 
@@ -81,7 +89,10 @@ export class Engine {
    * again elsewhere; its MLS state here belonged to it only).
    */
   private async freshStorageIfSignedOut(): Promise<void> {
-    if (!this.client.signedIn) return
+    if (this.client.signedIn) await this.clearLocalData()
+  }
+
+  private async clearLocalData(): Promise<void> {
     this.halt()
     await this.db.transaction("rw", [this.db.kv, this.db.convs, this.db.msgs, this.db.outbox], async () => {
       await Promise.all([this.db.kv.clear(), this.db.convs.clear(), this.db.msgs.clear(), this.db.outbox.clear()])

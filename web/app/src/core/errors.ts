@@ -22,8 +22,9 @@ export function plainError(e: unknown): string {
       case "invalid_username":
         return t.errUsernameInvalid
       case "device_not_found":
-      case "device_revoked":
         return t.errOtherDevice
+      case "device_revoked":
+        return t.errRevokedDevice
     }
     if (e.status === 429) return t.errRateLimited(e.problem.retry_after ?? 10)
     if (e.status === 422 && e.operation === "registerBegin") return t.errUsernameInvalid

@@ -85,26 +85,40 @@ export function SignIn() {
   const [busy, setBusy] = useState(false)
 
   // Conditional UI: where the browser offers passkeys in the username
-  // field's autofill, wait for that choice in the background.
+  // field's autofill, wait for that choice in the background. The server
+  // forgets a ceremony after 60 s, so the request is renewed every 50 s.
   useEffect(() => {
     let live = true
+    let renewing = false
+    let timer: ReturnType<typeof setTimeout> | undefined
     void (async () => {
       if (!(await browserSupportsWebAuthnAutofill())) return
       while (live) {
+        renewing = false
+        timer = setTimeout(() => {
+          renewing = true
+          engine.passkeys.cancel()
+        }, 50_000)
         try {
           await engine.login({ autofill: true })
           if (live) go("/")
           return
         } catch (e) {
-          const name = (e as { name?: string; code?: string })?.code ?? (e as { name?: string })?.name
-          if (!live || name === "ERROR_CEREMONY_ABORTED" || name === "AbortError") return
-          // the request expired (60 s) or failed: offer it again
-          await new Promise((r) => setTimeout(r, 1000))
+          const code = (e as { code?: string })?.code ?? (e as { name?: string })?.name
+          const aborted = code === "ERROR_CEREMONY_ABORTED" || code === "AbortError"
+          if (!live || (aborted && !renewing)) return // left the page, or a modal sign-in took over
+          if (!aborted) {
+            setError(plainError(e))
+            await new Promise((r) => setTimeout(r, 5000))
+          }
+        } finally {
+          clearTimeout(timer)
         }
       }
     })()
     return () => {
       live = false
+      clearTimeout(timer)
       engine.passkeys.cancel()
     }
   }, [])
