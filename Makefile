@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
+.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
 
 all: build
 
@@ -89,7 +89,7 @@ lint: vet assets
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
 ## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
 ## end-to-end test against the real binary) and the admin UI and member app in a browser
-test: lint test-go check-clients test-clients test-browser
+test: lint test-go check-clients test-clients test-app test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
@@ -98,6 +98,11 @@ test-go: assets
 ## (unit tests and the end-to-end test that starts bin/sovereign)
 test-clients: build clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
+
+## test-app: unit tests of the member app's pure parts (envelopes, padding,
+## device names, plain-words errors); the flows are in test-browser
+test-app: web/dist/app/index.html
+	cd web/app && node test.mjs
 
 ## test-browser: the admin UI and the member app in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
 ## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
