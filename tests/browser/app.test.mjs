@@ -233,6 +233,16 @@ test("members join with invite links, talk end to end, add a second device, queu
     await mallory.page.click("button[type=submit]");
     await mallory.page.locator(".error", { hasText: "This invite cannot be used" }).waitFor();
     await shot(mallory, "01-join-invite-used", "phone");
+    // The app opened at an address the server is not configured for: the
+    // browser refuses the passkey, and the app says what to do.
+    const elsewhere = memberInvite().replace("//localhost:", "//127.0.0.1:");
+    await mallory.page.goto(elsewhere);
+    await mallory.page.fill("#username", "mallory");
+    await mallory.page.fill("#display_name", "Mallory");
+    await mallory.page.click("button[type=submit]");
+    await mallory.page.locator(".error", { hasText: "Passkeys cannot be used at this address" }).waitFor();
+    await shot(mallory, "01-join-wrong-origin", "phone");
+    await mallory.page.goto(aliceLink);
     // The sign-in page (this browser holds no passkey, so it stays there).
     await mallory.page.click("a[href='#/signin']");
     await mallory.page.waitForSelector("#signin");
