@@ -126,6 +126,7 @@ export class Conversations {
         }
         const mine = from?.userId === me.value?.userId
         if (env.type === "meta") {
+          c = this.conv(id) ?? c
           await this.saveConv({ ...c, name: env.name ?? c.name, color: env.color ?? c.color })
           if (env.name && env.name !== c.name) await this.system(id, env.id, env.t, t.chatRenamed(env.name))
           return
@@ -145,7 +146,8 @@ export class Conversations {
         })
         if (!fresh) return
         const viewing = openConversation.value === id && document.visibilityState === "visible"
-        await this.saveConv({ ...c, lastTime: time, lastText: env.text, unread: viewing || mine ? c.unread : c.unread + 1 })
+        const cur = this.conv(id) ?? c // re-read: other changes may have landed while we awaited
+        await this.saveConv({ ...cur, lastTime: time, lastText: env.text, unread: viewing || mine ? cur.unread : cur.unread + 1 })
         return
       }
     }
