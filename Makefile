@@ -11,19 +11,36 @@ LDFLAGS  := -X main.version=$(VERSION)
 GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 5m
 
-.PHONY: release all build run assets openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
+.PHONY: release all build run assets openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
 
 all: build
 
 ## assets: what the binary embeds: the docs renderer (two files of one pinned
-## npm package, no dependency tree) and the admin UI (no npm packages)
-assets: web/dist/docs/web-components.min.js web/dist/admin/index.html
+## npm package, no dependency tree), the admin UI (no npm packages) and the
+## member app (web/app, its own package.json and lock file)
+assets: web/dist/docs/web-components.min.js web/dist/admin/index.html web/dist/app/index.html
 
 web/dist/docs/web-components.min.js: web/docs-renderer.json web/fetch-docs-renderer.mjs
 	node web/fetch-docs-renderer.mjs
 
 web/dist/admin/index.html: web/build.mjs $(wildcard web/admin/*)
 	node web/build.mjs
+
+# The TypeScript SDK, compiled: the member app consumes it as a package
+# (web/app/package.json: file:../../clients/ts).
+clients/ts/dist/src/index.js: clients/ts/node_modules/.package-lock.json clients/ts/tsconfig.json $(wildcard clients/ts/src/*.ts)
+	cd clients/ts && ./node_modules/.bin/tsc -p . && cp src/schema.d.ts dist/src/schema.d.ts
+
+# The member app (/app) has its own package.json and lock file.
+web/app/node_modules/.package-lock.json: web/app/package.json web/app/package-lock.json
+	cd web/app && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# web/app/build.mjs also bundles the admin console's passkey helper into
+# web/dist/admin, so it runs after web/build.mjs.
+web/dist/app/index.html: web/app/node_modules/.package-lock.json clients/ts/dist/src/index.js web/dist/admin/index.html \
+		web/app/build.mjs web/app/tsconfig.json web/admin/passkeys.mjs $(shell find web/app/src web/app/static -type f 2>/dev/null)
+	cd web/app && node build.mjs
 
 ## build: compile the server binary into bin/
 build: assets
@@ -93,8 +110,8 @@ lint: vet $(LINT_NODE)
 
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
 ## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
-## end-to-end test against the real binary) and the admin UI in a browser
-test: lint test-go check-clients test-clients test-browser
+## end-to-end test against the real binary) and the admin UI and member app in a browser
+test: lint test-go check-clients test-clients test-app test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
@@ -104,7 +121,12 @@ test-go: assets
 test-clients: build clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
 
-## test-browser: the admin UI in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
+## test-app: unit tests of the member app's pure parts (envelopes, padding,
+## device names, plain-words errors); the flows are in test-browser
+test-app: web/dist/app/index.html
+	cd web/app && node test.mjs
+
+## test-browser: the admin UI and the member app in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
 ## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
 tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && $(NPM) ci --no-audit --no-fund --loglevel=error
@@ -123,7 +145,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin dist web/dist/docs web/dist/admin artifacts
+	rm -rf bin dist web/dist/docs web/dist/admin web/dist/app artifacts
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.

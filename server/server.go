@@ -112,6 +112,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux.Handle("/docs/", web.DocsHandler())
 	mux.Handle("/admin", web.AdminHandler())
 	mux.Handle("/admin/", web.AdminHandler())
+	mux.Handle("/app", web.AppHandler())
+	mux.Handle("/app/", web.AppHandler())
 	mux.HandleFunc("/", notFound)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
@@ -120,14 +122,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return recoverPanics(log, resolver.Middleware(logRequests(log, rm.middleware(securityHeaders(h)))))
 	}
 	if cfg.AdminListen == "" {
-		s.handler = wrap(withInvite(inviteRedirect, mux))
+		s.handler = wrap(withInvite(inviteRouter(true, false), mux))
 	} else {
 		// The admin UI and API live only on the admin address; the public
-		// listener answers 404 for them as for any unknown path, and shows
-		// invite links a page pointing to the apps. Metrics are served on
-		// the admin address only (and on the debug listener).
-		s.handler = wrap(withInvite(invitePage, only(func(p string) bool { return !IsAdminPath(p) }, mux)))
-		s.admin = wrap(withMetrics(reg, withInvite(inviteRedirect, only(adminListenerServes, mux))))
+		// listener answers 404 for them as for any unknown path, and sends
+		// invite links to the member app. Metrics are served on the admin
+		// address only (and on the debug listener).
+		s.handler = wrap(withInvite(inviteRouter(false, false), only(func(p string) bool { return !IsAdminPath(p) }, mux)))
+		s.admin = wrap(withMetrics(reg, withInvite(inviteRouter(true, true), only(adminListenerServes, mux))))
 	}
 
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
@@ -477,7 +479,7 @@ func (s *Server) logListening(addr net.Addr) {
 	}
 	s.log.Info("sovereign listening", attrs...)
 	if missing := web.Missing(); len(missing) > 0 {
-		s.log.Warn("this binary was built without its web assets: " + strings.Join(missing, " and ") +
+		s.log.Warn("this binary was built without its web assets: " + strings.Join(missing, ", ") +
 			" answer 503 with how to build them; build with `make build` (or `make assets` before `go build`)")
 	}
 }

@@ -46,7 +46,7 @@ const (
 )
 
 // Missing names the pages this binary cannot serve because their assets
-// were not built into it ("/docs", "/admin"); empty for a full build.
+// were not built into it ("/docs", "/admin", "/app"); empty for a full build.
 func Missing() []string {
 	var out []string
 	if !DocsAvailable() {
@@ -54,6 +54,9 @@ func Missing() []string {
 	}
 	if !AdminAvailable() {
 		out = append(out, "/admin")
+	}
+	if !AppAvailable() {
+		out = append(out, "/app")
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,16 +128,24 @@ func TestNginxInFrontOfTheBinary(t *testing.T) {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	ng := exec.Command(nginxPath, "-p", dir, "-c", conf, "-g", "daemon off;")
-	ngLog := &syncBuffer{}
+	// Its own process group (the master and its worker end together) and a
+	// log file, not a pipe a surviving worker would hold open.
+	ng.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ngLog, err := os.Create(filepath.Join(dir, "nginx.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ng.Stdout, ng.Stderr = ngLog, ngLog
 	if err := ng.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = ng.Process.Kill()
+		_ = syscall.Kill(-ng.Process.Pid, syscall.SIGKILL)
 		_ = ng.Wait()
+		_ = ngLog.Close()
 		if t.Failed() {
-			t.Logf("nginx log:\n%s", ngLog.String())
+			out, _ := os.ReadFile(ngLog.Name())
+			t.Logf("nginx log:\n%s", out)
 		}
 	})
 	waitFor(t, 20*time.Second, func() bool {
