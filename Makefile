@@ -6,24 +6,25 @@ NPM      ?= npm
 BIN      := bin/sovereign
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
+# -trimpath: builds do not depend on the clone's directory, so a fresh clone
+# reuses the Go build cache and release binaries are reproducible.
+GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
+.PHONY: release all build run assets openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
 
 all: build
 
-## assets: install the front-end packages from npm and copy what the binary embeds
+## assets: what the binary embeds: the docs renderer (two files of one pinned
+## npm package, no dependency tree), the admin UI (no npm packages) and the
+## member app (web/app, its own package.json and lock file)
 assets: web/dist/docs/web-components.min.js web/dist/admin/index.html web/dist/app/index.html
 
-web/node_modules/.package-lock.json: web/package.json web/package-lock.json
-	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
-	@touch $@
+web/dist/docs/web-components.min.js: web/docs-renderer.json web/fetch-docs-renderer.mjs
+	node web/fetch-docs-renderer.mjs
 
-web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/build.mjs
-	cd web && node build.mjs
-
-web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
-	cd web && node build.mjs
+web/dist/admin/index.html: web/build.mjs $(wildcard web/admin/*)
+	node web/build.mjs
 
 # The TypeScript SDK, compiled: the member app consumes it as a package
 # (web/app/package.json: file:../../clients/ts).
@@ -43,7 +44,22 @@ web/dist/app/index.html: web/app/node_modules/.package-lock.json clients/ts/dist
 
 ## build: compile the server binary into bin/
 build: assets
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sovereign
+	$(GO) build $(GOFLAGS_BUILD) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sovereign
+
+## release: static linux/amd64 and linux/arm64 (Raspberry Pi 3/4/5) binaries
+## with the web assets embedded, in dist/, with SHA256SUMS. VERSION comes from
+## the git tag (vMAJOR.MINOR.PATCH, see CHANGELOG.md).
+RELEASE_DIR ?= dist
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+release: assets
+	@rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	@for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; out=$(RELEASE_DIR)/sovereign-$(VERSION)-$$os-$$arch; \
+	  echo "build $$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -ldflags "$(LDFLAGS) -s -w" -o $$out ./cmd/sovereign || exit 1; \
+	done
+	cp LICENSE CHANGELOG.md packaging/systemd/sovereign.service $(RELEASE_DIR)/
+	cd $(RELEASE_DIR) && sha256sum sovereign-* LICENSE CHANGELOG.md sovereign.service > SHA256SUMS && cat SHA256SUMS
 
 ## run: build and start the server (http://localhost:8080, data in ./data)
 run: build
@@ -80,11 +96,17 @@ vet:
 	$(GO) vet ./...
 
 ## lint: go vet, gofmt, no merge-conflict markers, plus the OpenAPI linter
-## (@redocly/cli from npm, offline)
-lint: vet assets
+## (@redocly/cli from npm, offline; a lint-time tool in tools/openapi-lint,
+## never a build input)
+LINT_NODE := tools/openapi-lint/node_modules/.package-lock.json
+$(LINT_NODE): tools/openapi-lint/package.json tools/openapi-lint/package-lock.json
+	cd tools/openapi-lint && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: vet $(LINT_NODE)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@! git grep -n -E '^(<<<<<<<|>>>>>>>)( |$$)|^=======$$' -- ':!*.md' || { echo "merge-conflict markers above"; exit 1; }
-	cd web && ./node_modules/.bin/redocly lint ../openapi.yaml --config ../redocly.yaml
+	cd tools/openapi-lint && ./node_modules/.bin/redocly lint ../../openapi.yaml --config ../../redocly.yaml
 
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
 ## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
@@ -123,7 +145,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs web/dist/admin web/dist/app artifacts
+	rm -rf bin dist web/dist/docs web/dist/admin web/dist/app artifacts
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.

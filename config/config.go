@@ -32,8 +32,8 @@ type Config struct {
 	DataDir                  string        `flag:"data-dir" usage:"directory holding sovereign.db" validate:"required"`
 	AllowInsecurePermissions bool          `flag:"allow-insecure-permissions" usage:"start even if the data directory or database is readable by group or others (logged loudly)"`
 	Synchronous              string        `flag:"sqlite-synchronous" usage:"SQLite synchronous mode: FULL (durable on power loss) or NORMAL" validate:"oneof=FULL NORMAL"`
-	RPID                     string        `flag:"rp-id" usage:"WebAuthn relying-party ID: the domain users see" validate:"required,rpid"`
-	RPOrigins                []string      `flag:"rp-origins" usage:"comma-separated origins allowed in WebAuthn ceremonies" validate:"required,min=1,dive,origin"`
+	RPID                     string        `flag:"rp-id" usage:"WebAuthn relying-party ID: the domain users see (default: the host of the first --rp-origins, else localhost)" validate:"required,rpid"`
+	RPOrigins                []string      `flag:"rp-origins" usage:"comma-separated origins allowed in WebAuthn ceremonies (default: derived from --listen and --rp-id, e.g. http://localhost:8080)" validate:"required,min=1,dive,origin"`
 	RPName                   string        `flag:"rp-name" usage:"relying-party display name shown by authenticators" validate:"required,max=64"`
 	PublicURL                string        `flag:"public-url" usage:"base URL used in invite links (default: first --rp-origins entry)" validate:"omitempty,origin"`
 	TLSCert                  string        `flag:"tls-cert" usage:"PEM certificate file; with --tls-key serves HTTPS" validate:"required_with=TLSKey,omitempty,file"`
@@ -45,9 +45,21 @@ type Config struct {
 	SessionTTL               time.Duration `flag:"session-ttl" usage:"session lifetime" validate:"gte=1m,lte=8760h"`
 	RegistrationMode         string        `flag:"registration" usage:"invite (default) or open" validate:"oneof=invite open"`
 	CleanupInterval          time.Duration `flag:"cleanup-interval" usage:"how often expired key packages, sessions and other stale rows are deleted" validate:"gte=1s,lte=24h"`
+	BackupDir                string        `flag:"backup-dir" usage:"directory for scheduled backups: a verified copy of the database at start and every --backup-every (empty: off)"`
+	BackupEvery              time.Duration `flag:"backup-every" usage:"interval of scheduled backups" validate:"gte=1m,lte=8760h"`
+	BackupKeep               int           `flag:"backup-keep" usage:"scheduled backups kept (the oldest beyond are deleted)" validate:"gte=1,lte=10000"`
 	PprofListen              string        `flag:"pprof-listen" usage:"debugging: serve Go's net/http/pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off)" validate:"omitempty,hostport,loopback"`
 
 	Limits Limits
+
+	// derived records which options Validate filled in because they were
+	// not given, so that binding a port-0 listener can derive them again.
+	derived derivedOptions
+}
+
+// derivedOptions says which options were derived rather than given.
+type derivedOptions struct {
+	rpID, origins bool
 }
 
 // Limits are the abuse limits of the threat model; all configurable.
@@ -78,8 +90,6 @@ func Default() Config {
 		Listen:           "127.0.0.1:8080",
 		DataDir:          "./data",
 		Synchronous:      "FULL",
-		RPID:             "localhost",
-		RPOrigins:        []string{"http://localhost:8080"},
 		RPName:           "Sovereign",
 		LogLevel:         "info",
 		LogFormat:        "text",
@@ -87,6 +97,8 @@ func Default() Config {
 		SessionTTL:       30 * 24 * time.Hour,
 		RegistrationMode: "invite",
 		CleanupInterval:  10 * time.Minute,
+		BackupEvery:      24 * time.Hour,
+		BackupKeep:       7,
 		Limits: Limits{
 			MaxBodyBytes:          1 << 20,
 			MaxMessageBytes:       64 * 1024,
@@ -112,53 +124,6 @@ func Default() Config {
 // DBPath is the database file inside the data directory.
 func (c *Config) DBPath() string { return strings.TrimSuffix(c.DataDir, "/") + "/sovereign.db" }
 
-// BaseURL is where invite links point.
-func (c *Config) BaseURL() string {
-	if c.PublicURL != "" {
-		return strings.TrimSuffix(c.PublicURL, "/")
-	}
-	if len(c.RPOrigins) > 0 {
-		return c.RPOrigins[0]
-	}
-	return "http://" + c.Listen
-}
-
-// InviteLink is the link that opens registration with an invite code. The
-// code is in the fragment, which browsers never send to servers or proxies.
-func (c *Config) InviteLink(code string) string { return c.BaseURL() + "/invite#" + code }
-
-// AdminBaseURL is the base URL of the admin UI: BaseURL, or with
-// --admin-listen the WebAuthn origin (--rp-origins) on the admin port, else
-// the admin address itself.
-func (c *Config) AdminBaseURL() string {
-	if c.AdminListen == "" {
-		return c.BaseURL()
-	}
-	_, port, err := net.SplitHostPort(c.AdminListen)
-	if err == nil {
-		for _, o := range c.RPOrigins {
-			if u, err := url.Parse(o); err == nil && u.Port() == port {
-				return strings.TrimSuffix(o, "/")
-			}
-		}
-	}
-	scheme := "http"
-	if c.TLSCert != "" {
-		scheme = "https"
-	}
-	return scheme + "://" + c.AdminListen
-}
-
-// InviteLinkFor is the link for an invite: admin invites lead to the admin
-// UI (on --admin-listen when set; ?role=admin tells /invite to open the
-// console), member invites to the member app on the public address.
-func (c *Config) InviteLinkFor(code string, admin bool) string {
-	if admin {
-		return c.AdminBaseURL() + "/invite?role=admin#" + code
-	}
-	return c.InviteLink(code)
-}
-
 // TrustedProxyPrefixes parses TrustedProxies (already validated).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
@@ -178,14 +143,18 @@ func (e *Error) Error() string { return e.Msg }
 // Load builds the configuration from defaults, the file named by --config or
 // SOVEREIGN_CONFIG, the environment and args (flags only), then validates it.
 // The returned FlagSet has already parsed args; its Args() are the leftovers.
+// On -h it returns flag.ErrHelp and prints nothing: PrintUsage does.
 // extra registers a command's own flags (e.g. `invite --admin`) besides the
 // configuration's.
-func Load(name string, args []string, env func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
+func Load(name string, args []string, env func(string) string, extra ...func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
 	cfg := Default()
 	fields := options(&cfg)
 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Errors are reported by the caller in one line; -h prints the full
+	// list (PrintUsage) on the caller's output.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	for _, e := range extra {
 		e(fs)
 	}
@@ -224,7 +193,7 @@ func Load(name string, args []string, env func(string) string, stderr io.Writer,
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, fs, err
 		}
-		return cfg, fs, &Error{Msg: err.Error()}
+		return cfg, fs, &Error{Msg: flagError(err)}
 	}
 	if err := Validate(&cfg); err != nil {
 		return cfg, fs, err
@@ -235,6 +204,7 @@ func Load(name string, args []string, env func(string) string, stderr io.Writer,
 // Validate checks every field and cross-field rule, returning an *Error whose
 // message names the offending option.
 func Validate(cfg *Config) error {
+	derive(cfg)
 	v := newValidator()
 	if err := v.Struct(cfg); err != nil {
 		var verrs validator.ValidationErrors
@@ -244,7 +214,7 @@ func Validate(cfg *Config) error {
 		}
 		return &Error{Msg: "invalid configuration: " + err.Error()}
 	}
-	return nil
+	return checkConsistency(cfg)
 }
 
 func newValidator() *validator.Validate {
@@ -317,7 +287,7 @@ func explain(fe validator.FieldError) string {
 	case "loopback":
 		return "must be a loopback host:port such as 127.0.0.1:6060 (profiles must not be reachable from the network)"
 	case "rpid":
-		return "must be a domain name such as localhost or chat.example.org (not an IP address)"
+		return "must be a domain name such as localhost or chat.example.org, not an IP address (passkeys need a domain; use localhost on this machine)"
 	case "origin":
 		return "must be an origin such as https://chat.example.org (scheme and host, no path)"
 	case "cidr":
@@ -389,4 +359,51 @@ func applyFile(path string, fields []*option) error {
 		}
 	}
 	return nil
+}
+
+// flagError rewords the flag package's parse errors in one line with the
+// option spelled as the documentation spells it (--name).
+func flagError(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "flag provided but not defined: "):
+		return "unknown flag " + dashes(strings.TrimPrefix(msg, "flag provided but not defined: "))
+	case strings.HasPrefix(msg, "flag needs an argument: "):
+		return dashes(strings.TrimPrefix(msg, "flag needs an argument: ")) + " needs a value"
+	case strings.HasPrefix(msg, "invalid boolean value "):
+		// invalid boolean value "maybe" for -allow-insecure-permissions: not a boolean
+		if i := strings.Index(msg, " for -"); i > 0 {
+			rest := msg[i+len(" for -"):]
+			if j := strings.Index(rest, ": "); j > 0 {
+				return fmt.Sprintf("invalid --%s %s: %s", rest[:j], strings.TrimPrefix(msg[:i], "invalid boolean value "), rest[j+2:])
+			}
+		}
+	case strings.HasPrefix(msg, "invalid value "):
+		// invalid value "abc" for flag -max-message-bytes: not an integer
+		if i := strings.Index(msg, " for flag -"); i > 0 {
+			rest := msg[i+len(" for flag -"):]
+			if j := strings.Index(rest, ": "); j > 0 {
+				val := strings.TrimPrefix(msg[:i], "invalid value ")
+				return fmt.Sprintf("invalid --%s %s: %s", rest[:j], val, rest[j+2:])
+			}
+		}
+	}
+	return strings.ReplaceAll(msg, "\n", " ")
+}
+
+func dashes(flagName string) string { return "--" + strings.TrimLeft(flagName, "-") }
+
+// PrintUsage writes the help of a command: its synopsis and every flag
+// with its environment variable, as `-h` shows it.
+func PrintUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
+	fmt.Fprintf(w, "usage: %s\n\nEvery configuration flag is also an environment variable (shown) and a key of the --config YAML file.\n\nflags:\n", synopsis)
+	fs.SetOutput(w)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "  --%s\n    \t%s%s\n", f.Name, f.Usage, def)
+	})
+	fs.SetOutput(io.Discard)
 }

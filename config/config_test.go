@@ -1,7 +1,6 @@
 package config
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,7 @@ import (
 func noEnv(string) string { return "" }
 
 func TestDefaultsAreValid(t *testing.T) {
-	cfg, _, err := Load("t", nil, noEnv, io.Discard)
+	cfg, _, err := Load("t", nil, noEnv)
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
@@ -33,7 +32,7 @@ func TestPrecedenceFileEnvFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"SOVEREIGN_MESSAGES_PER_MINUTE": "20", "SOVEREIGN_STREAMS_PER_IP": "4"}
-	cfg, _, err := Load("t", []string{"--config", file, "--streams-per-ip", "5"}, func(k string) string { return env[k] }, io.Discard)
+	cfg, _, err := Load("t", []string{"--config", file, "--streams-per-ip", "5"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +67,11 @@ func TestInvalidValuesExplainThemselves(t *testing.T) {
 		{[]string{"--session-ttl", "5s"}, "at least 1m"},
 		{[]string{"--audit-retention", "1h"}, "0 (keep forever) or at least 24h"},
 		{[]string{"--log-level", "loud"}, "one of"},
-		{[]string{"--no-such-flag"}, "not defined"},
+		{[]string{"--no-such-flag"}, "unknown flag"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			_, _, err := Load("t", tt.args, noEnv, io.Discard)
+			_, _, err := Load("t", tt.args, noEnv)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -88,7 +87,7 @@ func TestInvalidValuesExplainThemselves(t *testing.T) {
 
 func TestAuditRetentionZeroMeansForever(t *testing.T) {
 	for _, v := range []string{"0", "0s", "24h", "8760h"} {
-		if _, _, err := Load("t", []string{"--audit-retention", v}, noEnv, io.Discard); err != nil {
+		if _, _, err := Load("t", []string{"--audit-retention", v}, noEnv); err != nil {
 			t.Errorf("--audit-retention %s: %v", v, err)
 		}
 	}
@@ -97,7 +96,7 @@ func TestAuditRetentionZeroMeansForever(t *testing.T) {
 func TestUnknownFileKeyRejected(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.yaml")
 	_ = os.WriteFile(file, []byte("lisen: 1\n"), 0o600)
-	_, _, err := Load("t", []string{"--config", file}, noEnv, io.Discard)
+	_, _, err := Load("t", []string{"--config", file}, noEnv)
 	if err == nil || !strings.Contains(err.Error(), `unknown key "lisen"`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -109,7 +108,7 @@ func TestEnvBadValue(t *testing.T) {
 			return "forever"
 		}
 		return ""
-	}, io.Discard)
+	})
 	if err == nil || !strings.Contains(err.Error(), "SOVEREIGN_SESSION_TTL") {
 		t.Fatalf("err = %v", err)
 	}
@@ -130,7 +129,7 @@ func TestPprofListenLoopbackOnly(t *testing.T) {
 		{"example.org:6060", false},
 		{"127.0.0.1", false},
 	} {
-		_, _, err := Load("t", []string{"--pprof-listen", tc.addr}, noEnv, io.Discard)
+		_, _, err := Load("t", []string{"--pprof-listen", tc.addr}, noEnv)
 		if (err == nil) != tc.ok {
 			t.Errorf("--pprof-listen %q: err = %v, want ok=%v", tc.addr, err, tc.ok)
 		}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,7 +102,8 @@ func register(t *testing.T, ctx context.Context, c *bench.Client, bin, dataDir s
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := bench.RelyingParty("http://localhost:8080") // the server's default --rp-origins
+	// The server derives its origin from --listen: localhost on its port.
+	rp, err := bench.RelyingParty("http://localhost" + c.Base[strings.LastIndex(c.Base, ":"):])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -360,7 +360,8 @@ func (h *handler) registerGroups(api huma.API) {
 		SkipValidateBody: true,
 		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge,
 			http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusInsufficientStorage},
-	}, func(ctx context.Context, in *SendMessageInput) (*SendMessageOutput, error) {
+	}, func(ctx context.Context, in *SendMessageInput) (_ *SendMessageOutput, err error) {
+		defer h.countDelivery("message", &err)
 		p := PrincipalFrom(ctx)
 		id, err := decodeGroupID(in.GroupID)
 		if err != nil {
@@ -399,7 +400,8 @@ func (h *handler) registerGroups(api huma.API) {
 		MaxBodyBytes:  commitBody,
 		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge,
 			http.StatusUnprocessableEntity, http.StatusTooManyRequests},
-	}, func(ctx context.Context, in *CommitInput) (*CommitOutput, error) {
+	}, func(ctx context.Context, in *CommitInput) (_ *CommitOutput, err error) {
+		defer h.countDelivery("commit", &err)
 		p := PrincipalFrom(ctx)
 		id, err := decodeGroupID(in.GroupID)
 		if err != nil {

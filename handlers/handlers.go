@@ -13,6 +13,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/metrics"
 	"github.com/sovereign-im/sovereign/ratelimit"
 	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/settings"
@@ -38,6 +39,9 @@ type Deps struct {
 	Hub *realtime.Hub
 	// Streams bounds concurrent streams per client IP and in all.
 	Streams *realtime.StreamLimiter
+	// Metrics is the server's metrics registry; nil registers nowhere.
+	// Add a metric in one line: d.Metrics.Counter("x_total", "help", "label").
+	Metrics *metrics.Registry
 }
 
 // Tags group operations in the OpenAPI document.
@@ -58,9 +62,10 @@ var public = []map[string][]string{{}}
 
 // Register adds every operation to api.
 func Register(api huma.API, d *Deps) {
-	h := &handler{d: d}
+	h := &handler{d: d, m: newHandlerMetrics(d.Metrics)}
 	h.authLimit = ratelimit.New(d.Config.Limits.AuthRequestsPerMin, d.Config.Limits.AuthBurst, h.now)
 	h.followSetting(func(v settings.Values) { h.authLimit.SetRate(v.AuthPerMinute, v.AuthBurst) })
+	api.UseMiddleware(nameOperation)
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerAuth(api)
@@ -79,6 +84,8 @@ type handler struct {
 	sendLimiter *ratelimit.Limiter
 	// authLimit limits ceremony requests per client IP.
 	authLimit *ratelimit.Limiter
+	// m are the edge's metrics.
+	m *handlerMetrics
 }
 
 func (h *handler) now() time.Time {

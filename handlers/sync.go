@@ -210,13 +210,14 @@ type stream struct {
 	reader    *realtime.Reader
 	release   func()
 	heartbeat time.Duration
+	counted   func()      // ends its count in the open-streams gauge
 	body      *bodyWriter // SSE only
 	scratch   []byte      // SSE only: event header buffer
 }
 
 // openStream checks the cursor (410), takes a stream slot (429) and
 // subscribes before the backlog is read.
-func (h *handler) openStream(ctx context.Context, p *models.Principal, after int64, afterSet bool) (*stream, error) {
+func (h *handler) openStream(ctx context.Context, p *models.Principal, after int64, afterSet bool, transport string) (*stream, error) {
 	if !afterSet {
 		acked, err := h.d.Store.AckedSeq(ctx, p.DeviceID)
 		if err != nil {
@@ -236,12 +237,14 @@ func (h *handler) openStream(ctx context.Context, p *models.Principal, after int
 	if hb <= 0 {
 		hb = 15 * time.Second
 	}
-	return &stream{h: h, p: p, reader: realtime.NewReader(sub, h.d.Store, after), release: release, heartbeat: hb}, nil
+	return &stream{h: h, p: p, reader: realtime.NewReader(sub, h.d.Store, after), release: release, heartbeat: hb,
+		counted: h.streamOpened(transport)}, nil
 }
 
 func (s *stream) close() {
 	s.reader.Close()
 	s.release()
+	s.counted()
 }
 
 // context derives the stream's context: it ends with the request, at
@@ -282,7 +285,7 @@ func (h *handler) openSSE(api huma.API) func(huma.Context, func(huma.Context)) {
 			next(ctx) // Huma validates the input and answers 422
 			return
 		}
-		st, err := h.openStream(ctx.Context(), p, after, afterSet)
+		st, err := h.openStream(ctx.Context(), p, after, afterSet, transportSSE)
 		if err != nil {
 			h.writeProblem(api, ctx, err)
 			return
@@ -339,6 +342,7 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 			if err := st.writeSSE(evs); err != nil {
 				return
 			}
+			h.delivered(evs)
 			continue
 		}
 		if st.expired() {
@@ -410,6 +414,7 @@ func (h *handler) syncFeed(ctx context.Context, in *SyncInput) (*SyncOutput, err
 			return nil, h.fail(ctx, lerr)
 		}
 		defer release()
+		defer h.streamOpened(transportLongPoll)()
 		wait := time.Duration(in.Timeout) * time.Second
 		if left := p.ExpiresAt.Sub(h.now()); left < wait {
 			wait = max(left, 0)

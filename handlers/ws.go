@@ -44,7 +44,7 @@ type WSClientFrame struct {
 
 func (h *handler) websocketFeed(ctx context.Context, in *WSInput) (*huma.StreamResponse, error) {
 	p := PrincipalFrom(ctx)
-	st, err := h.openStream(ctx, p, in.After, in.afterSet)
+	st, err := h.openStream(ctx, p, in.After, in.afterSet, transportWebSocket)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
@@ -114,6 +114,7 @@ func (h *handler) serveWS(parent context.Context, conn *websocket.Conn, st *stre
 				_ = conn.Close(WSCloseResume, "too slow: reconnect with your cursor")
 				return
 			}
+			h.delivered(evs)
 			continue
 		}
 		if st.expired() {

@@ -47,13 +47,13 @@ func TestInviteLinks(t *testing.T) {
 
 func TestInviteLinkTargets(t *testing.T) {
 	cfg := config.Default()
-	cfg.RPOrigins = []string{"https://chat.example.org", "http://localhost:9090"}
+	cfg.RPOrigins = []string{"https://chat.example.org", "https://admin.chat.example.org:9090"}
 	if got := server.InviteLink(cfg, "abcd", models.RoleAdmin); got != "https://chat.example.org/invite?role=admin#abcd" {
 		t.Errorf("admin link without --admin-listen = %q", got)
 	}
 	cfg.AdminListen = "127.0.0.1:9090"
 	for role, want := range map[models.Role]string{
-		models.RoleAdmin:  "http://localhost:9090/invite?role=admin#abcd", // the WebAuthn origin on the admin port
+		models.RoleAdmin:  "https://admin.chat.example.org:9090/invite?role=admin#abcd", // the WebAuthn origin on the admin port
 		models.RoleMember: "https://chat.example.org/invite#abcd",
 	} {
 		if got := server.InviteLink(cfg, "abcd", role); got != want {
@@ -61,7 +61,7 @@ func TestInviteLinkTargets(t *testing.T) {
 		}
 	}
 	cfg.RPOrigins = []string{"https://chat.example.org"}
-	if got := server.InviteLink(cfg, "abcd", models.RoleAdmin); got != "http://127.0.0.1:9090/invite?role=admin#abcd" {
+	if got := server.InviteLink(cfg, "abcd", models.RoleAdmin); got != "http://localhost:9090/invite?role=admin#abcd" { // passkeys need a name, not 127.0.0.1
 		t.Errorf("admin link, no origin on the admin port = %q", got)
 	}
 }

@@ -31,7 +31,7 @@ func (s *Server) serveWriterStats(w http.ResponseWriter, _ *http.Request) {
 // startPprof serves Go's profiles and the writer's counters on --pprof-listen (validated to be a
 // loopback address) until the returned stop is called. It is a debugging
 // aid for benchmarks: profiles reveal internals, so never on the network.
-func (s *Server) startPprof() (stop func(), err error) {
+func (s *Server) startDebug() (stop func(), err error) {
 	if s.cfg.PprofListen == "" {
 		return func() {}, nil
 	}
@@ -50,6 +50,7 @@ func (s *Server) startPprof() (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/writer", s.serveWriterStats)
+	mux.Handle("/metrics", s.metrics.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

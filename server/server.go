@@ -23,6 +23,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
+	"github.com/sovereign-im/sovereign/metrics"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/settings"
@@ -53,6 +54,9 @@ type Server struct {
 	stopping   context.Context
 	stopStream context.CancelFunc
 	cleanup    *maintenance.Runner
+	metrics    *metrics.Registry
+	backups    *BackupScheduler // nil without --backup-dir
+	stopBackup func()
 	closeOnce  sync.Once
 }
 
@@ -61,6 +65,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	config.Derive(&cfg)
 	hub := realtime.New(realtime.Options{})
 	st, err := store.Open(ctx, store.Options{
 		Path:                     cfg.DBPath(),
@@ -89,13 +94,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	stopping, stopStreams := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams}
+	reg := metrics.New()
+	registerServerMetrics(reg, st, hub)
+	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams,
+		metrics: reg}
 
 	deps := &handlers.Deps{
 		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa,
 		Hub:      hub,
 		Streams:  realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
 		Settings: live,
+		Metrics:  reg,
 	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
@@ -108,22 +117,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux.HandleFunc("/", notFound)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
+	rm := newRequestMetrics(reg)
 	wrap := func(h http.Handler) http.Handler {
-		return recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(h))))
+		return recoverPanics(log, resolver.Middleware(logRequests(log, rm.middleware(securityHeaders(h)))))
 	}
 	if cfg.AdminListen == "" {
 		s.handler = wrap(withInvite(inviteRouter(true, false), mux))
 	} else {
 		// The admin UI and API live only on the admin address; the public
 		// listener answers 404 for them as for any unknown path, and sends
-		// invite links to the member app.
+		// invite links to the member app. Metrics are served on the admin
+		// address only (and on the debug listener).
 		s.handler = wrap(withInvite(inviteRouter(false, false), only(func(p string) bool { return !IsAdminPath(p) }, mux)))
-		s.admin = wrap(withInvite(inviteRouter(true, true), only(adminListenerServes, mux)))
+		s.admin = wrap(withMetrics(reg, withInvite(inviteRouter(true, true), only(adminListenerServes, mux))))
 	}
 
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
 	s.cleanup.Add(CleanupTasks(st, cfg)...)
 	s.cleanup.Start()
+	s.stopBackup = func() {}
+	if cfg.BackupDir != "" {
+		s.backups = &BackupScheduler{st: st, dir: cfg.BackupDir, every: cfg.BackupEvery, keep: cfg.BackupKeep, log: log, now: opts.Now}
+		bctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.backups.run(bctx) }()
+		s.stopBackup = func() { cancel(); <-done }
+	}
 	return s, nil
 }
 
@@ -213,6 +232,12 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 	return tasks
 }
 
+// Metrics is the server's metrics registry.
+func (s *Server) Metrics() *metrics.Registry { return s.metrics }
+
+// Backups is the backup scheduler, or nil without --backup-dir.
+func (s *Server) Backups() *BackupScheduler { return s.backups }
+
 // Maintenance is the periodic cleanup runner (tests run it with RunOnce).
 func (s *Server) Maintenance() *maintenance.Runner { return s.cleanup }
 
@@ -273,6 +298,7 @@ func (s *Server) Close() error {
 		s.stopStream()
 		s.hub.Close()
 		s.cleanup.Stop()
+		s.stopBackup()
 		err = s.store.Close()
 		st := s.store.WriterStats()
 		s.log.Info("writer stopped", "commits", st.Batches, "use_cases", st.UseCases,
@@ -281,13 +307,67 @@ func (s *Server) Close() error {
 	return err
 }
 
+// Listeners are the bound sockets of a server: the API address and, with
+// --admin-listen, the admin address. Binding before New lets a listen
+// address with port 0 become the real one before the WebAuthn origins are
+// derived from it (config.WithBoundAddresses).
+type Listeners struct {
+	API   net.Listener
+	Admin net.Listener // nil without --admin-listen
+}
+
+// Listen binds the configured addresses.
+func Listen(cfg config.Config) (*Listeners, error) {
+	api, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (api): %w", cfg.Listen, err)
+	}
+	ls := &Listeners{API: api}
+	if cfg.AdminListen != "" {
+		if ls.Admin, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			_ = api.Close()
+			return nil, fmt.Errorf("listen on %s (admin): %w", cfg.AdminListen, err)
+		}
+	}
+	return ls, nil
+}
+
+// Addresses are the bound addresses (admin empty without --admin-listen).
+func (l *Listeners) Addresses() (api, admin string) {
+	api = l.API.Addr().String()
+	if l.Admin != nil {
+		admin = l.Admin.Addr().String()
+	}
+	return api, admin
+}
+
+// Close closes every listener.
+func (l *Listeners) Close() {
+	_ = l.API.Close()
+	if l.Admin != nil {
+		_ = l.Admin.Close()
+	}
+}
+
 // Run listens on the configured address (and on the admin address when one
 // is set) until ctx ends, then shuts down gracefully within the configured
 // timeout. ready, if not nil, receives the bound public address once
 // listening.
 func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ls, err := Listen(s.cfg)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ls, ready)
+}
+
+// Serve serves on bound listeners until ctx ends, then shuts down
+// gracefully within the configured timeout. ready, if not nil, receives
+// the bound public address once serving.
+func (s *Server) Serve(ctx context.Context, bound *Listeners, ready func(addr net.Addr)) error {
 	tlsCfg, err := s.tlsConfig()
 	if err != nil {
+		bound.Close()
 		return err
 	}
 	type listener struct {
@@ -301,11 +381,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 			_ = l.ln.Close()
 		}
 	}
-	add := func(name, addr string, h http.Handler) error {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s (%s): %w", addr, name, err)
-		}
+	add := func(name string, ln net.Listener, h http.Handler) {
 		if tlsCfg != nil {
 			ln = tls.NewListener(ln, tlsCfg)
 		} else if !isLoopback(ln.Addr()) {
@@ -321,43 +397,34 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		}
 		srv.RegisterOnShutdown(s.stopStream)
 		ls = append(ls, listener{name: name, ln: ln, srv: srv})
-		return nil
 	}
-	if err := add("api", s.cfg.Listen, s.handler); err != nil {
-		return err
-	}
+	add("api", bound.API, s.handler)
 	if s.admin != nil {
-		if err := add("admin", s.cfg.AdminListen, s.admin); err != nil {
-			closeAll()
-			return err
+		if bound.Admin == nil {
+			bound.Close()
+			return errors.New("serve: --admin-listen is set but no admin listener was bound")
 		}
+		add("admin", bound.Admin, s.admin)
+	} else if bound.Admin != nil {
+		_ = bound.Admin.Close()
 	}
-	stopPprof, err := s.startPprof()
+	stopDebug, err := s.startDebug()
 	if err != nil {
 		closeAll()
 		return err
 	}
-	defer stopPprof()
+	defer stopDebug()
 
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() { errc <- l.srv.Serve(l.ln) }()
 	}
-	scheme := "http"
-	if tlsCfg != nil {
-		scheme = "https"
-	}
-	main := ls[0].ln.Addr().String()
-	if s.admin == nil {
-		s.log.Info("sovereign listening", "addr", main, "scheme", scheme, "db", s.cfg.DBPath(),
-			"docs", fmt.Sprintf("%s://%s/docs", scheme, main), "admin", fmt.Sprintf("%s://%s/admin", scheme, main))
-	} else {
-		adm := ls[1].ln.Addr().String()
-		s.log.Info("sovereign listening", "addr", main, "scheme", scheme, "db", s.cfg.DBPath(),
-			"docs", fmt.Sprintf("%s://%s/docs", scheme, main))
-		s.log.Info("admin listening", "addr", adm, "admin", fmt.Sprintf("%s://%s/admin", scheme, adm))
-		if !isLoopback(ls[1].ln.Addr()) {
-			s.log.Warn("the admin UI and API listen on a non-loopback address: reach them from localhost or a VPN where you can", "addr", adm)
+	s.logListening(ls[0].ln.Addr())
+	if s.admin != nil {
+		adm := ls[1].ln.Addr()
+		s.log.Info("admin listening", "addr", adm.String(), "admin", s.cfg.AdminBaseURL()+"/admin")
+		if !isLoopback(adm) {
+			s.log.Warn("the admin UI and API listen on a non-loopback address: reach them from localhost or a VPN where you can", "addr", adm.String())
 		}
 	}
 	if ready != nil {
@@ -399,6 +466,22 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+// logListening says where the server listens and the URLs that work in a
+// browser (the public URL and origins, never 127.0.0.1 or [::], on which
+// passkeys cannot work).
+func (s *Server) logListening(addr net.Addr) {
+	base := s.cfg.BaseURL()
+	attrs := []any{"addr", addr.String(), "url", base, "docs", base + "/docs", "db", s.cfg.DBPath()}
+	if s.admin == nil {
+		attrs = append(attrs, "admin", base+"/admin")
+	}
+	s.log.Info("sovereign listening", attrs...)
+	if missing := web.Missing(); len(missing) > 0 {
+		s.log.Warn("this binary was built without its web assets: " + strings.Join(missing, ", ") +
+			" answer 503 with how to build them; build with `make build` (or `make assets` before `go build`)")
+	}
 }
 
 func (s *Server) tlsConfig() (*tls.Config, error) {

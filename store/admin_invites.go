@@ -58,6 +58,12 @@ func (r *inviteRow) info(now int64) InviteInfo {
 // audit log (never the code), in one use case. The code exists only in
 // the return value.
 func (s *Store) AdminCreateInvite(ctx context.Context, actor models.Actor, in NewInvite) (string, *models.Invite, error) {
+	return s.CreateAuditedInvite(ctx, actor, in, nil)
+}
+
+// CreateAuditedInvite is AdminCreateInvite with extra facts for the audit
+// entry's detail (the command line records itself as the actor there).
+func (s *Store) CreateAuditedInvite(ctx context.Context, actor models.Actor, in NewInvite, extra map[string]any) (string, *models.Invite, error) {
 	if err := validateInvite(in); err != nil {
 		return "", nil, err
 	}
@@ -70,8 +76,12 @@ func (s *Store) AdminCreateInvite(ctx context.Context, actor models.Actor, in Ne
 		if code, inv, err = insertInvite(ctx, tx, in); err != nil {
 			return err
 		}
+		detail := map[string]any{"role": string(inv.Role), "uses": inv.UsesLeft, "expires_at": inv.ExpiresAt.Format(time.RFC3339)}
+		for k, v := range extra {
+			detail[k] = v
+		}
 		return AppendAudit(ctx, tx, models.AuditEntry{Actor: actor, Action: models.AuditInviteCreate, TargetType: models.TargetInvite,
-			TargetID: inv.ID, Detail: map[string]any{"role": string(inv.Role), "uses": inv.UsesLeft, "expires_at": inv.ExpiresAt.Format(time.RFC3339)}})
+			TargetID: inv.ID, Detail: detail})
 	})
 	if err != nil {
 		return "", nil, err

@@ -57,6 +57,9 @@ type Options struct {
 	// GroupQuotaBytes bounds the stored message bytes of one group; 0
 	// means the threat model's default (1 GiB).
 	GroupQuotaBytes int64
+	// MustExist refuses to create the database file: commands other than
+	// serve open the server's database and must never make a new one.
+	MustExist bool
 }
 
 // Store is Sovereign's persistence: one writer connection driven by the
@@ -103,6 +106,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if opts.MustExist {
+		if fi, err := os.Stat(opts.Path); err != nil || fi.Size() == 0 {
+			return nil, &NoDatabaseError{Path: opts.Path}
+		}
 	}
 	if err := prepareFiles(opts.Path, opts.AllowInsecurePermissions, opts.Logger); err != nil {
 		return nil, err
@@ -215,6 +223,11 @@ func prepareFiles(path string, allowInsecure bool, log *slog.Logger) error {
 	_ = f.Close()
 	return checkMode(path, allowInsecure, log)
 }
+
+// NoDatabaseError reports that Options.MustExist found no database.
+type NoDatabaseError struct{ Path string }
+
+func (e *NoDatabaseError) Error() string { return "no database at " + e.Path }
 
 // InsecurePermissionsError reports a database file or directory that group
 // or others can access.

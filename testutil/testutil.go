@@ -209,3 +209,14 @@ func RepoRoot(t testing.TB) string {
 		dir = parent
 	}
 }
+
+// Attach returns a client-side Server for a Sovereign process started
+// elsewhere (the real binary, a restored data directory): the passkey,
+// sign-in and request helpers work against url with cfg's relying party;
+// App and Store are nil, so helpers that write to the store directly
+// (Invite, SeedAccount) are not available.
+func Attach(t testing.TB, url string, cfg config.Config) *Server {
+	t.Helper()
+	return &Server{Server: &httptest.Server{URL: url}, Config: cfg, Clock: &Clock{}, t: t,
+		Client: &http.Client{Transport: &ValidatingTransport{T: t, Base: http.DefaultTransport}}}
+}

@@ -34,6 +34,33 @@ const docsPage = `<!doctype html>
 </html>
 `
 
+// What /docs and /admin answer (503) when the binary was built without
+// its web assets, e.g. by a plain `go build` on a fresh clone.
+const (
+	docsMissing = "This sovereign binary was built without the API docs renderer.\n\n" +
+		"Build it with its assets from a clone of the repository: `make build` (or `make assets`, then `go build ./cmd/sovereign`).\n" +
+		"The API description itself is served at /openapi.yaml and /openapi.json.\n"
+	adminMissing = "This sovereign binary was built without the admin console.\n\n" +
+		"Build it with its assets from a clone of the repository: `make build` (or `make assets`, then `go build ./cmd/sovereign`).\n" +
+		"Meanwhile `sovereign invite --admin` makes invites and the admin API (/v1/admin/*) works.\n"
+)
+
+// Missing names the pages this binary cannot serve because their assets
+// were not built into it ("/docs", "/admin", "/app"); empty for a full build.
+func Missing() []string {
+	var out []string
+	if !DocsAvailable() {
+		out = append(out, "/docs")
+	}
+	if !AdminAvailable() {
+		out = append(out, "/admin")
+	}
+	if !AppAvailable() {
+		out = append(out, "/app")
+	}
+	return out
+}
+
 // DocsAvailable reports whether the docs renderer's assets were built into
 // the binary (make assets).
 func DocsAvailable() bool {
@@ -50,7 +77,7 @@ func DocsHandler() http.Handler {
 		switch {
 		case r.URL.Path == "/docs" || r.URL.Path == "/docs/":
 			if !DocsAvailable() {
-				http.Error(w, "API docs assets were not built into this binary: run `make assets` and rebuild", http.StatusServiceUnavailable)
+				http.Error(w, docsMissing, http.StatusServiceUnavailable)
 				return
 			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -99,7 +126,7 @@ func AdminHandler() http.Handler {
 		case r.URL.Path == "/admin" || r.URL.Path == "/admin/":
 			page, err := fs.ReadFile(dist, "dist/admin/index.html")
 			if err != nil {
-				http.Error(w, "the admin UI was not built into this binary: run `make assets` and rebuild", http.StatusServiceUnavailable)
+				http.Error(w, adminMissing, http.StatusServiceUnavailable)
 				return
 			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -74,7 +74,9 @@ var listenRE = regexp.MustCompile(`msg="sovereign listening" addr=(\S+)`)
 
 func startBinary(t *testing.T, dataDir string, extra ...string) *Process {
 	t.Helper()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	// A long ceremony timeout: on a loaded machine a virtual passkey can
+	// take longer than the default 60 s between begin and finish.
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ceremony-timeout", "10m"}, extra...)
 	cmd := exec.Command(sovereignBinary(t), args...)
 	cmd.Env = append(os.Environ(), "SOVEREIGN_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
@@ -207,29 +209,62 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 }
 
 func TestBadConfigExitsTwoWithOneLine(t *testing.T) {
-	tests := [][]string{
-		{"serve", "--messages-per-minute", "-5"},
-		{"serve", "--listen", "not-an-address"},
-		{"serve", "--rp-id", "10.0.0.1"},
-		{"frobnicate"},
+	tests := []struct {
+		args []string
+		help string // the command whose -h the line points to
+	}{
+		{[]string{"serve", "--messages-per-minute", "-5"}, "sovereign serve"},
+		{[]string{"serve", "--listen", "not-an-address"}, "sovereign serve"},
+		{[]string{"serve", "--rp-id", "10.0.0.1"}, "sovereign serve"},
+		{[]string{"serve", "--no-such-flag"}, "sovereign serve"},
+		{[]string{"serve", "--rp-origins", "http://chat.example.org"}, "sovereign serve"},
+		{[]string{"--max-body-bytes", "lots"}, "sovereign serve"},
+		{[]string{"serve", "extra-argument"}, "sovereign serve"},
+		{[]string{"invite", "--uses", "many"}, "sovereign invite"},
+		{[]string{"invite", "--bogus"}, "sovereign invite"},
+		{[]string{"frobnicate"}, "sovereign"},
 	}
-	for _, args := range tests {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, sovereignBinary(t), append(args, "--data-dir", t.TempDir())...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
+			cmd := exec.CommandContext(ctx, sovereignBinary(t), append(tt.args, "--data-dir", t.TempDir())...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
 			ee, ok := err.(*exec.ExitError)
 			if !ok || ee.ExitCode() != 2 {
 				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
 			}
-			first := strings.SplitN(stderr.String(), "\n", 2)[0]
-			if !strings.HasPrefix(first, "sovereign: ") {
-				t.Fatalf("stderr does not start with an explanation: %q", stderr.String())
+			out := stderr.String()
+			if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "sovereign: ") ||
+				!strings.HasSuffix(out, "; see `"+tt.help+" -h`\n") || stdout.Len() != 0 {
+				t.Fatalf("want one line ending in the help pointer, got stderr %q stdout %q", out, stdout.String())
 			}
 		})
+	}
+}
+
+func TestHelpListsCommandsAndFlags(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		out, err := exec.Command(sovereignBinary(t), args...).Output()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for _, c := range []string{"commands:", "serve", "invite", "openapi", "version"} {
+			if !strings.Contains(string(out), c) {
+				t.Errorf("sovereign %v does not list %q:\n%s", args, c, out)
+			}
+		}
+	}
+	out, err := exec.Command(sovereignBinary(t), "serve", "-h").Output()
+	if err != nil {
+		t.Fatalf("serve -h: %v", err)
+	}
+	for _, f := range []string{"--listen", "--rp-origins", "SOVEREIGN_DATA_DIR", "--config"} {
+		if !strings.Contains(string(out), f) {
+			t.Errorf("serve -h does not list %s", f)
+		}
 	}
 }
 

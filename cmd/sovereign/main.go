@@ -17,13 +17,10 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/sovereign-im/sovereign/api"
 	"github.com/sovereign-im/sovereign/config"
-	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/server"
-	"github.com/sovereign-im/sovereign/store"
 )
 
 // version is set at link time (-ldflags "-X main.version=…").
@@ -42,14 +39,26 @@ func main() {
 
 func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-h" || a == "-help" || a == "--help":
+			usage(stdout)
+			return exitOK
+		case a != "" && a[0] != '-':
+			cmd, args = a, args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
-		return serve(args, env, stderr)
+		return serve(args, env, stdout, stderr)
 	case "invite":
 		return invite(args, env, stdout, stderr)
+	case "backup":
+		return backup(args, env, stdout, stderr)
+	case "restore":
+		return restore(args, env, stdout, stderr)
+	case "doctor":
+		return doctor(args, env, stdout, stderr)
 	case "openapi":
 		doc, err := api.OpenAPI()
 		if err != nil {
@@ -61,12 +70,11 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "sovereign", buildVersion(), "API", api.Version)
 		return exitOK
-	case "help", "-h", "--help":
+	case "help":
 		usage(stdout)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "sovereign: unknown command %q\n", cmd)
-		usage(stderr)
+		fmt.Fprintf(stderr, "sovereign: unknown command %q; see `sovereign -h`\n", cmd)
 		return exitConfig
 	}
 }
@@ -75,11 +83,18 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: sovereign <command> [flags]
 
 commands:
-  serve     run the server (default); "sovereign serve -h" lists every flag
-  invite    create an invite: sovereign invite [--admin] [--expires 72h] [--uses 1]
-            (opens the database directly; works while the server runs)
-  openapi   print the OpenAPI 3.1 document to stdout
+  serve     run the server (the default when no command is given)
+  invite    create an invite and print its code and link: [--admin] [--expires 72h] [--uses 1]
+  backup    write a consistent, verified copy of the database while the server runs: --to FILE
+  restore   put a backup into an empty data directory: --from FILE
+  doctor    check a configuration and data directory without starting the server, and say what to fix
+  openapi   print the OpenAPI 3.1 document to stdout (no database, no listener)
   version   print the version
+  help      show this list
+
+"sovereign <command> -h" lists a command's flags. The commands that open the
+database take the same configuration as serve (flags, SOVEREIGN_* variables,
+--config FILE), so point them at the server's --data-dir or --config.
 `)
 }
 
@@ -97,21 +112,29 @@ func buildVersion() string {
 	return version
 }
 
-// loadConfig loads configuration and reports errors as one line, exit 2.
-func loadConfig(name string, args []string, env func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config.Config, *flag.FlagSet, int) {
-	cfg, fs, err := config.Load(name, args, env, stderr, extra...)
+// loadConfig loads a command's configuration. Usage errors are one line
+// naming the option and the fix, plus where to read more, and exit 2; -h
+// prints the command's flags to stdout and exits 0. code is -1 when the
+// command should go on.
+func loadConfig(name, synopsis string, args []string, env func(string) string, stdout, stderr io.Writer, extra ...func(*flag.FlagSet)) (cfg config.Config, fs *flag.FlagSet, code int) {
+	cfg, fs, err := config.Load(name, args, env, extra...)
 	if errors.Is(err, flag.ErrHelp) {
+		config.PrintUsage(stdout, fs, synopsis)
 		return cfg, fs, exitOK
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "sovereign: configuration error:", err)
-		return cfg, fs, exitConfig
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sovereign: configuration error: unexpected argument %q\n", fs.Arg(0))
+	if err != nil {
+		usageError(stderr, name, err.Error())
 		return cfg, fs, exitConfig
 	}
 	return cfg, fs, -1
+}
+
+// usageError prints one line: what is wrong and where the flags are listed.
+func usageError(stderr io.Writer, name, msg string) {
+	fmt.Fprintf(stderr, "sovereign: %s; see `%s -h`\n", msg, name)
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -124,8 +147,8 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(args []string, env func(string) string, stderr io.Writer) int {
-	cfg, _, code := loadConfig("sovereign serve", args, env, stderr)
+func serve(args []string, env func(string) string, stdout, stderr io.Writer) int {
+	cfg, _, code := loadConfig("sovereign serve", "sovereign serve [flags]", args, env, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -134,59 +157,23 @@ func serve(args []string, env func(string) string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := server.New(ctx, cfg, log, server.Options{})
+	// Bind first: a port-0 listen address becomes the real port before the
+	// WebAuthn origins and printed URLs are derived from it.
+	ls, err := server.Listen(cfg)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return exitFail
 	}
-	if err := srv.Run(ctx, nil); err != nil {
+	cfg = cfg.WithBoundAddresses(ls.Addresses())
+	srv, err := server.New(ctx, cfg, log, server.Options{})
+	if err != nil {
+		ls.Close()
+		log.Error("start failed", "err", err)
+		return exitFail
+	}
+	if err := srv.Serve(ctx, ls, nil); err != nil {
 		log.Error("server stopped with an error", "err", err)
 		return exitFail
 	}
-	return exitOK
-}
-
-// invite creates an invite in the database (the server may be running: the
-// store opens the same SQLite file in WAL mode) and prints its code and
-// link. The code is shown only here; the database keeps its SHA-256.
-func invite(args []string, env func(string) string, stdout, stderr io.Writer) int {
-	var (
-		admin   bool
-		expires time.Duration
-		uses    int
-	)
-	cfg, _, code := loadConfig("sovereign invite", args, env, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&admin, "admin", false, "the invite grants the admin role")
-		fs.DurationVar(&expires, "expires", 72*time.Hour, "how long the invite stays valid (1m to 8760h)")
-		fs.IntVar(&uses, "uses", 1, fmt.Sprintf("how many accounts may register with it (1 to %d)", store.MaxInviteUses))
-	})
-	if code >= 0 {
-		return code
-	}
-	role := models.RoleMember
-	if admin {
-		role = models.RoleAdmin
-	}
-	log := newLogger(cfg, stderr)
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Path: cfg.DBPath(), AllowInsecurePermissions: cfg.AllowInsecurePermissions,
-		Synchronous: cfg.Synchronous, Logger: log})
-	if err != nil {
-		fmt.Fprintln(stderr, "sovereign: open database:", err)
-		return exitFail
-	}
-	defer st.Close()
-	inviteCode, inv, err := st.CreateInvite(ctx, store.NewInvite{Role: role, TTL: expires, Uses: uses})
-	if err != nil {
-		var de *models.Error
-		if errors.As(err, &de) && de.Code == models.EINVALID {
-			fmt.Fprintln(stderr, "sovereign: configuration error:", de.Message)
-			return exitConfig
-		}
-		fmt.Fprintln(stderr, "sovereign: create invite:", err)
-		return exitFail
-	}
-	fmt.Fprintf(stdout, "Invite code: %s\nLink:        %s\nRole:        %s\nUses:        %d\nExpires:     %s\n",
-		inviteCode, server.InviteLink(cfg, inviteCode, inv.Role), inv.Role, inv.UsesLeft, inv.ExpiresAt.Local().Format(time.RFC1123))
 	return exitOK
 }

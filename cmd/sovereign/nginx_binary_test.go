@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sovereign-im/sovereign/bench"
+	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/testutil"
+)
+
+const nginxPath = "/usr/sbin/nginx"
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// selfSigned writes a certificate for localhost and its key; it returns
+// their paths and a pool trusting the certificate.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile, pool
+}
+
+// nginxConfig is the shipped packaging/nginx/sovereign.conf with this
+// test's ports, certificate and upstream, inside a minimal nginx.conf.
+func nginxConfig(t *testing.T, dir string, httpsPort, httpPort int, upstream, certFile, keyFile string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "packaging", "nginx", "sovereign.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := string(raw)
+	for old, repl := range map[string]string{
+		"listen 443 ssl http2;":        "listen 127.0.0.1:" + strconv.Itoa(httpsPort) + " ssl http2;",
+		"listen 80;":                   "listen 127.0.0.1:" + strconv.Itoa(httpPort) + ";",
+		"server 127.0.0.1:8080;":       "server " + upstream + ";",
+		"server_name chat.example.org": "server_name localhost",
+		"/etc/letsencrypt/live/chat.example.org/fullchain.pem": certFile,
+		"/etc/letsencrypt/live/chat.example.org/privkey.pem":   keyFile,
+	} {
+		if !strings.Contains(site, old) {
+			t.Fatalf("the shipped nginx config no longer has %q", old)
+		}
+		site = strings.ReplaceAll(site, old, repl)
+	}
+	var kept []string
+	for _, line := range strings.Split(site, "\n") {
+		if !strings.Contains(line, "[::]") { // no IPv6 in the test
+			kept = append(kept, line)
+		}
+	}
+	conf := "user root;\nworker_processes 1;\npid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log stderr warn;\n" +
+		"events { worker_connections 256; }\nhttp {\n  access_log off;\n" +
+		"  client_body_temp_path " + filepath.Join(dir, "body") + ";\n  proxy_temp_path " + filepath.Join(dir, "proxy") + ";\n" +
+		"  fastcgi_temp_path " + filepath.Join(dir, "fcgi") + ";\n  uwsgi_temp_path " + filepath.Join(dir, "uwsgi") + ";\n" +
+		"  scgi_temp_path " + filepath.Join(dir, "scgi") + ";\n" + strings.Join(kept, "\n") + "\n}\n"
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestNginxInFrontOfTheBinary runs Debian's nginx with the shipped
+// configuration in front of the real binary: passkey registration works on
+// the proxied https origin, an SSE event written by the server reaches the
+// client through nginx unbuffered (within 100 ms of the send's answer) and
+// the server sees the client's own address (127.0.0.2), not the proxy's.
+func TestNginxInFrontOfTheBinary(t *testing.T) {
+	if _, err := os.Stat(nginxPath); err != nil {
+		t.Skip("nginx not installed (apt-get install nginx)")
+	}
+	dir := t.TempDir()
+	httpsPort, httpPort := freePort(t), freePort(t)
+	origin := "https://localhost:" + strconv.Itoa(httpsPort)
+	p := startBinary(t, filepath.Join(dir, "data"), "--rp-origins", origin, "--trusted-proxies", "127.0.0.1/32",
+		"--messages-per-minute", "100000")
+	upstream := strings.TrimPrefix(p.URL, "http://")
+
+	certFile, keyFile, pool := selfSigned(t, dir)
+	conf := nginxConfig(t, dir, httpsPort, httpPort, upstream, certFile, keyFile)
+	if out, err := exec.Command(nginxPath, "-t", "-p", dir, "-c", conf).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	ng := exec.Command(nginxPath, "-p", dir, "-c", conf, "-g", "daemon off;")
+	// Its own process group (the master and its worker end together) and a
+	// log file, not a pipe a surviving worker would hold open.
+	ng.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ngLog, err := os.Create(filepath.Join(dir, "nginx.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ng.Stdout, ng.Stderr = ngLog, ngLog
+	if err := ng.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-ng.Process.Pid, syscall.SIGKILL)
+		_ = ng.Wait()
+		_ = ngLog.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(ngLog.Name())
+			t.Logf("nginx log:\n%s", out)
+		}
+	})
+	waitFor(t, 20*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(httpsPort), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	// The client connects from 127.0.0.2, the proxy from 127.0.0.1.
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			_, port, _ := net.SplitHostPort(addr)
+			return dialer.DialContext(ctx, "tcp4", "127.0.0.1:"+port)
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "localhost"},
+		ForceAttemptHTTP2: true,
+	}
+	cfg := config.Default()
+	cfg.RPOrigins = []string{origin}
+	config.Derive(&cfg)
+	s := testutil.Attach(t, origin, cfg)
+	s.Client = &http.Client{Transport: &testutil.ValidatingTransport{T: t, Base: tr}}
+	code := logCodeRE.FindStringSubmatch(p.logs.String())
+	if code == nil {
+		t.Fatalf("no admin invite:\n%s", p.logs.String())
+	}
+	root, _ := s.Register(t, code[1], "root")
+
+	c := bench.NewClient(origin, 4)
+	c.HTTP.Transport = tr
+	ctx := context.Background()
+	acc := bench.Account{UserID: root.UserID, DeviceID: root.DeviceID, Token: root.Token}
+	g, err := bench.CreateGroup(ctx, c, acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, origin+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+root.Token)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(sctx))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE through nginx: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	var (
+		mu      sync.Mutex
+		arrived = map[int64]time.Time{}
+	)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				if seq, err := strconv.ParseInt(id, 10, 64); err == nil {
+					mu.Lock()
+					arrived[seq] = time.Now()
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+
+	const sends = 5
+	var lags []time.Duration
+	for range sends {
+		r, err := bench.Send(ctx, c, g, acc, bench.MessageBody(g, nil, 200))
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked := time.Now()
+		var at time.Time
+		waitFor(t, 10*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			at = arrived[r.Seq]
+			return !at.IsZero()
+		})
+		lags = append(lags, max(at.Sub(acked), 0))
+	}
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	t.Logf("SSE event through nginx, after the send's answer: min %v, median %v, max %v", lags[0], lags[sends/2], lags[sends-1])
+	// A buffering proxy holds small events until its buffer fills or the
+	// stream ends: they would not arrive at all within these bounds.
+	if lags[0] > 100*time.Millisecond || lags[sends-1] > time.Second {
+		t.Fatalf("SSE events arrive late through nginx (buffered?): %v", lags)
+	}
+
+	logs := p.logs.String()
+	var seen []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "msg=request") && (strings.Contains(line, "path=/v1/events") || strings.Contains(line, "/messages")) {
+			seen = append(seen, line)
+			if !strings.Contains(line, "client=127.0.0.2") {
+				t.Errorf("the server saw the proxy, not the client: %s", line)
+			}
+		}
+	}
+	if len(seen) < sends {
+		t.Fatalf("%d proxied requests logged, want at least %d:\n%s", len(seen), sends, logs)
+	}
+	cancel()
+	stop(t, p)
+}
