@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
+.PHONY: all build run assets sdk-ts openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
 
 all: build
 
@@ -25,8 +25,9 @@ web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/bui
 web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
 	cd web && node build.mjs
 
-## build: compile the server binary into bin/
-build: assets
+## build: compile the server binary into bin/ (and build the TypeScript SDK
+## package in clients/ts/dist, which the web app consumes)
+build: assets sdk-ts
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sovereign
 
 ## run: build and start the server (http://localhost:8080, data in ./data)
@@ -41,8 +42,16 @@ openapi:
 # it is not a dependency of the server's go.mod).
 OAPI_CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2
 
+# npm ci also runs the package's `prepare` script, which builds dist/.
 clients/ts/node_modules/.package-lock.json: clients/ts/package.json clients/ts/package-lock.json
 	cd clients/ts && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## sdk-ts: build the TypeScript SDK package (@sovereign-im/client) into clients/ts/dist
+sdk-ts: clients/ts/dist/src/index.js
+
+clients/ts/dist/src/index.js: clients/ts/node_modules/.package-lock.json clients/ts/tsconfig.json clients/ts/tsconfig.build.json $(wildcard clients/ts/src/*.ts)
+	cd clients/ts && $(NPM) run --silent build
 	@touch $@
 
 ## clients: regenerate the SDKs' generated code from openapi.yaml (TS types, Go client)
@@ -79,7 +88,9 @@ test-go: assets
 	$(GO) test -race -count=1 ./...
 
 ## test-clients: build the server binary, then run the TypeScript SDK's tests
-## (unit tests and the end-to-end test that starts bin/sovereign)
+## (unit tests, the end-to-end test that starts bin/sovereign, and the
+## packaging test: npm pack, a fresh project installs the tarball and runs a
+## smoke flow against bin/sovereign, an esbuild browser bundle)
 test-clients: build clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
 
@@ -102,7 +113,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs web/dist/admin artifacts
+	rm -rf bin web/dist/docs web/dist/admin artifacts clients/ts/dist
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.
