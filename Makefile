@@ -54,23 +54,29 @@ clients/ts/dist/src/index.js: clients/ts/node_modules/.package-lock.json clients
 	cd clients/ts && $(NPM) run --silent build
 	@touch $@
 
-## clients: regenerate the SDKs' generated code from openapi.yaml (TS types, Go client)
+## clients: regenerate the SDKs' generated code from openapi.yaml (TS types,
+## Go client in the clients/go module's sovereign package)
 clients: clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/openapi-typescript ../../openapi.yaml -o src/schema.d.ts
-	cd clients/go && $(OAPI_CODEGEN) -config oapi-codegen.yaml ../../openapi.yaml
+	cd clients/go/sovereign && $(OAPI_CODEGEN) -config oapi-codegen.yaml ../../../openapi.yaml
 
 ## check-clients: fail when the generated SDK code differs from what openapi.yaml produces
 check-clients: clients/ts/node_modules/.package-lock.json
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	  clients/ts/node_modules/.bin/openapi-typescript openapi.yaml -o $$tmp/schema.d.ts --silent && \
-	  (cd $$tmp && $(OAPI_CODEGEN) -config $(CURDIR)/clients/go/oapi-codegen.yaml $(CURDIR)/openapi.yaml) && \
+	  (cd $$tmp && $(OAPI_CODEGEN) -config $(CURDIR)/clients/go/sovereign/oapi-codegen.yaml $(CURDIR)/openapi.yaml) && \
 	  diff -u clients/ts/src/schema.d.ts $$tmp/schema.d.ts && \
-	  diff -u clients/go/client.gen.go $$tmp/client.gen.go && \
+	  diff -u clients/go/sovereign/client.gen.go $$tmp/client.gen.go && \
 	  echo "generated clients match openapi.yaml" || \
 	  { echo "generated clients are stale: run 'make clients' and commit the result"; exit 1; }
 
+# The Go SDK is its own module (clients/go): ./... of the server's module
+# does not reach it, so vet and test it from its directory as well.
+SDK_GO := clients/go
+
 vet:
 	$(GO) vet ./...
+	cd $(SDK_GO) && $(GO) vet ./...
 
 ## lint: go vet, gofmt, no merge-conflict markers, plus the OpenAPI linter
 ## (@redocly/cli from npm, offline)
@@ -86,6 +92,7 @@ test: lint test-go check-clients test-clients test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
+	cd $(SDK_GO) && $(GO) test -race -count=1 ./...
 
 ## test-clients: build the server binary, then run the TypeScript SDK's tests
 ## (unit tests, the end-to-end test that starts bin/sovereign, and the
@@ -105,7 +112,7 @@ test-browser: build tests/browser/node_modules/.package-lock.json
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
+	@for pkg in $$($(GO) list ./...) $$(cd $(SDK_GO) && $(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f ($(FUZZTIME))"; \
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
