@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
 	wrap := func(h http.Handler) http.Handler {
-		return recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(h))))
+		return recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(withCORS(cfg.CORSOrigins, h)))))
 	}
 	if cfg.AdminListen == "" {
 		s.handler = wrap(withInvite(inviteRedirect, mux))
