@@ -21,6 +21,7 @@ import (
 	"github.com/sovereign-im/sovereign/api"
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/docs"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/models"
@@ -99,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
+	mux.Handle(docs.ClientsGuidePath, docs.ClientsGuide())
 	mux.Handle("/docs", web.DocsHandler())
 	mux.Handle("/docs/", web.DocsHandler())
 	mux.Handle("/admin", web.AdminHandler())
