@@ -8,12 +8,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 5m
 
-.PHONY: all build run assets sdk-ts openapi clients check-clients lint test test-go test-clients test-browser fuzz vet clean bench
+.PHONY: all build run assets sdk-ts openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
 
 all: build
 
 ## assets: install the front-end packages from npm and copy what the binary embeds
-assets: web/dist/docs/web-components.min.js web/dist/admin/index.html
+assets: web/dist/docs/web-components.min.js web/dist/admin/index.html web/dist/app/index.html
 
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
@@ -24,6 +24,21 @@ web/dist/docs/web-components.min.js: web/node_modules/.package-lock.json web/bui
 
 web/dist/admin/index.html: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/admin/*)
 	cd web && node build.mjs
+
+# The TypeScript SDK package (clients/ts/dist, rule under sdk-ts below):
+# the member app consumes it as a package (web/app/package.json:
+# file:../../clients/ts).
+
+# The member app (/app) has its own package.json and lock file.
+web/app/node_modules/.package-lock.json: web/app/package.json web/app/package-lock.json
+	cd web/app && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# web/app/build.mjs also bundles the admin console's passkey helper into
+# web/dist/admin, so it runs after web/build.mjs.
+web/dist/app/index.html: web/app/node_modules/.package-lock.json clients/ts/dist/src/index.js web/dist/admin/index.html \
+		web/app/build.mjs web/app/tsconfig.json web/admin/passkeys.mjs $(shell find web/app/src web/app/static -type f 2>/dev/null)
+	cd web/app && node build.mjs
 
 ## build: compile the server binary into bin/ (and build the TypeScript SDK
 ## package in clients/ts/dist, which the web app consumes)
@@ -87,8 +102,8 @@ lint: vet assets
 
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
 ## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
-## end-to-end test against the real binary) and the admin UI in a browser
-test: lint test-go check-clients test-clients test-browser
+## end-to-end test against the real binary) and the admin UI and member app in a browser
+test: lint test-go check-clients test-clients test-app test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
@@ -101,7 +116,12 @@ test-go: assets
 test-clients: build clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
 
-## test-browser: the admin UI in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
+## test-app: unit tests of the member app's pure parts (envelopes, padding,
+## device names, plain-words errors); the flows are in test-browser
+test-app: web/dist/app/index.html
+	cd web/app && node test.mjs
+
+## test-browser: the admin UI and the member app in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
 ## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
 tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && $(NPM) ci --no-audit --no-fund --loglevel=error
@@ -120,7 +140,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/dist/docs web/dist/admin artifacts clients/ts/dist
+	rm -rf bin web/dist/docs web/dist/admin web/dist/app artifacts clients/ts/dist
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.

@@ -151,10 +151,11 @@ func (c *Config) AdminBaseURL() string {
 }
 
 // InviteLinkFor is the link for an invite: admin invites lead to the admin
-// UI (on --admin-listen when set), member invites to the public address.
+// UI (on --admin-listen when set; ?role=admin tells /invite to open the
+// console), member invites to the member app on the public address.
 func (c *Config) InviteLinkFor(code string, admin bool) string {
 	if admin {
-		return c.AdminBaseURL() + "/invite#" + code
+		return c.AdminBaseURL() + "/invite?role=admin#" + code
 	}
 	return c.InviteLink(code)
 }

@@ -105,6 +105,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux.Handle("/docs/", web.DocsHandler())
 	mux.Handle("/admin", web.AdminHandler())
 	mux.Handle("/admin/", web.AdminHandler())
+	mux.Handle("/app", web.AppHandler())
+	mux.Handle("/app/", web.AppHandler())
 	mux.HandleFunc("/", notFound)
 
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
@@ -112,13 +114,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return recoverPanics(log, resolver.Middleware(logRequests(log, securityHeaders(withCORS(cfg.CORSOrigins, h)))))
 	}
 	if cfg.AdminListen == "" {
-		s.handler = wrap(withInvite(inviteRedirect, mux))
+		s.handler = wrap(withInvite(inviteRouter(true, false), mux))
 	} else {
 		// The admin UI and API live only on the admin address; the public
-		// listener answers 404 for them as for any unknown path, and shows
-		// invite links a page pointing to the apps.
-		s.handler = wrap(withInvite(invitePage, only(func(p string) bool { return !IsAdminPath(p) }, mux)))
-		s.admin = wrap(withInvite(inviteRedirect, only(adminListenerServes, mux)))
+		// listener answers 404 for them as for any unknown path, and sends
+		// invite links to the member app.
+		s.handler = wrap(withInvite(inviteRouter(false, false), only(func(p string) bool { return !IsAdminPath(p) }, mux)))
+		s.admin = wrap(withInvite(inviteRouter(true, true), only(adminListenerServes, mux)))
 	}
 
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)

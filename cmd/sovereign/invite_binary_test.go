@@ -47,7 +47,7 @@ func TestFirstStartAdminInviteAndInviteCommand(t *testing.T) {
 	p := startBinary(t, dataDir)
 	time.Sleep(100 * time.Millisecond)
 	m := logCodeRE.FindStringSubmatch(p.logs.String())
-	if m == nil || !strings.Contains(p.logs.String(), "/invite#"+m[1]) {
+	if m == nil || !strings.Contains(p.logs.String(), "/invite?role=admin#"+m[1]) {
 		t.Fatalf("first start printed no admin invite:\n%s", p.logs.String())
 	}
 	if got := registerBegin(t, p.URL, m[1], "root"); got != http.StatusOK {
@@ -72,7 +72,7 @@ func TestFirstStartAdminInviteAndInviteCommand(t *testing.T) {
 		t.Fatalf("invite: %v\n%s", err, errb.String())
 	}
 	cm := cliCodeRE.FindStringSubmatch(out.String())
-	if cm == nil || !strings.Contains(out.String(), "Role:        admin") || !strings.Contains(out.String(), "/invite#"+cm[1]) {
+	if cm == nil || !strings.Contains(out.String(), "Role:        admin") || !strings.Contains(out.String(), "/invite?role=admin#"+cm[1]) {
 		t.Fatalf("invite output:\n%s", out.String())
 	}
 	if got := registerBegin(t, p.URL, cm[1], "root"); got != http.StatusOK {

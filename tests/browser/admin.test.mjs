@@ -160,7 +160,7 @@ async function story(page, cdp, authenticatorId, problems) {
   // 1. Register the first admin by opening the bootstrap invite link from
   // the log: it leads to the admin address, /invite redirects to the UI
   // and the code (in the fragment) is filled in.
-  assert.equal(bootstrapLink, adminURL + "/invite#" + bootstrapCode);
+  assert.equal(bootstrapLink, adminURL + "/invite?role=admin#" + bootstrapCode);
   await page.goto(bootstrapLink);
   await page.waitForSelector("#invite");
   assert.equal(await page.inputValue("#invite"), bootstrapCode);
@@ -201,10 +201,12 @@ async function story(page, cdp, authenticatorId, problems) {
   const memberCtx = await browser.newContext({ bypassCSP: true });
   const mpage = await memberCtx.newPage();
   await addAuthenticator(mpage);
-  // The member's link opens the public address's invite page, which
-  // points to the apps (the admin UI is on its own address here).
+  // The member's link opens the member app's registration on the public
+  // address, code filled in (the admin UI is on its own address here).
   await mpage.goto(link);
-  assert.match(await mpage.textContent("body"), /Open a Sovereign app/);
+  await mpage.waitForSelector("#invite");
+  assert.ok(mpage.url().startsWith(apiURL + "/app/#"), mpage.url());
+  assert.equal(await mpage.inputValue("#invite"), code);
   const grant = await mpage.evaluate(async (invite) => {
     const post = async (path, body) => {
       const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });

@@ -171,67 +171,17 @@
 
   // ----------------------------------------------------------- WebAuthn --
 
-  /** @param {string} s */
-  function b64uDecode(s) {
-    const b = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4));
-    const out = new Uint8Array(b.length);
-    for (let i = 0; i < b.length; i++) out[i] = b.charCodeAt(i);
-    return out.buffer;
-  }
-  /** @param {ArrayBuffer|null} buf */
-  function b64uEncode(buf) {
-    if (!buf) return undefined;
-    const a = new Uint8Array(buf);
-    let s = "";
-    for (let i = 0; i < a.length; i++) s += String.fromCharCode(a[i]);
-    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
-  /** @param {any} o */
-  function creationOptions(o) {
-    const PKC = /** @type {any} */ (window.PublicKeyCredential);
-    if (PKC && typeof PKC.parseCreationOptionsFromJSON === "function") return PKC.parseCreationOptionsFromJSON(o);
-    return {
-      ...o,
-      challenge: b64uDecode(o.challenge),
-      user: { ...o.user, id: b64uDecode(o.user.id) },
-      excludeCredentials: (o.excludeCredentials || []).map((/** @type {any} */ c) => ({ ...c, id: b64uDecode(c.id) })),
-    };
-  }
-  /** @param {any} o */
-  function requestOptions(o) {
-    const PKC = /** @type {any} */ (window.PublicKeyCredential);
-    if (PKC && typeof PKC.parseRequestOptionsFromJSON === "function") return PKC.parseRequestOptionsFromJSON(o);
-    return {
-      ...o,
-      challenge: b64uDecode(o.challenge),
-      allowCredentials: (o.allowCredentials || []).map((/** @type {any} */ c) => ({ ...c, id: b64uDecode(c.id) })),
-    };
-  }
-  /** @param {any} cred */
-  function credentialJSON(cred) {
-    if (typeof cred.toJSON === "function") return cred.toJSON();
-    const r = cred.response;
-    /** @type {any} */
-    const response = { clientDataJSON: b64uEncode(r.clientDataJSON) };
-    if (r.attestationObject) {
-      response.attestationObject = b64uEncode(r.attestationObject);
-      response.transports = typeof r.getTransports === "function" ? r.getTransports() : [];
-    } else {
-      response.authenticatorData = b64uEncode(r.authenticatorData);
-      response.signature = b64uEncode(r.signature);
-      response.userHandle = b64uEncode(r.userHandle);
-    }
-    return { id: cred.id, rawId: b64uEncode(cred.rawId), type: cred.type, response,
-      authenticatorAttachment: cred.authenticatorAttachment || undefined, clientExtensionResults: cred.getClientExtensionResults() };
-  }
+  // navigator.credentials calls go through @simplewebauthn/browser
+  // (passkeys.js, loaded before this script).
+  const passkeys = /** @type {any} */ (window).SovereignPasskeys;
 
   /** @param {any} e */
   function webauthnMessage(e) {
     if (e instanceof ApiError) return e.message;
-    if (e && e.name === "NotAllowedError") return "The passkey prompt was cancelled or timed out.";
-    if (e && e.name === "InvalidStateError") return "This authenticator already holds a passkey for this account.";
-    if (e && e.name === "SecurityError") return "Passkeys need a secure origin that matches the server's relying-party ID.";
+    const code = e && (e.code || e.name);
+    if (code === "ERROR_CEREMONY_ABORTED" || code === "NotAllowedError") return "The passkey prompt was cancelled or timed out.";
+    if (code === "ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED" || code === "InvalidStateError") return "This authenticator already holds a passkey for this account.";
+    if (code === "ERROR_INVALID_DOMAIN" || code === "ERROR_INVALID_RP_ID" || code === "SecurityError") return "Passkeys need a secure origin that matches the server's relying-party ID.";
     return (e && e.message) || String(e);
   }
 
@@ -244,8 +194,7 @@
 
   async function signIn() {
     const begin = await api("POST", "/v1/auth/login/begin", {}, { auth: false });
-    const cred = /** @type {any} */ (await navigator.credentials.get({ publicKey: requestOptions(begin.options) }));
-    const json = credentialJSON(cred);
+    const json = await passkeys.signIn(begin.options);
     const handle = json.response.userHandle || "";
     const known = handle ? knownDevices()[handle] : undefined;
     /** @type {any} */
@@ -266,9 +215,9 @@
   async function register(f) {
     const begin = await api("POST", "/v1/auth/register/begin",
       { invite_code: f.invite, username: f.username, display_name: f.display }, { auth: false });
-    const cred = await navigator.credentials.create({ publicKey: creationOptions(begin.options) });
+    const credential = await passkeys.register(begin.options);
     const grant = await api("POST", "/v1/auth/register/finish",
-      { ceremony_id: begin.ceremony_id, credential: credentialJSON(cred), device_name: deviceName() }, { auth: false });
+      { ceremony_id: begin.ceremony_id, credential, device_name: deviceName() }, { auth: false });
     const handle = begin.options && begin.options.user && begin.options.user.id;
     if (handle) rememberDevice(handle, grant.device_id);
     return grant;
@@ -441,7 +390,7 @@
           const grant = await register({ invite: invite.value.trim(), username: username.value.trim(), display: display.value.trim() });
           session.set(grant);
           if (grant.user.role !== "admin") {
-            replace(status, h("div", { class: "alert alert-ok" }, "Registered as " + grant.user.username + ". This account is a member, not an admin: use a Sovereign app to chat."));
+            replace(status, h("div", { class: "alert alert-ok" }, "Registered as " + grant.user.username + ". This account is a member, not an admin: chat in the app at ", h("a", { href: "/app/" }, "/app"), "."));
             await signOut();
             return;
           }

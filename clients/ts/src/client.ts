@@ -425,14 +425,18 @@ export class SovereignClient {
    * Encrypts and sends an application message. On 409 (our epoch is too
    * old for the server) catches up and sends a fresh encryption.
    */
-  async send(groupId: Uint8Array, message: string | Uint8Array): Promise<Schemas["ReceiptBody"]> {
+  async send(groupId: Uint8Array, message: string | Uint8Array, opts: SendOptions = {}): Promise<Schemas["ReceiptBody"]> {
     const plaintext = typeof message === "string" ? utf8.encode(message) : message
     const max = this.o.maxAttempts ?? 5
     for (let attempt = 1; ; attempt++) {
       const r = await this.lock.run(async () => {
         const { message: bytes } = await this.mls.encrypt(groupId, plaintext)
+        // One key for every attempt of this message unless it lost an epoch
+        // race (409: the server stored nothing): a retry after a lost answer
+        // returns the first receipt instead of storing a second copy.
+        const key = opts.idempotencyKey ? (attempt === 1 ? opts.idempotencyKey : `${opts.idempotencyKey}.${attempt}`) : crypto.randomUUID()
         return this.api.POST("/v1/groups/{group_id}/messages", {
-          params: { path: { group_id: toBase64url(groupId) }, header: { "Idempotency-Key": crypto.randomUUID() } },
+          params: { path: { group_id: toBase64url(groupId) }, header: { "Idempotency-Key": key } },
           body: { message: toBase64(bytes) },
         })
       })
@@ -608,6 +612,16 @@ interface PendingRemoval {
   timer?: ReturnType<typeof setTimeout>
   done: Promise<void>
   resolve: () => void
+}
+
+/** Options of SovereignClient.send. */
+export interface SendOptions {
+  /**
+   * The message's Idempotency-Key (e.g. a UUID kept with a queued message):
+   * sending again with the same key after a lost answer never stores a
+   * second copy. Default: a fresh key per call.
+   */
+  idempotencyKey?: string
 }
 
 /** What commit returns: the new epoch and the commit's place in the feed. */

@@ -138,6 +138,14 @@ export type Received =
 
 export class MlsError extends Error {}
 
+/** A member device as this client's MLS state sees it. */
+export interface GroupMember {
+  leafIndex: number
+  deviceId: string
+  /** The leaf's MLS signature public key (what a safety code or fingerprint is made of). */
+  signatureKey: Uint8Array
+}
+
 function epochOf(s: ClientState): number {
   return Number(s.groupContext.epoch)
 }
@@ -257,7 +265,7 @@ export class MlsClient {
   }
 
   /** The member devices of a group by leaf index, as our state sees them. */
-  async members(groupId: Uint8Array): Promise<{ leafIndex: number; deviceId: string }[]> {
+  async members(groupId: Uint8Array): Promise<GroupMember[]> {
     return membersOf((await this.load(groupId)).state)
   }
 
@@ -507,13 +515,13 @@ function leafDevice(state: ClientState, leafIndex: number): string | undefined {
   return node?.nodeType === "leaf" ? deviceIdOf(node.leaf.credential) : undefined
 }
 
-function membersOf(state: ClientState): { leafIndex: number; deviceId: string }[] {
-  const out: { leafIndex: number; deviceId: string }[] = []
+function membersOf(state: ClientState): GroupMember[] {
+  const out: GroupMember[] = []
   for (let i = 0; i < state.ratchetTree.length; i += 2) {
     const n = state.ratchetTree[i]
     if (n?.nodeType !== "leaf") continue
     const d = deviceIdOf(n.leaf.credential)
-    if (d) out.push({ leafIndex: i / 2, deviceId: d })
+    if (d) out.push({ leafIndex: i / 2, deviceId: d, signatureKey: n.leaf.signaturePublicKey })
   }
   return out
 }

@@ -1,0 +1,66 @@
+// The app's reactive state (Preact signals). Core modules write it; the
+// components only read it and call core functions.
+import { signal, computed } from "@preact/signals"
+
+export interface Member {
+  deviceId: string
+  userId: string
+  username: string
+}
+
+export interface Conversation {
+  /** MLS group id, base64url. */
+  id: string
+  name?: string
+  color: string
+  members: Member[]
+  lastTime: number
+  lastText: string
+  unread: number
+  /** active; removed (a commit removed this device); rejoin (lost after a 410). */
+  state: "active" | "removed" | "rejoin"
+}
+
+export type MessageState = "queued" | "sending" | "sent" | "failed" | "received"
+
+export interface Message {
+  /** The envelope id (the sender's UUID). */
+  id: string
+  conv: string
+  t: number
+  kind: "text" | "system"
+  text: string
+  fromUser?: string
+  fromName?: string
+  fromDevice?: string
+  mine: boolean
+  state: MessageState
+  error?: string
+}
+
+export interface Me {
+  userId: string
+  username: string
+  deviceId: string
+  role?: string
+}
+
+export const me = signal<Me | null>(null)
+export const booted = signal(false)
+export const conversations = signal<Record<string, Conversation>>({})
+export const messages = signal<Record<string, Message[]>>({})
+export const openConversation = signal<string | null>(null)
+export const network = signal<"online" | "offline" | "connecting">(navigator.onLine ? "connecting" : "offline")
+export const banner = signal<string | null>(null)
+export const toast = signal<string | null>(null)
+
+export const sortedConversations = computed(() =>
+  Object.values(conversations.value).sort((a, b) => b.lastTime - a.lastTime),
+)
+
+export function showToast(text: string): void {
+  toast.value = text
+  setTimeout(() => {
+    if (toast.value === text) toast.value = null
+  }, 4000)
+}

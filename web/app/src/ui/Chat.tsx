@@ -1,0 +1,143 @@
+// One conversation: its messages with their states, the composer, and
+// the members panel (add, remove, rename).
+import { useEffect, useRef, useState } from "preact/hooks"
+import { plainError } from "../core/errors"
+import { UserFacingError } from "../core/conversations"
+import { conversations, me, messages, openConversation, type Message } from "../core/state"
+import { t } from "../strings"
+import { ErrorText, TopBar, useEngine, when } from "./common"
+import { titleOf } from "./Chats"
+
+const STATE_TEXT: Record<string, string> = { queued: t.msgQueued, sending: t.msgSending, sent: t.msgSent, failed: t.msgFailed }
+
+/** The body of a message; other kinds (attachments) get their own component here. */
+function MessageBody({ m }: { m: Message }) {
+  return <p class="msg-text">{m.text}</p>
+}
+
+function MessageRow({ m }: { m: Message }) {
+  const engine = useEngine()
+  if (m.kind === "system") return <li class="msg-system">{m.text}</li>
+  return (
+    <li class={"msg" + (m.mine ? " mine" : "")} data-state={m.state} data-id={m.id}>
+      {!m.mine && <span class="msg-from">{m.fromName}</span>}
+      <MessageBody m={m} />
+      <span class="msg-meta">
+        <time>{when(m.t)}</time>
+        {m.mine && <span class={"msg-state " + m.state}>{STATE_TEXT[m.state]}</span>}
+        {m.state === "failed" && (
+          <button class="link" type="button" onClick={() => void engine.outbox.retry(m)} title={m.error}>
+            {t.msgRetry}
+          </button>
+        )}
+      </span>
+    </li>
+  )
+}
+
+function Members({ id }: { id: string }) {
+  const engine = useEngine()
+  const c = conversations.value[id]!
+  const [add, setAdd] = useState("")
+  const [name, setName] = useState(c.name ?? "")
+  const [error, setError] = useState<string | null>(null)
+  const users = [...new Map(c.members.map((m) => [m.username, m])).values()]
+  const run = async (f: () => Promise<void>) => {
+    setError(null)
+    try {
+      await f()
+    } catch (e) {
+      setError(e instanceof UserFacingError ? e.message : plainError(e))
+    }
+  }
+  return (
+    <aside class="members" aria-label={t.members}>
+      <h2>{t.members}</h2>
+      <ul>
+        {users.map((m) => (
+          <li key={m.username}>
+            <span>{m.username === me.value?.username ? `${m.username} (${t.you})` : m.username}</span>
+            {m.username !== me.value?.username && c.state === "active" && (
+              <button class="btn btn-small btn-danger" type="button" data-remove={m.username}
+                onClick={() => confirm(t.confirmRemove(m.username)) && void run(() => engine.convs.removePerson(id, m.username))}>
+                {t.removePerson}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      {c.state === "active" && (
+        <>
+          <form class="inline-form" onSubmit={(e) => { e.preventDefault(); void run(async () => { await engine.convs.addPeople(id, add.split(/[\s,]+/)); setAdd("") }) }}>
+            <input class="input" id="add-people" placeholder={t.addPeople} aria-label={t.addPeople} value={add} onInput={(e) => setAdd(e.currentTarget.value)} autocapitalize="none" />
+            <button class="btn btn-small" type="submit">{t.addButton}</button>
+          </form>
+          <form class="inline-form" onSubmit={(e) => { e.preventDefault(); void run(() => engine.convs.rename(id, name)) }}>
+            <input class="input" id="rename" aria-label={t.renameLabel} placeholder={t.renameLabel} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+            <button class="btn btn-small" type="submit">{t.rename}</button>
+          </form>
+        </>
+      )}
+      <ErrorText text={error} />
+    </aside>
+  )
+}
+
+export function Chat({ id }: { id: string }) {
+  const engine = useEngine()
+  const c = conversations.value[id]
+  const list = messages.value[id]
+  const [text, setText] = useState("")
+  const [showMembers, setShowMembers] = useState(false)
+  const end = useRef<HTMLLIElement>(null)
+
+  useEffect(() => {
+    openConversation.value = id
+    void engine.convs.loadMessages(id)
+    return () => {
+      if (openConversation.value === id) openConversation.value = null
+    }
+  }, [id])
+  useEffect(() => {
+    if (c?.unread) void engine.convs.markRead(id)
+  }, [id, c?.unread])
+  useEffect(() => end.current?.scrollIntoView({ block: "end" }), [list?.length])
+
+  if (!c) return <section class="pane pane-main"><TopBar title={t.unnamedPending} back="/" /></section>
+
+  const send = (ev: Event) => {
+    ev.preventDefault()
+    const body = text.trim()
+    if (!body) return
+    setText("")
+    void engine.outbox.sendText(id, body)
+  }
+
+  return (
+    <section class="pane pane-main chat">
+      <TopBar title={titleOf(c)} back="/">
+        <button class="btn btn-small" type="button" id="members-toggle" aria-expanded={showMembers} onClick={() => setShowMembers(!showMembers)}>
+          {t.members}
+        </button>
+      </TopBar>
+      {c.state === "removed" && <p class="chat-note">{t.removedFromChat}</p>}
+      {c.state === "rejoin" && <p class="chat-note">{t.rejoinNeeded}</p>}
+      <div class="chat-body">
+        <ol class="messages" id="messages" aria-live="polite">
+          {list && list.length === 0 && <li class="msg-system">{t.noMessages}</li>}
+          {list?.map((m) => <MessageRow key={m.id} m={m} />)}
+          <li ref={end} class="end" aria-hidden="true" />
+        </ol>
+        {showMembers && <Members id={id} />}
+      </div>
+      {c.state === "active" && (
+        <form class="composer" onSubmit={send}>
+          <textarea id="composer" class="input" rows={1} placeholder={t.composePlaceholder} aria-label={t.composePlaceholder} value={text}
+            onInput={(e) => setText(e.currentTarget.value)}
+            onKeyDown={(e) => { if (e.key === "Enter" && !e.shiftKey) send(e) }} />
+          <button id="send" class="btn btn-primary" type="submit">{t.send}</button>
+        </form>
+      )}
+    </section>
+  )
+}

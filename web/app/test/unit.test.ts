@@ -1,0 +1,57 @@
+// Unit tests of the app's pure parts (node --test, bundled by test.mjs):
+// envelopes and their padding, device names, plain-words errors.
+import { test } from "node:test"
+import assert from "node:assert/strict"
+import { ApiError } from "@sovereign-im/client"
+import { decodeEnvelope, encodeEnvelope } from "../src/core/envelope"
+import { plainError } from "../src/core/errors"
+import { deviceName } from "../src/core/passkeys"
+import { t } from "../src/strings"
+
+test("envelopes pad to size buckets and decode back", () => {
+  const sizes = new Set<number>()
+  for (const text of ["", "hi", "x".repeat(150), "é".repeat(100)]) {
+    const bytes = encodeEnvelope({ type: "text", id: "id-1", t: 1, text })
+    sizes.add(bytes.length)
+    assert.deepEqual(decodeEnvelope(bytes), { type: "text", id: "id-1", t: 1, text })
+  }
+  assert.deepEqual([...sizes], [256], "short texts all become 256 bytes")
+  assert.equal(encodeEnvelope({ type: "text", id: "i", t: 1, text: "y".repeat(300) }).length, 1024)
+  assert.equal(encodeEnvelope({ type: "text", id: "i", t: 1, text: "y".repeat(5000) }).length, 16384)
+})
+
+test("meta envelopes keep only a valid colour and a bounded name", () => {
+  const m = decodeEnvelope(encodeEnvelope({ type: "meta", id: "m", t: 2, name: "n".repeat(300), color: "red" }))
+  assert.equal(m?.type, "meta")
+  assert.equal(m?.type === "meta" && m.name?.length, 100)
+  assert.equal(m?.type === "meta" ? m.color : "x", undefined)
+})
+
+test("anything else does not decode", () => {
+  const enc = new TextEncoder()
+  for (const s of ["", "not json", "{}", '{"v":2,"type":"text","id":"a","t":1,"text":"x"}', '{"v":1,"type":"text","id":1,"t":1,"text":"x"}', '{"v":1,"type":"image","id":"a","t":1}']) {
+    assert.equal(decodeEnvelope(enc.encode(s)), undefined, s)
+  }
+})
+
+test("device names say browser and system", () => {
+  const cases: [string, string][] = [
+    ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36", "Chrome on Linux"],
+    ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "Safari on iOS"],
+    ["Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Mobile Safari/537.36", "Chrome on Android"],
+    ["Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0", "Firefox on Windows"],
+    ["Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 Edg/130.0", "Edge on macOS"],
+  ]
+  for (const [ua, want] of cases) assert.equal(deviceName(ua), want)
+})
+
+test("server refusals and passkey failures become sentences", () => {
+  const api = (status: number, code: string, operation = "registerFinish") => new ApiError(status, { status, code }, operation)
+  assert.equal(plainError(api(403, "invite_invalid")), t.errInviteInvalid)
+  assert.equal(plainError(api(409, "username_taken")), t.errUsernameTaken)
+  assert.equal(plainError(api(410, "ceremony_expired")), t.errCeremonyExpired)
+  assert.equal(plainError(new ApiError(429, { status: 429, retry_after: 7 }, "loginBegin")), t.errRateLimited(7))
+  assert.equal(plainError(Object.assign(new Error("x"), { name: "NotAllowedError" })), t.errPasskeyCancelled)
+  assert.equal(plainError(Object.assign(new Error("x"), { code: "ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED" })), t.errPasskeyExists)
+  assert.equal(plainError(new TypeError("Failed to fetch")), t.errOffline)
+})
