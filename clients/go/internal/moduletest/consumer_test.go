@@ -62,9 +62,16 @@ func sdkDir(t *testing.T) string {
 
 func goCmd(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return goCmdMod(t, dir, "mod", args...)
+}
+
+// goCmdMod runs the go command with -mod=mode: "mod" in the fresh module,
+// "readonly" in this repository's modules (a test must not rewrite them).
+func goCmdMod(t *testing.T, dir, mode string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod="+mode)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
@@ -94,7 +101,7 @@ func sumModules(t *testing.T, path string) map[string]bool {
 // dir (`go list -m all`), the main module left out.
 func goModRequires(t *testing.T, dir string) []string {
 	t.Helper()
-	out := goCmd(t, dir, "list", "-m", "-f", "{{if not .Main}}{{.Path}}{{end}}", "all")
+	out := goCmdMod(t, dir, "readonly", "list", "-m", "-f", "{{if not .Main}}{{.Path}}{{end}}", "all")
 	return strings.Fields(out)
 }
 
