@@ -4,14 +4,14 @@
 GO       ?= go
 NPM      ?= npm
 BIN      := bin/sovereign
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 # -trimpath: builds do not depend on the clone's directory, so a fresh clone
 # reuses the Go build cache and release binaries are reproducible.
 GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 5m
 
-.PHONY: release all build run assets openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
+.PHONY: release all build run assets sdk-ts openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
 
 all: build
 
@@ -26,10 +26,9 @@ web/dist/docs/web-components.min.js: web/docs-renderer.json web/fetch-docs-rende
 web/dist/admin/index.html: web/build.mjs $(wildcard web/admin/*)
 	node web/build.mjs
 
-# The TypeScript SDK, compiled: the member app consumes it as a package
-# (web/app/package.json: file:../../clients/ts).
-clients/ts/dist/src/index.js: clients/ts/node_modules/.package-lock.json clients/ts/tsconfig.json $(wildcard clients/ts/src/*.ts)
-	cd clients/ts && ./node_modules/.bin/tsc -p . && cp src/schema.d.ts dist/src/schema.d.ts
+# The TypeScript SDK package (clients/ts/dist, rule under sdk-ts below):
+# the member app consumes it as a package (web/app/package.json:
+# file:../../clients/ts).
 
 # The member app (/app) has its own package.json and lock file.
 web/app/node_modules/.package-lock.json: web/app/package.json web/app/package-lock.json
@@ -42,8 +41,9 @@ web/dist/app/index.html: web/app/node_modules/.package-lock.json clients/ts/dist
 		web/app/build.mjs web/app/tsconfig.json web/admin/passkeys.mjs $(shell find web/app/src web/app/static -type f 2>/dev/null)
 	cd web/app && node build.mjs
 
-## build: compile the server binary into bin/
-build: assets
+## build: compile the server binary into bin/ (and build the TypeScript SDK
+## package in clients/ts/dist, which the web app consumes)
+build: assets sdk-ts
 	$(GO) build $(GOFLAGS_BUILD) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sovereign
 
 ## release: static linux/amd64 and linux/arm64 (Raspberry Pi 3/4/5) binaries
@@ -73,27 +73,41 @@ openapi:
 # it is not a dependency of the server's go.mod).
 OAPI_CODEGEN := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2
 
+# npm ci also runs the package's `prepare` script, which builds dist/.
 clients/ts/node_modules/.package-lock.json: clients/ts/package.json clients/ts/package-lock.json
 	cd clients/ts && $(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## clients: regenerate the SDKs' generated code from openapi.yaml (TS types, Go client)
+## sdk-ts: build the TypeScript SDK package (@sovereign-im/client) into clients/ts/dist
+sdk-ts: clients/ts/dist/src/index.js
+
+clients/ts/dist/src/index.js: clients/ts/node_modules/.package-lock.json clients/ts/tsconfig.json clients/ts/tsconfig.build.json $(wildcard clients/ts/src/*.ts)
+	cd clients/ts && $(NPM) run --silent build
+	@touch $@
+
+## clients: regenerate the SDKs' generated code from openapi.yaml (TS types,
+## Go client in the clients/go module's sovereign package)
 clients: clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/openapi-typescript ../../openapi.yaml -o src/schema.d.ts
-	cd clients/go && $(OAPI_CODEGEN) -config oapi-codegen.yaml ../../openapi.yaml
+	cd clients/go/sovereign && $(OAPI_CODEGEN) -config oapi-codegen.yaml ../../../openapi.yaml
 
 ## check-clients: fail when the generated SDK code differs from what openapi.yaml produces
 check-clients: clients/ts/node_modules/.package-lock.json
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	  clients/ts/node_modules/.bin/openapi-typescript openapi.yaml -o $$tmp/schema.d.ts --silent && \
-	  (cd $$tmp && $(OAPI_CODEGEN) -config $(CURDIR)/clients/go/oapi-codegen.yaml $(CURDIR)/openapi.yaml) && \
+	  (cd $$tmp && $(OAPI_CODEGEN) -config $(CURDIR)/clients/go/sovereign/oapi-codegen.yaml $(CURDIR)/openapi.yaml) && \
 	  diff -u clients/ts/src/schema.d.ts $$tmp/schema.d.ts && \
-	  diff -u clients/go/client.gen.go $$tmp/client.gen.go && \
+	  diff -u clients/go/sovereign/client.gen.go $$tmp/client.gen.go && \
 	  echo "generated clients match openapi.yaml" || \
 	  { echo "generated clients are stale: run 'make clients' and commit the result"; exit 1; }
 
+# The Go SDK is its own module (clients/go): ./... of the server's module
+# does not reach it, so vet and test it from its directory as well.
+SDK_GO := clients/go
+
 vet:
 	$(GO) vet ./...
+	cd $(SDK_GO) && $(GO) vet ./...
 
 ## lint: go vet, gofmt, no merge-conflict markers, plus the OpenAPI linter
 ## (@redocly/cli from npm, offline; a lint-time tool in tools/openapi-lint,
@@ -115,9 +129,12 @@ test: lint test-go check-clients test-clients test-app test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
+	cd $(SDK_GO) && $(GO) test -race -count=1 ./...
 
 ## test-clients: build the server binary, then run the TypeScript SDK's tests
-## (unit tests and the end-to-end test that starts bin/sovereign)
+## (unit tests, the end-to-end test that starts bin/sovereign, and the
+## packaging test: npm pack, a fresh project installs the tarball and runs a
+## smoke flow against bin/sovereign, an esbuild browser bundle)
 test-clients: build clients/ts/node_modules/.package-lock.json
 	cd clients/ts && ./node_modules/.bin/tsc -p . && SOVEREIGN_BIN=$(CURDIR)/$(BIN) node --test dist/test/*.test.js
 
@@ -137,7 +154,7 @@ test-browser: build tests/browser/node_modules/.package-lock.json
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
+	@for pkg in $$($(GO) list ./...) $$(cd $(SDK_GO) && $(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f ($(FUZZTIME))"; \
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
@@ -145,7 +162,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin dist web/dist/docs web/dist/admin web/dist/app artifacts
+	rm -rf bin dist web/dist/docs web/dist/admin web/dist/app artifacts clients/ts/dist
 
 ## bench: short run of every sovereign-bench scenario (under 3 minutes;
 ## results in bench-results/). Scale up with BENCHFLAGS, e.g.

@@ -23,7 +23,13 @@ handshake messages and delivers ciphertext it cannot read.
 
 Errors are RFC 9457 problem details (application/problem+json) with a
 machine-readable ` + "`code`" + `. Protected operations take a session token:
-` + "`Authorization: Bearer <token>`" + `.`
+` + "`Authorization: Bearer <token>`" + `.
+
+SDKs for app developers: TypeScript ` + "`@sovereign-im/client`" + ` (browsers, React
+Native, Node: passkeys, MLS, the feed) and Go
+` + "`github.com/sovereign-im/sovereign/clients/go`" + `, both Apache-2.0.
+Getting started, from nothing to a message received:
+[/docs/clients.md](/docs/clients.md).`
 
 var installErrorModel sync.Once
 

@@ -2,10 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -13,6 +9,8 @@ import (
 	"time"
 
 	"github.com/descope/virtualwebauthn"
+
+	"github.com/sovereign-im/sovereign/clients/go/passkey"
 )
 
 // Account is a signed-in device of a user.
@@ -49,27 +47,10 @@ func RelyingParty(origin string) (virtualwebauthn.RelyingParty, error) {
 	return virtualwebauthn.RelyingParty{ID: u.Hostname(), Name: "Sovereign", Origin: origin}, nil
 }
 
-// NewCredential is a virtual P-256 passkey. virtualwebauthn encodes the
-// public key's coordinates with big.Int.Bytes, which drops leading zero
-// bytes, so about one key in 64 has a 31-byte x or y and the server rightly
-// refuses the attestation ("x or y coordinate has invalid length"); such
-// keys are drawn again.
-func NewCredential() virtualwebauthn.Credential {
-	for {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		if len(k.X.Bytes()) != 32 || len(k.Y.Bytes()) != 32 {
-			continue
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			panic(err)
-		}
-		return virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, der)
-	}
-}
+// NewCredential is a virtual P-256 passkey whose public coordinates are
+// full length (the Go SDK's passkey.NewCredential: virtualwebauthn alone
+// makes about one key in 128 that a server rightly refuses).
+func NewCredential() virtualwebauthn.Credential { return passkey.NewCredential() }
 
 // Register signs a new user up through the real passkey registration
 // ceremony (a virtual authenticator creates a P-256 passkey and answers the

@@ -35,6 +35,7 @@ type Config struct {
 	RPID                     string        `flag:"rp-id" usage:"WebAuthn relying-party ID: the domain users see (default: the host of the first --rp-origins, else localhost)" validate:"required,rpid"`
 	RPOrigins                []string      `flag:"rp-origins" usage:"comma-separated origins allowed in WebAuthn ceremonies (default: derived from --listen and --rp-id, e.g. http://localhost:8080)" validate:"required,min=1,dive,origin"`
 	RPName                   string        `flag:"rp-name" usage:"relying-party display name shown by authenticators" validate:"required,max=64"`
+	CORSOrigins              []string      `flag:"cors-origins" usage:"comma-separated origins of web apps served from elsewhere that may call the API from a browser (default: none; credentials are never allowed: tokens are bearer headers)" validate:"dive,origin"`
 	PublicURL                string        `flag:"public-url" usage:"base URL used in invite links (default: first --rp-origins entry)" validate:"omitempty,origin"`
 	TLSCert                  string        `flag:"tls-cert" usage:"PEM certificate file; with --tls-key serves HTTPS" validate:"required_with=TLSKey,omitempty,file"`
 	TLSKey                   string        `flag:"tls-key" usage:"PEM private key file for --tls-cert" validate:"required_with=TLSCert,omitempty,file"`

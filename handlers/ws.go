@@ -65,11 +65,12 @@ func (h *handler) websocketFeed(ctx context.Context, in *WSInput) (*huma.StreamR
 }
 
 // wsOrigins allows browser pages from the configured WebAuthn origins (the
-// web app) besides same-origin requests; clients that send no Origin
+// web app) and the --cors-origins (web apps served elsewhere) besides
+// same-origin requests; clients that send no Origin
 // (native apps) are always accepted.
 func (h *handler) wsOrigins() []string {
 	var out []string
-	for _, o := range h.d.Config.RPOrigins {
+	for _, o := range append(append([]string(nil), h.d.Config.RPOrigins...), h.d.Config.CORSOrigins...) {
 		if u, err := url.Parse(o); err == nil && u.Host != "" {
 			out = append(out, u.Host)
 		}

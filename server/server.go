@@ -21,6 +21,7 @@ import (
 	"github.com/sovereign-im/sovereign/api"
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/docs"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/metrics"
@@ -108,6 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
+	mux.Handle(docs.ClientsGuidePath, docs.ClientsGuide())
 	mux.Handle("/docs", web.DocsHandler())
 	mux.Handle("/docs/", web.DocsHandler())
 	mux.Handle("/admin", web.AdminHandler())
@@ -119,7 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	resolver := clientip.NewResolver(cfg.TrustedProxyPrefixes())
 	rm := newRequestMetrics(reg)
 	wrap := func(h http.Handler) http.Handler {
-		return recoverPanics(log, resolver.Middleware(logRequests(log, rm.middleware(securityHeaders(h)))))
+		return recoverPanics(log, resolver.Middleware(logRequests(log, rm.middleware(securityHeaders(withCORS(cfg.CORSOrigins, h))))))
 	}
 	if cfg.AdminListen == "" {
 		s.handler = wrap(withInvite(inviteRouter(true, false), mux))

@@ -6,7 +6,7 @@ import assert from "node:assert/strict"
 import { ServerProcess } from "./helpers/server.js"
 import { SovereignClient } from "../src/client.js"
 import { MemoryKeyValueStore } from "../src/storage.js"
-import { SoftwareAuthenticator } from "../src/webauthn.js"
+import { SoftwareAuthenticator } from "../src/software-authenticator.js"
 import { ApiError } from "../src/errors.js"
 
 let srv: ServerProcess

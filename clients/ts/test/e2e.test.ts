@@ -21,7 +21,7 @@ import { ServerProcess } from "./helpers/server.js"
 import { SovereignClient, type ClientEvent } from "../src/client.js"
 import { EncryptedKeyValueStore, MemoryKeyValueStore, type KeyValueStore } from "../src/storage.js"
 import { FileKeyValueStore } from "../src/node-store.js"
-import { SoftwareAuthenticator } from "../src/webauthn.js"
+import { SoftwareAuthenticator } from "../src/software-authenticator.js"
 import { equal, toHex, utf8 } from "../src/bytes.js"
 import { pollOnce } from "../src/feed.js"
 

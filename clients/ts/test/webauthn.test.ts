@@ -2,8 +2,8 @@ import { test } from "node:test"
 import assert from "node:assert/strict"
 import { p256 } from "@noble/curves/nist.js"
 import { sha256 } from "@noble/hashes/sha2.js"
+import { SoftwareAuthenticator } from "../src/software-authenticator.js"
 import {
-  SoftwareAuthenticator,
   BrowserAuthenticator,
   parseAuthenticatorData,
   rpIdMatches,
