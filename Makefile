@@ -31,7 +31,9 @@ web/dist/admin/index.html: web/build.mjs $(wildcard web/admin/*)
 # file:../../clients/ts).
 
 # The member app (/app) has its own package.json and lock file.
-web/app/node_modules/.package-lock.json: web/app/package.json web/app/package-lock.json
+# Its file:../../clients/ts dependency runs the SDK's prepare script (tsc), so
+# the SDK's own packages are installed first.
+web/app/node_modules/.package-lock.json: web/app/package.json web/app/package-lock.json clients/ts/node_modules/.package-lock.json
 	cd web/app && $(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
