@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 5m
 
-.PHONY: release all build run assets sdk-ts openapi clients check-clients lint test test-go test-clients test-app test-browser fuzz vet clean bench
+.PHONY: release all build run assets sdk-ts openapi clients check-clients lint test test-go test-go-postgres test-clients test-app test-browser fuzz vet clean bench
 
 all: build
 
@@ -127,11 +127,20 @@ lint: vet $(LINT_NODE)
 ## test: every test: vet, the spec lint, Go tests with the race detector (with
 ## the crash test), the SDK drift check, the TypeScript SDK's tests (with the
 ## end-to-end test against the real binary) and the admin UI and member app in a browser
-test: lint test-go check-clients test-clients test-app test-browser
+test: lint test-go test-go-postgres check-clients test-clients test-app test-browser
 
 test-go: assets
 	$(GO) test -race -count=1 ./...
 	cd $(SDK_GO) && $(GO) test -race -count=1 ./...
+
+## test-go-postgres: the store and handler suites again on PostgreSQL
+## (127.0.0.1:5432 as user postgres, trust authentication: each test gets a
+## fresh database cloned from a migrated template; override the server with
+## SOVEREIGN_TEST_PG_URL), plus the PostgreSQL-only tests (several
+## instances, ordering, scale-out with real binaries)
+PG_PACKAGES = ./store/... ./handlers/... ./server/...
+test-go-postgres: assets
+	SOVEREIGN_TEST_DATABASE=postgres $(GO) test -race -count=1 $(PG_PACKAGES)
 
 ## test-clients: build the server binary, then run the TypeScript SDK's tests
 ## (unit tests, the end-to-end test that starts bin/sovereign, and the

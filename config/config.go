@@ -30,6 +30,7 @@ type Config struct {
 	Listen                   string        `flag:"listen" usage:"address the API listens on (host:port)" validate:"required,hostport"`
 	AdminListen              string        `flag:"admin-listen" usage:"separate address for the admin UI and admin API (empty: same as --listen)" validate:"omitempty,hostport"`
 	DataDir                  string        `flag:"data-dir" usage:"directory holding sovereign.db" validate:"required"`
+	Database                 string        `flag:"database" usage:"database: empty for the embedded SQLite file in --data-dir, or a PostgreSQL URL postgres://user@host:5432/dbname (several instances may share it; put a password in PGPASSWORD or ~/.pgpass, not in the URL)" validate:"omitempty,database"`
 	AllowInsecurePermissions bool          `flag:"allow-insecure-permissions" usage:"start even if the data directory or database is readable by group or others (logged loudly)"`
 	Synchronous              string        `flag:"sqlite-synchronous" usage:"SQLite synchronous mode: FULL (durable on power loss) or NORMAL" validate:"oneof=FULL NORMAL"`
 	RPID                     string        `flag:"rp-id" usage:"WebAuthn relying-party ID: the domain users see (default: the host of the first --rp-origins, else localhost)" validate:"required,rpid"`
@@ -122,6 +123,22 @@ func Default() Config {
 	}
 }
 
+// Postgres reports whether --database selects PostgreSQL.
+func (c *Config) Postgres() bool { return c.Database != "" }
+
+// DatabaseLabel names the database for logs: the SQLite file, or the
+// PostgreSQL URL without its password.
+func (c *Config) DatabaseLabel() string {
+	if !c.Postgres() {
+		return c.DBPath()
+	}
+	u, err := url.Parse(c.Database)
+	if err != nil {
+		return "postgres"
+	}
+	return u.Redacted()
+}
+
 // DBPath is the database file inside the data directory.
 func (c *Config) DBPath() string { return strings.TrimSuffix(c.DataDir, "/") + "/sovereign.db" }
 
@@ -211,6 +228,9 @@ func Validate(cfg *Config) error {
 		var verrs validator.ValidationErrors
 		if errors.As(err, &verrs) && len(verrs) > 0 {
 			fe := verrs[0]
+			if fe.Tag() == "database" { // never echo a URL that may hold a password
+				return &Error{Msg: "invalid --database: " + explain(fe)}
+			}
 			return &Error{Msg: fmt.Sprintf("invalid --%s %q: %s", fe.Field(), fmt.Sprint(fe.Value()), explain(fe))}
 		}
 		return &Error{Msg: "invalid configuration: " + err.Error()}
@@ -225,6 +245,11 @@ func newValidator() *validator.Validate {
 			return n
 		}
 		return f.Name
+	})
+	_ = v.RegisterValidation("database", func(fl validator.FieldLevel) bool {
+		s := fl.Field().String()
+		u, err := url.Parse(s)
+		return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") && u.Host != ""
 	})
 	_ = v.RegisterValidation("hostport", func(fl validator.FieldLevel) bool {
 		host, port, err := net.SplitHostPort(fl.Field().String())
@@ -285,6 +310,8 @@ func explain(fe validator.FieldError) string {
 		return "must be set together with --" + flagNameOf(fe.Param())
 	case "hostport":
 		return "must be host:port, e.g. 127.0.0.1:8080"
+	case "database":
+		return "must be empty (SQLite in --data-dir) or a PostgreSQL URL such as postgres://sovereign@db.internal:5432/sovereign"
 	case "loopback":
 		return "must be a loopback host:port such as 127.0.0.1:6060 (profiles must not be reachable from the network)"
 	case "rpid":

@@ -107,6 +107,9 @@ func (c Config) WithBoundAddresses(api, admin string) Config {
 // checkConsistency refuses RP ID, origin and public-URL combinations that
 // no browser accepts, each in one line that says how to fix it.
 func checkConsistency(c *Config) error {
+	if c.Postgres() && c.BackupDir != "" {
+		return &Error{Msg: "--backup-dir makes SQLite backups; with --database postgres://… back up the database with PostgreSQL's own tools (pg_dump, or continuous archiving)"}
+	}
 	rpID := strings.ToLower(c.RPID)
 	for _, o := range c.RPOrigins {
 		u, err := url.Parse(o)

@@ -46,7 +46,7 @@ func TestLoginBeginDoesNotRevealUsernames(t *testing.T) {
 	if err := s.App.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = testutil.NewServer(t, func(c *config.Config) { c.DataDir = s.Config.DataDir })
+	s = testutil.NewServer(t, func(c *config.Config) { c.DataDir, c.Database = s.Config.DataDir, s.Config.Database })
 	if after := get("mallory"); after.AllowCredentials[0].ID != unknown.AllowCredentials[0].ID {
 		t.Fatal("decoy credential id changes across a restart")
 	}

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"os"
 	"strconv"
@@ -118,7 +119,15 @@ func TestTokensAndInvitesNeverInDatabase(t *testing.T) {
 	secrets = append(secrets, m.Token)
 
 	var files [][]byte
+	if s.Store.Engine() == "postgres" {
+		// Every row of every table, as text (bytea in hex) and raw.
+		dump := s.Store.DumpForTest(t.Context())
+		files = append(files, dump, nil)
+	}
 	for _, suffix := range []string{"", "-wal"} {
+		if s.Store.Engine() == "postgres" {
+			break
+		}
 		b, err := os.ReadFile(s.Config.DBPath() + suffix)
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
@@ -131,7 +140,7 @@ func TestTokensAndInvitesNeverInDatabase(t *testing.T) {
 	for _, sec := range secrets {
 		needles := [][]byte{[]byte(sec)}
 		if raw, err := base64.RawURLEncoding.DecodeString(sec); err == nil && len(raw) == models.TokenBytes {
-			needles = append(needles, raw)
+			needles = append(needles, raw, []byte(hex.EncodeToString(raw)))
 		}
 		for _, n := range needles {
 			for i, f := range files {

@@ -69,6 +69,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	config.Derive(&cfg)
 	hub := realtime.New(realtime.Options{})
 	st, err := store.Open(ctx, store.Options{
+		Database:                 cfg.Database,
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
@@ -475,7 +476,7 @@ func (s *Server) Serve(ctx context.Context, bound *Listeners, ready func(addr ne
 // passkeys cannot work).
 func (s *Server) logListening(addr net.Addr) {
 	base := s.cfg.BaseURL()
-	attrs := []any{"addr", addr.String(), "url", base, "docs", base + "/docs", "db", s.cfg.DBPath()}
+	attrs := []any{"addr", addr.String(), "url", base, "docs", base + "/docs", "db", s.cfg.DatabaseLabel()}
 	if s.admin == nil {
 		attrs = append(attrs, "admin", base+"/admin")
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/sovereign-im/sovereign/testutil/testdb"
 	"slices"
 	"sync"
 	"testing"
@@ -26,7 +27,7 @@ func (p *recordingPublisher) SessionsEnded(ids []string) {
 
 func openWithPublisher(t *testing.T, pub models.Publisher, now func() time.Time) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Path: t.TempDir() + "/d/db", Publisher: pub, Now: now})
+	s, err := Open(context.Background(), Options{Database: testdb.URL(t), Path: t.TempDir() + "/d/db", Publisher: pub, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

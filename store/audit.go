@@ -108,7 +108,8 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) (*AuditPage, error
 		// A family of actions: [prefix, prefix with the dot bumped). The
 		// unary + keeps SQLite on the primary key in id order, stopping
 		// at the page size, instead of sorting every match of the range.
-		where = append(where, "+action >= ? AND +action < ?")
+		a := s.eng.unindexed("action")
+		where = append(where, a+" >= ? AND "+a+" < ?")
 		args = append(args, f.Action, strings.TrimSuffix(f.Action, ".")+"/")
 	case f.Action != "":
 		where, args = append(where, "action = ?"), append(args, f.Action)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"github.com/sovereign-im/sovereign/testutil/testdb"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestDeleteOldAuditEntries(t *testing.T) {
 	var clock atomic.Int64
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock.Store(start.UnixMilli())
-	s, err := Open(ctx, Options{Path: t.TempDir() + "/data/s.db", Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
+	s, err := Open(ctx, Options{Database: testdb.URL(t), Path: t.TempDir() + "/data/s.db", Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"github.com/sovereign-im/sovereign/testutil/testdb"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestAuthCacheAnswersUntilAWriteCouldChangeIt(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC).UnixMilli())
 	now := func() time.Time { return time.UnixMilli(clock.Load()) }
-	s, err := Open(ctx, Options{Path: t.TempDir() + "/data/s.db", Now: now})
+	s, err := Open(ctx, Options{Database: testdb.URL(t), Path: t.TempDir() + "/data/s.db", Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,8 @@ func (s *Store) deleteInChunks(ctx context.Context, what, table, where string, a
 	for {
 		var n int64
 		err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-			q := `DELETE FROM ` + table + ` WHERE rowid IN (SELECT rowid FROM ` + table + ` WHERE ` + where + ` LIMIT ?)`
+			id := tx.w.eng.rowID()
+			q := `DELETE FROM ` + table + ` WHERE ` + id + ` IN (SELECT ` + id + ` FROM ` + table + ` WHERE ` + where + ` LIMIT ?)`
 			res, err := tx.NewRaw(q, append(args(tx.Now()), cleanupChunk)...).Exec(ctx)
 			if err != nil {
 				return err

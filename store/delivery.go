@@ -247,7 +247,9 @@ func (s *Store) CommitBundle(ctx context.Context, in CommitInput) (res *models.C
 			}
 		}
 		var cur int64
-		err := tx.NewRaw(`SELECT epoch FROM groups WHERE id = ?`, in.GroupID).Scan(ctx, &cur)
+		// The epoch check: on engines with several writers the row stays
+		// locked until the batch commits.
+		err := tx.NewRaw(`SELECT epoch FROM groups WHERE id = ?`+tx.w.eng.forUpdate(), in.GroupID).Scan(ctx, &cur)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNotMember()
 		}

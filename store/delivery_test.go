@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/sovereign-im/sovereign/testutil/testdb"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -42,6 +43,9 @@ func openDelivery(t testing.TB, opts Options) *Store {
 	t.Helper()
 	if opts.Path == "" {
 		opts.Path = filepath.Join(t.TempDir(), "data", "sovereign.db")
+	}
+	if opts.Database == "" {
+		opts.Database = testdb.URL(t)
 	}
 	s, err := Open(context.Background(), opts)
 	if err != nil {
@@ -88,7 +92,8 @@ func TestTimestampsStrictlyIncreaseWhenClockGoesBack(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
 	path := filepath.Join(t.TempDir(), "data", "sovereign.db")
-	s := openDelivery(t, Options{Path: path, Now: clock})
+	database := testdb.URL(t)
+	s := openDelivery(t, Options{Database: database, Path: path, Now: clock})
 	ctx := context.Background()
 	alice := seedDevice(t, s, "alice")
 	gid := []byte("g-ts")
@@ -115,7 +120,7 @@ func TestTimestampsStrictlyIncreaseWhenClockGoesBack(t *testing.T) {
 	}
 	// After a restart the last timestamp is read back from the database.
 	_ = s.Close()
-	s2 := openDelivery(t, Options{Path: path, Now: clock})
+	s2 := openDelivery(t, Options{Database: database, Path: path, Now: clock})
 	r4, _, err := s2.SendMessage(ctx, SendInput{DeviceID: alice, GroupID: gid, Message: mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 40)})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +135,7 @@ func TestRecoverRevokedDevice(t *testing.T) {
 	ctx := context.Background()
 	// Bob has a key package in the directory.
 	if err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO key_packages (ref, device_id, cipher_suite, data, not_after, created_at) VALUES (?, ?, 1, x'00', 0, 0)`, mlstest.Ref(), bob)
+		_, err := tx.ExecContext(ctx, `INSERT INTO key_packages (ref, device_id, cipher_suite, data, not_after, created_at) VALUES (?, ?, 1, ?, 0, 0)`, mlstest.Ref(), bob, []byte{0})
 		return err
 	}); err != nil {
 		t.Fatal(err)

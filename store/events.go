@@ -65,6 +65,7 @@ func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
 	if err != nil {
 		return fmt.Errorf("insert %s event: %w", ev.Kind, err)
 	}
+	tx.w.maxSeq = max(tx.w.maxSeq, ev.Seq)
 	if ev.GroupID != nil {
 		upd, err := tx.stmt(ctx, qAddGroupBytes)
 		if err != nil {

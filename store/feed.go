@@ -51,7 +51,7 @@ WITH bound(seq) AS (
     SELECT (SELECT e.seq FROM events e
             WHERE e.recipient_device_id = ?2 AND e.seq > ?1
             ORDER BY e.seq LIMIT 1 OFFSET ?3 - 1)
-  )
+  ) AS parts
 )
 SELECT * FROM (
   SELECT ` + eventColumns + `
@@ -68,7 +68,7 @@ SELECT * FROM (
   FROM events e
   WHERE e.recipient_device_id = ?2 AND e.seq > ?1
     AND e.seq <= (SELECT seq FROM bound)
-)
+) AS page
 ORDER BY seq
 LIMIT ?3`
 
@@ -124,7 +124,7 @@ SELECT coalesce(max(s), 0) FROM (
   FROM group_members m WHERE m.device_id = ?
   UNION ALL
   SELECT max(e.seq) FROM events e WHERE e.recipient_device_id = ?
-)`
+) AS heads`
 
 // FeedHead returns the highest seq in a device's feed (0 when empty).
 func (s *Store) FeedHead(ctx context.Context, deviceID string) (int64, error) {
@@ -136,14 +136,25 @@ func (s *Store) FeedHead(ctx context.Context, deviceID string) (int64, error) {
 }
 
 // LastSeq returns the highest seq ever assigned (0 before the first event).
-// It survives deletions: AUTOINCREMENT never reuses a sequence.
+// It survives deletions: a sequence number is never reused.
 func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 	var seq sql.NullInt64
-	err := s.rdb.NewRaw(`SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(ctx, &seq)
+	err := s.rdb.NewRaw(s.eng.lastSeqSQL()).Scan(ctx, &seq)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
 	return seq.Int64, nil
+}
+
+// LastSeq returns, inside a use case, the highest seq assigned so far,
+// counting events inserted earlier in the same batch.
+func (tx *Tx) LastSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	err := tx.NewRaw(tx.w.eng.lastSeqSQL()).Scan(ctx, &seq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("read last seq: %w", err)
+	}
+	return max(seq.Int64, tx.w.maxSeq), nil
 }
 
 // AckedSeq returns the highest seq a device has acked (0 when none).
@@ -185,7 +196,7 @@ func (s *Store) Ack(ctx context.Context, deviceID string, seq int64) (int64, err
 				"seq %d is beyond the newest event of this device's feed (%d)", seq, head)
 		}
 		_, err = tx.NewRaw(`INSERT INTO device_cursors (device_id, acked_seq, updated_at) VALUES (?, ?, ?)
-ON CONFLICT (device_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq), updated_at = excluded.updated_at`,
+ON CONFLICT (device_id) DO UPDATE SET acked_seq = max(device_cursors.acked_seq, excluded.acked_seq), updated_at = excluded.updated_at`,
 			deviceID, seq, models.Millis(tx.Now())).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("write device cursor: %w", err)

@@ -20,7 +20,7 @@ SELECT seq FROM (
     AND e.seq > max(m.joined_seq, ?) AND (m.left_seq IS NULL OR e.seq <= m.left_seq)
   UNION ALL
   SELECT e.seq FROM events e WHERE e.recipient_device_id = ? AND e.seq > ?
-)
+) AS feed
 ORDER BY seq LIMIT ?`
 
 // TestFeedBoundAgreesWithUnboundedQuery builds random membership intervals
@@ -52,8 +52,8 @@ func TestFeedBoundAgreesWithUnboundedQuery(t *testing.T) {
 			case r == 2: // addressed to another device
 				recipient = other
 			}
-			if _, err := tx.NewRaw(`INSERT INTO events (id, server_ts, kind, group_id, payload, recipient_device_id) VALUES (?, ?, 'application', ?, x'00', ?)`,
-				fmt.Sprint("ev", i), i, gid, recipient).Exec(ctx); err != nil {
+			if _, err := tx.NewRaw(`INSERT INTO events (id, server_ts, kind, group_id, payload, recipient_device_id) VALUES (?, ?, 'application', ?, ?, ?)`,
+				fmt.Sprint("ev", i), i, gid, []byte{0}, recipient).Exec(ctx); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"github.com/sovereign-im/sovereign/testutil/testdb"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -43,7 +44,7 @@ func open(t *testing.T) (*store.Store, *recorder, *clock) {
 	rec := &recorder{seen: map[int64][]string{}}
 	c := &clock{}
 	s, err := store.Open(context.Background(), store.Options{
-		Path: filepath.Join(t.TempDir(), "data", "sovereign.db"), Publisher: rec, Now: c.now,
+		Database: testdb.URL(t), Path: filepath.Join(t.TempDir(), "data", "sovereign.db"), Publisher: rec, Now: c.now,
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

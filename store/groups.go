@@ -201,7 +201,7 @@ func (s *Store) GroupHistory(ctx context.Context, deviceID string, groupID []byt
   SELECT e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id, e.payload
   FROM events e
   WHERE e.recipient_device_id = ? AND e.seq > ? AND e.group_id = ?
-) ORDER BY seq LIMIT ?`, groupID, after, deviceID, deviceID, after, groupID, limit+1).Scan(ctx, &rows)
+) AS history ORDER BY seq LIMIT ?`, groupID, after, deviceID, deviceID, after, groupID, limit+1).Scan(ctx, &rows)
 	if err != nil {
 		return nil, false, fmt.Errorf("read group history: %w", err)
 	}

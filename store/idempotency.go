@@ -38,7 +38,7 @@ func requestHash(op string, parts ...[]byte) []byte {
 // lookupIdempotent finds the result recorded for (device, key) through
 // the read pool (a cheap early answer for retries, before the write).
 func (s *Store) lookupIdempotent(ctx context.Context, deviceID, key string, hash []byte, out any) (found bool, err error) {
-	return decodeIdempotent(s.rdb.DB.QueryRowContext(ctx, qIdemLookup, deviceID, key), hash, out)
+	return decodeIdempotent(s.rdb.DB.QueryRowContext(ctx, s.eng.rebind(qIdemLookup), deviceID, key), hash, out)
 }
 
 // lookupIdempotentTx is the authoritative lookup inside the write: a

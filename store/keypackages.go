@@ -281,7 +281,7 @@ func keyPackageCounts(ctx context.Context, db bun.IDB, deviceID string, nowMs in
 		Normal      int    `bun:"normal"`
 		LastResort  int    `bun:"last_resort"`
 	}
-	err := db.NewRaw(`SELECT cipher_suite, sum(last_resort = 0) AS normal, max(last_resort) AS last_resort
+	err := db.NewRaw(`SELECT cipher_suite, sum(CASE WHEN last_resort = 0 THEN 1 ELSE 0 END) AS normal, max(last_resort) AS last_resort
 FROM key_packages WHERE device_id = ? AND not_after >= ?
 GROUP BY cipher_suite ORDER BY cipher_suite`, deviceID, nowMs).Scan(ctx, &rows)
 	if err != nil {
@@ -359,7 +359,7 @@ func (s *Store) ClaimKeyPackages(ctx context.Context, in ClaimKeyPackagesInput) 
 			}
 			err := tx.NewRaw(`SELECT ref, data, last_resort FROM key_packages
 WHERE device_id = ? AND cipher_suite = ? AND not_after >= ?
-ORDER BY last_resort, created_at, rowid LIMIT 1`, dev, in.CipherSuite, now).Scan(ctx, &pick)
+ORDER BY last_resort, created_at, `+tx.w.eng.rowID()+` LIMIT 1`, dev, in.CipherSuite, now).Scan(ctx, &pick)
 			if errors.Is(err, sql.ErrNoRows) {
 				out.MissingDevices = append(out.MissingDevices, dev)
 				continue
@@ -375,7 +375,7 @@ ORDER BY last_resort, created_at, rowid LIMIT 1`, dev, in.CipherSuite, now).Scan
 				// and a large pool must not make every claim slower.
 				var remaining int
 				if err := tx.NewRaw(`SELECT count(*) FROM (SELECT 1 FROM key_packages
-WHERE device_id = ? AND cipher_suite = ? AND last_resort = 0 AND not_after >= ? LIMIT ?)`,
+WHERE device_id = ? AND cipher_suite = ? AND last_resort = 0 AND not_after >= ? LIMIT ?) AS pool`,
 					dev, in.CipherSuite, now, in.LowWater).Scan(ctx, &remaining); err != nil {
 					return fmt.Errorf("count remaining key packages: %w", err)
 				}

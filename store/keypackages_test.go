@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"github.com/sovereign-im/sovereign/testutil/testdb"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -34,6 +35,7 @@ func openClocked(tb testing.TB, opts Options) (*Store, *testClock) {
 	tb.Helper()
 	clock := &testClock{t: time.Now()}
 	opts.Path = filepath.Join(tb.TempDir(), "data", "sovereign.db")
+	opts.Database = testdb.URL(tb)
 	opts.Now = clock.Now
 	s, err := Open(context.Background(), opts)
 	if err != nil {
@@ -237,8 +239,8 @@ func TestCleanupChunks(t *testing.T) {
 	const n = cleanupChunk*2 + 7
 	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		for i := range n {
-			if _, err := tx.NewRaw(`INSERT INTO key_packages (ref, device_id, cipher_suite, data, not_after, created_at) VALUES (?, ?, 1, x'00', ?, ?)`,
-				[]byte(strconv.Itoa(i)), devs[0], models.Millis(tx.Now()), models.Millis(tx.Now())).Exec(ctx); err != nil {
+			if _, err := tx.NewRaw(`INSERT INTO key_packages (ref, device_id, cipher_suite, data, not_after, created_at) VALUES (?, ?, 1, ?, ?, ?)`,
+				[]byte(strconv.Itoa(i)), devs[0], []byte{0}, models.Millis(tx.Now()), models.Millis(tx.Now())).Exec(ctx); err != nil {
 				return err
 			}
 		}

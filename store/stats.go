@@ -48,6 +48,10 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stats: %w", err)
 	}
+	if s.path == "" {
+		st.DBBytes = s.eng.dbBytes(ctx, s.rdb)
+		return &st, nil
+	}
 	for _, p := range []string{s.path, s.path + "-wal"} {
 		if fi, err := os.Stat(p); err == nil {
 			st.DBBytes += fi.Size()

@@ -36,10 +36,10 @@ var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qActiveMe
 
 // prepareHot prepares the hot statements on the writer's connection. It
 // runs before the writer starts, while the connection is free.
-func prepareHot(ctx context.Context, db *bun.DB) (map[string]*sql.Stmt, error) {
+func prepareHot(ctx context.Context, db *bun.DB, eng engine) (map[string]*sql.Stmt, error) {
 	out := make(map[string]*sql.Stmt, len(hotQueries))
 	for _, q := range hotQueries {
-		st, err := db.DB.PrepareContext(ctx, q)
+		st, err := db.DB.PrepareContext(ctx, eng.rebind(q))
 		if err != nil {
 			closeStmts(out)
 			return nil, fmt.Errorf("prepare %.40q: %w", q, err)
@@ -61,7 +61,7 @@ func (tx *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if st, ok := tx.w.stmts[q]; ok {
 		return tx.Tx.Tx.StmtContext(ctx, st), nil
 	}
-	st, err := tx.Tx.Tx.PrepareContext(ctx, q)
+	st, err := tx.Tx.Tx.PrepareContext(ctx, tx.w.eng.rebind(q))
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
@@ -87,12 +87,12 @@ type readStmts struct {
 	feed *sql.Stmt
 }
 
-func prepareReads(ctx context.Context, db *bun.DB) (*readStmts, error) {
-	auth, err := db.DB.PrepareContext(ctx, qAuthenticate)
+func prepareReads(ctx context.Context, db *bun.DB, eng engine) (*readStmts, error) {
+	auth, err := db.DB.PrepareContext(ctx, eng.rebind(qAuthenticate))
 	if err != nil {
 		return nil, fmt.Errorf("prepare authenticate: %w", err)
 	}
-	feed, err := db.DB.PrepareContext(ctx, feedSQL)
+	feed, err := db.DB.PrepareContext(ctx, eng.rebind(feedSQL))
 	if err != nil {
 		_ = auth.Close()
 		return nil, fmt.Errorf("prepare feed: %w", err)

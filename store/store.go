@@ -25,12 +25,15 @@ import (
 	"github.com/uptrace/bun/migrate"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
-	"github.com/sovereign-im/sovereign/migrations"
 	"github.com/sovereign-im/sovereign/models"
 )
 
 // Options configures Open.
 type Options struct {
+	// Database selects the engine: empty (or anything but a PostgreSQL
+	// URL) is the SQLite file at Path; postgres://… (or postgresql://…)
+	// is PostgreSQL, which any number of instances may share.
+	Database string
 	// Path is the SQLite database file.
 	Path string
 	// AllowInsecurePermissions skips the refusal of a database file or
@@ -66,6 +69,7 @@ type Options struct {
 // group-commit writer, and a pool of read-only connections.
 type Store struct {
 	path   string
+	eng    engine
 	wdb    *bun.DB
 	rdb    *bun.DB
 	writer *writer
@@ -89,9 +93,6 @@ type Store struct {
 // are missing, refuses insecure permissions, applies the embedded migrations
 // and starts the writer.
 func Open(ctx context.Context, opts Options) (*Store, error) {
-	if opts.Path == "" {
-		return nil, errors.New("open store: empty database path")
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -107,63 +108,46 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
 	}
-	if opts.MustExist {
-		if fi, err := os.Stat(opts.Path); err != nil || fi.Size() == 0 {
-			return nil, &NoDatabaseError{Path: opts.Path}
-		}
+	eng := newEngine(opts, opts.Logger)
+	if testEngineHook != nil {
+		testEngineHook(eng)
 	}
-	if err := prepareFiles(opts.Path, opts.AllowInsecurePermissions, opts.Logger); err != nil {
+	wdb, rdb, err := eng.open(ctx, opts)
+	if err != nil {
 		return nil, err
 	}
-
-	wdb, err := openDB(opts.Path, writeDSNParams(opts.Synchronous))
-	if err != nil {
-		return nil, fmt.Errorf("open writer connection: %w", err)
-	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
-
-	if err := runMigrations(ctx, wdb); err != nil {
-		_ = wdb.Close()
-		return nil, err
-	}
-
-	rdb, err := openDB(opts.Path, readDSNParams())
-	if err != nil {
-		_ = wdb.Close()
-		return nil, fmt.Errorf("open read pool: %w", err)
-	}
-	rdb.SetMaxOpenConns(opts.ReadConns)
-	rdb.SetMaxIdleConns(opts.ReadConns)
-
 	if opts.GroupQuotaBytes <= 0 {
 		opts.GroupQuotaBytes = DefaultGroupQuotaBytes
 	}
 	if opts.KeyPackagesLow == nil {
 		opts.KeyPackagesLow = NotifyKeyPackagesLow
 	}
-	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
+	s := &Store{path: opts.Path, eng: eng, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
 		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache()}
+	if eng.name() != "sqlite" {
+		s.path = ""
+	}
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}
-	stmts, err := prepareHot(ctx, wdb)
+	stmts, err := prepareHot(ctx, wdb, eng)
 	if err != nil {
 		_ = rdb.Close()
 		_ = wdb.Close()
 		return nil, err
 	}
-	if s.readStmts, err = prepareReads(ctx, rdb); err != nil {
+	if s.readStmts, err = prepareReads(ctx, rdb, eng); err != nil {
 		closeStmts(stmts)
 		_ = rdb.Close()
 		_ = wdb.Close()
 		return nil, err
 	}
-	s.writer = newWriter(wdb, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth)
+	s.writer = newWriter(wdb, eng, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth)
 	return s, nil
 }
+
+// testEngineHook, when set by a test, adjusts the engine before it opens.
+var testEngineHook func(engine)
 
 func writeDSNParams(synchronous string) url.Values {
 	v := url.Values{}
@@ -262,26 +246,7 @@ func checkMode(path string, allowInsecure bool, log *slog.Logger) error {
 	return perr
 }
 
-func runMigrations(ctx context.Context, db *bun.DB) error {
-	ms := migrate.NewMigrations()
-	if err := ms.Discover(migrations.FS); err != nil {
-		return fmt.Errorf("discover migrations: %w", err)
-	}
-	m := migrate.NewMigrator(db, ms, migrate.WithMarkAppliedOnSuccess(true))
-	if err := m.Init(ctx); err != nil {
-		return fmt.Errorf("init migrations: %w", err)
-	}
-	if err := m.Lock(ctx); err != nil {
-		return fmt.Errorf("lock migrations: %w", err)
-	}
-	defer func() { _ = m.Unlock(ctx) }()
-	if _, err := m.Migrate(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
-	}
-	return nil
-}
-
-// Path returns the database file path.
+// Path returns the SQLite database file path ("" on PostgreSQL).
 func (s *Store) Path() string { return s.path }
 
 // Now returns the store's clock reading.
@@ -303,7 +268,7 @@ func (s *Store) Ready(ctx context.Context) error {
 		return fmt.Errorf("ping database: %w", err)
 	}
 	ms := migrate.NewMigrations()
-	if err := ms.Discover(migrations.FS); err != nil {
+	if err := ms.Discover(s.eng.migrations()); err != nil {
 		return fmt.Errorf("discover migrations: %w", err)
 	}
 	var applied int

@@ -78,6 +78,7 @@ type writeRequest struct {
 type writer struct {
 	pub         models.Publisher
 	db          *bun.DB
+	eng         engine
 	maxBatch    int
 	log         *slog.Logger
 	now         func() time.Time
@@ -98,6 +99,8 @@ type writer struct {
 	// Writer-path state, touched only by the writer goroutine.
 	lastTS   int64 // last event server_ts handed out (Unix µs)
 	tsLoaded bool  // lastTS was initialised from the database
+	// maxSeq is the highest event seq the current batch assigned.
+	maxSeq int64
 	// members caches each group's active member devices under the group's
 	// members_version (see groupMembers); cleared when a use case or a
 	// batch fails, since what it read may have been rolled back.
@@ -129,12 +132,13 @@ func (s *Store) WriterStats() WriterStats {
 		Running: time.Duration(w.runNanos.Load()), Commit: time.Duration(w.commitNanos.Load())}
 }
 
-func newWriter(db *bun.DB, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache) *writer {
+func newWriter(db *bun.DB, eng engine, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache) *writer {
 	w := &writer{
 		stmts:    stmts,
 		auth:     auth,
 		pub:      pub,
 		db:       db,
+		eng:      eng,
 		maxBatch: maxBatch,
 		log:      log,
 		now:      now,
@@ -198,6 +202,15 @@ func (w *writer) commit(batch []*writeRequest) {
 		w.finish(batch, fmt.Errorf("begin batch: %w", err))
 		return
 	}
+	w.maxSeq = 0
+	if w.eng.sharedWriters() {
+		// Another instance may have written since the last batch.
+		w.tsLoaded = false
+	}
+	if err := w.eng.beginBatch(ctx, btx); err != nil {
+		w.abort(batch, btx, err)
+		return
+	}
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -223,6 +236,10 @@ func (w *writer) commit(batch []*writeRequest) {
 			w.abort(batch, btx, fmt.Errorf("release savepoint: %w", err))
 			return
 		}
+	}
+	if err := w.eng.endBatch(ctx, btx, w.maxSeq); err != nil {
+		w.abort(batch, btx, err)
+		return
 	}
 	ran := time.Now()
 	w.runNanos.Add(int64(ran.Sub(start)))

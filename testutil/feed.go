@@ -38,8 +38,11 @@ func (f Feed) AddMember(ctx context.Context, groupID []byte, deviceID string) er
 }
 
 func join(ctx context.Context, tx *store.Tx, groupID []byte, deviceID string) error {
-	_, err := tx.NewRaw(`INSERT INTO group_members (group_id, device_id, joined_seq)
-VALUES (?, ?, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))`, groupID, deviceID).Exec(ctx)
+	last, err := tx.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = tx.NewRaw(`INSERT INTO group_members (group_id, device_id, joined_seq) VALUES (?, ?, ?)`, groupID, deviceID, last).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("insert member: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/server"
 	"github.com/sovereign-im/sovereign/store"
+	"github.com/sovereign-im/sovereign/testutil/testdb"
 )
 
 // Clock is real time plus an offset that tests can advance.
@@ -65,6 +66,7 @@ func NewServer(t testing.TB, mutate ...func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.Database = testdb.URL(t)
 	cfg.LogLevel = "warn"
 	cfg.Limits.AuthRequestsPerMin = 100000
 	cfg.Limits.AuthBurst = 100000

@@ -28,6 +28,10 @@ func backup(args []string, env func(string) string, stdout, stderr io.Writer) in
 		usageError(stderr, "sovereign backup", "--to FILE is required")
 		return exitConfig
 	}
+	if cfg.Postgres() {
+		fmt.Fprintln(stderr, "sovereign backup: copies the SQLite database; on PostgreSQL use pg_dump (see docs/deployment.md)")
+		return exitConfig
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	info, err := store.Backup(ctx, cfg.DBPath(), to)
@@ -58,6 +62,10 @@ func restore(args []string, env func(string) string, stdout, stderr io.Writer) i
 	}
 	if from == "" {
 		usageError(stderr, "sovereign restore", "--from FILE is required")
+		return exitConfig
+	}
+	if cfg.Postgres() {
+		fmt.Fprintln(stderr, "sovereign restore: restores a SQLite backup; to move a SQLite server to PostgreSQL use sovereign migrate (see docs/deployment.md)")
 		return exitConfig
 	}
 	info, err := store.Restore(context.Background(), from, cfg.DBPath())

@@ -67,7 +67,7 @@ func invite(args []string, env func(string) string, stdout, stderr io.Writer) in
 // server's --data-dir/--config must not make an empty database the server
 // never reads. On failure it has printed why and returns the exit code.
 func openExisting(ctx context.Context, cfg config.Config, stderr io.Writer) (*store.Store, int) {
-	st, err := store.Open(ctx, store.Options{Path: cfg.DBPath(), AllowInsecurePermissions: cfg.AllowInsecurePermissions,
+	st, err := store.Open(ctx, store.Options{Database: cfg.Database, Path: cfg.DBPath(), AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous: cfg.Synchronous, Logger: newLogger(cfg, stderr), MustExist: true})
 	if err != nil {
 		var ne *store.NoDatabaseError

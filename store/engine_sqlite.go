@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/sovereign-im/sovereign/migrations"
+)
+
+// sqliteEngine is the embedded database: one file, one writer connection.
+type sqliteEngine struct{ log *slog.Logger }
+
+func (*sqliteEngine) name() string              { return "sqlite" }
+func (*sqliteEngine) migrations() fs.FS         { return migrations.SQLite }
+func (*sqliteEngine) rebind(q string) string    { return q }
+func (*sqliteEngine) sharedWriters() bool       { return false }
+func (*sqliteEngine) forUpdate() string         { return "" }
+func (*sqliteEngine) rowID() string             { return "rowid" }
+func (*sqliteEngine) unindexed(c string) string { return "+" + c }
+
+// The single writer connection is the only writer of the file: batches are
+// serial and commit in seq order by construction.
+func (*sqliteEngine) beginBatch(context.Context, bun.Tx) error      { return nil }
+func (*sqliteEngine) endBatch(context.Context, bun.Tx, int64) error { return nil }
+
+// AUTOINCREMENT's counter survives deletions and is read in the reader's
+// snapshot, so it never names an uncommitted event.
+func (*sqliteEngine) lastSeqSQL() string {
+	return `SELECT seq FROM sqlite_sequence WHERE name = 'events'`
+}
+
+func (e *sqliteEngine) open(ctx context.Context, opts Options) (wdb, rdb *bun.DB, err error) {
+	if opts.Path == "" {
+		return nil, nil, errors.New("open store: empty database path")
+	}
+	if opts.MustExist {
+		if fi, err := os.Stat(opts.Path); err != nil || fi.Size() == 0 {
+			return nil, nil, &NoDatabaseError{Path: opts.Path}
+		}
+	}
+	if err := prepareFiles(opts.Path, opts.AllowInsecurePermissions, e.log); err != nil {
+		return nil, nil, err
+	}
+	wdb, err = openDB(opts.Path, writeDSNParams(opts.Synchronous))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open writer connection: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	if err := runMigrations(ctx, wdb, migrations.SQLite, true); err != nil {
+		_ = wdb.Close()
+		return nil, nil, err
+	}
+	rdb, err = openDB(opts.Path, readDSNParams())
+	if err != nil {
+		_ = wdb.Close()
+		return nil, nil, fmt.Errorf("open read pool: %w", err)
+	}
+	rdb.SetMaxOpenConns(opts.ReadConns)
+	rdb.SetMaxIdleConns(opts.ReadConns)
+	return wdb, rdb, nil
+}
+
+func (*sqliteEngine) isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+func (*sqliteEngine) dbBytes(context.Context, *bun.DB) int64 { return 0 }
+
+// runMigrations applies the embedded migrations of fsys; lockTable takes
+// bun's lock row around them (the caller may hold a stronger lock).
+func runMigrations(ctx context.Context, db *bun.DB, fsys fs.FS, lockTable bool) error {
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(fsys); err != nil {
+		return fmt.Errorf("discover migrations: %w", err)
+	}
+	m := migrate.NewMigrator(db, ms, migrate.WithMarkAppliedOnSuccess(true))
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("init migrations: %w", err)
+	}
+	if lockTable {
+		if err := m.Lock(ctx); err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		defer func() { _ = m.Unlock(ctx) }()
+	}
+	if _, err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
