@@ -330,3 +330,40 @@ func (s *Subscription) end(err error) bool {
 	close(s.done)
 	return true
 }
+
+// Lag marks the live subscriptions of devices (of every device when
+// devices is nil) as lagged and wakes them: each drops its buffer and reads
+// the store from its own cursor. The store calls it for events committed
+// by another server instance sharing the database, which this hub never
+// saw published: the store read returns them in seq order, with no gap.
+func (h *Hub) Lag(devices []string) {
+	var subs []*Subscription
+	h.mu.RLock()
+	if devices == nil {
+		for _, set := range h.devices {
+			for s := range set {
+				subs = append(subs, s)
+			}
+		}
+	} else {
+		for _, d := range devices {
+			for s := range h.devices[d] {
+				subs = append(subs, s)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		if s.err == nil && !s.lagged {
+			clear(s.ring)
+			s.head, s.n = 0, 0
+			s.lagged = true
+		}
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -108,6 +108,7 @@ func endSessions(ctx context.Context, tx *Tx, pub models.Publisher, where string
 		return nil, fmt.Errorf("end sessions: %w", err)
 	}
 	if len(ids) > 0 {
+		tx.w.noteSessions(ids)
 		tx.AfterCommit(func() { pub.SessionsEnded(ids) })
 	}
 	return ids, nil

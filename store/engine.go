@@ -50,8 +50,9 @@ type engine interface {
 	// database: per-process caches of the writer (the last event
 	// timestamp) must then be re-read in each batch.
 	sharedWriters() bool
-	// beginBatch runs first in every write batch's transaction.
-	beginBatch(ctx context.Context, tx bun.Tx) error
+	// beginBatch runs first in every write batch's transaction; it returns
+	// the event head when other instances may write (0 otherwise).
+	beginBatch(ctx context.Context, tx bun.Tx) (head int64, err error)
 	// endBatch runs last before COMMIT; maxSeq is the highest event seq
 	// the batch assigned (0 when none).
 	endBatch(ctx context.Context, tx bun.Tx, maxSeq int64) error

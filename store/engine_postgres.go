@@ -48,14 +48,18 @@ func (*postgresEngine) rowID() string             { return "ctid" }
 func (*postgresEngine) unindexed(c string) string { return c }
 func (*postgresEngine) lastSeqSQL() string        { return `SELECT seq FROM event_head WHERE id = 1` }
 
-func (e *postgresEngine) beginBatch(ctx context.Context, tx bun.Tx) error {
+func (e *postgresEngine) beginBatch(ctx context.Context, tx bun.Tx) (int64, error) {
 	if e.unsafeNoBatchLock {
-		return nil
+		return 0, nil
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, batchLockKey); err != nil {
-		return fmt.Errorf("take batch lock: %w", err)
+	var head int64
+	// One round trip: the lock, then (under it) the head every instance's
+	// committed events have reached.
+	err := tx.QueryRowContext(ctx, `SELECT seq FROM event_head, (SELECT pg_advisory_xact_lock(?)) AS l WHERE id = 1`, batchLockKey).Scan(&head)
+	if err != nil {
+		return 0, fmt.Errorf("take batch lock: %w", err)
 	}
-	return nil
+	return head, nil
 }
 
 func (e *postgresEngine) endBatch(ctx context.Context, tx bun.Tx, maxSeq int64) error {

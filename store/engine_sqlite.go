@@ -30,8 +30,8 @@ func (*sqliteEngine) unindexed(c string) string { return "+" + c }
 
 // The single writer connection is the only writer of the file: batches are
 // serial and commit in seq order by construction.
-func (*sqliteEngine) beginBatch(context.Context, bun.Tx) error      { return nil }
-func (*sqliteEngine) endBatch(context.Context, bun.Tx, int64) error { return nil }
+func (*sqliteEngine) beginBatch(context.Context, bun.Tx) (int64, error) { return 0, nil }
+func (*sqliteEngine) endBatch(context.Context, bun.Tx, int64) error     { return nil }
 
 // AUTOINCREMENT's counter survives deletions and is read in the reader's
 // snapshot, so it never names an uncommitted event.

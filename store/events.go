@@ -81,6 +81,7 @@ func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
 // publish announces ev to devices once the use case is durably committed.
 func publish(tx *Tx, ev *models.Event, devices []string) {
 	pub := tx.w.pub
+	tx.w.noteDevices(devices)
 	tx.AfterCommit(func() { pub.Publish(ev, devices) })
 }
 

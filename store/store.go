@@ -68,15 +68,17 @@ type Options struct {
 // Store is Sovereign's persistence: one writer connection driven by the
 // group-commit writer, and a pool of read-only connections.
 type Store struct {
-	path   string
-	eng    engine
-	wdb    *bun.DB
-	rdb    *bun.DB
-	writer *writer
-	now    func() time.Time
-	log    *slog.Logger
-	pub    models.Publisher
-	quota  int64
+	path string
+	eng  engine
+	// cluster listens to the other instances (PostgreSQL only).
+	cluster *cluster
+	wdb     *bun.DB
+	rdb     *bun.DB
+	writer  *writer
+	now     func() time.Time
+	log     *slog.Logger
+	pub     models.Publisher
+	quota   int64
 
 	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 
@@ -142,7 +144,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = wdb.Close()
 		return nil, err
 	}
-	s.writer = newWriter(wdb, eng, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth)
+	var cl *cluster
+	if eng.sharedWriters() {
+		cl = newCluster()
+	}
+	s.writer = newWriter(wdb, eng, cl, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth)
+	if pe, ok := eng.(*postgresEngine); ok {
+		s.startCluster(pe, cl)
+	}
 	return s, nil
 }
 
@@ -255,6 +264,7 @@ func (s *Store) Now() time.Time { return s.now() }
 // Close stops the writer after it has committed what it holds, then closes
 // both connection pools.
 func (s *Store) Close() error {
+	s.stopCluster()
 	s.writer.close()
 	closeStmts(s.writer.stmts)
 	s.readStmts.close()

@@ -101,6 +101,12 @@ type writer struct {
 	tsLoaded bool  // lastTS was initialised from the database
 	// maxSeq is the highest event seq the current batch assigned.
 	maxSeq int64
+	// With several instances (engine.sharedWriters): what this batch
+	// announces to the others, the event head after this instance's
+	// previous batch, and this instance's view of the others.
+	note      batchNote
+	knownHead int64
+	cluster   *cluster
 	// members caches each group's active member devices under the group's
 	// members_version (see groupMembers); cleared when a use case or a
 	// batch fails, since what it read may have been rolled back.
@@ -132,13 +138,14 @@ func (s *Store) WriterStats() WriterStats {
 		Running: time.Duration(w.runNanos.Load()), Commit: time.Duration(w.commitNanos.Load())}
 }
 
-func newWriter(db *bun.DB, eng engine, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache) *writer {
+func newWriter(db *bun.DB, eng engine, cl *cluster, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache) *writer {
 	w := &writer{
 		stmts:    stmts,
 		auth:     auth,
 		pub:      pub,
 		db:       db,
 		eng:      eng,
+		cluster:  cl,
 		maxBatch: maxBatch,
 		log:      log,
 		now:      now,
@@ -203,14 +210,17 @@ func (w *writer) commit(batch []*writeRequest) {
 		return
 	}
 	w.maxSeq = 0
+	w.note.reset()
 	if w.eng.sharedWriters() {
 		// Another instance may have written since the last batch.
 		w.tsLoaded = false
 	}
-	if err := w.eng.beginBatch(ctx, btx); err != nil {
+	head, err := w.eng.beginBatch(ctx, btx)
+	if err != nil {
 		w.abort(batch, btx, err)
 		return
 	}
+	remoteGap := w.eng.sharedWriters() && head > w.knownHead
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -247,10 +257,21 @@ func (w *writer) commit(batch []*writeRequest) {
 	w.commitNanos.Add(int64(time.Since(ran)))
 	// Before any caller is answered: once a revocation is acknowledged, no
 	// cached authentication from before it may be used.
-	w.invalidateAuth(batch)
+	authChanged := w.invalidateAuth(batch)
 	if err != nil {
 		w.finish(batch, fmt.Errorf("commit batch: %w", err))
 		return
+	}
+	if w.eng.sharedWriters() {
+		w.knownHead = max(head, w.maxSeq, w.knownHead)
+		if remoteGap {
+			// Another instance committed events since our previous batch:
+			// streams read the store (in order) before taking ours.
+			if l, ok := w.pub.(lagger); ok {
+				l.Lag(nil)
+			}
+		}
+		w.announce(ctx, authChanged)
 	}
 	w.batches.Add(1)
 	w.useCases.Add(uint64(len(batch)))
@@ -266,16 +287,16 @@ func (w *writer) commit(batch []*writeRequest) {
 
 // invalidateAuth bumps the authentication cache's generation unless every
 // use case of the batch that ran declared KeepsAuth.
-func (w *writer) invalidateAuth(batch []*writeRequest) {
-	if w.auth == nil {
-		return
-	}
+func (w *writer) invalidateAuth(batch []*writeRequest) bool {
 	for _, r := range batch {
 		if r.ran && !r.keepsAuth {
-			w.auth.invalidate()
-			return
+			if w.auth != nil {
+				w.auth.invalidate()
+			}
+			return true
 		}
 	}
+	return false
 }
 
 // exec runs one of the writer's prepared statements in the batch.
