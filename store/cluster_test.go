@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,3 +130,90 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPostgresFirstAdminInviteOnce: instances starting together on a new
+// database make one first-admin invite between them, not one each.
+func TestPostgresFirstAdminInviteOnce(t *testing.T) {
+	st := openInstances(t, 3, false)
+	codes := make(chan string, len(st))
+	errs := make(chan error, len(st))
+	for _, s := range st {
+		go func() {
+			b, err := s.EnsureAdminInvite(context.Background(), time.Hour)
+			codes <- b.Code
+			errs <- err
+		}()
+	}
+	made := 0
+	for range st {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if <-codes != "" {
+			made++
+		}
+	}
+	if made != 1 {
+		t.Fatalf("%d first-admin invites made, want 1", made)
+	}
+}
+
+// BenchmarkEventWrites stores one 512-byte event per use case from 32
+// concurrent writers: SQLite, PostgreSQL with one instance, and PostgreSQL
+// with two instances sharing the writers (the batch lock serialises them).
+func BenchmarkEventWrites(b *testing.B) {
+	run := func(b *testing.B, stores []*Store) {
+		dev := seedDevice(b, stores[0], "bench")
+		payload := make([]byte, 512)
+		var next atomicCounter
+		b.SetParallelism(32)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			s := stores[int(next.add())%len(stores)]
+			for pb.Next() {
+				if err := s.Write(context.Background(), func(ctx context.Context, tx *Tx) error {
+					return insertEvent(ctx, tx, &models.Event{Kind: models.KindNotice, RecipientDeviceID: dev, Payload: payload})
+				}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		var batches, uses uint64
+		for _, s := range stores {
+			st := s.WriterStats()
+			batches, uses = batches+st.Batches, uses+st.UseCases
+		}
+		b.ReportMetric(float64(uses)/float64(max(batches, 1)), "usecases/batch")
+	}
+	b.Run("sqlite", func(b *testing.B) {
+		s, err := Open(context.Background(), Options{Path: b.TempDir() + "/d/db"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		run(b, []*Store{s})
+	})
+	for _, n := range []int{1, 2} {
+		b.Run("postgres-"+string(rune('0'+n)), func(b *testing.B) {
+			url := testdb.Fresh(b)
+			var stores []*Store
+			for range n {
+				s, err := Open(context.Background(), Options{Database: url})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				stores = append(stores, s)
+			}
+			run(b, stores)
+		})
+	}
+}
+
+type atomicCounter struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (c *atomicCounter) add() int64 { c.mu.Lock(); defer c.mu.Unlock(); c.n++; return c.n }
