@@ -28,6 +28,8 @@ type Env struct {
 	// DebugURL is the server's --pprof-listen base URL ("" when unknown):
 	// scenarios read the writer's counters from it.
 	DebugURL string
+	// Push is the benchmark's push service (nil unless --push-subscribed).
+	Push *PushReceiver
 }
 
 // Accounts registers n new users through real passkey ceremonies.

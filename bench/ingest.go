@@ -17,6 +17,10 @@ type IngestOptions struct {
 	Size        int           // bytes per MLS message
 	Warmup      time.Duration // sending before measuring
 	Duration    time.Duration // measured sending
+	// PushSubscribed is the fraction of the senders' devices that have a
+	// Web Push subscription (to env.Push); none of them keeps a stream
+	// open, so each message queues a push for its subscribed recipients.
+	PushSubscribed float64
 }
 
 // Ingest measures messages accepted per second (durably: the server
@@ -27,6 +31,18 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	accs, err := env.Accounts(ctx, "ing", o.Concurrency)
 	if err != nil {
 		return nil, err
+	}
+	subscribed := 0
+	if o.PushSubscribed > 0 {
+		if env.Push == nil {
+			return nil, fmt.Errorf("ingest: --push-subscribed needs the push receiver (not available with --url)")
+		}
+		subscribed = int(float64(len(accs))*o.PushSubscribed + 0.5)
+		for _, a := range accs[:subscribed] {
+			if err := env.Push.Subscribe(ctx, env.Client, a); err != nil {
+				return nil, err
+			}
+		}
 	}
 	groups := make([]*Group, o.Groups)
 	for gi := range groups {
@@ -103,9 +119,17 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	selfStart, _ := readProcCPU(os.Getpid())
 	load := startMachineLoad()
 	wsStart, haveWS := env.writerStats(ctx)
+	var pushStart int64
+	if env.Push != nil {
+		pushStart = env.Push.Pushes()
+	}
 	time.Sleep(o.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	var pushes int64
+	if env.Push != nil {
+		pushes = env.Push.Pushes() - pushStart
+	}
 	wsEnd, haveWSEnd := env.writerStats(ctx)
 	if env.PID > 0 {
 		cpuEnd, _ = readProcCPU(env.PID)
@@ -117,10 +141,14 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	res := env.newResult("ingest", map[string]any{
 		"concurrency": o.Concurrency, "groups": o.Groups, "size_bytes": o.Size,
 		"duration": o.Duration.String(), "warmup": o.Warmup.String(),
+		"push_subscribed": o.PushSubscribed, "push_subscribed_devices": subscribed,
 	})
 	rate := float64(ok.Load()) / elapsed.Seconds()
 	res.Add("messages accepted/s (durable)", rate, "msg/s", ">= 5000")
 	res.AddSummary("send latency", lat.Summary(), "")
+	if env.Push != nil {
+		res.Add("push sends/s (received by the push service)", float64(pushes)/elapsed.Seconds(), "push/s", "")
+	}
 	var nfail int64
 	failed.Range(func(k, v any) bool {
 		n := v.(*atomic.Int64).Load()

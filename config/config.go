@@ -50,6 +50,9 @@ type Config struct {
 	BackupDir                string        `flag:"backup-dir" usage:"directory for scheduled backups: a verified copy of the database at start and every --backup-every (empty: off)"`
 	BackupEvery              time.Duration `flag:"backup-every" usage:"interval of scheduled backups" validate:"gte=1m,lte=8760h"`
 	BackupKeep               int           `flag:"backup-keep" usage:"scheduled backups kept (the oldest beyond are deleted)" validate:"gte=1,lte=10000"`
+	Push                     bool          `flag:"push" usage:"Web Push: send content-free wake-ups to subscribed devices that have no open stream (--push=false: no subscriptions accepted, nothing sent)"`
+	PushContact              string        `flag:"push-contact" usage:"contact for push services in the VAPID sub claim: mailto:… or https:… (default: the public URL)" validate:"omitempty,pushcontact"`
+	PushAllowHosts           []string      `flag:"push-allow-hosts" usage:"comma-separated push endpoint host names or IP addresses allowed although they are not public (and over http://), e.g. a self-hosted UnifiedPush distributor on the LAN (default: none)" validate:"dive,pushhost"`
 	PprofListen              string        `flag:"pprof-listen" usage:"debugging: serve Go's net/http/pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off)" validate:"omitempty,hostport,loopback"`
 
 	Limits Limits
@@ -101,6 +104,7 @@ func Default() Config {
 		CleanupInterval:  10 * time.Minute,
 		BackupEvery:      24 * time.Hour,
 		BackupKeep:       7,
+		Push:             true,
 		Limits: Limits{
 			MaxBodyBytes:          1 << 20,
 			MaxMessageBytes:       64 * 1024,
@@ -277,6 +281,18 @@ func newValidator() *validator.Validate {
 		s := fl.Field().String()
 		return net.ParseIP(s) == nil && validHostname(s)
 	})
+	_ = v.RegisterValidation("pushcontact", func(fl validator.FieldLevel) bool {
+		s := fl.Field().String()
+		if rest, ok := strings.CutPrefix(s, "mailto:"); ok {
+			return strings.Contains(rest, "@") && !strings.ContainsAny(rest, " ,")
+		}
+		u, err := url.Parse(s)
+		return err == nil && u.Scheme == "https" && u.Host != ""
+	})
+	_ = v.RegisterValidation("pushhost", func(fl validator.FieldLevel) bool {
+		s := strings.Trim(fl.Field().String(), "[]")
+		return net.ParseIP(s) != nil || validHostname(s)
+	})
 	_ = v.RegisterValidation("origin", func(fl validator.FieldLevel) bool {
 		u, err := url.Parse(fl.Field().String())
 		return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
@@ -318,6 +334,10 @@ func explain(fe validator.FieldError) string {
 		return "must be a domain name such as localhost or chat.example.org, not an IP address (passkeys need a domain; use localhost on this machine)"
 	case "origin":
 		return "must be an origin such as https://chat.example.org (scheme and host, no path)"
+	case "pushcontact":
+		return "must be mailto:someone@example.org or an https:// URL"
+	case "pushhost":
+		return "must be host names or IP addresses without port, e.g. ntfy.lan,192.168.1.20"
 	case "cidr":
 		return "must be a CIDR such as 10.0.0.0/8"
 	case "oneof":

@@ -42,6 +42,8 @@ type Deps struct {
 	// Metrics is the server's metrics registry; nil registers nowhere.
 	// Add a metric in one line: d.Metrics.Counter("x_total", "help", "label").
 	Metrics *metrics.Registry
+	// Push is nil when push is off (--push=false, or the OpenAPI build).
+	Push *PushDeps
 }
 
 // Tags group operations in the OpenAPI document.
@@ -70,6 +72,7 @@ func Register(api huma.API, d *Deps) {
 	h.registerSystem(api)
 	h.registerAuth(api)
 	h.registerMe(api)
+	h.registerPush(api)
 	h.registerSync(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)

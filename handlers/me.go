@@ -24,11 +24,12 @@ type DeviceInfo struct {
 	RevokedAt      *time.Time `json:"revoked_at,omitempty" doc:"When the device was revoked; a revoked device can never sign in again"`
 	ActiveSessions int        `json:"active_sessions" doc:"Sessions of the device that are neither ended nor expired"`
 	Current        bool       `json:"current" doc:"True for the device making this request"`
+	Push           bool       `json:"push" doc:"The device has a Web Push subscription (PUT /v1/me/devices/current/push)"`
 }
 
 func deviceInfo(d store.DeviceInfo, current string) DeviceInfo {
 	return DeviceInfo{ID: d.ID, Name: d.Name, CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt, RevokedAt: d.RevokedAt,
-		ActiveSessions: d.ActiveSessions, Current: d.ID == current}
+		ActiveSessions: d.ActiveSessions, Current: d.ID == current, Push: d.Push}
 }
 
 // SessionInfo describes an active session.

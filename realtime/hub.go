@@ -175,6 +175,15 @@ func (h *Hub) Publish(e *models.Event, devices []string) {
 	}
 }
 
+// Online reports whether the device has an open stream (push skips such
+// devices: the stream delivers).
+func (h *Hub) Online(deviceID string) bool {
+	h.mu.RLock()
+	n := len(h.devices[deviceID])
+	h.mu.RUnlock()
+	return n > 0
+}
+
 // SessionsEnded ends every subscription of the given sessions at once.
 func (h *Hub) SessionsEnded(sessionIDs []string) {
 	var victims []*Subscription

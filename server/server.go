@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,10 +23,12 @@ import (
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/docs"
+	"github.com/sovereign-im/sovereign/egress"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/metrics"
 	"github.com/sovereign-im/sovereign/models"
+	"github.com/sovereign-im/sovereign/push"
 	"github.com/sovereign-im/sovereign/realtime"
 	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/store"
@@ -39,6 +42,11 @@ type Options struct {
 	// AdminReady, if not nil, receives the bound admin address once Run
 	// listens on it (only with --admin-listen).
 	AdminReady func(addr net.Addr)
+	// PushRootCAs replaces the system roots for push endpoints (tests run
+	// a TLS push service of their own).
+	PushRootCAs *x509.CertPool
+	// PushMinGap overrides the least time between two pushes to a device.
+	PushMinGap time.Duration
 }
 
 // Server is a running Sovereign instance.
@@ -58,6 +66,7 @@ type Server struct {
 	metrics    *metrics.Registry
 	backups    *BackupScheduler // nil without --backup-dir
 	stopBackup func()
+	push       *push.Worker // nil with --push=false
 	closeOnce  sync.Once
 }
 
@@ -68,8 +77,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	config.Derive(&cfg)
 	hub := realtime.New(realtime.Options{})
+	var pushOnline func(string) bool
+	if cfg.Push {
+		pushOnline = hub.Online
+	}
 	st, err := store.Open(ctx, store.Options{
 		Database:                 cfg.Database,
+		PushOnline:               pushOnline,
 		Path:                     cfg.DBPath(),
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
@@ -107,6 +121,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Streams:  realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
 		Settings: live,
 		Metrics:  reg,
+	}
+	if cfg.Push {
+		vapid, err := push.LoadVAPID(ctx, st)
+		if err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("push: %w", err)
+		}
+		policy := &egress.Policy{AllowHosts: cfg.PushAllowHosts, RootCAs: opts.PushRootCAs}
+		s.push = push.NewWorker(st, vapid, push.Config{Contact: PushContact(cfg), Policy: policy, Online: hub.Online,
+			MinGap: opts.PushMinGap, Now: opts.Now, Log: log, Metrics: reg})
+		if err := s.push.Start(ctx); err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("push: %w", err)
+		}
+		deps.Push = &handlers.PushDeps{VAPIDPublicKey: vapid.Public, Policy: policy}
+		registerPushMetrics(reg, st)
 	}
 	mux := http.NewServeMux()
 	s.api = api.New(mux, deps)
@@ -235,6 +265,36 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 	return tasks
 }
 
+// PushContact is the VAPID sub claim: --push-contact, else the public URL
+// when it is https, else mailto:admin@ the RP ID.
+func PushContact(cfg config.Config) string {
+	if cfg.PushContact != "" {
+		return cfg.PushContact
+	}
+	if base := cfg.BaseURL(); strings.HasPrefix(base, "https://") {
+		return base
+	}
+	return "mailto:admin@" + cfg.RPID
+}
+
+// registerPushMetrics adds the push tables' sizes, read at each scrape.
+func registerPushMetrics(reg *metrics.Registry, st *store.Store) {
+	read := func(f func(store.PushStats) int64) func() float64 {
+		return func() float64 {
+			ps, err := st.PushStats(context.Background())
+			if err != nil {
+				return 0
+			}
+			return float64(f(ps))
+		}
+	}
+	reg.GaugeFunc("push_subscriptions", "Devices with a Web Push subscription.", read(func(p store.PushStats) int64 { return p.Subscriptions }))
+	reg.GaugeFunc("push_outbox", "Devices with a push waiting in the outbox.", read(func(p store.PushStats) int64 { return p.Outbox }))
+}
+
+// Push is the push worker, or nil with --push=false.
+func (s *Server) Push() *push.Worker { return s.push }
+
 // Metrics is the server's metrics registry.
 func (s *Server) Metrics() *metrics.Registry { return s.metrics }
 
@@ -302,6 +362,9 @@ func (s *Server) Close() error {
 		s.hub.Close()
 		s.cleanup.Stop()
 		s.stopBackup()
+		if s.push != nil {
+			s.push.Stop()
+		}
 		err = s.store.Close()
 		st := s.store.WriterStats()
 		s.log.Info("writer stopped", "commits", st.Batches, "use_cases", st.UseCases,

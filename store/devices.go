@@ -13,6 +13,8 @@ import (
 type DeviceInfo struct {
 	models.Device
 	ActiveSessions int
+	// Push is true when the device has a Web Push subscription.
+	Push bool
 }
 
 // SessionInfo is an active session with the name of its device.
@@ -29,15 +31,17 @@ type deviceRow struct {
 	LastSeenAt *int64 `bun:"last_seen_at"`
 	RevokedAt  *int64 `bun:"revoked_at"`
 	Active     int    `bun:"active"`
+	Push       bool   `bun:"push"`
 }
 
 func (r *deviceRow) model() DeviceInfo {
 	return DeviceInfo{Device: models.Device{ID: r.ID, UserID: r.UserID, Name: r.Name, CreatedAt: models.FromMillis(r.CreatedAt),
-		LastSeenAt: models.FromMillisPtr(r.LastSeenAt), RevokedAt: models.FromMillisPtr(r.RevokedAt)}, ActiveSessions: r.Active}
+		LastSeenAt: models.FromMillisPtr(r.LastSeenAt), RevokedAt: models.FromMillisPtr(r.RevokedAt)}, ActiveSessions: r.Active, Push: r.Push}
 }
 
 const deviceQuery = `SELECT d.id, d.user_id, d.name, d.created_at, d.last_seen_at, d.revoked_at,
-  (SELECT count(*) FROM sessions s WHERE s.device_id = d.id AND s.revoked_at IS NULL AND s.expires_at > ?) AS active
+  (SELECT count(*) FROM sessions s WHERE s.device_id = d.id AND s.revoked_at IS NULL AND s.expires_at > ?) AS active,
+  EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.device_id = d.id) AS push
 FROM devices d`
 
 // DevicesByUser lists a user's devices, revoked ones included, oldest first.

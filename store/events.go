@@ -79,9 +79,14 @@ func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
 }
 
 // publish announces ev to devices once the use case is durably committed.
+// With push on, the devices that have a push subscription and no open
+// stream also get a push outbox row in the same use case.
 func publish(tx *Tx, ev *models.Event, devices []string) {
 	pub := tx.w.pub
 	tx.w.noteDevices(devices)
+	if tx.w.push != nil {
+		tx.pushes = append(tx.pushes, pendingPush{ev: ev, devices: devices})
+	}
 	tx.AfterCommit(func() { pub.Publish(ev, devices) })
 }
 

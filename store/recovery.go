@@ -44,6 +44,10 @@ func recoverDevice(ctx context.Context, tx *Tx, deviceID, reason string) error {
 	if err != nil {
 		return fmt.Errorf("read device: %w", err)
 	}
+	// A revoked device or disabled user gets no more pushes.
+	if _, err := deletePushSubscription(ctx, tx, deviceID); err != nil {
+		return err
+	}
 	var groups []struct {
 		ID    []byte `bun:"group_id"`
 		Epoch int64  `bun:"epoch"`

@@ -24,6 +24,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 	qActiveMembers = `SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`
 	qIdemLookup    = `SELECT request_hash, response FROM idempotency_keys WHERE device_id = ? AND key = ?`
 	qIdemSave      = `INSERT INTO idempotency_keys (device_id, key, request_hash, response, created_at) VALUES (?, ?, ?, ?, ?)`
+	// qPushEnqueue queues (or coalesces into) a device's push outbox row.
+	qPushEnqueue = `INSERT INTO push_outbox (device_id, seq, urgency, version, due_at, lease_until, attempts, created_at)
+VALUES (?, ?, ?, 1, ?, 0, 0, ?)
+ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, version = push_outbox.version + 1,
+  urgency = CASE WHEN excluded.urgency = 'high' THEN 'high' ELSE push_outbox.urgency END`
 
 	// The writer wraps every use case in these.
 	qSavepoint         = `SAVEPOINT uc`
@@ -31,7 +36,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 	qRollbackSavepoint = `ROLLBACK TO uc`
 )
 
-var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qActiveMembers, qIdemLookup, qIdemSave,
+var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qActiveMembers, qIdemLookup, qIdemSave, qPushEnqueue,
 	qSavepoint, qReleaseSavepoint, qRollbackSavepoint}
 
 // prepareHot prepares the hot statements on the writer's connection. It

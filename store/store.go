@@ -60,6 +60,9 @@ type Options struct {
 	// GroupQuotaBytes bounds the stored message bytes of one group; 0
 	// means the threat model's default (1 GiB).
 	GroupQuotaBytes int64
+	// PushOnline turns Web Push queueing on: it reports whether a device
+	// has an open stream (such devices get no push). Nil means push is off.
+	PushOnline func(deviceID string) bool
 	// MustExist refuses to create the database file: commands other than
 	// serve open the server's database and must never make a new one.
 	MustExist bool
@@ -149,6 +152,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		cl = newCluster()
 	}
 	s.writer = newWriter(wdb, eng, cl, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth)
+	if opts.PushOnline != nil {
+		s.writer.push = &pushState{online: opts.PushOnline, subs: make(map[string]struct{})}
+		if err := s.loadPushSubscriptions(ctx); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	if pe, ok := eng.(*postgresEngine); ok {
 		s.startCluster(pe, cl)
 	}

@@ -26,6 +26,12 @@ type Tx struct {
 	afterCommit []func()
 	w           *writer
 	keepsAuth   bool
+	// pushes are the events published by the use case, queued for push
+	// before its savepoint is released (push on only).
+	pushes []pendingPush
+	// pushGone are devices whose subscription this use case deleted (the
+	// in-memory set changes only after commit).
+	pushGone []string
 }
 
 // Now is the clock reading taken for this use case.
@@ -111,6 +117,8 @@ type writer struct {
 	// members_version (see groupMembers); cleared when a use case or a
 	// batch fails, since what it read may have been rolled back.
 	members map[string]memberList
+	// push is nil when push is off.
+	push *pushState
 }
 
 // memberList is a group's active member devices at one members_version.
@@ -232,6 +240,9 @@ func (w *writer) commit(batch []*writeRequest) {
 		}
 		r.tx = &Tx{Tx: btx, now: w.now(), w: w}
 		r.err = runUseCase(r.ctx, r.fn, r.tx)
+		if r.err == nil && len(r.tx.pushes) > 0 {
+			r.err = w.enqueuePushes(r.ctx, r.tx)
+		}
 		r.ran, r.keepsAuth = true, r.tx.keepsAuth
 		if r.err != nil {
 			r.tx = nil

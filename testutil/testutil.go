@@ -64,6 +64,13 @@ type Server struct {
 // the same IP); a test of that limit lowers it again in mutate.
 func NewServer(t testing.TB, mutate ...func(*config.Config)) *Server {
 	t.Helper()
+	return NewServerWith(t, server.Options{}, mutate...)
+}
+
+// NewServerWith is NewServer with server options (the clock is the test
+// clock; the other options are the caller's, e.g. a push service's roots).
+func NewServerWith(t testing.TB, opts server.Options, mutate ...func(*config.Config)) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Database = testdb.URL(t)
@@ -78,7 +85,8 @@ func NewServer(t testing.TB, mutate ...func(*config.Config)) *Server {
 	}
 	clock := &Clock{}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	app, err := server.New(context.Background(), cfg, log, server.Options{Now: clock.Now})
+	opts.Now = clock.Now
+	app, err := server.New(context.Background(), cfg, log, opts)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}

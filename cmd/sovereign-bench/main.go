@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.ingest.Size, "size", 1024, "ingest: MLS message size in bytes")
 	fs.DurationVar(&o.ingest.Duration, "duration", 10*time.Second, "ingest: measured time")
 	fs.DurationVar(&o.ingest.Warmup, "warmup", 2*time.Second, "ingest: sending before measuring")
+	fs.Float64Var(&o.ingest.PushSubscribed, "push-subscribed", 0, "ingest: fraction (0-1) of the senders' devices subscribed to Web Push, sent to a push service the bench runs on loopback")
 
 	fs.IntVar(&o.fanout.Members, "members", 100, "fanout: member devices of the group, each subscribed")
 	fs.IntVar(&o.fanout.Rate, "rate", 1000, "fanout: messages published per second")
@@ -259,6 +260,16 @@ func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer
 		}
 	}
 	flags = append(flags, "--pprof-listen", debugAddr)
+	if o.ingest.PushSubscribed > 0 {
+		rx, err := bench.StartPushReceiver()
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		cleanups = append(cleanups, rx.Close)
+		env.Push = rx
+		flags = append(flags, "--push-allow-hosts", "127.0.0.1")
+	}
 	if o.serverFlags != "" {
 		flags = append(flags, strings.Fields(o.serverFlags)...)
 	}

@@ -291,6 +291,36 @@ test("members join with invite links, talk end to end, add a second device, queu
     }
     lat.sort((a, b) => a - b);
 
+    // Push (docs/push.md): Bob's settings have a per-device push toggle.
+    // Headless Chromium has no push service to subscribe with, so the push
+    // is handed to Bob's service worker over CDP, as a push service would:
+    // the worker asks the open page who wrote (the page holds the MLS
+    // state and decrypts) and shows a notification without any content
+    // from the server.
+    await bob.ctx.grantPermissions(["notifications"], { origin: baseURL });
+    await bob.page.click("a[href='#/settings']");
+    await bob.page.waitForSelector("#push-toggle");
+    await bob.page.locator("#push-status", { hasText: /device|browser|server/ }).waitFor({ timeout: 20000 });
+    await shot(bob, "04b-settings-push");
+    await bob.page.goBack();
+    await bob.page.waitForSelector("#composer");
+    const registrations = new Map();
+    bob.cdp.on("ServiceWorker.workerRegistrationUpdated", (ev) => {
+      for (const r of ev.registrations) if (!r.isDeleted) registrations.set(r.scopeURL, r.registrationId);
+    });
+    await bob.cdp.send("ServiceWorker.enable");
+    const scope = baseURL + "/app/";
+    for (let i = 0; i < 100 && !registrations.has(scope); i++) await bob.page.waitForTimeout(100);
+    assert.ok(registrations.has(scope), `the app's service worker is registered (${[...registrations.keys()]})`);
+    await bob.cdp.send("ServiceWorker.deliverPushMessage", { origin: baseURL, registrationId: registrations.get(scope), data: JSON.stringify({ t: "wake" }) });
+    let shown = [];
+    for (let i = 0; i < 100 && shown.length === 0; i++) {
+      await bob.page.waitForTimeout(100);
+      shown = await bob.page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => n.title));
+    }
+    assert.deepEqual(shown, ["New message from alice"], "the push showed a notification naming who wrote");
+    await bob.cdp.send("ServiceWorker.disable");
+
     // 4. Bob's second device: another browser with Bob's passkey (synced).
     const { credentials } = await bob.cdp.send("WebAuthn.getCredentials", { authenticatorId: bob.authenticatorId });
     assert.equal(credentials.length, 1);

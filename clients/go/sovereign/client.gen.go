@@ -1023,6 +1023,9 @@ type DeviceInfo struct {
 	// Examples: Alice's phone
 	Name string `json:"name"`
 
+	// Push The device has a Web Push subscription (PUT /v1/me/devices/current/push)
+	Push bool `json:"push"`
+
 	// RevokedAt When the device was revoked; a revoked device can never sign in again
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
@@ -1379,6 +1382,39 @@ type Problem struct {
 	Type *string `json:"type,omitempty"`
 }
 
+// PushKeys defines model for PushKeys.
+type PushKeys struct {
+	// Auth The device's 16-byte authentication secret, base64url
+	Auth string `json:"auth"`
+
+	// P256dh The device's P-256 public key (uncompressed point), base64url
+	P256dh string `json:"p256dh"`
+}
+
+// PushSubscriptionInfo defines model for PushSubscriptionInfo.
+type PushSubscriptionInfo struct {
+	// CreatedAt When the device first subscribed
+	CreatedAt time.Time `json:"created_at"`
+
+	// Endpoint The push service URL pushes go to
+	Endpoint string `json:"endpoint"`
+
+	// UpdatedAt When the subscription last changed
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// PutPushInputBody defines model for PutPushInputBody.
+type PutPushInputBody struct {
+	// Endpoint The push service URL the browser (or UnifiedPush distributor) gave. Only https:// URLs on public addresses are accepted, unless the operator allowed the host (--push-allow-hosts).
+	//
+	// Examples: https://updates.push.services.mozilla.com/wpush/v2/gAAAAABh
+	Endpoint string `json:"endpoint"`
+
+	// ExpirationTime As PushSubscription.toJSON() gives it; ignored
+	ExpirationTime *float64 `json:"expirationTime,omitempty"`
+	Keys           PushKeys `json:"keys"`
+}
+
 // ReceiptBody defines model for ReceiptBody.
 type ReceiptBody struct {
 	// Epoch The message's epoch
@@ -1615,6 +1651,14 @@ type UserInfo struct {
 // UserInfoRole Role on this server
 type UserInfoRole string
 
+// VAPIDKeyOutputBody defines model for VAPIDKeyOutputBody.
+type VAPIDKeyOutputBody struct {
+	// PublicKey The server's VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without padding. Pass it as applicationServerKey to pushManager.subscribe.
+	//
+	// Examples: BDd3_hVL9fZi9Ybo2UUzA284WG5FZR30_95YeZJsiApwXKpNcF1rRPF3foIiBHXRdJI2Qhumhf6_LFTeZaNndIo
+	PublicKey string `json:"public_key"`
+}
+
 // Values defines model for Values.
 type Values struct {
 	// AuthBurst Passkey ceremony requests per client IP in a burst
@@ -1782,6 +1826,9 @@ type SendMessageJSONRequestBody = SendMessageInputBody
 
 // UploadKeyPackagesJSONRequestBody defines body for UploadKeyPackages for application/json ContentType.
 type UploadKeyPackagesJSONRequestBody = KeyPackageUploadInputBody
+
+// PutMyDevicePushJSONRequestBody defines body for PutMyDevicePush for application/json ContentType.
+type PutMyDevicePushJSONRequestBody = PutPushInputBody
 
 // RenameMyPasskeyJSONRequestBody defines body for RenameMyPasskey for application/json ContentType.
 type RenameMyPasskeyJSONRequestBody = RenamePasskeyInputBody
@@ -2273,6 +2320,38 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
 	ListMyDevices(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteMyDevicePush Stop push for this device
+	//
+	// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+	//
+	// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+	DeleteMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMyDevicePush This device's push subscription
+	//
+	// 404 `no_push_subscription` when the device has none.
+	//
+	// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+	GetMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutMyDevicePushWithBody Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutMyDevicePush Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePush(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RevokeMyDevice Revoke one of my devices
 	//
 	// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
@@ -2328,6 +2407,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetVapidPublicKey The server's VAPID public key
+	//
+	// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+	//
+	// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+	GetVapidPublicKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SyncFeed Long-poll the device's feed
 	//
@@ -3230,6 +3316,78 @@ func (c *Client) ListMyDevices(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
+// DeleteMyDevicePush Stop push for this device
+//
+// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+//
+// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+func (c *Client) DeleteMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMyDevicePushRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMyDevicePush This device's push subscription
+//
+// 404 `no_push_subscription` when the device has none.
+//
+// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+func (c *Client) GetMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMyDevicePushRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutMyDevicePushWithBody Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *Client) PutMyDevicePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutMyDevicePushRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutMyDevicePush Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *Client) PutMyDevicePush(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutMyDevicePushRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RevokeMyDevice Revoke one of my devices
 //
 // For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
@@ -3356,6 +3514,23 @@ func (c *Client) ListMySessions(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 func (c *Client) EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewEndMySessionRequest(c.Server, sessionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetVapidPublicKey The server's VAPID public key
+//
+// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+//
+// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+func (c *Client) GetVapidPublicKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetVapidPublicKeyRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -4885,6 +5060,100 @@ func NewListMyDevicesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeleteMyDevicePushRequest constructs an http.Request for the DeleteMyDevicePush method
+func NewDeleteMyDevicePushRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/push")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMyDevicePushRequest constructs an http.Request for the GetMyDevicePush method
+func NewGetMyDevicePushRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/push")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutMyDevicePushRequest calls the generic PutMyDevicePush builder with application/json body
+func NewPutMyDevicePushRequest(server string, body PutMyDevicePushJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutMyDevicePushRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPutMyDevicePushRequestWithBody constructs an http.Request for the PutMyDevicePush method, with any body, and a specified content type
+func NewPutMyDevicePushRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/push")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRevokeMyDeviceRequest constructs an http.Request for the RevokeMyDevice method
 func NewRevokeMyDeviceRequest(server string, deviceId openapi_types.UUID) (*http.Request, error) {
 	var err error
@@ -5108,6 +5377,33 @@ func NewEndMySessionRequest(server string, sessionId openapi_types.UUID) (*http.
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetVapidPublicKeyRequest constructs an http.Request for the GetVapidPublicKey method
+func NewGetVapidPublicKeyRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/push/vapid-public-key")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -5777,6 +6073,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
 	ListMyDevicesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyDevicesResponse, error)
 
+	// DeleteMyDevicePushWithResponse Stop push for this device
+	//
+	// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+	DeleteMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteMyDevicePushResponse, error)
+
+	// GetMyDevicePushWithResponse This device's push subscription
+	//
+	// 404 `no_push_subscription` when the device has none.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+	GetMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMyDevicePushResponse, error)
+
+	// PutMyDevicePushWithBodyWithResponse Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error)
+
+	// PutMyDevicePushWithResponse Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePushWithResponse(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error)
+
 	// RevokeMyDeviceWithResponse Revoke one of my devices
 	//
 	// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
@@ -5844,6 +6176,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySessionWithResponse(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*EndMySessionResponse, error)
+
+	// GetVapidPublicKeyWithResponse The server's VAPID public key
+	//
+	// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+	GetVapidPublicKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetVapidPublicKeyResponse, error)
 
 	// SyncFeedWithResponse Long-poll the device's feed
 	//
@@ -8314,6 +8655,185 @@ func (r ListMyDevicesResponse) ContentType() string {
 	return ""
 }
 
+type DeleteMyDevicePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteMyDevicePushResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteMyDevicePushResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMyDevicePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMyDevicePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMyDevicePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMyDevicePushResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMyDevicePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PushSubscriptionInfo
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMyDevicePushResponse) GetJSON200() *PushSubscriptionInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMyDevicePushResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMyDevicePushResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMyDevicePushResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMyDevicePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMyDevicePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMyDevicePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMyDevicePushResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutMyDevicePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PushSubscriptionInfo
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutMyDevicePushResponse) GetJSON200() *PushSubscriptionInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PutMyDevicePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutMyDevicePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutMyDevicePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutMyDevicePushResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RevokeMyDeviceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8735,6 +9255,61 @@ func (r EndMySessionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r EndMySessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetVapidPublicKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VAPIDKeyOutputBody
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetVapidPublicKeyResponse) GetJSON200() *VAPIDKeyOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetVapidPublicKeyResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetVapidPublicKeyResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetVapidPublicKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetVapidPublicKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetVapidPublicKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetVapidPublicKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9685,6 +10260,66 @@ func (c *ClientWithResponses) ListMyDevicesWithResponse(ctx context.Context, req
 	return ParseListMyDevicesResponse(rsp)
 }
 
+// DeleteMyDevicePushWithResponse Stop push for this device
+//
+// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+func (c *ClientWithResponses) DeleteMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteMyDevicePushResponse, error) {
+	rsp, err := c.DeleteMyDevicePush(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMyDevicePushResponse(rsp)
+}
+
+// GetMyDevicePushWithResponse This device's push subscription
+//
+// 404 `no_push_subscription` when the device has none.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+func (c *ClientWithResponses) GetMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMyDevicePushResponse, error) {
+	rsp, err := c.GetMyDevicePush(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMyDevicePushResponse(rsp)
+}
+
+// PutMyDevicePushWithBodyWithResponse Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *ClientWithResponses) PutMyDevicePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error) {
+	rsp, err := c.PutMyDevicePushWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutMyDevicePushResponse(rsp)
+}
+
+// PutMyDevicePushWithResponse Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *ClientWithResponses) PutMyDevicePushWithResponse(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error) {
+	rsp, err := c.PutMyDevicePush(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutMyDevicePushResponse(rsp)
+}
+
 // RevokeMyDeviceWithResponse Revoke one of my devices
 //
 // For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
@@ -9799,6 +10434,21 @@ func (c *ClientWithResponses) EndMySessionWithResponse(ctx context.Context, sess
 		return nil, err
 	}
 	return ParseEndMySessionResponse(rsp)
+}
+
+// GetVapidPublicKeyWithResponse The server's VAPID public key
+//
+// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+func (c *ClientWithResponses) GetVapidPublicKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetVapidPublicKeyResponse, error) {
+	rsp, err := c.GetVapidPublicKey(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetVapidPublicKeyResponse(rsp)
 }
 
 // SyncFeedWithResponse Long-poll the device's feed
@@ -11810,6 +12460,143 @@ func ParseListMyDevicesResponse(rsp *http.Response) (*ListMyDevicesResponse, err
 	return response, nil
 }
 
+// ParseDeleteMyDevicePushResponse parses an HTTP response from a DeleteMyDevicePushWithResponse call
+func ParseDeleteMyDevicePushResponse(rsp *http.Response) (*DeleteMyDevicePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMyDevicePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMyDevicePushResponse parses an HTTP response from a GetMyDevicePushWithResponse call
+func ParseGetMyDevicePushResponse(rsp *http.Response) (*GetMyDevicePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMyDevicePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PushSubscriptionInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutMyDevicePushResponse parses an HTTP response from a PutMyDevicePushWithResponse call
+func ParsePutMyDevicePushResponse(rsp *http.Response) (*PutMyDevicePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutMyDevicePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PushSubscriptionInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseRevokeMyDeviceResponse parses an HTTP response from a RevokeMyDeviceWithResponse call
 func ParseRevokeMyDeviceResponse(rsp *http.Response) (*RevokeMyDeviceResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12128,6 +12915,46 @@ func ParseEndMySessionResponse(rsp *http.Response) (*EndMySessionResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetVapidPublicKeyResponse parses an HTTP response from a GetVapidPublicKeyWithResponse call
+func ParseGetVapidPublicKeyResponse(rsp *http.Response) (*GetVapidPublicKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetVapidPublicKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VAPIDKeyOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

@@ -640,6 +640,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/devices/current/push": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This device's push subscription
+         * @description 404 `no_push_subscription` when the device has none.
+         */
+        get: operations["getMyDevicePush"];
+        /**
+         * Subscribe this device to push
+         * @description Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+         */
+        put: operations["putMyDevicePush"];
+        post?: never;
+        /**
+         * Stop push for this device
+         * @description Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+         */
+        delete: operations["deleteMyDevicePush"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/devices/{device_id}": {
         parameters: {
             query?: never;
@@ -740,6 +768,26 @@ export interface paths {
          * @description Ends a session at once (its token gets 401 and its streams close). Ending the current session logs out. The device stays and may sign in again.
          */
         delete: operations["endMySession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The server's VAPID public key
+         * @description The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+         */
+        get: operations["getVapidPublicKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1431,6 +1479,8 @@ export interface components {
              * @example Alice's phone
              */
             name: string;
+            /** @description The device has a Web Push subscription (PUT /v1/me/devices/current/push) */
+            push: boolean;
             /**
              * Format: date-time
              * @description When the device was revoked; a revoked device can never sign in again
@@ -1789,6 +1839,39 @@ export interface components {
              */
             type: string;
         };
+        PushKeys: {
+            /** @description The device's 16-byte authentication secret, base64url */
+            auth: string;
+            /** @description The device's P-256 public key (uncompressed point), base64url */
+            p256dh: string;
+        };
+        PushSubscriptionInfo: {
+            /**
+             * Format: date-time
+             * @description When the device first subscribed
+             */
+            created_at: string;
+            /** @description The push service URL pushes go to */
+            endpoint: string;
+            /**
+             * Format: date-time
+             * @description When the subscription last changed
+             */
+            updated_at: string;
+        };
+        PutPushInputBody: {
+            /**
+             * @description The push service URL the browser (or UnifiedPush distributor) gave. Only https:// URLs on public addresses are accepted, unless the operator allowed the host (--push-allow-hosts).
+             * @example https://updates.push.services.mozilla.com/wpush/v2/gAAAAABh
+             */
+            endpoint: string;
+            /**
+             * Format: double
+             * @description As PushSubscription.toJSON() gives it; ignored
+             */
+            expirationTime?: number | null;
+            keys: components["schemas"]["PushKeys"];
+        };
         ReceiptBody: {
             /**
              * Format: int64
@@ -2025,6 +2108,13 @@ export interface components {
              * @example alice
              */
             username: string;
+        };
+        VAPIDKeyOutputBody: {
+            /**
+             * @description The server's VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without padding. Pass it as applicationServerKey to pushManager.subscribe.
+             * @example BDd3_hVL9fZi9Ybo2UUzA284WG5FZR30_95YeZJsiApwXKpNcF1rRPF3foIiBHXRdJI2Qhumhf6_LFTeZaNndIo
+             */
+            public_key: string;
         };
         Values: {
             /**
@@ -4251,6 +4341,149 @@ export interface operations {
             };
         };
     };
+    getMyDevicePush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    putMyDevicePush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutPushInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteMyDevicePush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     revokeMyDevice: {
         parameters: {
             query?: never;
@@ -4590,6 +4823,44 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getVapidPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VAPIDKeyOutputBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

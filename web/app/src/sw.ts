@@ -52,4 +52,54 @@ sw.addEventListener("fetch", (e) => {
   )
 })
 
-// Push notifications (issue 15) add their "push" and "notificationclick" handlers here.
+// Push notifications (docs/push.md). A push is a content-free wake-up
+// ({"t":"wake"}): the notification text never comes from the server. The
+// worker shows "New message"; when a page of the app is running, that page
+// (which holds the MLS state) catches up, decrypts and says who wrote, and
+// the notification names them. The worker itself never decrypts.
+const NOTIFY_TAG = "sovereign-new-message"
+
+async function askPage(): Promise<{ from?: string; visible?: boolean } | undefined> {
+  const wins = await sw.clients.matchAll({ type: "window", includeUncontrolled: true })
+  for (const w of wins) {
+    const reply = await new Promise<{ from?: string; visible?: boolean } | undefined>((resolve) => {
+      const ch = new MessageChannel()
+      const timer = setTimeout(() => resolve(undefined), 3000)
+      ch.port1.onmessage = (m) => {
+        clearTimeout(timer)
+        resolve(m.data as { from?: string; visible?: boolean })
+      }
+      w.postMessage({ type: "push-wake" }, [ch.port2])
+    })
+    if (reply) return reply
+  }
+  return undefined
+}
+
+sw.addEventListener("push", (e) => {
+  e.waitUntil(
+    (async () => {
+      const reply = await askPage().catch(() => undefined)
+      const title = reply?.from ? `New message from ${reply.from}` : "New message"
+      await sw.registration.showNotification(title, {
+        tag: NOTIFY_TAG,
+        icon: "/app/assets/icon-192.png",
+        badge: "/app/assets/icon-192.png",
+        data: { url: "/app/" },
+      })
+    })(),
+  )
+})
+
+sw.addEventListener("notificationclick", (e) => {
+  e.notification.close()
+  e.waitUntil(
+    (async () => {
+      const wins = await sw.clients.matchAll({ type: "window", includeUncontrolled: true })
+      for (const w of wins) {
+        if (new URL(w.url).pathname.startsWith("/app")) return void (await w.focus())
+      }
+      await sw.clients.openWindow("/app/")
+    })(),
+  )
+})

@@ -9,6 +9,8 @@ import { conversations, me, messages, openConversation, type Conversation, type 
 import { t } from "../strings"
 
 export class Conversations {
+  /** The newest message from someone else this page decrypted (the service worker asks for it when a push arrives). */
+  lastIncoming?: { fromName: string; t: number; at: number }
   constructor(
     private readonly db: AppDB,
     private readonly sealer: Sealer,
@@ -145,6 +147,7 @@ export class Conversations {
           state: mine ? "sent" : "received",
         })
         if (!fresh) return
+        if (!mine) this.lastIncoming = { fromName: from?.username ?? t.unnamedPending, t: time, at: Date.now() }
         const viewing = openConversation.value === id && document.visibilityState === "visible"
         const cur = this.conv(id) ?? c // re-read: other changes may have landed while we awaited
         await this.saveConv({ ...cur, lastTime: time, lastText: env.text, unread: viewing || mine ? cur.unread : cur.unread + 1 })

@@ -40,6 +40,7 @@ export class Engine {
     await e.openClient()
     window.addEventListener("online", () => e.onOnline())
     window.addEventListener("offline", () => e.onOffline())
+    navigator.serviceWorker?.addEventListener("message", (ev) => e.onWorkerMessage(ev))
     if (e.client.signedIn && e.client.token) await e.started()
     booted.value = true
     return e
@@ -180,6 +181,29 @@ export class Engine {
     await this.convs.markRejoin(groups)
     banner.value = t.resyncNotice(groups.length)
     await this.started(me.value?.role)
+  }
+
+  /**
+   * A push woke the service worker while this page runs: this page owns
+   * the MLS state, so it catches up with its feed, decrypts here, and
+   * tells the worker who wrote (the worker never decrypts: two holders of
+   * one MLS state would fork it).
+   */
+  private onWorkerMessage(ev: MessageEvent): void {
+    const data = ev.data as { type?: string } | undefined
+    const port = ev.ports[0]
+    if (data?.type !== "push-wake" || !port) return
+    void (async () => {
+      const since = Date.now()
+      if (me.value) this.follow()
+      const deadline = since + 2500
+      while (Date.now() < deadline && !(this.convs.lastIncoming && this.convs.lastIncoming.at >= since)) {
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const last = this.convs.lastIncoming
+      const recent = last && Date.now() - last.at < 60_000
+      port.postMessage({ from: recent ? last.fromName : undefined, visible: document.visibilityState === "visible" })
+    })()
   }
 
   private onOnline(): void {
