@@ -309,6 +309,24 @@ func (e HealthOutputBodyStatus) Valid() bool {
 	}
 }
 
+// Defines values for OverridesDirectory.
+const (
+	OverridesDirectoryExact  OverridesDirectory = "exact"
+	OverridesDirectorySearch OverridesDirectory = "search"
+)
+
+// Valid indicates whether the value is a known member of the OverridesDirectory enum.
+func (e OverridesDirectory) Valid() bool {
+	switch e {
+	case OverridesDirectoryExact:
+		return true
+	case OverridesDirectorySearch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OverridesRegistrationMode.
 const (
 	OverridesRegistrationModeInvite OverridesRegistrationMode = "invite"
@@ -374,6 +392,7 @@ const (
 	AuthBurst         UpdateSettingsInputBodyReset = "auth_burst"
 	AuthPerMinute     UpdateSettingsInputBodyReset = "auth_per_minute"
 	ClaimsPerMinute   UpdateSettingsInputBodyReset = "claims_per_minute"
+	Directory         UpdateSettingsInputBodyReset = "directory"
 	MessagesPerMinute UpdateSettingsInputBodyReset = "messages_per_minute"
 	RegistrationMode  UpdateSettingsInputBodyReset = "registration_mode"
 )
@@ -386,6 +405,8 @@ func (e UpdateSettingsInputBodyReset) Valid() bool {
 	case AuthPerMinute:
 		return true
 	case ClaimsPerMinute:
+		return true
+	case Directory:
 		return true
 	case MessagesPerMinute:
 		return true
@@ -408,6 +429,24 @@ func (e UserInfoRole) Valid() bool {
 	case UserInfoRoleAdmin:
 		return true
 	case UserInfoRoleMember:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ValuesDirectory.
+const (
+	ValuesDirectoryExact  ValuesDirectory = "exact"
+	ValuesDirectorySearch ValuesDirectory = "search"
+)
+
+// Valid indicates whether the value is a known member of the ValuesDirectory enum.
+func (e ValuesDirectory) Valid() bool {
+	switch e {
+	case ValuesDirectoryExact:
+		return true
+	case ValuesDirectorySearch:
 		return true
 	default:
 		return false
@@ -1001,6 +1040,12 @@ type CredentialParameter struct {
 // CredentialParameterType Always public-key
 type CredentialParameterType string
 
+// DeleteMeInputBody defines model for DeleteMeInputBody.
+type DeleteMeInputBody struct {
+	// ConfirmUsername Your username, typed again: a guard against accidents
+	ConfirmUsername string `json:"confirm_username"`
+}
+
 // DeviceInfo defines model for DeviceInfo.
 type DeviceInfo struct {
 	// ActiveSessions Sessions of the device that are neither ended nor expired
@@ -1031,6 +1076,39 @@ type DeviceInfo struct {
 type DeviceListOutputBody struct {
 	// Devices All devices, revoked ones included, oldest first
 	Devices *[]DeviceInfo `json:"devices"`
+}
+
+// DirectoryDeviceBody defines model for DirectoryDeviceBody.
+type DirectoryDeviceBody struct {
+	// CreatedAt When the device first signed in
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Device id
+	Id openapi_types.UUID `json:"id"`
+
+	// Name Name given at sign-in
+	//
+	// Examples: Bob's phone
+	Name string `json:"name"`
+}
+
+// DirectoryUserBody defines model for DirectoryUserBody.
+type DirectoryUserBody struct {
+	// Devices Active (not revoked) devices, oldest first; absent in search results
+	Devices *[]DirectoryDeviceBody `json:"devices,omitempty"`
+
+	// DisplayName Display name chosen by the user
+	//
+	// Examples: Bob Marley
+	DisplayName string `json:"display_name"`
+
+	// Id User id
+	Id openapi_types.UUID `json:"id"`
+
+	// Username Case-folded username
+	//
+	// Examples: bob
+	Username string `json:"username"`
 }
 
 // EndedOutputBody defines model for EndedOutputBody.
@@ -1115,6 +1193,18 @@ type GroupEpochs struct {
 
 	// GroupId MLS group id, base64url without padding
 	GroupId string `json:"group_id"`
+}
+
+// GroupInfoOutputBody defines model for GroupInfoOutputBody.
+type GroupInfoOutputBody struct {
+	// Epoch The group's current epoch: the external commit must carry it
+	Epoch int64 `json:"epoch"`
+
+	// GroupId MLS group_id, base64url without padding
+	GroupId string `json:"group_id"`
+
+	// GroupInfo MLSMessage(GroupInfo) of the current epoch (base64), with the external_pub and ratchet_tree extensions when the committer included them
+	GroupInfo []byte `json:"group_info"`
 }
 
 // GroupSummaryBody defines model for GroupSummaryBody.
@@ -1211,6 +1301,21 @@ type KeyPackageUploadInputBody struct {
 	LastResortIndex *int64 `json:"last_resort_index,omitempty"`
 }
 
+// LeaveGroupInputBody defines model for LeaveGroupInputBody.
+type LeaveGroupInputBody struct {
+	// Proposal MLSMessage (base64): a PublicMessage proposal from this device's leaf, of type Remove, removing that same leaf, at the group's current epoch
+	Proposal []byte `json:"proposal"`
+}
+
+// LeaveGroupOutputBody defines model for LeaveGroupOutputBody.
+type LeaveGroupOutputBody struct {
+	// GroupDeleted True when this device was the last member: the group and its messages are deleted
+	GroupDeleted bool `json:"group_deleted"`
+
+	// Proposal The stored proposal: this device received it and nothing after
+	Proposal ReceiptBody `json:"proposal"`
+}
+
 // ListGroupsOutputBody defines model for ListGroupsOutputBody.
 type ListGroupsOutputBody struct {
 	// Groups Groups this device is a member of, oldest membership first
@@ -1256,6 +1361,9 @@ type MemberBody struct {
 	// DeviceId Member device
 	DeviceId string `json:"device_id"`
 
+	// DisplayName The user's display name (the user may change it: show it, but identify people by username)
+	DisplayName string `json:"display_name"`
+
 	// JoinedSeq The device receives the group's events with a sequence number above this
 	JoinedSeq int64 `json:"joined_seq"`
 
@@ -1277,12 +1385,18 @@ type Overrides struct {
 	// ClaimsPerMinute Key-package claims per claiming device per minute
 	ClaimsPerMinute *int64 `json:"claims_per_minute,omitempty"`
 
+	// Directory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+	Directory *OverridesDirectory `json:"directory,omitempty"`
+
 	// MessagesPerMinute Messages one user may send per minute
 	MessagesPerMinute *int64 `json:"messages_per_minute,omitempty"`
 
 	// RegistrationMode invite: registration needs an invite code; open: anyone may register
 	RegistrationMode *OverridesRegistrationMode `json:"registration_mode,omitempty"`
 }
+
+// OverridesDirectory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+type OverridesDirectory string
 
 // OverridesRegistrationMode invite: registration needs an invite code; open: anyone may register
 type OverridesRegistrationMode string
@@ -1504,6 +1618,12 @@ type Resync struct {
 	ResumeAfter int64 `json:"resume_after"`
 }
 
+// SearchUsersOutputBody defines model for SearchUsersOutputBody.
+type SearchUsersOutputBody struct {
+	// Users Enabled users whose username starts with the prefix, in username order
+	Users []DirectoryUserBody `json:"users"`
+}
+
 // SendMessageInputBody defines model for SendMessageInputBody.
 type SendMessageInputBody struct {
 	// Message The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded.
@@ -1578,6 +1698,14 @@ type SyncOutputBody struct {
 	Next int64 `json:"next"`
 }
 
+// UpdateMeInputBody defines model for UpdateMeInputBody.
+type UpdateMeInputBody struct {
+	// DisplayName New display name
+	//
+	// Examples: Alice M.
+	DisplayName string `json:"display_name"`
+}
+
 // UpdateSettingsInputBody defines model for UpdateSettingsInputBody.
 type UpdateSettingsInputBody struct {
 	// Reset Names of settings to return to the configured value
@@ -1626,12 +1754,18 @@ type Values struct {
 	// ClaimsPerMinute Key-package claims per claiming device per minute
 	ClaimsPerMinute int64 `json:"claims_per_minute"`
 
+	// Directory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+	Directory ValuesDirectory `json:"directory"`
+
 	// MessagesPerMinute Messages one user may send per minute
 	MessagesPerMinute int64 `json:"messages_per_minute"`
 
 	// RegistrationMode invite: registration needs an invite code; open: anyone may register
 	RegistrationMode ValuesRegistrationMode `json:"registration_mode"`
 }
+
+// ValuesDirectory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+type ValuesDirectory string
 
 // ValuesRegistrationMode invite: registration needs an invite code; open: anyone may register
 type ValuesRegistrationMode string
@@ -1750,6 +1884,15 @@ type SyncFeedParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// SearchUsersParams defines parameters for SearchUsers.
+type SearchUsersParams struct {
+	// Prefix Start of a username (any case), at least 2 characters
+	Prefix string `form:"prefix" json:"prefix"`
+
+	// Limit Most users to return
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // AdminCreateInviteJSONRequestBody defines body for AdminCreateInvite for application/json ContentType.
 type AdminCreateInviteJSONRequestBody = CreateInviteInputBody
 
@@ -1777,11 +1920,20 @@ type CreateGroupJSONRequestBody = CreateGroupInputBody
 // CommitGroupJSONRequestBody defines body for CommitGroup for application/json ContentType.
 type CommitGroupJSONRequestBody = CommitInputBody
 
+// LeaveGroupJSONRequestBody defines body for LeaveGroup for application/json ContentType.
+type LeaveGroupJSONRequestBody = LeaveGroupInputBody
+
 // SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
 type SendMessageJSONRequestBody = SendMessageInputBody
 
 // UploadKeyPackagesJSONRequestBody defines body for UploadKeyPackages for application/json ContentType.
 type UploadKeyPackagesJSONRequestBody = KeyPackageUploadInputBody
+
+// DeleteMeJSONRequestBody defines body for DeleteMe for application/json ContentType.
+type DeleteMeJSONRequestBody = DeleteMeInputBody
+
+// UpdateMeJSONRequestBody defines body for UpdateMe for application/json ContentType.
+type UpdateMeJSONRequestBody = UpdateMeInputBody
 
 // RenameMyPasskeyJSONRequestBody defines body for RenameMyPasskey for application/json ContentType.
 type RenameMyPasskeyJSONRequestBody = RenamePasskeyInputBody
@@ -2193,6 +2345,31 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
 	CommitGroup(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetGroupInfo Get a group's GroupInfo to join it by external commit
+	//
+	// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+	//
+	// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+	GetGroupInfo(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LeaveGroupWithBody Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroupWithBody(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LeaveGroup Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroup(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListGroupMessages Read a group's history
 	//
 	// Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
@@ -2259,12 +2436,48 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
 	CountKeyPackages(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteMeWithBody Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMe Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMe(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMe Who am I
 	//
 	// The signed-in user, the device and the session of this token.
 	//
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateMeWithBody Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateMe Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMyDevices List my devices
 	//
@@ -2353,6 +2566,20 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
 	AckFeed(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SearchUsers Search users by username prefix
+	//
+	// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+	//
+	// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+	SearchUsers(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LookupUser Find a user by username
+	//
+	// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+	//
+	// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+	LookupUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ClaimKeyPackagesWithBody Claim key packages of a user
 	//
@@ -3070,6 +3297,61 @@ func (c *Client) CommitGroup(ctx context.Context, groupId string, params *Commit
 	return c.Client.Do(req)
 }
 
+// GetGroupInfo Get a group's GroupInfo to join it by external commit
+//
+// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+//
+// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+func (c *Client) GetGroupInfo(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetGroupInfoRequest(c.Server, groupId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LeaveGroupWithBody Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *Client) LeaveGroupWithBody(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLeaveGroupRequestWithBody(c.Server, groupId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LeaveGroup Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *Client) LeaveGroup(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLeaveGroupRequest(c.Server, groupId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListGroupMessages Read a group's history
 //
 // Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
@@ -3196,6 +3478,44 @@ func (c *Client) CountKeyPackages(ctx context.Context, reqEditors ...RequestEdit
 	return c.Client.Do(req)
 }
 
+// DeleteMeWithBody Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *Client) DeleteMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMe Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *Client) DeleteMe(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMe Who am I
 //
 // The signed-in user, the device and the session of this token.
@@ -3203,6 +3523,44 @@ func (c *Client) CountKeyPackages(ctx context.Context, reqEditors ...RequestEdit
 // Corresponds with GET /v1/me (the `GetMe` operationId).
 func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateMeWithBody Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateMeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateMe Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *Client) UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateMeRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3411,6 +3769,40 @@ func (c *Client) AckFeedWithBody(ctx context.Context, contentType string, body i
 // Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
 func (c *Client) AckFeed(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAckFeedRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SearchUsers Search users by username prefix
+//
+// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+//
+// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+func (c *Client) SearchUsers(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSearchUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LookupUser Find a user by username
+//
+// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+//
+// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+func (c *Client) LookupUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLookupUserRequest(c.Server, username)
 	if err != nil {
 		return nil, err
 	}
@@ -4629,6 +5021,87 @@ func NewCommitGroupRequestWithBody(server string, groupId string, params *Commit
 	return req, nil
 }
 
+// NewGetGroupInfoRequest constructs an http.Request for the GetGroupInfo method
+func NewGetGroupInfoRequest(server string, groupId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/group-info", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLeaveGroupRequest calls the generic LeaveGroup builder with application/json body
+func NewLeaveGroupRequest(server string, groupId string, body LeaveGroupJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLeaveGroupRequestWithBody(server, groupId, "application/json", bodyReader)
+}
+
+// NewLeaveGroupRequestWithBody constructs an http.Request for the LeaveGroup method, with any body, and a specified content type
+func NewLeaveGroupRequestWithBody(server string, groupId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/leave", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListGroupMessagesRequest constructs an http.Request for the ListGroupMessages method
 func NewListGroupMessagesRequest(server string, groupId string, params *ListGroupMessagesParams) (*http.Request, error) {
 	var err error
@@ -4831,6 +5304,46 @@ func NewCountKeyPackagesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeleteMeRequest calls the generic DeleteMe builder with application/json body
+func NewDeleteMeRequest(server string, body DeleteMeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteMeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeleteMeRequestWithBody constructs an http.Request for the DeleteMe method, with any body, and a specified content type
+func NewDeleteMeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetMeRequest constructs an http.Request for the GetMe method
 func NewGetMeRequest(server string) (*http.Request, error) {
 	var err error
@@ -4854,6 +5367,46 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewUpdateMeRequest calls the generic UpdateMe builder with application/json body
+func NewUpdateMeRequest(server string, body UpdateMeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateMeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateMeRequestWithBody constructs an http.Request for the UpdateMe method, with any body, and a specified content type
+func NewUpdateMeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -5229,6 +5782,102 @@ func NewAckFeedRequestWithBody(server string, contentType string, body io.Reader
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSearchUsersRequest constructs an http.Request for the SearchUsers method
+func NewSearchUsersRequest(server string, params *SearchUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "prefix", params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLookupUserRequest constructs an http.Request for the LookupUser method
+func NewLookupUserRequest(server string, username string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "username", username, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -5689,6 +6338,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
 	CommitGroupWithResponse(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitGroupResponse, error)
 
+	// GetGroupInfoWithResponse Get a group's GroupInfo to join it by external commit
+	//
+	// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+	GetGroupInfoWithResponse(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*GetGroupInfoResponse, error)
+
+	// LeaveGroupWithBodyWithResponse Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroupWithBodyWithResponse(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error)
+
+	// LeaveGroupWithResponse Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroupWithResponse(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error)
+
 	// ListGroupMessagesWithResponse Read a group's history
 	//
 	// Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
@@ -5759,6 +6435,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
 	CountKeyPackagesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CountKeyPackagesResponse, error)
 
+	// DeleteMeWithBodyWithResponse Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
+
+	// DeleteMeWithResponse Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMeWithResponse(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
+
 	// GetMeWithResponse Who am I
 	//
 	// The signed-in user, the device and the session of this token.
@@ -5767,6 +6461,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
+
+	// UpdateMeWithBodyWithResponse Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
+
+	// UpdateMeWithResponse Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMeWithResponse(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
 
 	// ListMyDevicesWithResponse List my devices
 	//
@@ -5871,6 +6583,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
 	AckFeedWithResponse(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*AckFeedResponse, error)
+
+	// SearchUsersWithResponse Search users by username prefix
+	//
+	// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+	SearchUsersWithResponse(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*SearchUsersResponse, error)
+
+	// LookupUserWithResponse Find a user by username
+	//
+	// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+	LookupUserWithResponse(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*LookupUserResponse, error)
 
 	// ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
 	//
@@ -7900,6 +8630,172 @@ func (r CommitGroupResponse) ContentType() string {
 	return ""
 }
 
+type GetGroupInfoResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GroupInfoOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetGroupInfoResponse) GetJSON200() *GroupInfoOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetGroupInfoResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetGroupInfoResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetGroupInfoResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetGroupInfoResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LeaveGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *LeaveGroupOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r LeaveGroupResponse) GetJSON201() *LeaveGroupOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r LeaveGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LeaveGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LeaveGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LeaveGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListGroupMessagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8204,6 +9100,75 @@ func (r CountKeyPackagesResponse) ContentType() string {
 	return ""
 }
 
+type DeleteMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8253,6 +9218,68 @@ func (r GetMeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *UserInfo
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateMeResponse) GetJSON200() *UserInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateMeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8880,6 +9907,158 @@ func (r AckFeedResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AckFeedResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SearchUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SearchUsersOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SearchUsersResponse) GetJSON200() *SearchUsersOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SearchUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SearchUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SearchUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SearchUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LookupUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DirectoryUserBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LookupUserResponse) GetJSON200() *DirectoryUserBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r LookupUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LookupUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LookupUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LookupUserResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9549,6 +10728,51 @@ func (c *ClientWithResponses) CommitGroupWithResponse(ctx context.Context, group
 	return ParseCommitGroupResponse(rsp)
 }
 
+// GetGroupInfoWithResponse Get a group's GroupInfo to join it by external commit
+//
+// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+func (c *ClientWithResponses) GetGroupInfoWithResponse(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*GetGroupInfoResponse, error) {
+	rsp, err := c.GetGroupInfo(ctx, groupId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetGroupInfoResponse(rsp)
+}
+
+// LeaveGroupWithBodyWithResponse Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *ClientWithResponses) LeaveGroupWithBodyWithResponse(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error) {
+	rsp, err := c.LeaveGroupWithBody(ctx, groupId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLeaveGroupResponse(rsp)
+}
+
+// LeaveGroupWithResponse Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *ClientWithResponses) LeaveGroupWithResponse(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error) {
+	rsp, err := c.LeaveGroup(ctx, groupId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLeaveGroupResponse(rsp)
+}
+
 // ListGroupMessagesWithResponse Read a group's history
 //
 // Returns the group's events after a sequence number, in order: only those sent while the calling device was a member (over each of its membership intervals) and the Welcome addressed to it. Devices that were never members get 403 not_member.
@@ -9655,6 +10879,36 @@ func (c *ClientWithResponses) CountKeyPackagesWithResponse(ctx context.Context, 
 	return ParseCountKeyPackagesResponse(rsp)
 }
 
+// DeleteMeWithBodyWithResponse Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
+	rsp, err := c.DeleteMeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMeResponse(rsp)
+}
+
+// DeleteMeWithResponse Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *ClientWithResponses) DeleteMeWithResponse(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
+	rsp, err := c.DeleteMe(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMeResponse(rsp)
+}
+
 // GetMeWithResponse Who am I
 //
 // The signed-in user, the device and the session of this token.
@@ -9668,6 +10922,36 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 		return nil, err
 	}
 	return ParseGetMeResponse(rsp)
+}
+
+// UpdateMeWithBodyWithResponse Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
+	rsp, err := c.UpdateMeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateMeResponse(rsp)
+}
+
+// UpdateMeWithResponse Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
+	rsp, err := c.UpdateMe(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateMeResponse(rsp)
 }
 
 // ListMyDevicesWithResponse List my devices
@@ -9844,6 +11128,36 @@ func (c *ClientWithResponses) AckFeedWithResponse(ctx context.Context, body AckF
 		return nil, err
 	}
 	return ParseAckFeedResponse(rsp)
+}
+
+// SearchUsersWithResponse Search users by username prefix
+//
+// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+func (c *ClientWithResponses) SearchUsersWithResponse(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*SearchUsersResponse, error) {
+	rsp, err := c.SearchUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSearchUsersResponse(rsp)
+}
+
+// LookupUserWithResponse Find a user by username
+//
+// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+func (c *ClientWithResponses) LookupUserWithResponse(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*LookupUserResponse, error) {
+	rsp, err := c.LookupUser(ctx, username, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLookupUserResponse(rsp)
 }
 
 // ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
@@ -11480,6 +12794,142 @@ func ParseCommitGroupResponse(rsp *http.Response) (*CommitGroupResponse, error) 
 	return response, nil
 }
 
+// ParseGetGroupInfoResponse parses an HTTP response from a GetGroupInfoWithResponse call
+func ParseGetGroupInfoResponse(rsp *http.Response) (*GetGroupInfoResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetGroupInfoResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GroupInfoOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLeaveGroupResponse parses an HTTP response from a LeaveGroupWithResponse call
+func ParseLeaveGroupResponse(rsp *http.Response) (*LeaveGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LeaveGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest LeaveGroupOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListGroupMessagesResponse parses an HTTP response from a ListGroupMessagesWithResponse call
 func ParseListGroupMessagesResponse(rsp *http.Response) (*ListGroupMessagesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11730,6 +13180,63 @@ func ParseCountKeyPackagesResponse(rsp *http.Response) (*CountKeyPackagesRespons
 	return response, nil
 }
 
+// ParseDeleteMeResponse parses an HTTP response from a DeleteMeWithResponse call
+func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
 func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11757,6 +13264,53 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateMeResponse parses an HTTP response from a UpdateMeWithResponse call
+func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest UserInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
@@ -12249,6 +13803,128 @@ func ParseAckFeedResponse(rsp *http.Response) (*AckFeedResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSearchUsersResponse parses an HTTP response from a SearchUsersWithResponse call
+func ParseSearchUsersResponse(rsp *http.Response) (*SearchUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SearchUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SearchUsersOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLookupUserResponse parses an HTTP response from a LookupUserWithResponse call
+func ParseLookupUserResponse(rsp *http.Response) (*LookupUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LookupUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DirectoryUserBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
