@@ -64,6 +64,30 @@ func (h *handler) requireStepUp(ctx context.Context, p *models.Principal, action
 
 func (h *handler) registerPeople(api huma.API) {
 	huma.Register(api, huma.Operation{
+		OperationID: "listJoinableGroups",
+		Method:      http.MethodGet,
+		Path:        "/v1/me/groups",
+		Summary:     "List groups my other devices are in",
+		Description: "Groups where another active device of your user is a member and this device is not: what a new device joins " +
+			"by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).",
+		Tags:     []string{TagGroups},
+		Security: bearer,
+		Errors:   []int{http.StatusUnauthorized},
+	}, func(ctx context.Context, _ *struct{}) (*ListGroupsOutput, error) {
+		p := PrincipalFrom(ctx)
+		gs, err := h.d.Store.JoinableGroups(ctx, p.UserID, p.DeviceID)
+		if err != nil {
+			return nil, h.fail(ctx, err)
+		}
+		out := &ListGroupsOutput{}
+		out.Body.Groups = make([]GroupSummaryBody, len(gs))
+		for i, g := range gs {
+			out.Body.Groups[i] = groupSummary(g)
+		}
+		return out, nil
+	})
+
+	huma.Register(api, huma.Operation{
 		OperationID: "getGroupInfo",
 		Method:      http.MethodGet,
 		Path:        "/v1/groups/{group_id}/group-info",

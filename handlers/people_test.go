@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -95,6 +94,15 @@ func TestExternalJoin(t *testing.T) {
 	}
 	bob2 := s.SeedDevice(t, bob, "")
 	gid := gids[0]
+	var joinable struct{ Groups []handlers.GroupSummaryBody }
+	s.Do(t, "GET", "/v1/me/groups", bob2.Token, nil).JSON(t, &joinable)
+	if len(joinable.Groups) != 3 {
+		t.Fatalf("joinable groups: %+v", joinable.Groups)
+	}
+	s.Do(t, "GET", "/v1/me/groups", carol.Token, nil).JSON(t, &joinable)
+	if len(joinable.Groups) != 0 {
+		t.Fatalf("carol's joinable groups: %+v", joinable.Groups)
+	}
 
 	// Who may read the GroupInfo.
 	if r, gi := groupInfoOf(t, s, bob2, gid); r.StatusCode != http.StatusOK || gi.Body.Epoch != 1 || len(gi.Body.GroupInfo) == 0 {
@@ -163,6 +171,10 @@ func TestExternalJoin(t *testing.T) {
 	r.JSON(t, &list)
 	if len(list.Groups) != 3 {
 		t.Fatalf("bob2 groups: %+v", list.Groups)
+	}
+	s.Do(t, "GET", "/v1/me/groups", bob2.Token, nil).JSON(t, &joinable)
+	if len(joinable.Groups) != 0 {
+		t.Fatalf("bob2 still has joinable groups: %+v", joinable.Groups)
 	}
 
 	// A resync: bob2 rejoins (remove its old leaf 2) and stays a member.
@@ -487,5 +499,3 @@ func TestKeyPackageExpiryNotice(t *testing.T) {
 		t.Fatalf("notice %+v", kn)
 	}
 }
-
-var _ = base64.StdEncoding

@@ -415,3 +415,27 @@ func (s *Store) DeleteOwnAccount(ctx context.Context, actor models.Actor) error 
 			"role": u.Role, "devices": devices, "passkeys": passkeys, "groups": groups, "sessions_revoked": len(ids)}))
 	})
 }
+
+// JoinableGroups lists the groups where another active device of the
+// device's user is a member and the device itself is not: what a new
+// device can join by external commit.
+func (s *Store) JoinableGroups(ctx context.Context, userID, deviceID string) ([]*models.Group, error) {
+	var rows []struct {
+		ID        []byte `bun:"id"`
+		Epoch     int64  `bun:"epoch"`
+		CreatedAt int64  `bun:"created_at"`
+	}
+	err := s.rdb.NewRaw(`SELECT g.id, g.epoch, g.created_at FROM groups g
+WHERE EXISTS (SELECT 1 FROM group_members m JOIN devices d ON d.id = m.device_id
+              WHERE m.group_id = g.id AND m.left_seq IS NULL AND d.user_id = ? AND d.id <> ? AND d.revoked_at IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.device_id = ? AND m.left_seq IS NULL)
+ORDER BY g.created_at, g.id`, userID, deviceID, deviceID).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("list joinable groups: %w", err)
+	}
+	out := make([]*models.Group, len(rows))
+	for i, r := range rows {
+		out[i] = &models.Group{ID: r.ID, Epoch: uint64(r.Epoch), CreatedAt: models.FromMillis(r.CreatedAt)}
+	}
+	return out, nil
+}
