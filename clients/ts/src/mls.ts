@@ -540,6 +540,13 @@ export class MlsClient {
     } else if (m.publicMessage.content.sender.senderType === "member") {
       senderDeviceId = leafDevice(state, m.publicMessage.content.sender.leafIndex)
     }
+    // An external commit's sender is the joiner named by its path's leaf.
+    let externalJoiner: string | undefined
+    if (m.wireformat === "mls_public_message" && m.publicMessage.content.sender.senderType === "new_member_commit" &&
+      m.publicMessage.content.contentType === "commit") {
+      const leaf = m.publicMessage.content.commit.path?.leafNode
+      externalJoiner = leaf ? deviceIdOf(leaf.credential) : undefined
+    }
 
     let committer: number | undefined
     const added: string[] = []
@@ -577,8 +584,8 @@ export class MlsClient {
       kind: "commit",
       groupId: msgGroup,
       epoch: epochOf(res.newState),
-      committerDeviceId: committer !== undefined ? leafDevice(state, committer) : senderDeviceId,
-      addedDevices: added,
+      committerDeviceId: externalJoiner ?? (committer !== undefined ? leafDevice(state, committer) : senderDeviceId),
+      addedDevices: externalJoiner && !added.includes(externalJoiner) ? [...added, externalJoiner] : added,
       removedDevices,
       removedSelf: res.newState.groupActiveState.kind === "removedFromGroup",
     }

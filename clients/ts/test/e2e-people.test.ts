@@ -109,8 +109,13 @@ test("people: directory, display names, a new device joins by external commit, l
   assert.deepEqual(joined.map(toHex).sort(), gids.map(toHex).sort())
   laptop.start()
   await laptop.client.replenishKeyPackages()
-  await until("alice processed three external commits", () =>
-    alice.events.filter((e) => e.result.kind === "commit" && e.result.committerDeviceId === laptop.client.deviceId).length === 3)
+  try {
+    await until("alice processed three external commits", () =>
+      alice.events.filter((e) => e.result.kind === "commit" && e.result.committerDeviceId === laptop.client.deviceId).length === 3)
+  } catch (e) {
+    console.log(alice.events.map((x) => JSON.stringify({ kind: x.kind, r: x.result.kind, c: (x.result as { committerDeviceId?: string }).committerDeviceId, err: String((x.result as { error?: unknown }).error ?? "") })).join("\n"))
+    throw e
+  }
   for (const [i, gid] of gids.entries()) await alice.client.send(gid, `hello ${i}`)
   await until("the laptop reads new messages in all three groups", () => laptop.texts().length === 3)
   assert.deepEqual(laptop.texts().sort(), ["hello 0", "hello 1", "hello 2"])
