@@ -2493,6 +2493,13 @@ type ClientInterface interface {
 	// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
 	RevokeMyDevice(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListJoinableGroups List groups my other devices are in
+	//
+	// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+	//
+	// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+	ListJoinableGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListMyPasskeys List my passkeys
 	//
 	// Your passkeys, oldest first. Add one with the add-passkey ceremony.
@@ -3595,6 +3602,23 @@ func (c *Client) ListMyDevices(ctx context.Context, reqEditors ...RequestEditorF
 // Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
 func (c *Client) RevokeMyDevice(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeMyDeviceRequest(c.Server, deviceId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListJoinableGroups List groups my other devices are in
+//
+// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+//
+// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+func (c *Client) ListJoinableGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListJoinableGroupsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -5472,6 +5496,33 @@ func NewRevokeMyDeviceRequest(server string, deviceId openapi_types.UUID) (*http
 	return req, nil
 }
 
+// NewListJoinableGroupsRequest constructs an http.Request for the ListJoinableGroups method
+func NewListJoinableGroupsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/groups")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListMyPasskeysRequest constructs an http.Request for the ListMyPasskeys method
 func NewListMyPasskeysRequest(server string) (*http.Request, error) {
 	var err error
@@ -6497,6 +6548,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
 	RevokeMyDeviceWithResponse(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeMyDeviceResponse, error)
+
+	// ListJoinableGroupsWithResponse List groups my other devices are in
+	//
+	// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+	ListJoinableGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListJoinableGroupsResponse, error)
 
 	// ListMyPasskeysWithResponse List my passkeys
 	//
@@ -9403,6 +9463,61 @@ func (r RevokeMyDeviceResponse) ContentType() string {
 	return ""
 }
 
+type ListJoinableGroupsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListGroupsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListJoinableGroupsResponse) GetJSON200() *ListGroupsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListJoinableGroupsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListJoinableGroupsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListJoinableGroupsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListJoinableGroupsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListJoinableGroupsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListJoinableGroupsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListMyPasskeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10982,6 +11097,21 @@ func (c *ClientWithResponses) RevokeMyDeviceWithResponse(ctx context.Context, de
 		return nil, err
 	}
 	return ParseRevokeMyDeviceResponse(rsp)
+}
+
+// ListJoinableGroupsWithResponse List groups my other devices are in
+//
+// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+func (c *ClientWithResponses) ListJoinableGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListJoinableGroupsResponse, error) {
+	rsp, err := c.ListJoinableGroups(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListJoinableGroupsResponse(rsp)
 }
 
 // ListMyPasskeysWithResponse List my passkeys
@@ -13401,6 +13531,46 @@ func ParseRevokeMyDeviceResponse(rsp *http.Response) (*RevokeMyDeviceResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListJoinableGroupsResponse parses an HTTP response from a ListJoinableGroupsWithResponse call
+func ParseListJoinableGroupsResponse(rsp *http.Response) (*ListJoinableGroupsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListJoinableGroupsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListGroupsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
