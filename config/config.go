@@ -46,6 +46,7 @@ type Config struct {
 	ShutdownTimeout          time.Duration `flag:"shutdown-timeout" usage:"how long graceful shutdown waits for requests" validate:"gte=0,lte=10m"`
 	SessionTTL               time.Duration `flag:"session-ttl" usage:"session lifetime" validate:"gte=1m,lte=8760h"`
 	RegistrationMode         string        `flag:"registration" usage:"invite (default) or open" validate:"oneof=invite open"`
+	Directory                string        `flag:"directory" usage:"user directory: exact (find users by exact username only, default) or search (also by username prefix)" validate:"oneof=exact search"`
 	CleanupInterval          time.Duration `flag:"cleanup-interval" usage:"how often expired key packages, sessions and other stale rows are deleted" validate:"gte=1s,lte=24h"`
 	BackupDir                string        `flag:"backup-dir" usage:"directory for scheduled backups: a verified copy of the database at start and every --backup-every (empty: off)"`
 	BackupEvery              time.Duration `flag:"backup-every" usage:"interval of scheduled backups" validate:"gte=1m,lte=8760h"`
@@ -80,7 +81,7 @@ type Limits struct {
 	ClaimsPerMinute       int           `flag:"claims-per-minute" usage:"key-package claims per claiming device per minute" validate:"gte=1"`
 	ClaimsPerTarget       int           `flag:"claims-per-target-per-minute" usage:"key-package claims against one target user per minute, all claimers together" validate:"gte=1"`
 	GroupQuotaBytes       int64         `flag:"group-quota-bytes" usage:"stored bytes per group" validate:"gte=65536"`
-	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them" validate:"gte=1h"`
+	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them (below 1h only for tests)" validate:"gte=1s"`
 	AuditRetention        time.Duration `flag:"audit-retention" usage:"how long audit-log entries are kept (0: forever)" validate:"eq=0|gte=24h"`
 	HeartbeatInterval     time.Duration `flag:"heartbeat" usage:"interval of stream keep-alive events" validate:"gte=1s,lte=5m"`
 	KeyPackageLowWater    int           `flag:"key-package-low-water" usage:"normal key packages below which a device is told to upload more" validate:"gte=0"`
@@ -101,6 +102,7 @@ func Default() Config {
 		ShutdownTimeout:  10 * time.Second,
 		SessionTTL:       30 * 24 * time.Hour,
 		RegistrationMode: "invite",
+		Directory:        "exact",
 		CleanupInterval:  10 * time.Minute,
 		BackupEvery:      24 * time.Hour,
 		BackupKeep:       7,

@@ -35,10 +35,11 @@ type IdempotencyHeader struct {
 
 // MemberBody is one member device.
 type MemberBody struct {
-	DeviceID  string `json:"device_id" doc:"Member device"`
-	UserID    string `json:"user_id" doc:"The device's user"`
-	Username  string `json:"username" doc:"The user's username"`
-	JoinedSeq int64  `json:"joined_seq" doc:"The device receives the group's events with a sequence number above this"`
+	DeviceID    string `json:"device_id" doc:"Member device"`
+	UserID      string `json:"user_id" doc:"The device's user"`
+	Username    string `json:"username" doc:"The user's username"`
+	DisplayName string `json:"display_name" doc:"The user's display name (the user may change it: show it, but identify people by username)"`
+	JoinedSeq   int64  `json:"joined_seq" doc:"The device receives the group's events with a sequence number above this"`
 }
 
 // GroupSummaryBody is a group in a list.
@@ -64,7 +65,7 @@ func groupSummary(g *models.Group) GroupSummaryBody {
 func groupBody(g *models.Group) GroupBody {
 	b := GroupBody{GroupSummaryBody: groupSummary(g), GroupInfo: g.GroupInfo, BytesUsed: g.BytesUsed, Members: make([]MemberBody, len(g.Members))}
 	for i, m := range g.Members {
-		b.Members[i] = MemberBody{DeviceID: m.DeviceID, UserID: m.UserID, Username: m.Username, JoinedSeq: m.JoinedSeq}
+		b.Members[i] = MemberBody{DeviceID: m.DeviceID, UserID: m.UserID, Username: m.Username, DisplayName: m.DisplayName, JoinedSeq: m.JoinedSeq}
 	}
 	return b
 }

@@ -73,9 +73,11 @@ func Register(api huma.API, d *Deps) {
 	h.registerAuth(api)
 	h.registerMe(api)
 	h.registerPush(api)
+	h.registerDirectory(api)
 	h.registerSync(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
+	h.registerPeople(api)
 	h.registerAdmin(api)
 	h.registerAdminUsers(api)
 }

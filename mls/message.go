@@ -126,6 +126,14 @@ type Message struct {
 	Signature       []byte   // FramedContentAuthData.signature, not verified
 	ConfirmationTag []byte   // commits only
 	MembershipTag   []byte   // member senders only
+	// Removed lists the leaf indexes of the Remove proposals: the proposal
+	// itself, or a commit's inline ones.
+	Removed []uint32
+	// ProposalRefs counts a commit's proposals included by reference.
+	ProposalRefs int
+	// PathLeaf is a commit's UpdatePath leaf node (the committer's new leaf:
+	// for an external commit, the joiner's), nil without a path.
+	PathLeaf *LeafNode
 
 	// PrivateMessage only: still encrypted.
 	EncryptedSenderData []byte // encrypted_sender_data
@@ -302,13 +310,16 @@ func parsePublicMessage(c *cursor, m *Message) error {
 			return field("application_data", err)
 		}
 	case ContentProposal:
-		t, err := skipProposal(c)
+		t, removed, err := skipProposal(c)
 		if err != nil {
 			return field("proposal", err)
 		}
 		m.ProposalTypes = []uint16{t}
+		if t == ProposalRemove {
+			m.Removed = []uint32{removed}
+		}
 	case ContentCommit:
-		if m.ProposalTypes, err = skipCommit(c); err != nil {
+		if err = skipCommit(c, m); err != nil {
 			return field("commit", err)
 		}
 	}
@@ -329,12 +340,14 @@ func parsePublicMessage(c *cursor, m *Message) error {
 	return nil
 }
 
-// skipProposal validates the framing of a Proposal and returns its type.
-func skipProposal(c *cursor) (uint16, error) {
+// skipProposal validates the framing of a Proposal and returns its type
+// and, for a Remove, the removed leaf index.
+func skipProposal(c *cursor) (uint16, uint32, error) {
 	t, err := c.u16()
 	if err != nil {
-		return 0, field("proposal_type", err)
+		return 0, 0, field("proposal_type", err)
 	}
+	var removed uint32
 	switch t {
 	case ProposalAdd:
 		_, err = parseKeyPackage(c)
@@ -346,19 +359,19 @@ func skipProposal(c *cursor) (uint16, error) {
 			err = fmt.Errorf("update.leaf_node: %w: source %v", ErrMalformed, ln.Source)
 		}
 	case ProposalRemove:
-		_, err = c.u32()
+		removed, err = c.u32()
 		err = field("remove.removed", err)
 	case ProposalPSK:
 		err = field("psk", skipPreSharedKeyID(c))
 	case ProposalReInit:
 		if _, err = c.opaque(); err != nil {
-			return 0, field("reinit.group_id", err)
+			return 0, 0, field("reinit.group_id", err)
 		}
 		if _, err = c.u16(); err != nil {
-			return 0, field("reinit.version", err)
+			return 0, 0, field("reinit.version", err)
 		}
 		if _, err = c.u16(); err != nil {
-			return 0, field("reinit.cipher_suite", err)
+			return 0, 0, field("reinit.cipher_suite", err)
 		}
 		_, err = parseExtensions(c)
 		err = field("reinit.extensions", err)
@@ -370,9 +383,9 @@ func skipProposal(c *cursor) (uint16, error) {
 		err = field("group_context_extensions", err)
 	default:
 		// Custom proposals have no length prefix: the message cannot be framed.
-		return 0, fmt.Errorf("proposal_type: %w: %d", ErrUnsupported, t)
+		return 0, 0, fmt.Errorf("proposal_type: %w: %d", ErrUnsupported, t)
 	}
-	return t, err
+	return t, removed, err
 }
 
 func skipPreSharedKeyID(c *cursor) error {
@@ -406,67 +419,72 @@ func skipPreSharedKeyID(c *cursor) error {
 	return field("psk_nonce", err)
 }
 
-// skipCommit validates the framing of a Commit and returns the types of its
-// inline proposals.
-func skipCommit(c *cursor) ([]uint16, error) {
+// skipCommit validates the framing of a Commit and records in m the types
+// of its inline proposals, the leaves its inline Removes remove, how many
+// proposals it includes by reference and its UpdatePath's leaf node.
+func skipCommit(c *cursor, m *Message) error {
 	v, err := c.vector()
 	if err != nil {
-		return nil, field("proposals", err)
+		return field("proposals", err)
 	}
-	var types []uint16
 	for !v.empty() {
 		t, err := v.u8()
 		if err != nil {
-			return nil, field("proposals", err)
+			return field("proposals", err)
 		}
 		switch t {
 		case 1: // proposal
-			pt, err := skipProposal(&v)
+			pt, removed, err := skipProposal(&v)
 			if err != nil {
-				return nil, field("proposals", err)
+				return field("proposals", err)
 			}
-			types = append(types, pt)
+			m.ProposalTypes = append(m.ProposalTypes, pt)
+			if pt == ProposalRemove {
+				m.Removed = append(m.Removed, removed)
+			}
 		case 2: // reference
 			if _, err = v.opaque(); err != nil {
-				return nil, field("proposals.reference", err)
+				return field("proposals.reference", err)
 			}
+			m.ProposalRefs++
 		default:
-			return nil, fmt.Errorf("proposals: %w: ProposalOrRefType %d", ErrMalformed, t)
+			return fmt.Errorf("proposals: %w: ProposalOrRefType %d", ErrMalformed, t)
 		}
 	}
 	present, err := c.optional()
 	if err != nil {
-		return nil, field("path", err)
+		return field("path", err)
 	}
 	if !present {
-		return types, nil
+		return nil
 	}
-	var ln LeafNode
-	if err = parseLeafNode(c, &ln); err != nil {
-		return nil, field("path.leaf_node", err)
+	ln := new(LeafNode)
+	if err = parseLeafNode(c, ln); err != nil {
+		return field("path.leaf_node", err)
 	}
 	if ln.Source != SourceCommit {
-		return nil, fmt.Errorf("path.leaf_node: %w: source %v", ErrMalformed, ln.Source)
+		return fmt.Errorf("path.leaf_node: %w: source %v", ErrMalformed, ln.Source)
 	}
 	nodes, err := c.vector()
 	if err != nil {
-		return nil, field("path.nodes", err)
+		return field("path.nodes", err)
 	}
 	for !nodes.empty() {
 		if _, err = nodes.opaque(); err != nil {
-			return nil, field("path.nodes.encryption_key", err)
+			return field("path.nodes.encryption_key", err)
 		}
 		cts, err := nodes.vector()
 		if err != nil {
-			return nil, field("path.nodes.encrypted_path_secret", err)
+			return field("path.nodes.encrypted_path_secret", err)
 		}
 		for !cts.empty() {
 			if _, _, err = parseHPKECiphertext(&cts); err != nil {
-				return nil, field("path.nodes.encrypted_path_secret", err)
+				return field("path.nodes.encrypted_path_secret", err)
 			}
 		}
 	}
-	return types, nil
+	m.PathLeaf = ln
+	return nil
 }
 
 func parseHPKECiphertext(c *cursor) (kemOutput, ciphertext []byte, err error) {

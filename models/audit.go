@@ -37,6 +37,7 @@ const (
 	AuditCloneWarning       = "auth.clone_warning"
 	AuditAdminDenied        = "auth.admin_denied"
 	AuditPruned             = "audit.pruned"
+	AuditAccountDeleted     = "account.delete" // a user deleted their own account
 )
 
 // AuditActions lists every action, for filters and documentation.
@@ -44,7 +45,7 @@ var AuditActions = []string{
 	AuditUserDisable, AuditUserEnable, AuditUserDelete, AuditUserRevokeSessions, AuditUserRemoveGroups,
 	AuditInviteCreate, AuditInviteRevoke, AuditSettingsUpdate,
 	AuditUserRegistered, AuditAdminSignIn, AuditLoginFailed, AuditCloneWarning, AuditAdminDenied,
-	AuditPruned,
+	AuditPruned, AuditAccountDeleted,
 }
 
 // Audit target types.

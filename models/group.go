@@ -18,10 +18,12 @@ type Group struct {
 
 // GroupMember is one member device of a group and its user.
 type GroupMember struct {
-	DeviceID  string
-	UserID    string
-	Username  string
-	JoinedSeq int64
+	DeviceID string
+	UserID   string
+	Username string
+	// DisplayName is the user's display name, which the user may change.
+	DisplayName string
+	JoinedSeq   int64
 }
 
 // Receipt is the server's record of one stored message: what a sender gets
@@ -78,3 +80,37 @@ type KeyPackagesLowNotice struct {
 	Remaining   int    `json:"remaining"`
 	LowWater    int    `json:"low_water"`
 }
+
+// NoticeNewDevice tells a user's other devices that a new device signed in.
+const NoticeNewDevice = "new_device"
+
+// NewDeviceNotice is the JSON payload of a new_device notice, addressed to
+// each other active device of the user when a new device signs in (never
+// for the user's first device).
+type NewDeviceNotice struct {
+	Type       string `json:"type"`
+	DeviceID   string `json:"device_id"`
+	DeviceName string `json:"device_name"`
+	UserID     string `json:"user_id"`
+	CreatedAt  string `json:"created_at"` // RFC 3339
+}
+
+// NoticeKeyPackagesExpiring tells a device that key packages of its stock
+// end their lifetime soon.
+const NoticeKeyPackagesExpiring = "key_packages_expiring"
+
+// KeyPackagesExpiringNotice is the JSON payload of a key_packages_expiring
+// notice: how many normal packages of the suite expire before NotAfter and
+// whether the last-resort package does.
+type KeyPackagesExpiringNotice struct {
+	Type        string `json:"type"`
+	DeviceID    string `json:"device_id"`
+	CipherSuite uint16 `json:"cipher_suite"`
+	Normal      int    `json:"normal"`
+	LastResort  bool   `json:"last_resort"`
+	Before      string `json:"before"` // RFC 3339: they expire before this time
+}
+
+// NoticeMemberLeft tells a group's members that a device left by a
+// self-Remove proposal, which the next commit must include.
+const NoticeMemberLeft = "member_left"

@@ -238,6 +238,9 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 	claimAge := cfg.Limits.KeyPackageMaxLifetime + store.KeyPackageClockSkew + 24*time.Hour
 	tasks := []maintenance.Task{
 		{Name: "expired_key_packages", Run: st.DeleteExpiredKeyPackages},
+		{Name: "key_package_expiry_notices", Run: func(ctx context.Context) (int64, error) {
+			return st.NotifyExpiringKeyPackages(ctx, min(store.KeyPackageExpiryWarning, cfg.Limits.KeyPackageMaxLifetime/4))
+		}},
 		{Name: "revoked_device_key_packages", Run: st.DeleteRevokedDeviceKeyPackages},
 		{Name: "old_key_package_claims", Run: func(ctx context.Context) (int64, error) {
 			return st.DeleteOldKeyPackageClaims(ctx, claimAge)

@@ -30,6 +30,7 @@ type Values struct {
 	AuthPerMinute     int    `json:"auth_per_minute" doc:"Passkey ceremony requests per client IP per minute"`
 	AuthBurst         int    `json:"auth_burst" doc:"Passkey ceremony requests per client IP in a burst"`
 	ClaimsPerMinute   int    `json:"claims_per_minute" doc:"Key-package claims per claiming device per minute"`
+	Directory         string `json:"directory" enum:"exact,search" doc:"exact: users are found by exact username only; search: signed-in users may also search usernames by prefix"`
 }
 
 // Overrides are the values an admin set; nil fields follow the
@@ -40,6 +41,7 @@ type Overrides struct {
 	AuthPerMinute     *int    `json:"auth_per_minute,omitempty" minimum:"1" maximum:"10000" doc:"Passkey ceremony requests per client IP per minute"`
 	AuthBurst         *int    `json:"auth_burst,omitempty" minimum:"1" maximum:"1000" doc:"Passkey ceremony requests per client IP in a burst"`
 	ClaimsPerMinute   *int    `json:"claims_per_minute,omitempty" minimum:"1" maximum:"10000" doc:"Key-package claims per claiming device per minute"`
+	Directory         *string `json:"directory,omitempty" enum:"exact,search" doc:"exact: users are found by exact username only; search: signed-in users may also search usernames by prefix"`
 }
 
 // Key describes one setting.
@@ -59,6 +61,7 @@ var Keys = []Key{
 	{Name: "auth_per_minute", Flag: "auth-per-minute", Min: 1, Max: 10000},
 	{Name: "auth_burst", Flag: "auth-burst", Min: 1, Max: 1000},
 	{Name: "claims_per_minute", Flag: "claims-per-minute", Min: 1, Max: 10000},
+	{Name: "directory", Flag: "directory", Enum: []string{"exact", "search"}},
 }
 
 // KeyNames are the names of Keys, for validation enums.
@@ -87,6 +90,7 @@ func Defaults(cfg config.Config) Values {
 		AuthPerMinute:     cfg.Limits.AuthRequestsPerMin,
 		AuthBurst:         cfg.Limits.AuthBurst,
 		ClaimsPerMinute:   cfg.Limits.ClaimsPerMinute,
+		Directory:         cfg.Directory,
 	}
 }
 

@@ -264,8 +264,13 @@ WHERE id = ? AND user_id = ? AND clone_warning = 0 AND (sign_count < ? OR (sign_
 			if revoked.Valid {
 				return models.Errorf(models.EFORBIDDEN, "device_revoked", "this device was revoked and can never sign in again")
 			}
-		} else if deviceID, err = InsertDevice(ctx, tx, l.UserID, l.DeviceName); err != nil {
-			return err
+		} else {
+			if deviceID, err = InsertDevice(ctx, tx, l.UserID, l.DeviceName); err != nil {
+				return err
+			}
+			if err := notifyNewDevice(ctx, tx, l.UserID, deviceID, l.DeviceName); err != nil {
+				return err
+			}
 		}
 		sessionID, err := InsertSession(ctx, tx, l.UserID, deviceID, l.TokenHash, l.SessionTTL)
 		if err != nil {

@@ -182,8 +182,12 @@ func (s *Store) CommitBundle(ctx context.Context, in CommitInput) (res *models.C
 	if m.ContentType != mls.ContentCommit {
 		return nil, false, models.Errorf(models.EINVALID, "not_a_commit", "commit: content type is %v, not commit; send it to POST /v1/groups/{group_id}/messages", m.ContentType)
 	}
+	if m.WireFormat == mls.WireFormatPublicMessage && m.Sender.Type == mls.SenderNewMemberCommit {
+		return s.externalCommit(ctx, in, &m)
+	}
 	if m.WireFormat == mls.WireFormatPublicMessage && m.Sender.Type != mls.SenderMember {
-		return nil, false, models.Errorf(models.EINVALID, "external_commit_unsupported", "commit: only member senders can commit; external commits are not supported")
+		return nil, false, models.Errorf(models.EINVALID, "external_commit_unsupported",
+			"commit: the sender type is %v; commits come from members or, for external commits, new_member_commit", m.Sender.Type)
 	}
 	epoch := m.Epoch
 	var refs [][]byte
@@ -267,6 +271,9 @@ func (s *Store) CommitBundle(ctx context.Context, in CommitInput) (res *models.C
 			return epochError("epoch_mismatch", "the commit is for epoch %d but the group is at epoch %d: fetch and process the commits you missed, then commit again",
 				uint64(cur), epoch, cur)
 		}
+		if err := checkPendingRemovals(ctx, tx, in.GroupID, epoch, in.RemoveDevices); err != nil {
+			return err
+		}
 		// Removed devices: current members end now; former members (e.g.
 		// already cut off by a revocation) are accepted as a no-op; devices
 		// that never belonged are an error.
@@ -342,6 +349,9 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 			Welcomes:       []models.WelcomeReceipt{},
 			AddedDevices:   added,
 			RemovedDevices: append([]string{}, in.RemoveDevices...),
+		}
+		if _, err := tx.NewRaw(`DELETE FROM pending_removals WHERE group_id = ?`, in.GroupID).Exec(ctx); err != nil {
+			return fmt.Errorf("clear pending removals: %w", err)
 		}
 		publish(tx, commit, members)
 		for _, d := range added {

@@ -73,6 +73,15 @@ WHERE m.device_id = ? AND m.left_seq IS NULL ORDER BY m.id`, deviceID).Scan(ctx,
 			notice.Seq-1, g.ID, deviceID).Exec(ctx); err != nil {
 			return fmt.Errorf("end membership: %w", err)
 		}
+		if _, err := tx.NewRaw(`DELETE FROM pending_removals WHERE group_id = ? AND device_id = ?`, g.ID, deviceID).Exec(ctx); err != nil {
+			return fmt.Errorf("clear pending removal: %w", err)
+		}
+		if deleted, err := deleteGroupIfEmpty(ctx, tx, g.ID); err != nil || deleted {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		members, err := activeMembers(ctx, tx, g.ID)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import { fromBase64, toBase64, toBase64url, utf8 } from "./bytes.js"
 import { ApiError, type Problem } from "./errors.js"
 import { Feed, pollOnce, type FeedEvent, type Transport } from "./feed.js"
 import { MlsClient, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
+import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
 import type { Authenticator, CreationOptionsJSON, RequestOptionsJSON } from "./webauthn.js"
 import { ciphersuites } from "ts-mls"
@@ -45,6 +46,32 @@ export interface SovereignClientOptions {
    * usually one member commits and the others find nothing left to do.
    */
   autoRemoveMaxDelayMs?: number
+  /**
+   * When the feed answers 410 (this device was away longer than the
+   * server's retention), rejoin every group the server still lists by
+   * external commit and resume the feed. Default true.
+   */
+  autoRejoin?: boolean
+  /** Told after an automatic rejoin: the groups rejoined and those that failed. */
+  onResync?: (r: ResyncResult) => void
+}
+
+/** What an automatic rejoin after 410 did. */
+export interface ResyncResult {
+  resumeAfter: number
+  rejoined: Uint8Array[]
+  failed: { groupId: Uint8Array; error: Error }[]
+}
+
+/** A user as the directory shows them. */
+export type DirectoryUser = Schemas["DirectoryUserBody"]
+
+/** A new_device notice: another device of this user signed in for the first time. */
+export interface NewDeviceNotice {
+  kind: "new_device"
+  deviceId: string
+  deviceName: string
+  createdAt: string
 }
 
 /** What the app is told about each processed feed event. */
@@ -53,7 +80,7 @@ export interface ClientEvent {
   eventId: string
   kind: string
   groupId?: Uint8Array
-  result: Received | { kind: "notice"; notice: Record<string, unknown> }
+  result: Received | { kind: "notice"; notice: Record<string, unknown> } | NewDeviceNotice
   /** The feed event as received (ciphertext payload). */
   event: FeedEvent
 }
@@ -391,6 +418,10 @@ export class SovereignClient {
         if (r.response.status === 409) {
           return { conflict: problemOf(r.error, r.response, "commitGroup") }
         }
+        if (r.response.status === 422 && (r.error as Problem | undefined)?.code === "pending_removal_missing") {
+          // A member left just now: process its proposal, then commit it too.
+          return { conflict: problemOf(r.error, r.response, "commitGroup") }
+        }
         const body = ok(r, "commitGroup")
         await this.mls.applyCommit(pending)
         return {
@@ -417,6 +448,166 @@ export class SovereignClient {
       if (drained) await new Promise((r) => setTimeout(r, 20 * (i + 1))) // the winner's commit is not in our feed yet
     }
     throw new Error(`group did not reach epoch ${epoch}`)
+  }
+
+  // --- people and devices ---------------------------------------------------------
+
+  /** Finds a user by exact username (404 ApiError user_not_found when there is none). */
+  async lookupUser(username: string): Promise<DirectoryUser> {
+    return ok(await this.api.GET("/v1/users/{username}", { params: { path: { username } } }), "lookupUser")
+  }
+
+  /** Searches usernames by prefix (only when the server's directory setting is "search"). */
+  async searchUsers(prefix: string): Promise<DirectoryUser[]> {
+    return ok(await this.api.GET("/v1/users", { params: { query: { prefix } } }), "searchUsers").users ?? []
+  }
+
+  /** Changes this user's display name. */
+  async setDisplayName(displayName: string): Promise<Schemas["UserInfo"]> {
+    return ok(await this.api.PATCH("/v1/me", { body: { display_name: displayName } }), "updateMe")
+  }
+
+  /**
+   * Deletes this account for good (all devices leave their groups). The
+   * server wants a fresh passkey sign-in: when it answers step_up_required
+   * the client signs in again on this device (an authenticator ceremony)
+   * and retries once. The local storage is cleared afterwards.
+   */
+  async deleteAccount(): Promise<void> {
+    this.stop()
+    const attempt = async () => this.api.DELETE("/v1/me", { body: { confirm_username: this.username } })
+    let r = await attempt()
+    if (r.response.status === 403 && (r.error as Problem | undefined)?.code === "step_up_required" && this.o.authenticator) {
+      await this.login({ username: this.username })
+      r = await attempt()
+    }
+    ok(r, "deleteMe")
+    await this.store.clear()
+    this.session = undefined
+    this.mlsClient = undefined
+  }
+
+  /**
+   * Joins a group by external commit: for a new device of a user who is in
+   * the group on another device, or this device rejoining after its feed
+   * expired (its old leaf is replaced). Retries lost races. Returns the
+   * group's new epoch.
+   */
+  async joinExternally(groupId: Uint8Array): Promise<number> {
+    const max = this.o.maxAttempts ?? 5
+    for (let attempt = 1; ; attempt++) {
+      const gi = ok(
+        await this.api.GET("/v1/groups/{group_id}/group-info", { params: { path: { group_id: toBase64url(groupId) } } }),
+        "getGroupInfo",
+      )
+      const outcome = await this.lock.run(async () => {
+        const pending = await this.mls.prepareExternalJoin(fromBase64(gi.group_info as unknown as string))
+        const r = await this.api.POST("/v1/groups/{group_id}/commits", {
+          params: { path: { group_id: toBase64url(groupId) }, header: { "Idempotency-Key": crypto.randomUUID() } },
+          body: { commit: toBase64(pending.commit), group_info: toBase64(pending.groupInfo) },
+        })
+        if (r.response.status === 409) return { conflict: problemOf(r.error, r.response, "commitGroup") }
+        const body = ok(r, "commitGroup")
+        await this.mls.applyExternalJoin(pending, body.commit.seq)
+        return { epoch: body.epoch }
+      })
+      if ("epoch" in outcome) return outcome.epoch!
+      if (attempt >= max) throw outcome.conflict
+      await new Promise((res) => setTimeout(res, 50 * attempt + Math.random() * 100))
+    }
+  }
+
+  /**
+   * Joins, by external commit, every group where another device of this
+   * user is a member and this one is not (what a new device does after its
+   * first sign-in). Returns the groups joined.
+   */
+  async joinMyGroups(): Promise<Uint8Array[]> {
+    const list = ok(await this.api.GET("/v1/me/groups", {}), "listJoinableGroups")
+    const joined: Uint8Array[] = []
+    for (const g of list.groups ?? []) {
+      const gid = fromBase64(g.id)
+      if (await this.mls.hasGroup(gid)) continue
+      await this.joinExternally(gid)
+      joined.push(gid)
+    }
+    return joined
+  }
+
+  /**
+   * Leaves a group: sends a Remove proposal for our own leaf (another
+   * member's client commits it) and forgets the group. Returns true when we
+   * were the last member and the server deleted the group.
+   */
+  async leaveGroup(groupId: Uint8Array): Promise<boolean> {
+    const max = this.o.maxAttempts ?? 5
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.lock.run(async () => {
+        const { proposal } = await this.mls.prepareLeave(groupId)
+        const res = await this.api.POST("/v1/groups/{group_id}/leave", {
+          params: { path: { group_id: toBase64url(groupId) } },
+          body: { proposal: toBase64(proposal) },
+        })
+        if (res.response.ok) await this.mls.dropGroup(groupId)
+        return res
+      })
+      if (r.response.status === 409 && attempt < max) {
+        await this.catchUpGroup(groupId, problemOf(r.error, r.response, "leaveGroup").problem.current_epoch)
+        continue
+      }
+      return ok(r, "leaveGroup").group_deleted
+    }
+  }
+
+  /** Commits the proposals waiting in a group (members that left), after a short random delay. */
+  private commitPendingSoon(groupId: Uint8Array): void {
+    const key = toBase64url(groupId) + "/pending"
+    if (this.removals.has(key)) return
+    let resolve!: () => void
+    const entry: PendingRemoval = { done: new Promise<void>((r) => (resolve = r)), resolve }
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined
+      this.commitIfNeeded(groupId, async () => ((await this.mls.pendingRemovals(groupId)).length > 0 ? {} : null))
+        .catch(() => null)
+        .finally(() => {
+          this.removals.delete(key)
+          resolve()
+        })
+    }, Math.random() * (this.o.autoRemoveMaxDelayMs ?? 2000))
+    this.removals.set(key, entry)
+  }
+
+  /** Uploads fresh key packages for those a key_packages_expiring notice announced. */
+  private replaceExpiringSoon(n: Record<string, unknown>): void {
+    if (n.cipher_suite !== suiteId(this.mls.suite)) return
+    const normal = typeof n.normal === "number" ? Math.min(n.normal, 100) : 0
+    const lastResort = n.last_resort === true
+    const prev = this.replenishing ?? Promise.resolve()
+    this.replenishing = prev
+      .then(() => this.uploadFresh(normal, lastResort))
+      .catch(() => 0)
+      .then(() => {
+        this.replenishing = undefined
+      })
+  }
+
+  /** Generates and uploads `normal` key packages and, if asked, a new last-resort one. */
+  async uploadFresh(normal: number, lastResort: boolean): Promise<number> {
+    const n = normal + (lastResort ? 1 : 0)
+    if (n === 0) return 0
+    const kps = await this.mls.generateKeyPackages(n, { lastResort })
+    try {
+      ok(
+        await this.api.POST("/v1/key-packages", {
+          body: { key_packages: kps.map((k) => toBase64(k.keyPackage)), last_resort_index: lastResort ? 0 : undefined },
+        }),
+        "uploadKeyPackages",
+      )
+    } catch (e) {
+      await this.mls.forgetKeyPackages(kps.map((k) => k.ref))
+      throw e
+    }
+    return n
   }
 
   // --- messages -------------------------------------------------------------------
@@ -472,7 +663,10 @@ export class SovereignClient {
         } catch {
           notice = { type: "unreadable" }
         }
-        result = { kind: "notice", notice }
+        result =
+          notice.type === "new_device" && typeof notice.device_id === "string"
+            ? { kind: "new_device", deviceId: notice.device_id, deviceName: String(notice.device_name ?? ""), createdAt: String(notice.created_at ?? "") }
+            : { kind: "notice", notice }
       } else {
         result = await this.mls.receive(ev)
       }
@@ -483,6 +677,13 @@ export class SovereignClient {
     if (!out) return undefined
     this.scheduleAck()
     if (out.result.kind === "notice" && isKeyPackagesLow(out.result.notice)) this.replenishSoon()
+    if (out.result.kind === "notice" && out.result.notice.type === "key_packages_expiring") this.replaceExpiringSoon(out.result.notice)
+    if (out.result.kind === "proposal" && out.result.removesDevices.length > 0 && out.result.senderDeviceId !== this.session?.deviceId) {
+      // A member left by proposing its own removal: the next commit must
+      // include it, so commit it soon (one member wins, the others find
+      // nothing left to do).
+      this.commitPendingSoon(out.result.groupId)
+    }
     if (out.result.kind === "joined") this.replenishSoon() // a normal key package was used up
     if (out.result.kind === "notice" && out.groupId) {
       const gone = removedDeviceOf(out.result.notice)
@@ -535,10 +736,13 @@ export class SovereignClient {
    */
   async catchUp(): Promise<boolean> {
     for (;;) {
-      const page = await pollOnce(
-        { baseUrl: this.o.baseUrl, token: () => this.need().token, fetch: this.o.fetch },
-        this.cursor,
-      )
+      let page
+      try {
+        page = await pollOnce({ baseUrl: this.o.baseUrl, token: () => this.need().token, fetch: this.o.fetch }, this.cursor)
+      } catch (e) {
+        if (await this.maybeResync(e)) continue
+        throw e
+      }
       for (const ev of page.events) await this.process(ev)
       if (!page.hasMore) {
         await this.flushAck()
@@ -562,11 +766,56 @@ export class SovereignClient {
       fetch: this.o.fetch,
     })
     try {
-      for await (const ev of this.feed.events(signal)) await this.process(ev)
+      for (;;) {
+        try {
+          for await (const ev of this.feed.events(signal)) await this.process(ev)
+          return
+        } catch (e) {
+          if (signal.aborted || !(await this.maybeResync(e))) throw e
+          this.feed = new Feed({
+            baseUrl: this.o.baseUrl,
+            token: () => this.need().token,
+            after: this.cursor,
+            transport: opts.transport ?? "auto",
+            pollTimeout: opts.pollTimeout,
+            fetch: this.o.fetch,
+          })
+        }
+      }
     } finally {
       this.feed = undefined
       await this.flushAck().catch(() => {})
     }
+  }
+
+  /**
+   * Handles a 410 of the feed when autoRejoin is on: rejoins each group the
+   * server lists by external commit (replacing our stale leaf), then moves
+   * the cursor to where the server said to resume. Returns false for any
+   * other error.
+   */
+  private async maybeResync(e: unknown): Promise<boolean> {
+    const err = e instanceof FeedClosedError ? e.cause : e
+    if (!(err instanceof ApiError) || err.status !== 410 || !err.problem.resync || this.o.autoRejoin === false) return false
+    const r = err.problem.resync
+    const out: ResyncResult = { resumeAfter: r.resume_after, rejoined: [], failed: [] }
+    for (const g of r.groups ?? []) {
+      const gid = fromBase64(g.group_id)
+      try {
+        await this.joinExternally(gid)
+        out.rejoined.push(gid)
+      } catch (error) {
+        out.failed.push({ groupId: gid, error: error instanceof Error ? error : new Error(String(error)) })
+      }
+    }
+    await this.lock.run(async () => {
+      if (r.resume_after > this.cursor) {
+        this.cursor = r.resume_after
+        await this.store.putCursor(this.cursor)
+      }
+    })
+    this.o.onResync?.(out)
+    return true
   }
 
   /** The transport the running feed uses now. */

@@ -9,6 +9,8 @@ import {
   createCommit,
   createGroup,
   createGroupInfoWithExternalPubAndRatchetTree,
+  createProposal,
+  joinGroupExternal,
   decodeGroupState,
   decodeMlsMessage,
   defaultCapabilities,
@@ -34,6 +36,7 @@ import {
 } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
 import { makeKeyPackageRef } from "ts-mls/keyPackage.js"
+import { ratchetTreeFromExtension } from "ts-mls/groupInfo.js"
 import { decryptSenderData } from "ts-mls/privateMessage.js"
 import { randomBytes } from "@noble/hashes/utils.js"
 import { equal, toHex, utf8 } from "./bytes.js"
@@ -108,6 +111,19 @@ export interface PendingCommit {
   /** @internal */ readonly _consumed: Uint8Array[]
 }
 
+/** An external commit (RFC 9420 §12.4.3.2) built but not yet accepted by the server. */
+export interface PendingExternalJoin {
+  readonly groupId: Uint8Array
+  readonly epoch: number
+  /** MLSMessage(PublicMessage) commit, sender new_member_commit. */
+  readonly commit: Uint8Array
+  /** MLSMessage(group_info) of the new epoch. */
+  readonly groupInfo: Uint8Array
+  /** True when it replaces our own old leaf (a rejoin). */
+  readonly resync: boolean
+  /** @internal */ readonly _newState: ClientState
+}
+
 /** A feed event, as far as MLS processing needs it. */
 export interface MlsEvent {
   seq: number
@@ -129,7 +145,14 @@ export type Received =
       /** True when this commit removed us: nothing after it can be read. */
       removedSelf: boolean
     }
-  | { kind: "proposal"; groupId: Uint8Array; epoch: number; senderDeviceId?: string }
+  | {
+      kind: "proposal"
+      groupId: Uint8Array
+      epoch: number
+      senderDeviceId?: string
+      /** Devices the proposal removes (a member leaving proposes its own removal). */
+      removesDevices: string[]
+    }
   | { kind: "joined"; groupId: Uint8Array; epoch: number; members: string[] }
   | { kind: "own"; groupId: Uint8Array }
   | { kind: "duplicate"; seq: number }
@@ -321,6 +344,11 @@ export class MlsClient {
       proposals.push({ proposalType: "remove", remove: { removed: m.leafIndex } })
       removedDevices.push(d)
     }
+    // Proposals received earlier (a member leaving by a self-Remove) are
+    // committed by reference: their removed devices go in the bundle too.
+    for (const d of pendingRemovals(state)) {
+      if (!removedDevices.includes(d)) removedDevices.push(d)
+    }
     const res = await createCommit(
       { state, cipherSuite: this.cs },
       { extraProposals: proposals, ratchetTreeExtension: true },
@@ -351,6 +379,64 @@ export class MlsClient {
     }
     await this.save(p.groupId, p._newState, rec.lastSeq)
     for (const c of p._consumed) zeroOutUint8Array(c)
+  }
+
+  /** Devices removed by proposals waiting to be committed (members that left). */
+  async pendingRemovals(groupId: Uint8Array): Promise<string[]> {
+    return pendingRemovals((await this.load(groupId)).state)
+  }
+
+  /**
+   * Builds an external commit that joins the group described by a GroupInfo
+   * (MLSMessage bytes with the ratchet_tree and external_pub extensions). When
+   * the tree still holds a leaf of this device (a rejoin after the feed
+   * expired), the commit removes it. Nothing is stored: applyExternalJoin
+   * after the server accepted the commit.
+   */
+  async prepareExternalJoin(groupInfoBytes: Uint8Array): Promise<PendingExternalJoin> {
+    const m = decodeMessage(groupInfoBytes)
+    if (m.wireformat !== "mls_group_info") throw new MlsError(`expected a GroupInfo, got ${m.wireformat}`)
+    const gi = m.groupInfo
+    const tree = ratchetTreeFromExtension(gi)
+    if (!tree) throw new MlsError("the GroupInfo has no ratchet tree")
+    const resync = tree.some((n) => n?.nodeType === "leaf" && deviceIdOf(n.leaf.credential) === this.deviceId)
+    const kp = await this.newKeyPackage(false)
+    const me = this.deviceId
+    const config: ClientConfig = {
+      ...this.config,
+      // Our old leaf is ours by its credential, not by its signature key (a
+      // new key package has a new one).
+      keyPackageEqualityConfig: {
+        compareKeyPackages: (a, b) => deviceIdOf(a.leafNode.credential) === deviceIdOf(b.leafNode.credential),
+        compareKeyPackageToLeafNode: (a, b) => deviceIdOf(a.leafNode.credential) === me && deviceIdOf(b.credential) === me,
+      },
+    }
+    const res = await joinGroupExternal(gi, kp.publicPackage, kp.privatePackage, resync, this.cs, undefined, config)
+    const state = { ...res.newState, clientConfig: this.config }
+    return {
+      groupId: gi.groupContext.groupId,
+      epoch: Number(gi.groupContext.epoch),
+      commit: encodeMlsMessage({ version: "mls10", wireformat: "mls_public_message", publicMessage: res.publicMessage }),
+      groupInfo: await this.groupInfo(state),
+      resync,
+      _newState: state,
+    }
+  }
+
+  /** Stores the state of an external join the server accepted (its commit at seq). */
+  async applyExternalJoin(p: PendingExternalJoin, seq: number): Promise<void> {
+    await this.save(p.groupId, p._newState, seq)
+  }
+
+  /**
+   * A Remove proposal for our own leaf, as a PublicMessage (the server checks
+   * it from the clear bytes): send it to POST …/leave, then dropGroup.
+   */
+  async prepareLeave(groupId: Uint8Array): Promise<{ proposal: Uint8Array; epoch: number }> {
+    const { state } = await this.load(groupId)
+    if (state.groupActiveState.kind !== "active") throw new MlsError("we are no longer a member of this group")
+    const r = await createProposal(state, true, { proposalType: "remove", remove: { removed: state.privatePath.leafIndex } }, this.cs)
+    return { proposal: encodeMlsMessage(r.message), epoch: epochOf(state) }
   }
 
   /** Encrypts an application message; the returned bytes go to the server as is. */
@@ -454,6 +540,13 @@ export class MlsClient {
     } else if (m.publicMessage.content.sender.senderType === "member") {
       senderDeviceId = leafDevice(state, m.publicMessage.content.sender.leafIndex)
     }
+    // An external commit's sender is the joiner named by its path's leaf.
+    let externalJoiner: string | undefined
+    if (m.wireformat === "mls_public_message" && m.publicMessage.content.sender.senderType === "new_member_commit" &&
+      m.publicMessage.content.contentType === "commit") {
+      const leaf = m.publicMessage.content.commit.path?.leafNode
+      externalJoiner = leaf ? deviceIdOf(leaf.credential) : undefined
+    }
 
     let committer: number | undefined
     const added: string[] = []
@@ -480,15 +573,19 @@ export class MlsClient {
     }
     const contentType =
       m.wireformat === "mls_private_message" ? m.privateMessage.contentType : m.publicMessage.content.contentType
-    if (contentType === "proposal") return { kind: "proposal", groupId: msgGroup, epoch: msgEpoch, senderDeviceId }
+    if (contentType === "proposal") {
+      const p = m.wireformat === "mls_public_message" && m.publicMessage.content.contentType === "proposal" ? m.publicMessage.content.proposal : undefined
+      const removesDevices = p?.proposalType === "remove" ? [leafDevice(state, p.remove.removed)].filter((d): d is string => !!d) : []
+      return { kind: "proposal", groupId: msgGroup, epoch: msgEpoch, senderDeviceId, removesDevices }
+    }
     // Removed leaves are named by the tree before the commit.
     const removedDevices = removedLeaves.map((l) => leafDevice(state, l)).filter((d): d is string => !!d)
     return {
       kind: "commit",
       groupId: msgGroup,
       epoch: epochOf(res.newState),
-      committerDeviceId: committer !== undefined ? leafDevice(state, committer) : senderDeviceId,
-      addedDevices: added,
+      committerDeviceId: externalJoiner ?? (committer !== undefined ? leafDevice(state, committer) : senderDeviceId),
+      addedDevices: externalJoiner && !added.includes(externalJoiner) ? [...added, externalJoiner] : added,
       removedDevices,
       removedSelf: res.newState.groupActiveState.kind === "removedFromGroup",
     }
@@ -508,6 +605,16 @@ export class MlsClient {
     const node = tree[sd.leafIndex * 2]
     return node?.nodeType === "leaf" ? deviceIdOf(node.leaf.credential) : undefined
   }
+}
+
+function pendingRemovals(state: ClientState): string[] {
+  const out: string[] = []
+  for (const p of Object.values(state.unappliedProposals)) {
+    if (p.proposal.proposalType !== "remove") continue
+    const d = leafDevice(state, p.proposal.remove.removed)
+    if (d && !out.includes(d)) out.push(d)
+  }
+  return out
 }
 
 function leafDevice(state: ClientState, leafIndex: number): string | undefined {

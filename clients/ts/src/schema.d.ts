@@ -528,6 +528,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/groups/{group_id}/group-info": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a group's GroupInfo to join it by external commit
+         * @description For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+         */
+        get: operations["getGroupInfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groups/{group_id}/leave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Leave a group
+         * @description A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+         */
+        post: operations["leaveGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/groups/{group_id}/messages": {
         parameters: {
             query?: never;
@@ -614,10 +654,18 @@ export interface paths {
         get: operations["getMe"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete my account
+         * @description Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+         */
+        delete: operations["deleteMe"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change my display name
+         * @description Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+         */
+        patch: operations["updateMe"];
         trace?: never;
     };
     "/v1/me/devices": {
@@ -683,6 +731,26 @@ export interface paths {
          * @description For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
          */
         delete: operations["revokeMyDevice"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List groups my other devices are in
+         * @description Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+         */
+        get: operations["listJoinableGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -827,6 +895,46 @@ export interface paths {
          * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
          */
         post: operations["ackFeed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search users by username prefix
+         * @description Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+         */
+        get: operations["searchUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{username}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find a user by username
+         * @description Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+         */
+        get: operations["lookupUser"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1451,6 +1559,10 @@ export interface components {
              */
             type: "public-key";
         };
+        DeleteMeInputBody: {
+            /** @description Your username, typed again: a guard against accidents */
+            confirm_username: string;
+        };
         DeviceInfo: {
             /**
              * Format: int64
@@ -1490,6 +1602,42 @@ export interface components {
         DeviceListOutputBody: {
             /** @description All devices, revoked ones included, oldest first */
             devices: components["schemas"]["DeviceInfo"][] | null;
+        };
+        DirectoryDeviceBody: {
+            /**
+             * Format: date-time
+             * @description When the device first signed in
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Device id
+             */
+            id: string;
+            /**
+             * @description Name given at sign-in
+             * @example Bob's phone
+             */
+            name: string;
+        };
+        DirectoryUserBody: {
+            /** @description Active (not revoked) devices, oldest first; absent in search results */
+            devices?: components["schemas"]["DirectoryDeviceBody"][];
+            /**
+             * @description Display name chosen by the user
+             * @example Bob Marley
+             */
+            display_name: string;
+            /**
+             * Format: uuid
+             * @description User id
+             */
+            id: string;
+            /**
+             * @description Case-folded username
+             * @example bob
+             */
+            username: string;
         };
         EndedOutputBody: {
             /**
@@ -1574,6 +1722,17 @@ export interface components {
             epoch: number;
             /** @description MLS group id, base64url without padding */
             group_id: string;
+        };
+        GroupInfoOutputBody: {
+            /**
+             * Format: int64
+             * @description The group's current epoch: the external commit must carry it
+             */
+            epoch: number;
+            /** @description MLS group_id, base64url without padding */
+            group_id: string;
+            /** @description MLSMessage(GroupInfo) of the current epoch (base64), with the external_pub and ratchet_tree extensions when the committer included them */
+            group_info: string;
         };
         GroupSummaryBody: {
             /**
@@ -1667,6 +1826,16 @@ export interface components {
              */
             last_resort_index?: number;
         };
+        LeaveGroupInputBody: {
+            /** @description MLSMessage (base64): a PublicMessage proposal from this device's leaf, of type Remove, removing that same leaf, at the group's current epoch */
+            proposal: string;
+        };
+        LeaveGroupOutputBody: {
+            /** @description True when this device was the last member: the group and its messages are deleted */
+            group_deleted: boolean;
+            /** @description The stored proposal: this device received it and nothing after */
+            proposal: components["schemas"]["ReceiptBody"];
+        };
         ListGroupsOutputBody: {
             /** @description Groups this device is a member of, oldest membership first */
             groups: components["schemas"]["GroupSummaryBody"][] | null;
@@ -1702,6 +1871,8 @@ export interface components {
         MemberBody: {
             /** @description Member device */
             device_id: string;
+            /** @description The user's display name (the user may change it: show it, but identify people by username) */
+            display_name: string;
             /**
              * Format: int64
              * @description The device receives the group's events with a sequence number above this
@@ -1728,6 +1899,11 @@ export interface components {
              * @description Key-package claims per claiming device per minute
              */
             claims_per_minute?: number;
+            /**
+             * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+             * @enum {string}
+             */
+            directory?: "exact" | "search";
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -1990,6 +2166,10 @@ export interface components {
              */
             resume_after: number;
         };
+        SearchUsersOutputBody: {
+            /** @description Enabled users whose username starts with the prefix, in username order */
+            users: components["schemas"]["DirectoryUserBody"][];
+        };
         SendMessageInputBody: {
             /** @description The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded. */
             message: string;
@@ -2076,9 +2256,16 @@ export interface components {
              */
             next: number;
         };
+        UpdateMeInputBody: {
+            /**
+             * @description New display name
+             * @example Alice M.
+             */
+            display_name: string;
+        };
         UpdateSettingsInputBody: {
             /** @description Names of settings to return to the configured value */
-            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute")[] | null;
+            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute" | "directory")[] | null;
             /** @description Values to set; each overrides its configuration option until reset */
             set?: components["schemas"]["Overrides"];
         };
@@ -2132,6 +2319,11 @@ export interface components {
              * @description Key-package claims per claiming device per minute
              */
             claims_per_minute: number;
+            /**
+             * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+             * @enum {string}
+             */
+            directory: "exact" | "search";
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -3991,6 +4183,164 @@ export interface operations {
             };
         };
     };
+    getGroupInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupInfoOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    leaveGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LeaveGroupInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeaveGroupOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listGroupMessages: {
         parameters: {
             query?: {
@@ -4303,6 +4653,124 @@ export interface operations {
             };
         };
     };
+    deleteMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteMeInputBody"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateMeInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listMyDevices: {
         parameters: {
             query?: never;
@@ -4523,6 +4991,44 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listJoinableGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGroupsOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4985,6 +5491,144 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    searchUsers: {
+        parameters: {
+            query: {
+                /** @description Start of a username (any case), at least 2 characters */
+                prefix: string;
+                /** @description Most users to return */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchUsersOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    lookupUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Exact username (any case) */
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DirectoryUserBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

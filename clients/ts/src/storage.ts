@@ -132,6 +132,10 @@ export class ClientStore {
   async deleteSession(): Promise<void> {
     await this.kv.delete("session")
   }
+  /** Deletes everything this store holds (after the account was deleted). */
+  async clear(): Promise<void> {
+    for (const k of await this.kv.keys("")) await this.kv.delete(k)
+  }
 
   /** The highest feed sequence processed (and acked) by this device; 0 at first. */
   async getCursor(): Promise<number> {
