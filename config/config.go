@@ -70,6 +70,7 @@ type Limits struct {
 	MessagesPerMinute     int           `flag:"messages-per-minute" usage:"messages one user may send per minute" validate:"gte=1"`
 	StreamsPerIP          int           `flag:"streams-per-ip" usage:"concurrent event streams per client IP" validate:"gte=1"`
 	StreamsTotal          int           `flag:"streams-total" usage:"concurrent event streams in all" validate:"gte=1"`
+	IPv6Prefix            int           `flag:"ipv6-prefix" usage:"per-IP limits count an IPv6 client by this prefix length (64: every address of one /64 shares one budget)" validate:"gte=16,lte=128"`
 	AuthRequestsPerMin    int           `flag:"auth-per-minute" usage:"ceremony requests per client IP per minute" validate:"gte=1"`
 	AuthBurst             int           `flag:"auth-burst" usage:"ceremony requests per client IP in a burst" validate:"gte=1"`
 	CeremonyTimeout       time.Duration `flag:"ceremony-timeout" usage:"WebAuthn challenge lifetime" validate:"gte=5s,lte=10m"`
@@ -106,6 +107,7 @@ func Default() Config {
 			MessagesPerMinute:     60,
 			StreamsPerIP:          10,
 			StreamsTotal:          1000,
+			IPv6Prefix:            64,
 			AuthRequestsPerMin:    30,
 			AuthBurst:             10,
 			CeremonyTimeout:       60 * time.Second,

@@ -12,7 +12,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/sse"
 
-	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/realtime"
 )
@@ -228,7 +227,7 @@ func (h *handler) openStream(ctx context.Context, p *models.Principal, after int
 	if err := h.d.Store.CheckCursor(ctx, p.DeviceID, after); err != nil {
 		return nil, err
 	}
-	release, err := h.d.Streams.Acquire(clientip.From(ctx))
+	release, err := h.d.Streams.Acquire(h.limitKey(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +408,7 @@ func (h *handler) syncFeed(ctx context.Context, in *SyncInput) (*SyncOutput, err
 	defer r.Close()
 	evs, err := r.TryNext(ctx, in.Limit)
 	if err == nil && len(evs) == 0 && in.Timeout > 0 {
-		release, lerr := h.d.Streams.Acquire(clientip.From(ctx))
+		release, lerr := h.d.Streams.Acquire(h.limitKey(ctx))
 		if lerr != nil {
 			return nil, h.fail(ctx, lerr)
 		}
