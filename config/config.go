@@ -74,8 +74,8 @@ type Limits struct {
 	AuthRequestsPerMin    int           `flag:"auth-per-minute" usage:"ceremony requests per client IP per minute" validate:"gte=1"`
 	AuthBurst             int           `flag:"auth-burst" usage:"ceremony requests per client IP in a burst" validate:"gte=1"`
 	CeremonyTimeout       time.Duration `flag:"ceremony-timeout" usage:"WebAuthn challenge lifetime" validate:"gte=5s,lte=10m"`
-	ClaimsPerMinute       int           `flag:"claims-per-minute" usage:"key-package claims per claiming device per minute" validate:"gte=1"`
-	ClaimsPerTarget       int           `flag:"claims-per-target-per-minute" usage:"key-package claims against one target user per minute, all claimers together" validate:"gte=1"`
+	ClaimsPerMinute       int           `flag:"claims-per-minute" usage:"key-package claims per claiming user per minute, all its devices together" validate:"gte=1"`
+	ClaimsPerTarget       int           `flag:"claims-per-target-per-minute" usage:"key-package claims one claiming user may make against one target user per minute (each claimer has its own budget)" validate:"gte=1"`
 	GroupQuotaBytes       int64         `flag:"group-quota-bytes" usage:"stored bytes per group" validate:"gte=65536"`
 	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them" validate:"gte=1h"`
 	AuditRetention        time.Duration `flag:"audit-retention" usage:"how long audit-log entries are kept (0: forever)" validate:"eq=0|gte=24h"`

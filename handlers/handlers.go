@@ -85,6 +85,8 @@ type handler struct {
 	sendLimiter *ratelimit.Limiter
 	// authLimit limits ceremony requests per client IP.
 	authLimit *ratelimit.Limiter
+	// acks bounds ack writes per device (handlers/acks.go).
+	acks *ackGate
 	// m are the edge's metrics.
 	m *handlerMetrics
 }

@@ -142,6 +142,7 @@ func (in *WSInput) Resolve(ctx huma.Context) []error {
 }
 
 func (h *handler) registerSync(api huma.API) {
+	h.acks = newAckGate(h.now)
 	sse.Register(api, huma.Operation{
 		OperationID: "streamEvents",
 		Method:      http.MethodGet,
@@ -184,11 +185,12 @@ func (h *handler) registerSync(api huma.API) {
 		Summary:     "Acknowledge the feed up to a seq",
 		Description: "Records that this device has processed (and persisted) every event of its feed up to " +
 			"`seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is " +
-			"refused. Messages every member device has acknowledged are deleted by retention cleanup.",
+			"refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a " +
+			"write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.",
 		Tags:         []string{TagSync},
 		Security:     bearer,
 		MaxBodyBytes: 1024,
-		Errors:       []int{http.StatusUnauthorized, http.StatusUnprocessableEntity},
+		Errors:       []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusTooManyRequests},
 	}, h.ackFeed)
 
 	// The WebSocket door cannot be described in OpenAPI: it is hidden from
@@ -445,7 +447,7 @@ func (h *handler) syncFeed(ctx context.Context, in *SyncInput) (*SyncOutput, err
 
 func (h *handler) ackFeed(ctx context.Context, in *AckInput) (*AckOutput, error) {
 	p := PrincipalFrom(ctx)
-	acked, err := h.d.Store.Ack(ctx, p.DeviceID, in.Body.Seq)
+	acked, err := h.ack(ctx, p.DeviceID, in.Body.Seq, false)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}

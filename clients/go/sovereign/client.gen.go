@@ -1274,7 +1274,7 @@ type Overrides struct {
 	// AuthPerMinute Passkey ceremony requests per client IP per minute
 	AuthPerMinute *int64 `json:"auth_per_minute,omitempty"`
 
-	// ClaimsPerMinute Key-package claims per claiming device per minute
+	// ClaimsPerMinute Key-package claims per claiming user per minute, all its devices together
 	ClaimsPerMinute *int64 `json:"claims_per_minute,omitempty"`
 
 	// MessagesPerMinute Messages one user may send per minute
@@ -1623,7 +1623,7 @@ type Values struct {
 	// AuthPerMinute Passkey ceremony requests per client IP per minute
 	AuthPerMinute int64 `json:"auth_per_minute"`
 
-	// ClaimsPerMinute Key-package claims per claiming device per minute
+	// ClaimsPerMinute Key-package claims per claiming user per minute, all its devices together
 	ClaimsPerMinute int64 `json:"claims_per_minute"`
 
 	// MessagesPerMinute Messages one user may send per minute
@@ -2338,7 +2338,7 @@ type ClientInterface interface {
 
 	// AckFeedWithBody Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2347,7 +2347,7 @@ type ClientInterface interface {
 
 	// AckFeed Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2356,7 +2356,7 @@ type ClientInterface interface {
 
 	// ClaimKeyPackagesWithBody Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2365,7 +2365,7 @@ type ClientInterface interface {
 
 	// ClaimKeyPackages Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3385,7 +3385,7 @@ func (c *Client) SyncFeed(ctx context.Context, params *SyncFeedParams, reqEditor
 
 // AckFeedWithBody Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3404,7 +3404,7 @@ func (c *Client) AckFeedWithBody(ctx context.Context, contentType string, body i
 
 // AckFeed Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3423,7 +3423,7 @@ func (c *Client) AckFeed(ctx context.Context, body AckFeedJSONRequestBody, reqEd
 
 // ClaimKeyPackagesWithBody Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3442,7 +3442,7 @@ func (c *Client) ClaimKeyPackagesWithBody(ctx context.Context, user string, cont
 
 // ClaimKeyPackages Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5856,7 +5856,7 @@ type ClientWithResponsesInterface interface {
 
 	// AckFeedWithBodyWithResponse Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5865,7 +5865,7 @@ type ClientWithResponsesInterface interface {
 
 	// AckFeedWithResponse Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5874,7 +5874,7 @@ type ClientWithResponsesInterface interface {
 
 	// ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5883,7 +5883,7 @@ type ClientWithResponsesInterface interface {
 
 	// ClaimKeyPackagesWithResponse Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8898,6 +8898,8 @@ type AckFeedResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 }
@@ -8920,6 +8922,11 @@ func (r AckFeedResponse) GetApplicationproblemJSON413() *Problem {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AckFeedResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AckFeedResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9895,7 +9902,7 @@ func (c *ClientWithResponses) SyncFeedWithResponse(ctx context.Context, params *
 
 // AckFeedWithBodyWithResponse Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9910,7 +9917,7 @@ func (c *ClientWithResponses) AckFeedWithBodyWithResponse(ctx context.Context, c
 
 // AckFeedWithResponse Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9925,7 +9932,7 @@ func (c *ClientWithResponses) AckFeedWithResponse(ctx context.Context, body AckF
 
 // ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9940,7 +9947,7 @@ func (c *ClientWithResponses) ClaimKeyPackagesWithBodyWithResponse(ctx context.C
 
 // ClaimKeyPackagesWithResponse Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12396,6 +12403,13 @@ func ParseAckFeedResponse(rsp *http.Response) (*AckFeedResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

@@ -776,7 +776,7 @@ export interface paths {
         put?: never;
         /**
          * Acknowledge the feed up to a seq
-         * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+         * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
          */
         post: operations["ackFeed"];
         delete?: never;
@@ -796,7 +796,7 @@ export interface paths {
         put?: never;
         /**
          * Claim key packages of a user
-         * @description Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+         * @description Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
          */
         post: operations["claimKeyPackages"];
         delete?: never;
@@ -1675,7 +1675,7 @@ export interface components {
             auth_per_minute?: number;
             /**
              * Format: int64
-             * @description Key-package claims per claiming device per minute
+             * @description Key-package claims per claiming user per minute, all its devices together
              */
             claims_per_minute?: number;
             /**
@@ -2039,7 +2039,7 @@ export interface components {
             auth_per_minute: number;
             /**
              * Format: int64
-             * @description Key-package claims per claiming device per minute
+             * @description Key-package claims per claiming user per minute, all its devices together
              */
             claims_per_minute: number;
             /**
@@ -4804,6 +4804,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
