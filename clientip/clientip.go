@@ -92,3 +92,19 @@ func From(ctx context.Context) netip.Addr {
 	a, _ := ctx.Value(ctxKey{}).(netip.Addr)
 	return a
 }
+
+// LimitKey is the address per-IP limits count a client under: an IPv4
+// address as is, an IPv6 address cut to its first v6Bits bits (a /64 by
+// default: one subscriber usually holds a whole /64, so each of its
+// addresses must not get a fresh budget). v6Bits outside 1..127 keeps the
+// whole address.
+func LimitKey(a netip.Addr, v6Bits int) netip.Addr {
+	if !a.Is6() || a.Is4In6() || v6Bits <= 0 || v6Bits >= 128 {
+		return a
+	}
+	p, err := a.WithZone("").Prefix(v6Bits)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
+}

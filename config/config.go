@@ -75,11 +75,12 @@ type Limits struct {
 	MessagesPerMinute     int           `flag:"messages-per-minute" usage:"messages one user may send per minute" validate:"gte=1"`
 	StreamsPerIP          int           `flag:"streams-per-ip" usage:"concurrent event streams per client IP" validate:"gte=1"`
 	StreamsTotal          int           `flag:"streams-total" usage:"concurrent event streams in all" validate:"gte=1"`
+	IPv6Prefix            int           `flag:"ipv6-prefix" usage:"per-IP limits count an IPv6 client by this prefix length (64: every address of one /64 shares one budget)" validate:"gte=16,lte=128"`
 	AuthRequestsPerMin    int           `flag:"auth-per-minute" usage:"ceremony requests per client IP per minute" validate:"gte=1"`
 	AuthBurst             int           `flag:"auth-burst" usage:"ceremony requests per client IP in a burst" validate:"gte=1"`
 	CeremonyTimeout       time.Duration `flag:"ceremony-timeout" usage:"WebAuthn challenge lifetime" validate:"gte=5s,lte=10m"`
-	ClaimsPerMinute       int           `flag:"claims-per-minute" usage:"key-package claims per claiming device per minute" validate:"gte=1"`
-	ClaimsPerTarget       int           `flag:"claims-per-target-per-minute" usage:"key-package claims against one target user per minute, all claimers together" validate:"gte=1"`
+	ClaimsPerMinute       int           `flag:"claims-per-minute" usage:"key-package claims per claiming user per minute, all its devices together" validate:"gte=1"`
+	ClaimsPerTarget       int           `flag:"claims-per-target-per-minute" usage:"key-package claims one claiming user may make against one target user per minute (each claimer has its own budget)" validate:"gte=1"`
 	GroupQuotaBytes       int64         `flag:"group-quota-bytes" usage:"stored bytes per group" validate:"gte=65536"`
 	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them (below 1h only for tests)" validate:"gte=1s"`
 	AuditRetention        time.Duration `flag:"audit-retention" usage:"how long audit-log entries are kept (0: forever)" validate:"eq=0|gte=24h"`
@@ -113,6 +114,7 @@ func Default() Config {
 			MessagesPerMinute:     60,
 			StreamsPerIP:          10,
 			StreamsTotal:          1000,
+			IPv6Prefix:            64,
 			AuthRequestsPerMin:    30,
 			AuthBurst:             10,
 			CeremonyTimeout:       60 * time.Second,

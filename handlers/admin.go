@@ -58,8 +58,10 @@ func (h *handler) admin(ctx context.Context) (*models.Principal, models.Actor, e
 		if models.IsCode(err, models.EFORBIDDEN) {
 			pr := PrincipalFrom(ctx)
 			op, _ := ctx.Value(operationKey{}).(string)
-			if aerr := h.d.Store.Audit(ctx, models.AuditEntry{Actor: h.actor(ctx, pr), Action: models.AuditAdminDenied,
-				Detail: map[string]any{"operation": op}}); aerr != nil {
+			// One entry per member per minute with a count: a flood of
+			// refusals must not flood the log.
+			if aerr := h.d.Store.AuditAggregated(ctx, models.AuditEntry{Actor: h.actor(ctx, pr), Action: models.AuditAdminDenied,
+				Detail: map[string]any{"operation": op}}, "operation", op); aerr != nil {
 				h.log().WarnContext(ctx, "audit admin denial", "err", aerr)
 			}
 		}

@@ -259,7 +259,7 @@ func (h *handler) registerAuth(api huma.API) {
 // limit before the body is even read, so floods cost as little as possible.
 func (h *handler) limitAuth(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
-		ok, wait := h.authLimit.Allow(clientip.From(ctx.Context()).String(), 1)
+		ok, wait := h.authLimit.Allow(h.limitKey(ctx.Context()).String(), 1)
 		if ok {
 			next(ctx)
 			return

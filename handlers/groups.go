@@ -240,16 +240,19 @@ func (h *handler) registerGroups(api huma.API) {
 	maxMsg, sendBody, commitBody := h.messageLimits()
 
 	huma.Register(api, huma.Operation{
-		OperationID:   "createGroup",
-		Method:        http.MethodPost,
-		Path:          "/v1/groups",
-		Summary:       "Create a group",
-		Description:   "Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. " + groupIDDoc,
+		OperationID: "createGroup",
+		Method:      http.MethodPost,
+		Path:        "/v1/groups",
+		Summary:     "Create a group",
+		Description: "Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. " + groupIDDoc +
+			" Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that " +
+			"is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the " +
+			"caller is not a member of, whether or not it exists.",
 		Tags:          []string{TagGroups},
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  sendBody,
-		Errors:        []int{http.StatusUnauthorized, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		Errors:        []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *CreateGroupInput) (*GroupOutput, error) {
 		p := PrincipalFrom(ctx)
 		id, err := decodeGroupID(in.Body.GroupID)

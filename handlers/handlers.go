@@ -67,6 +67,7 @@ func Register(api huma.API, d *Deps) {
 	h := &handler{d: d, m: newHandlerMetrics(d.Metrics)}
 	h.authLimit = ratelimit.New(d.Config.Limits.AuthRequestsPerMin, d.Config.Limits.AuthBurst, h.now)
 	h.followSetting(func(v settings.Values) { h.authLimit.SetRate(v.AuthPerMinute, v.AuthBurst) })
+	h.limitBodies(api)
 	api.UseMiddleware(nameOperation)
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
@@ -89,6 +90,8 @@ type handler struct {
 	sendLimiter *ratelimit.Limiter
 	// authLimit limits ceremony requests per client IP.
 	authLimit *ratelimit.Limiter
+	// acks bounds ack writes per device (handlers/acks.go).
+	acks *ackGate
 	// m are the edge's metrics.
 	m *handlerMetrics
 }

@@ -154,7 +154,8 @@ func (h *handler) registerKeyPackages(api huma.API) {
 			"in the same transaction, so no normal package is ever handed out twice; a device with none left gives its " +
 			"last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. " +
 			"Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling " +
-			"device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. " +
+			"user, all its devices together (`--claims-per-minute`), and per calling user against each target user " +
+			"(`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. " +
 			"Unknown and disabled users are 404.",
 		Tags:     []string{TagKeyPackages},
 		Security: bearer,
@@ -166,14 +167,18 @@ func (h *handler) registerKeyPackages(api huma.API) {
 			return nil, h.fail(ctx, models.Errorf(models.EINVALID, "unsupported_cipher_suite",
 				"cipher suite %s is not served: the server accepts key packages of suites 1, 2, 3, 5 and 7", mls.SuiteName(suite)))
 		}
-		if ok, wait := byDevice.Allow(p.DeviceID, 1); !ok {
-			return nil, h.fail(ctx, rateLimited("claim_rate_limited", "too many key-package claims from this device", wait))
+		// Both budgets are the claiming user's, never a device's: a user with
+		// many devices has no more to spend than a user with one.
+		if ok, wait := byDevice.Allow(p.UserID, 1); !ok {
+			return nil, h.fail(ctx, rateLimited("claim_rate_limited", "too many key-package claims from your account", wait))
 		}
 		target, err := h.d.Store.ResolveClaimTarget(ctx, in.User)
 		if err != nil {
 			return nil, h.fail(ctx, err)
 		}
-		if ok, wait := byTarget.Allow(target, 1); !ok {
+		// Each claiming user has its own budget against each target, so no
+		// claimer can spend the budget of the others and starve them.
+		if ok, wait := byTarget.Allow(target+"\x00"+p.UserID, 1); !ok {
 			return nil, h.fail(ctx, rateLimited("claim_target_rate_limited", "too many key-package claims against this user", wait))
 		}
 		claim, err := h.d.Store.ClaimKeyPackages(ctx, store.ClaimKeyPackagesInput{

@@ -466,7 +466,7 @@ func TestClaimRules(t *testing.T) {
 }
 
 func TestClaimRateLimits(t *testing.T) {
-	t.Run("per claimer device", func(t *testing.T) {
+	t.Run("per claiming user", func(t *testing.T) {
 		s := testutil.NewServer(t, func(c *config.Config) { c.Limits.ClaimsPerMinute = 2 })
 		alice := s.SeedAccount(t, "alice", models.RoleMember)
 		bob := s.SeedAccount(t, "bob", models.RoleMember)
@@ -483,6 +483,10 @@ func TestClaimRateLimits(t *testing.T) {
 		if r.StatusCode != http.StatusTooManyRequests || p.Code != "claim_rate_limited" || r.Header.Get("Retry-After") == "" || p.RetryAfter < 1 {
 			t.Fatalf("third claim = %d %+v Retry-After %q", r.StatusCode, p, r.Header.Get("Retry-After"))
 		}
+		// Another device of the same user has no budget of its own.
+		if st, _, p := claim(t, s, s.SeedDevice(t, bob, ""), "alice", 1); st != http.StatusTooManyRequests || p.Code != "claim_rate_limited" {
+			t.Fatalf("claim from bob's second device = %d %+v", st, p)
+		}
 		// Another claimer is not affected; the limited one recovers.
 		if st, _, _ := claim(t, s, carol, "alice", 1); st != http.StatusOK {
 			t.Fatalf("other claimer: %d", st)
@@ -495,25 +499,31 @@ func TestClaimRateLimits(t *testing.T) {
 			t.Fatalf("rate-limited claims took packages: %+v", c)
 		}
 	})
-	t.Run("per target user", func(t *testing.T) {
+	t.Run("per claiming user against a target", func(t *testing.T) {
 		s := testutil.NewServer(t, func(c *config.Config) { c.Limits.ClaimsPerTarget = 3 })
 		alice := s.SeedAccount(t, "alice", models.RoleMember)
 		dave := s.SeedAccount(t, "dave", models.RoleMember)
-		s.UploadKeyPackages(t, alice, 5, false)
+		s.UploadKeyPackages(t, alice, 6, false)
 		s.UploadKeyPackages(t, dave, 1, false)
+		// One claiming user's devices share its budget against alice.
+		claimer := s.SeedAccount(t, "claimer", models.RoleMember)
 		for i := range 3 {
-			c := s.SeedAccount(t, "claimer"+strconv.Itoa(i), models.RoleMember)
-			if st, _, _ := claim(t, s, c, "alice", 1); st != http.StatusOK {
+			d := s.SeedDevice(t, claimer, "")
+			if st, _, _ := claim(t, s, d, "alice", 1); st != http.StatusOK {
 				t.Fatalf("claim %d: %d", i, st)
 			}
 		}
-		eve := s.SeedAccount(t, "eve", models.RoleMember)
-		st, _, p := claim(t, s, eve, "alice", 1)
+		st, _, p := claim(t, s, claimer, "alice", 1)
 		if st != http.StatusTooManyRequests || p.Code != "claim_target_rate_limited" {
-			t.Fatalf("fourth claim against alice = %d %+v", st, p)
+			t.Fatalf("fourth claim against alice from the same user = %d %+v", st, p)
 		}
-		if st, _, _ := claim(t, s, eve, "dave", 1); st != http.StatusOK {
+		if st, _, _ := claim(t, s, claimer, "dave", 1); st != http.StatusOK {
 			t.Fatalf("claim against another user: %d", st)
+		}
+		// Another claimer has its own budget against alice.
+		eve := s.SeedAccount(t, "eve", models.RoleMember)
+		if st, _, p := claim(t, s, eve, "alice", 1); st != http.StatusOK {
+			t.Fatalf("another claimer against alice = %d %+v", st, p)
 		}
 		if c := getCounts(t, s, alice); c.Suites[0].Normal != 2 {
 			t.Fatalf("counts = %+v", c)

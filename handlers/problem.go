@@ -65,6 +65,12 @@ func NewProblem(status int, msg string, errs ...error) huma.StatusError {
 	if status == http.StatusUnprocessableEntity && p.Code == "" {
 		p.Code = "validation_failed"
 	}
+	if status == http.StatusRequestEntityTooLarge && p.Code == "" {
+		// Huma's own: the body passed the operation's limit. Its message
+		// quotes the limit plus one; say what the client needs.
+		p.Code = "body_too_large"
+		p.Detail = "the request body is larger than this operation accepts"
+	}
 	return p
 }
 

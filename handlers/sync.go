@@ -12,7 +12,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/sse"
 
-	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/realtime"
 )
@@ -143,6 +142,7 @@ func (in *WSInput) Resolve(ctx huma.Context) []error {
 }
 
 func (h *handler) registerSync(api huma.API) {
+	h.acks = newAckGate(h.now)
 	sse.Register(api, huma.Operation{
 		OperationID: "streamEvents",
 		Method:      http.MethodGet,
@@ -185,11 +185,12 @@ func (h *handler) registerSync(api huma.API) {
 		Summary:     "Acknowledge the feed up to a seq",
 		Description: "Records that this device has processed (and persisted) every event of its feed up to " +
 			"`seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is " +
-			"refused. Messages every member device has acknowledged are deleted by retention cleanup.",
+			"refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a " +
+			"write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.",
 		Tags:         []string{TagSync},
 		Security:     bearer,
 		MaxBodyBytes: 1024,
-		Errors:       []int{http.StatusUnauthorized, http.StatusUnprocessableEntity},
+		Errors:       []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusTooManyRequests},
 	}, h.ackFeed)
 
 	// The WebSocket door cannot be described in OpenAPI: it is hidden from
@@ -228,7 +229,7 @@ func (h *handler) openStream(ctx context.Context, p *models.Principal, after int
 	if err := h.d.Store.CheckCursor(ctx, p.DeviceID, after); err != nil {
 		return nil, err
 	}
-	release, err := h.d.Streams.Acquire(clientip.From(ctx))
+	release, err := h.d.Streams.Acquire(h.limitKey(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +410,7 @@ func (h *handler) syncFeed(ctx context.Context, in *SyncInput) (*SyncOutput, err
 	defer r.Close()
 	evs, err := r.TryNext(ctx, in.Limit)
 	if err == nil && len(evs) == 0 && in.Timeout > 0 {
-		release, lerr := h.d.Streams.Acquire(clientip.From(ctx))
+		release, lerr := h.d.Streams.Acquire(h.limitKey(ctx))
 		if lerr != nil {
 			return nil, h.fail(ctx, lerr)
 		}
@@ -446,7 +447,7 @@ func (h *handler) syncFeed(ctx context.Context, in *SyncInput) (*SyncOutput, err
 
 func (h *handler) ackFeed(ctx context.Context, in *AckInput) (*AckOutput, error) {
 	p := PrincipalFrom(ctx)
-	acked, err := h.d.Store.Ack(ctx, p.DeviceID, in.Body.Seq)
+	acked, err := h.ack(ctx, p.DeviceID, in.Body.Seq, false)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}

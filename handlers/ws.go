@@ -173,7 +173,7 @@ func (h *handler) readWS(ctx context.Context, cancel context.CancelFunc, conn *w
 			return
 		}
 		reply := &WSFrame{Type: "acked"}
-		acked, err := h.d.Store.Ack(ctx, st.p.DeviceID, f.Seq)
+		acked, err := h.ack(ctx, st.p.DeviceID, f.Seq, true)
 		if err != nil {
 			p, _ := h.fail(ctx, err).(*Problem)
 			reply = &WSFrame{Type: "error", Code: "internal", Detail: "internal error"}

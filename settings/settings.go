@@ -29,7 +29,7 @@ type Values struct {
 	MessagesPerMinute int    `json:"messages_per_minute" doc:"Messages one user may send per minute"`
 	AuthPerMinute     int    `json:"auth_per_minute" doc:"Passkey ceremony requests per client IP per minute"`
 	AuthBurst         int    `json:"auth_burst" doc:"Passkey ceremony requests per client IP in a burst"`
-	ClaimsPerMinute   int    `json:"claims_per_minute" doc:"Key-package claims per claiming device per minute"`
+	ClaimsPerMinute   int    `json:"claims_per_minute" doc:"Key-package claims per claiming user per minute, all its devices together"`
 	Directory         string `json:"directory" enum:"exact,search" doc:"exact: users are found by exact username only; search: signed-in users may also search usernames by prefix"`
 }
 
@@ -40,7 +40,7 @@ type Overrides struct {
 	MessagesPerMinute *int    `json:"messages_per_minute,omitempty" minimum:"1" maximum:"100000" doc:"Messages one user may send per minute"`
 	AuthPerMinute     *int    `json:"auth_per_minute,omitempty" minimum:"1" maximum:"10000" doc:"Passkey ceremony requests per client IP per minute"`
 	AuthBurst         *int    `json:"auth_burst,omitempty" minimum:"1" maximum:"1000" doc:"Passkey ceremony requests per client IP in a burst"`
-	ClaimsPerMinute   *int    `json:"claims_per_minute,omitempty" minimum:"1" maximum:"10000" doc:"Key-package claims per claiming device per minute"`
+	ClaimsPerMinute   *int    `json:"claims_per_minute,omitempty" minimum:"1" maximum:"10000" doc:"Key-package claims per claiming user per minute, all its devices together"`
 	Directory         *string `json:"directory,omitempty" enum:"exact,search" doc:"exact: users are found by exact username only; search: signed-in users may also search usernames by prefix"`
 }
 

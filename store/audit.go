@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -155,4 +157,56 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) (*AuditPage, error
 		page.Entries = append(page.Entries, e)
 	}
 	return page, nil
+}
+
+// AuditAggregated records a repeated security event (a refused admin
+// request) as one audit entry per actor per minute with a count: the first
+// occurrence in a minute inserts the entry, later ones in the same minute
+// add to its "count" and to its per-key tally in "by_<key>" (e.g. which
+// operations were refused). A flood of refusals therefore grows the log by
+// one row a minute per actor, not one per request. e.Actor.UserID must be
+// set; e.Detail is kept from the first occurrence.
+func (s *Store) AuditAggregated(ctx context.Context, e models.AuditEntry, key, value string) error {
+	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		tx.KeepsAuth() // audit_log only
+		minute := tx.Now().Truncate(time.Minute)
+		var row struct {
+			ID     int64  `bun:"id"`
+			Detail string `bun:"detail"`
+		}
+		err := tx.NewRaw(`SELECT id, detail FROM audit_log WHERE actor_user_id = ? AND action = ? AND at >= ?
+ORDER BY id DESC LIMIT 1`, e.Actor.UserID, e.Action, models.Millis(minute)).Scan(ctx, &row)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read audit aggregate: %w", err)
+		}
+		if err == nil {
+			detail := map[string]any{}
+			_ = json.Unmarshal([]byte(row.Detail), &detail)
+			n, _ := detail["count"].(float64)
+			detail["count"] = int64(n) + 1
+			by, _ := detail["by_"+key].(map[string]any)
+			if by == nil {
+				by = map[string]any{}
+			}
+			c, _ := by[value].(float64)
+			by[value] = int64(c) + 1
+			detail["by_"+key] = by
+			b, err := json.Marshal(detail)
+			if err != nil {
+				return fmt.Errorf("encode audit detail: %w", err)
+			}
+			if _, err := tx.NewRaw(`UPDATE audit_log SET detail = ? WHERE id = ?`, string(b), row.ID).Exec(ctx); err != nil {
+				return fmt.Errorf("update audit aggregate: %w", err)
+			}
+			return nil
+		}
+		d := map[string]any{}
+		for k, v := range e.Detail {
+			d[k] = v
+		}
+		d["count"] = 1
+		d["by_"+key] = map[string]any{value: 1}
+		e.Detail = d
+		return AppendAudit(ctx, tx, e)
+	})
 }

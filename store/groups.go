@@ -71,7 +71,7 @@ func (s *Store) CreateGroup(ctx context.Context, deviceID string, groupID, group
 			groupID, nullBytes(groupInfo), deviceID, models.Millis(g.CreatedAt)).Exec(ctx)
 		if err != nil {
 			if isUniqueViolation(err) {
-				return models.Errorf(models.ECONFLICT, "group_exists", "a group with this id exists already; choose another random group id")
+				return groupIDTaken(ctx, tx, groupID, deviceID)
 			}
 			return fmt.Errorf("insert group: %w", err)
 		}
@@ -94,6 +94,22 @@ func (s *Store) CreateGroup(ctx context.Context, deviceID string, groupID, group
 		return nil, err
 	}
 	return g, nil
+}
+
+// groupIDTaken is the answer to creating a group whose id is taken: a
+// member device learns it is a conflict; anyone else gets the one answer of
+// every group operation for a group it is not a member of, whether or not
+// the group exists, so creation is no probe for ids.
+func groupIDTaken(ctx context.Context, tx *Tx, groupID []byte, deviceID string) error {
+	var n int
+	if err := tx.NewRaw(`SELECT COUNT(*) FROM group_members WHERE group_id = ? AND device_id = ? AND left_seq IS NULL`,
+		groupID, deviceID).Scan(ctx, &n); err != nil {
+		return fmt.Errorf("check membership: %w", err)
+	}
+	if n > 0 {
+		return models.Errorf(models.ECONFLICT, "group_exists", "this device already created or joined a group with this id")
+	}
+	return errNotMember()
 }
 
 // ListGroups returns the groups the device is a member of now, oldest

@@ -50,6 +50,11 @@ func (tx *Tx) AfterCommit(f func()) { tx.afterCommit = append(tx.afterCommit, f)
 // use cases (sending, acknowledging, touching a session).
 func (tx *Tx) KeepsAuth() { tx.keepsAuth = true }
 
+// UseCaseTimeout bounds one write use case. Use cases run under a context
+// detached from their caller's cancellation (see writer.commit) and end at
+// this deadline instead; a use case is meant to take milliseconds.
+var UseCaseTimeout = 30 * time.Second
+
 // WriteFunc is one write use case. It must be short: it runs on the single
 // writer goroutine while other use cases wait.
 type WriteFunc func(ctx context.Context, tx *Tx) error
@@ -239,10 +244,16 @@ func (w *writer) commit(batch []*writeRequest) {
 			return
 		}
 		r.tx = &Tx{Tx: btx, now: w.now(), w: w}
-		r.err = runUseCase(r.ctx, r.fn, r.tx)
+		// The use case runs detached from its request: a client that goes
+		// away mid-statement must not make the driver interrupt SQLite,
+		// which rolls back the whole batch transaction (every other use
+		// case of the batch would fail). Its own deadline still bounds it.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), UseCaseTimeout)
+		r.err = runUseCase(uctx, r.fn, r.tx)
 		if r.err == nil && len(r.tx.pushes) > 0 {
-			r.err = w.enqueuePushes(r.ctx, r.tx)
+			r.err = w.enqueuePushes(uctx, r.tx)
 		}
+		cancel()
 		r.ran, r.keepsAuth = true, r.tx.keepsAuth
 		if r.err != nil {
 			r.tx = nil
