@@ -69,12 +69,14 @@ func Register(api huma.API, d *Deps) {
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerAuth(api)
+	h.registerStepUp(api)
 	h.registerMe(api)
 	h.registerSync(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
 	h.registerAdmin(api)
 	h.registerAdminUsers(api)
+	h.registerRecoveryAdmin(api)
 }
 
 // handler carries the dependencies to each operation.

@@ -37,6 +37,11 @@ const (
 	AuditCloneWarning       = "auth.clone_warning"
 	AuditAdminDenied        = "auth.admin_denied"
 	AuditPruned             = "audit.pruned"
+	AuditPasskeyAdded       = "passkey.add"
+	AuditPasskeyRemoved     = "passkey.remove"
+	AuditSessionsEnded      = "session.end_others"
+	AuditRecoveryInvite     = "user.recovery_invite"
+	AuditUserRecovered      = "auth.recover"
 )
 
 // AuditActions lists every action, for filters and documentation.
@@ -44,7 +49,7 @@ var AuditActions = []string{
 	AuditUserDisable, AuditUserEnable, AuditUserDelete, AuditUserRevokeSessions, AuditUserRemoveGroups,
 	AuditInviteCreate, AuditInviteRevoke, AuditSettingsUpdate,
 	AuditUserRegistered, AuditAdminSignIn, AuditLoginFailed, AuditCloneWarning, AuditAdminDenied,
-	AuditPruned,
+	AuditPruned, AuditPasskeyAdded, AuditPasskeyRemoved, AuditSessionsEnded, AuditRecoveryInvite, AuditUserRecovered,
 }
 
 // Audit target types.

@@ -63,6 +63,18 @@ type Server struct {
 // the same IP); a test of that limit lowers it again in mutate.
 func NewServer(t testing.TB, mutate ...func(*config.Config)) *Server {
 	t.Helper()
+	return newServer(t, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), mutate...)
+}
+
+// NewServerWithLog is NewServer with the server's log written to w at the
+// given level (a test of what the logs contain).
+func NewServerWithLog(t testing.TB, w io.Writer, level slog.Level, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	return newServer(t, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), mutate...)
+}
+
+func newServer(t testing.TB, log *slog.Logger, mutate ...func(*config.Config)) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.LogLevel = "warn"
@@ -75,7 +87,6 @@ func NewServer(t testing.TB, mutate ...func(*config.Config)) *Server {
 		t.Fatalf("test config: %v", err)
 	}
 	clock := &Clock{}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	app, err := server.New(context.Background(), cfg, log, server.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatalf("start server: %v", err)

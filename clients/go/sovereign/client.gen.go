@@ -369,6 +369,48 @@ func (e RequestOptionsUserVerification) Valid() bool {
 	}
 }
 
+// Defines values for StepUpBeginInputBodyOperation.
+const (
+	StepUpBeginInputBodyOperationAddPasskey       StepUpBeginInputBodyOperation = "add_passkey"
+	StepUpBeginInputBodyOperationDeletePasskey    StepUpBeginInputBodyOperation = "delete_passkey"
+	StepUpBeginInputBodyOperationEndOtherSessions StepUpBeginInputBodyOperation = "end_other_sessions"
+)
+
+// Valid indicates whether the value is a known member of the StepUpBeginInputBodyOperation enum.
+func (e StepUpBeginInputBodyOperation) Valid() bool {
+	switch e {
+	case StepUpBeginInputBodyOperationAddPasskey:
+		return true
+	case StepUpBeginInputBodyOperationDeletePasskey:
+		return true
+	case StepUpBeginInputBodyOperationEndOtherSessions:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StepUpGrantOperation.
+const (
+	StepUpGrantOperationAddPasskey       StepUpGrantOperation = "add_passkey"
+	StepUpGrantOperationDeletePasskey    StepUpGrantOperation = "delete_passkey"
+	StepUpGrantOperationEndOtherSessions StepUpGrantOperation = "end_other_sessions"
+)
+
+// Valid indicates whether the value is a known member of the StepUpGrantOperation enum.
+func (e StepUpGrantOperation) Valid() bool {
+	switch e {
+	case StepUpGrantOperationAddPasskey:
+		return true
+	case StepUpGrantOperationDeletePasskey:
+		return true
+	case StepUpGrantOperationEndOtherSessions:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UpdateSettingsInputBodyReset.
 const (
 	AuthBurst         UpdateSettingsInputBodyReset = "auth_burst"
@@ -1033,10 +1075,13 @@ type DeviceListOutputBody struct {
 	Devices *[]DeviceInfo `json:"devices"`
 }
 
-// EndedOutputBody defines model for EndedOutputBody.
-type EndedOutputBody struct {
+// EndOtherSessionsOutputBody defines model for EndOtherSessionsOutputBody.
+type EndOtherSessionsOutputBody struct {
 	// Ended How many sessions were ended
 	Ended int64 `json:"ended"`
+
+	// PasskeysRemoved How many passkeys were deleted (remove_passkeys_added_after)
+	PasskeysRemoved int64 `json:"passkeys_removed"`
 }
 
 // ErrorDetail defines model for ErrorDetail.
@@ -1400,6 +1445,51 @@ type ReceiptBody struct {
 // ReceiptBodyKind Kind of the stored message
 type ReceiptBodyKind string
 
+// RecoverBeginInputBody defines model for RecoverBeginInputBody.
+type RecoverBeginInputBody struct {
+	// InviteCode The recovery invite code an admin made for your account
+	//
+	// Examples: k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+	InviteCode string `json:"invite_code"`
+}
+
+// RecoverFinishInputBody defines model for RecoverFinishInputBody.
+type RecoverFinishInputBody struct {
+	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it
+	Credential AttestationCredential `json:"credential"`
+
+	// DeviceName Name of this app install, shown in the device list
+	//
+	// Examples: Alice's new phone
+	DeviceName string `json:"device_name"`
+
+	// PasskeyName Name for the passkey (default: Passkey)
+	//
+	// Examples: iCloud Keychain
+	PasskeyName *string `json:"passkey_name,omitempty"`
+}
+
+// RecoveryInviteInputBody defines model for RecoveryInviteInputBody.
+type RecoveryInviteInputBody struct {
+	// ExpiresInHours Hours until the invite stops working (1 hour to 7 days)
+	ExpiresInHours *int64 `json:"expires_in_hours,omitempty"`
+}
+
+// RecoveryInviteOutputBody defines model for RecoveryInviteOutputBody.
+type RecoveryInviteOutputBody struct {
+	// Code The recovery code. Shown once: the server keeps only its SHA-256. Give it to the user over a channel you trust.
+	//
+	// Examples: k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+	Code   string      `json:"code"`
+	Invite AdminInvite `json:"invite"`
+
+	// Link Link that opens the member app's recovery with the code (in the fragment, which browsers never send to servers)
+	Link string `json:"link"`
+}
+
 // RegisterBeginInputBody defines model for RegisterBeginInputBody.
 type RegisterBeginInputBody struct {
 	// DisplayName Name shown to others, 1 to 64 characters
@@ -1566,6 +1656,45 @@ type SessionListOutputBody struct {
 	Sessions *[]SessionInfo `json:"sessions"`
 }
 
+// StepUpBeginInputBody defines model for StepUpBeginInputBody.
+type StepUpBeginInputBody struct {
+	// Operation The account change the step-up is for
+	Operation StepUpBeginInputBodyOperation `json:"operation"`
+
+	// PasskeyId For delete_passkey: the passkey to delete (the grant is good for it only)
+	PasskeyId *openapi_types.UUID `json:"passkey_id,omitempty"`
+}
+
+// StepUpBeginInputBodyOperation The account change the step-up is for
+type StepUpBeginInputBodyOperation string
+
+// StepUpFinishInputBody defines model for StepUpFinishInputBody.
+type StepUpFinishInputBody struct {
+	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it
+	Credential AssertionCredential `json:"credential"`
+}
+
+// StepUpGrant defines model for StepUpGrant.
+type StepUpGrant struct {
+	// ExpiresAt The grant is refused after this time
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Operation The operation it allows
+	Operation StepUpGrantOperation `json:"operation"`
+
+	// PasskeyId For delete_passkey: the passkey it allows deleting
+	PasskeyId *openapi_types.UUID `json:"passkey_id,omitempty"`
+
+	// StepUp Send as the Sovereign-Step-Up header of the operation, once, before expires_at
+	StepUp string `json:"step_up"`
+}
+
+// StepUpGrantOperation The operation it allows
+type StepUpGrantOperation string
+
 // SyncOutputBody defines model for SyncOutputBody.
 type SyncOutputBody struct {
 	// Events Events after the cursor, in seq order; empty when the wait timed out
@@ -1708,6 +1837,12 @@ type AdminListUsersParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// AddPasskeyBeginParams defines parameters for AddPasskeyBegin.
+type AddPasskeyBeginParams struct {
+	// SovereignStepUp Step-up grant from stepUpFinish, made for add_passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
+	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
+}
+
 // StreamEventsParams defines parameters for StreamEvents.
 type StreamEventsParams struct {
 	// After Resume after this seq (exclusive). Absent (and no Last-Event-ID): resume after the device's acknowledged cursor.
@@ -1738,6 +1873,21 @@ type SendMessageParams struct {
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
+// DeleteMyPasskeyParams defines parameters for DeleteMyPasskey.
+type DeleteMyPasskeyParams struct {
+	// SovereignStepUp Step-up grant from stepUpFinish, made for delete_passkey and this passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
+	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
+}
+
+// EndMyOtherSessionsParams defines parameters for EndMyOtherSessions.
+type EndMyOtherSessionsParams struct {
+	// RemovePasskeysAddedAfter Also delete every passkey added after this time (RFC 3339), except the one that made the step-up: for a session token that was stolen and used to add a passkey
+	RemovePasskeysAddedAfter *time.Time `form:"remove_passkeys_added_after,omitempty" json:"remove_passkeys_added_after,omitempty"`
+
+	// SovereignStepUp Step-up grant from stepUpFinish, made for end_other_sessions by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
+	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
+}
+
 // SyncFeedParams defines parameters for SyncFeed.
 type SyncFeedParams struct {
 	// After Resume after this seq (exclusive). Absent: resume after the device's acknowledged cursor.
@@ -1756,6 +1906,9 @@ type AdminCreateInviteJSONRequestBody = CreateInviteInputBody
 // AdminUpdateSettingsJSONRequestBody defines body for AdminUpdateSettings for application/json ContentType.
 type AdminUpdateSettingsJSONRequestBody = UpdateSettingsInputBody
 
+// AdminCreateRecoveryInviteJSONRequestBody defines body for AdminCreateRecoveryInvite for application/json ContentType.
+type AdminCreateRecoveryInviteJSONRequestBody = RecoveryInviteInputBody
+
 // AddPasskeyFinishJSONRequestBody defines body for AddPasskeyFinish for application/json ContentType.
 type AddPasskeyFinishJSONRequestBody = AddPasskeyFinishInputBody
 
@@ -1765,11 +1918,23 @@ type LoginBeginJSONRequestBody = LoginBeginInputBody
 // LoginFinishJSONRequestBody defines body for LoginFinish for application/json ContentType.
 type LoginFinishJSONRequestBody = LoginFinishInputBody
 
+// RecoverBeginJSONRequestBody defines body for RecoverBegin for application/json ContentType.
+type RecoverBeginJSONRequestBody = RecoverBeginInputBody
+
+// RecoverFinishJSONRequestBody defines body for RecoverFinish for application/json ContentType.
+type RecoverFinishJSONRequestBody = RecoverFinishInputBody
+
 // RegisterBeginJSONRequestBody defines body for RegisterBegin for application/json ContentType.
 type RegisterBeginJSONRequestBody = RegisterBeginInputBody
 
 // RegisterFinishJSONRequestBody defines body for RegisterFinish for application/json ContentType.
 type RegisterFinishJSONRequestBody = RegisterFinishInputBody
+
+// StepUpBeginJSONRequestBody defines body for StepUpBegin for application/json ContentType.
+type StepUpBeginJSONRequestBody = StepUpBeginInputBody
+
+// StepUpFinishJSONRequestBody defines body for StepUpFinish for application/json ContentType.
+type StepUpFinishJSONRequestBody = StepUpFinishInputBody
 
 // CreateGroupJSONRequestBody defines body for CreateGroup for application/json ContentType.
 type CreateGroupJSONRequestBody = CreateGroupInputBody
@@ -2014,6 +2179,28 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
 	AdminEnableUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AdminCreateRecoveryInviteWithBody Make a recovery invite for a user
+	//
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+	AdminCreateRecoveryInviteWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateRecoveryInvite Make a recovery invite for a user
+	//
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+	AdminCreateRecoveryInvite(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AdminRemoveUserFromGroups Remove a user from all groups
 	//
 	// Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
@@ -2034,14 +2221,14 @@ type ClientInterface interface {
 
 	// AddPasskeyBegin Begin adding a passkey
 	//
-	// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+	// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
 	//
 	// Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
-	AddPasskeyBegin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AddPasskeyBegin(ctx context.Context, params *AddPasskeyBeginParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AddPasskeyFinishWithBody Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2050,7 +2237,7 @@ type ClientInterface interface {
 
 	// AddPasskeyFinish Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2100,9 +2287,45 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RecoverBeginWithBody Begin an account recovery
+	//
+	// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+	RecoverBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverBegin Begin an account recovery
+	//
+	// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+	RecoverBegin(ctx context.Context, body RecoverBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverFinishWithBody Finish an account recovery
+	//
+	// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+	RecoverFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecoverFinish Finish an account recovery
+	//
+	// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+	RecoverFinish(ctx context.Context, body RecoverFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RegisterBeginWithBody Begin registration
 	//
-	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2111,7 +2334,7 @@ type ClientInterface interface {
 
 	// RegisterBegin Begin registration
 	//
-	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2135,6 +2358,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 	RegisterFinish(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StepUpBeginWithBody Begin a step-up
+	//
+	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+	StepUpBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StepUpBegin Begin a step-up
+	//
+	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+	StepUpBegin(ctx context.Context, body StepUpBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StepUpFinishWithBody Finish a step-up
+	//
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+	StepUpFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StepUpFinish Finish a step-up
+	//
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+	StepUpFinish(ctx context.Context, body StepUpFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// StreamEvents Stream the device's feed (Server-Sent Events)
 	//
@@ -2289,10 +2548,10 @@ type ClientInterface interface {
 
 	// DeleteMyPasskey Delete a passkey
 	//
-	// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+	// After a step-up for `delete_passkey` and this passkey (its grant in the `Sovereign-Step-Up` header): deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open. Recorded in the audit log; every device of the account gets a `passkey_removed` notice.
 	//
 	// Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
-	DeleteMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DeleteMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, params *DeleteMyPasskeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RenameMyPasskeyWithBody Rename a passkey
 	//
@@ -2310,10 +2569,10 @@ type ClientInterface interface {
 
 	// EndMyOtherSessions End all my other sessions
 	//
-	// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+	// After a step-up for `end_other_sessions` (its grant in the `Sovereign-Step-Up` header): ends every session of yours except the current one, e.g. after a phone was lost or a token stolen. With `remove_passkeys_added_after`, also deletes every passkey added after that time except the one that made the step-up (each announced to your devices with a `passkey_removed` notice). The devices stay and may sign in again; to shut a device out for good, revoke it. Recorded in the audit log.
 	//
 	// Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
-	EndMyOtherSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	EndMyOtherSessions(ctx context.Context, params *EndMyOtherSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMySessions List my sessions
 	//
@@ -2681,6 +2940,48 @@ func (c *Client) AdminEnableUser(ctx context.Context, id openapi_types.UUID, req
 	return c.Client.Do(req)
 }
 
+// AdminCreateRecoveryInviteWithBody Make a recovery invite for a user
+//
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+func (c *Client) AdminCreateRecoveryInviteWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateRecoveryInviteRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateRecoveryInvite Make a recovery invite for a user
+//
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+func (c *Client) AdminCreateRecoveryInvite(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateRecoveryInviteRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // AdminRemoveUserFromGroups Remove a user from all groups
 //
 // Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
@@ -2721,11 +3022,11 @@ func (c *Client) AdminRevokeUserSessions(ctx context.Context, id openapi_types.U
 
 // AddPasskeyBegin Begin adding a passkey
 //
-// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
 //
 // Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
-func (c *Client) AddPasskeyBegin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAddPasskeyBeginRequest(c.Server)
+func (c *Client) AddPasskeyBegin(ctx context.Context, params *AddPasskeyBeginParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddPasskeyBeginRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2738,7 +3039,7 @@ func (c *Client) AddPasskeyBegin(ctx context.Context, reqEditors ...RequestEdito
 
 // AddPasskeyFinishWithBody Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2757,7 +3058,7 @@ func (c *Client) AddPasskeyFinishWithBody(ctx context.Context, contentType strin
 
 // AddPasskeyFinish Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2867,9 +3168,85 @@ func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 	return c.Client.Do(req)
 }
 
+// RecoverBeginWithBody Begin an account recovery
+//
+// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+func (c *Client) RecoverBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverBeginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverBegin Begin an account recovery
+//
+// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+func (c *Client) RecoverBegin(ctx context.Context, body RecoverBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverBeginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverFinishWithBody Finish an account recovery
+//
+// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+func (c *Client) RecoverFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverFinishRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecoverFinish Finish an account recovery
+//
+// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+func (c *Client) RecoverFinish(ctx context.Context, body RecoverFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecoverFinishRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RegisterBeginWithBody Begin registration
 //
-// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2888,7 +3265,7 @@ func (c *Client) RegisterBeginWithBody(ctx context.Context, contentType string, 
 
 // RegisterBegin Begin registration
 //
-// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2933,6 +3310,82 @@ func (c *Client) RegisterFinishWithBody(ctx context.Context, contentType string,
 // Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 func (c *Client) RegisterFinish(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRegisterFinishRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StepUpBeginWithBody Begin a step-up
+//
+// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+func (c *Client) StepUpBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStepUpBeginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StepUpBegin Begin a step-up
+//
+// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+func (c *Client) StepUpBegin(ctx context.Context, body StepUpBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStepUpBeginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StepUpFinishWithBody Finish a step-up
+//
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+func (c *Client) StepUpFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStepUpFinishRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StepUpFinish Finish a step-up
+//
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+func (c *Client) StepUpFinish(ctx context.Context, body StepUpFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStepUpFinishRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3266,11 +3719,11 @@ func (c *Client) ListMyPasskeys(ctx context.Context, reqEditors ...RequestEditor
 
 // DeleteMyPasskey Delete a passkey
 //
-// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+// After a step-up for `delete_passkey` and this passkey (its grant in the `Sovereign-Step-Up` header): deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open. Recorded in the audit log; every device of the account gets a `passkey_removed` notice.
 //
 // Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
-func (c *Client) DeleteMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteMyPasskeyRequest(c.Server, passkeyId)
+func (c *Client) DeleteMyPasskey(ctx context.Context, passkeyId openapi_types.UUID, params *DeleteMyPasskeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMyPasskeyRequest(c.Server, passkeyId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3317,11 +3770,11 @@ func (c *Client) RenameMyPasskey(ctx context.Context, passkeyId openapi_types.UU
 
 // EndMyOtherSessions End all my other sessions
 //
-// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+// After a step-up for `end_other_sessions` (its grant in the `Sovereign-Step-Up` header): ends every session of yours except the current one, e.g. after a phone was lost or a token stolen. With `remove_passkeys_added_after`, also deletes every passkey added after that time except the one that made the step-up (each announced to your devices with a `passkey_removed` notice). The devices stay and may sign in again; to shut a device out for good, revoke it. Recorded in the audit log.
 //
 // Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
-func (c *Client) EndMyOtherSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewEndMyOtherSessionsRequest(c.Server)
+func (c *Client) EndMyOtherSessions(ctx context.Context, params *EndMyOtherSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndMyOtherSessionsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4075,6 +4528,53 @@ func NewAdminEnableUserRequest(server string, id openapi_types.UUID) (*http.Requ
 	return req, nil
 }
 
+// NewAdminCreateRecoveryInviteRequest calls the generic AdminCreateRecoveryInvite builder with application/json body
+func NewAdminCreateRecoveryInviteRequest(server string, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminCreateRecoveryInviteRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAdminCreateRecoveryInviteRequestWithBody constructs an http.Request for the AdminCreateRecoveryInvite method, with any body, and a specified content type
+func NewAdminCreateRecoveryInviteRequestWithBody(server string, id openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/recovery-invite", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewAdminRemoveUserFromGroupsRequest constructs an http.Request for the AdminRemoveUserFromGroups method
 func NewAdminRemoveUserFromGroupsRequest(server string, id openapi_types.UUID) (*http.Request, error) {
 	var err error
@@ -4144,7 +4644,7 @@ func NewAdminRevokeUserSessionsRequest(server string, id openapi_types.UUID) (*h
 }
 
 // NewAddPasskeyBeginRequest constructs an http.Request for the AddPasskeyBegin method
-func NewAddPasskeyBeginRequest(server string) (*http.Request, error) {
+func NewAddPasskeyBeginRequest(server string, params *AddPasskeyBeginParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4165,6 +4665,21 @@ func NewAddPasskeyBeginRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.SovereignStepUp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Sovereign-Step-Up", *params.SovereignStepUp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Sovereign-Step-Up", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -4317,6 +4832,86 @@ func NewLogoutRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewRecoverBeginRequest calls the generic RecoverBegin builder with application/json body
+func NewRecoverBeginRequest(server string, body RecoverBeginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRecoverBeginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRecoverBeginRequestWithBody constructs an http.Request for the RecoverBegin method, with any body, and a specified content type
+func NewRecoverBeginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/recover/begin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRecoverFinishRequest calls the generic RecoverFinish builder with application/json body
+func NewRecoverFinishRequest(server string, body RecoverFinishJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRecoverFinishRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRecoverFinishRequestWithBody constructs an http.Request for the RecoverFinish method, with any body, and a specified content type
+func NewRecoverFinishRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/recover/finish")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRegisterBeginRequest calls the generic RegisterBegin builder with application/json body
 func NewRegisterBeginRequest(server string, body RegisterBeginJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4378,6 +4973,86 @@ func NewRegisterFinishRequestWithBody(server string, contentType string, body io
 	}
 
 	operationPath := fmt.Sprintf("/v1/auth/register/finish")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStepUpBeginRequest calls the generic StepUpBegin builder with application/json body
+func NewStepUpBeginRequest(server string, body StepUpBeginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStepUpBeginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStepUpBeginRequestWithBody constructs an http.Request for the StepUpBegin method, with any body, and a specified content type
+func NewStepUpBeginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/step-up/begin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStepUpFinishRequest calls the generic StepUpFinish builder with application/json body
+func NewStepUpFinishRequest(server string, body StepUpFinishJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStepUpFinishRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStepUpFinishRequestWithBody constructs an http.Request for the StepUpFinish method, with any body, and a specified content type
+func NewStepUpFinishRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/step-up/finish")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -4947,7 +5622,7 @@ func NewListMyPasskeysRequest(server string) (*http.Request, error) {
 }
 
 // NewDeleteMyPasskeyRequest constructs an http.Request for the DeleteMyPasskey method
-func NewDeleteMyPasskeyRequest(server string, passkeyId openapi_types.UUID) (*http.Request, error) {
+func NewDeleteMyPasskeyRequest(server string, passkeyId openapi_types.UUID, params *DeleteMyPasskeyParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4975,6 +5650,21 @@ func NewDeleteMyPasskeyRequest(server string, passkeyId openapi_types.UUID) (*ht
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.SovereignStepUp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Sovereign-Step-Up", *params.SovereignStepUp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Sovereign-Step-Up", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -5028,7 +5718,7 @@ func NewRenameMyPasskeyRequestWithBody(server string, passkeyId openapi_types.UU
 }
 
 // NewEndMyOtherSessionsRequest constructs an http.Request for the EndMyOtherSessions method
-func NewEndMyOtherSessionsRequest(server string) (*http.Request, error) {
+func NewEndMyOtherSessionsRequest(server string, params *EndMyOtherSessionsParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5046,9 +5736,51 @@ func NewEndMyOtherSessionsRequest(server string) (*http.Request, error) {
 		return nil, err
 	}
 
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.RemovePasskeysAddedAfter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "remove_passkeys_added_after", *params.RemovePasskeysAddedAfter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.SovereignStepUp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Sovereign-Step-Up", *params.SovereignStepUp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Sovereign-Step-Up", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -5496,6 +6228,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
 	AdminEnableUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminEnableUserResponse, error)
 
+	// AdminCreateRecoveryInviteWithBodyWithResponse Make a recovery invite for a user
+	//
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+	AdminCreateRecoveryInviteWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error)
+
+	// AdminCreateRecoveryInviteWithResponse Make a recovery invite for a user
+	//
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	//
+	// Requires the admin role (403 otherwise).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+	AdminCreateRecoveryInviteWithResponse(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error)
+
 	// AdminRemoveUserFromGroupsWithResponse Remove a user from all groups
 	//
 	// Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
@@ -5520,16 +6274,16 @@ type ClientWithResponsesInterface interface {
 
 	// AddPasskeyBeginWithResponse Begin adding a passkey
 	//
-	// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+	// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
-	AddPasskeyBeginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AddPasskeyBeginResponse, error)
+	AddPasskeyBeginWithResponse(ctx context.Context, params *AddPasskeyBeginParams, reqEditors ...RequestEditorFn) (*AddPasskeyBeginResponse, error)
 
 	// AddPasskeyFinishWithBodyWithResponse Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5538,7 +6292,7 @@ type ClientWithResponsesInterface interface {
 
 	// AddPasskeyFinishWithResponse Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5590,9 +6344,45 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
 	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
 
+	// RecoverBeginWithBodyWithResponse Begin an account recovery
+	//
+	// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+	RecoverBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverBeginResponse, error)
+
+	// RecoverBeginWithResponse Begin an account recovery
+	//
+	// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+	RecoverBeginWithResponse(ctx context.Context, body RecoverBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverBeginResponse, error)
+
+	// RecoverFinishWithBodyWithResponse Finish an account recovery
+	//
+	// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+	RecoverFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverFinishResponse, error)
+
+	// RecoverFinishWithResponse Finish an account recovery
+	//
+	// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+	RecoverFinishWithResponse(ctx context.Context, body RecoverFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverFinishResponse, error)
+
 	// RegisterBeginWithBodyWithResponse Begin registration
 	//
-	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5601,7 +6391,7 @@ type ClientWithResponsesInterface interface {
 
 	// RegisterBeginWithResponse Begin registration
 	//
-	// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5625,6 +6415,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/auth/register/finish (the `RegisterFinish` operationId).
 	RegisterFinishWithResponse(ctx context.Context, body RegisterFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterFinishResponse, error)
+
+	// StepUpBeginWithBodyWithResponse Begin a step-up
+	//
+	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+	StepUpBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StepUpBeginResponse, error)
+
+	// StepUpBeginWithResponse Begin a step-up
+	//
+	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+	StepUpBeginWithResponse(ctx context.Context, body StepUpBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*StepUpBeginResponse, error)
+
+	// StepUpFinishWithBodyWithResponse Finish a step-up
+	//
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+	StepUpFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StepUpFinishResponse, error)
+
+	// StepUpFinishWithResponse Finish a step-up
+	//
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+	StepUpFinishWithResponse(ctx context.Context, body StepUpFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*StepUpFinishResponse, error)
 
 	// StreamEventsWithResponse Stream the device's feed (Server-Sent Events)
 	//
@@ -5797,12 +6623,12 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteMyPasskeyWithResponse Delete a passkey
 	//
-	// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+	// After a step-up for `delete_passkey` and this passkey (its grant in the `Sovereign-Step-Up` header): deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open. Recorded in the audit log; every device of the account gets a `passkey_removed` notice.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
-	DeleteMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteMyPasskeyResponse, error)
+	DeleteMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, params *DeleteMyPasskeyParams, reqEditors ...RequestEditorFn) (*DeleteMyPasskeyResponse, error)
 
 	// RenameMyPasskeyWithBodyWithResponse Rename a passkey
 	//
@@ -5820,12 +6646,12 @@ type ClientWithResponsesInterface interface {
 
 	// EndMyOtherSessionsWithResponse End all my other sessions
 	//
-	// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+	// After a step-up for `end_other_sessions` (its grant in the `Sovereign-Step-Up` header): ends every session of yours except the current one, e.g. after a phone was lost or a token stolen. With `remove_passkeys_added_after`, also deletes every passkey added after that time except the one that made the step-up (each announced to your devices with a `passkey_removed` notice). The devices stay and may sign in again; to shut a device out for good, revoke it. Recorded in the audit log.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
-	EndMyOtherSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EndMyOtherSessionsResponse, error)
+	EndMyOtherSessionsWithResponse(ctx context.Context, params *EndMyOtherSessionsParams, reqEditors ...RequestEditorFn) (*EndMyOtherSessionsResponse, error)
 
 	// ListMySessionsWithResponse List my sessions
 	//
@@ -6843,6 +7669,82 @@ func (r AdminEnableUserResponse) ContentType() string {
 	return ""
 }
 
+type AdminCreateRecoveryInviteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *RecoveryInviteOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminCreateRecoveryInviteResponse) GetJSON201() *RecoveryInviteOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminCreateRecoveryInviteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminCreateRecoveryInviteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminCreateRecoveryInviteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminCreateRecoveryInviteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type AdminRemoveUserFromGroupsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7002,6 +7904,10 @@ type AddPasskeyBeginResponse struct {
 	JSON200 *CreationCeremony
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -7016,6 +7922,16 @@ func (r AddPasskeyBeginResponse) GetJSON200() *CreationCeremony {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r AddPasskeyBeginResponse) GetApplicationproblemJSON401() *Problem {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AddPasskeyBeginResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AddPasskeyBeginResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -7361,6 +8277,172 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+type RecoverBeginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CreationCeremony
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RecoverBeginResponse) GetJSON200() *CreationCeremony {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RecoverBeginResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RecoverBeginResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RecoverBeginResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RecoverBeginResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RecoverBeginResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RecoverBeginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RecoverBeginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RecoverBeginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RecoverBeginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RecoverFinishResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SessionGrant
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RecoverFinishResponse) GetJSON201() *SessionGrant {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RecoverFinishResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RecoverFinishResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RecoverFinishResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RecoverFinishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RegisterBeginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7370,8 +8452,6 @@ type RegisterBeginResponse struct {
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
-	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -7393,11 +8473,6 @@ func (r RegisterBeginResponse) GetApplicationproblemJSON400() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r RegisterBeginResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
-}
-
-// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r RegisterBeginResponse) GetApplicationproblemJSON409() *Problem {
-	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7528,6 +8603,172 @@ func (r RegisterFinishResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RegisterFinishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type StepUpBeginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RequestCeremony
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r StepUpBeginResponse) GetJSON200() *RequestCeremony {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StepUpBeginResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StepUpBeginResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StepUpBeginResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StepUpBeginResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StepUpBeginResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StepUpBeginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StepUpBeginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StepUpBeginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StepUpBeginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type StepUpFinishResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *StepUpGrant
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r StepUpFinishResponse) GetJSON201() *StepUpGrant {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StepUpFinishResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StepUpFinishResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StepUpFinishResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StepUpFinishResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8436,6 +9677,8 @@ type DeleteMyPasskeyResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -8449,6 +9692,11 @@ type DeleteMyPasskeyResponse struct {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r DeleteMyPasskeyResponse) GetApplicationproblemJSON401() *Problem {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMyPasskeyResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -8573,21 +9821,35 @@ type EndMyOtherSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *EndedOutputBody
+	JSON200 *EndOtherSessionsOutputBody
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r EndMyOtherSessionsResponse) GetJSON200() *EndedOutputBody {
+func (r EndMyOtherSessionsResponse) GetJSON200() *EndOtherSessionsOutputBody {
 	return r.JSON200
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r EndMyOtherSessionsResponse) GetApplicationproblemJSON401() *Problem {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EndMyOtherSessionsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r EndMyOtherSessionsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9230,6 +10492,40 @@ func (c *ClientWithResponses) AdminEnableUserWithResponse(ctx context.Context, i
 	return ParseAdminEnableUserResponse(rsp)
 }
 
+// AdminCreateRecoveryInviteWithBodyWithResponse Make a recovery invite for a user
+//
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+func (c *ClientWithResponses) AdminCreateRecoveryInviteWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error) {
+	rsp, err := c.AdminCreateRecoveryInviteWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateRecoveryInviteResponse(rsp)
+}
+
+// AdminCreateRecoveryInviteWithResponse Make a recovery invite for a user
+//
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+//
+// Requires the admin role (403 otherwise).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
+func (c *ClientWithResponses) AdminCreateRecoveryInviteWithResponse(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error) {
+	rsp, err := c.AdminCreateRecoveryInvite(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateRecoveryInviteResponse(rsp)
+}
+
 // AdminRemoveUserFromGroupsWithResponse Remove a user from all groups
 //
 // Stops routing every group's messages to the user's devices at once and posts to each group a notice (`remove_device`, reason `removed_by_admin`) asking the remaining members to commit the MLS removal, which only they can do. The user's key packages are deleted so no pending Welcome adds them back. Recorded in the audit log.
@@ -9266,13 +10562,13 @@ func (c *ClientWithResponses) AdminRevokeUserSessionsWithResponse(ctx context.Co
 
 // AddPasskeyBeginWithResponse Begin adding a passkey
 //
-// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
-func (c *ClientWithResponses) AddPasskeyBeginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AddPasskeyBeginResponse, error) {
-	rsp, err := c.AddPasskeyBegin(ctx, reqEditors...)
+func (c *ClientWithResponses) AddPasskeyBeginWithResponse(ctx context.Context, params *AddPasskeyBeginParams, reqEditors ...RequestEditorFn) (*AddPasskeyBeginResponse, error) {
+	rsp, err := c.AddPasskeyBegin(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -9281,7 +10577,7 @@ func (c *ClientWithResponses) AddPasskeyBeginWithResponse(ctx context.Context, r
 
 // AddPasskeyFinishWithBodyWithResponse Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9296,7 +10592,7 @@ func (c *ClientWithResponses) AddPasskeyFinishWithBodyWithResponse(ctx context.C
 
 // AddPasskeyFinishWithResponse Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9384,9 +10680,69 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 	return ParseLogoutResponse(rsp)
 }
 
+// RecoverBeginWithBodyWithResponse Begin an account recovery
+//
+// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+func (c *ClientWithResponses) RecoverBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverBeginResponse, error) {
+	rsp, err := c.RecoverBeginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverBeginResponse(rsp)
+}
+
+// RecoverBeginWithResponse Begin an account recovery
+//
+// With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/recover/begin (the `RecoverBegin` operationId).
+func (c *ClientWithResponses) RecoverBeginWithResponse(ctx context.Context, body RecoverBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverBeginResponse, error) {
+	rsp, err := c.RecoverBegin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverBeginResponse(rsp)
+}
+
+// RecoverFinishWithBodyWithResponse Finish an account recovery
+//
+// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+func (c *ClientWithResponses) RecoverFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverFinishResponse, error) {
+	rsp, err := c.RecoverFinishWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverFinishResponse(rsp)
+}
+
+// RecoverFinishWithResponse Finish an account recovery
+//
+// Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/recover/finish (the `RecoverFinish` operationId).
+func (c *ClientWithResponses) RecoverFinishWithResponse(ctx context.Context, body RecoverFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*RecoverFinishResponse, error) {
+	rsp, err := c.RecoverFinish(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecoverFinishResponse(rsp)
+}
+
 // RegisterBeginWithBodyWithResponse Begin registration
 //
-// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9401,7 +10757,7 @@ func (c *ClientWithResponses) RegisterBeginWithBodyWithResponse(ctx context.Cont
 
 // RegisterBeginWithResponse Begin registration
 //
-// Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9442,6 +10798,66 @@ func (c *ClientWithResponses) RegisterFinishWithResponse(ctx context.Context, bo
 		return nil, err
 	}
 	return ParseRegisterFinishResponse(rsp)
+}
+
+// StepUpBeginWithBodyWithResponse Begin a step-up
+//
+// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+func (c *ClientWithResponses) StepUpBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StepUpBeginResponse, error) {
+	rsp, err := c.StepUpBeginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStepUpBeginResponse(rsp)
+}
+
+// StepUpBeginWithResponse Begin a step-up
+//
+// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/step-up/begin (the `StepUpBegin` operationId).
+func (c *ClientWithResponses) StepUpBeginWithResponse(ctx context.Context, body StepUpBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*StepUpBeginResponse, error) {
+	rsp, err := c.StepUpBegin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStepUpBeginResponse(rsp)
+}
+
+// StepUpFinishWithBodyWithResponse Finish a step-up
+//
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+func (c *ClientWithResponses) StepUpFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StepUpFinishResponse, error) {
+	rsp, err := c.StepUpFinishWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStepUpFinishResponse(rsp)
+}
+
+// StepUpFinishWithResponse Finish a step-up
+//
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/step-up/finish (the `StepUpFinish` operationId).
+func (c *ClientWithResponses) StepUpFinishWithResponse(ctx context.Context, body StepUpFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*StepUpFinishResponse, error) {
+	rsp, err := c.StepUpFinish(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStepUpFinishResponse(rsp)
 }
 
 // StreamEventsWithResponse Stream the device's feed (Server-Sent Events)
@@ -9717,13 +11133,13 @@ func (c *ClientWithResponses) ListMyPasskeysWithResponse(ctx context.Context, re
 
 // DeleteMyPasskeyWithResponse Delete a passkey
 //
-// Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+// After a step-up for `delete_passkey` and this passkey (its grant in the `Sovereign-Step-Up` header): deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open. Recorded in the audit log; every device of the account gets a `passkey_removed` notice.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/me/passkeys/{passkey_id} (the `DeleteMyPasskey` operationId).
-func (c *ClientWithResponses) DeleteMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteMyPasskeyResponse, error) {
-	rsp, err := c.DeleteMyPasskey(ctx, passkeyId, reqEditors...)
+func (c *ClientWithResponses) DeleteMyPasskeyWithResponse(ctx context.Context, passkeyId openapi_types.UUID, params *DeleteMyPasskeyParams, reqEditors ...RequestEditorFn) (*DeleteMyPasskeyResponse, error) {
+	rsp, err := c.DeleteMyPasskey(ctx, passkeyId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -9758,13 +11174,13 @@ func (c *ClientWithResponses) RenameMyPasskeyWithResponse(ctx context.Context, p
 
 // EndMyOtherSessionsWithResponse End all my other sessions
 //
-// Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+// After a step-up for `end_other_sessions` (its grant in the `Sovereign-Step-Up` header): ends every session of yours except the current one, e.g. after a phone was lost or a token stolen. With `remove_passkeys_added_after`, also deletes every passkey added after that time except the one that made the step-up (each announced to your devices with a `passkey_removed` notice). The devices stay and may sign in again; to shut a device out for good, revoke it. Recorded in the audit log.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/me/sessions (the `EndMyOtherSessions` operationId).
-func (c *ClientWithResponses) EndMyOtherSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EndMyOtherSessionsResponse, error) {
-	rsp, err := c.EndMyOtherSessions(ctx, reqEditors...)
+func (c *ClientWithResponses) EndMyOtherSessionsWithResponse(ctx context.Context, params *EndMyOtherSessionsParams, reqEditors ...RequestEditorFn) (*EndMyOtherSessionsResponse, error) {
+	rsp, err := c.EndMyOtherSessions(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10624,6 +12040,67 @@ func ParseAdminEnableUserResponse(rsp *http.Response) (*AdminEnableUserResponse,
 	return response, nil
 }
 
+// ParseAdminCreateRecoveryInviteResponse parses an HTTP response from a AdminCreateRecoveryInviteWithResponse call
+func ParseAdminCreateRecoveryInviteResponse(rsp *http.Response) (*AdminCreateRecoveryInviteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminCreateRecoveryInviteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest RecoveryInviteOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseAdminRemoveUserFromGroupsResponse parses an HTTP response from a AdminRemoveUserFromGroupsWithResponse call
 func ParseAdminRemoveUserFromGroupsResponse(rsp *http.Response) (*AdminRemoveUserFromGroupsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10773,6 +12250,20 @@ func ParseAddPasskeyBeginResponse(rsp *http.Response) (*AddPasskeyBeginResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest Problem
@@ -11040,6 +12531,142 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	return response, nil
 }
 
+// ParseRecoverBeginResponse parses an HTTP response from a RecoverBeginWithResponse call
+func ParseRecoverBeginResponse(rsp *http.Response) (*RecoverBeginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RecoverBeginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CreationCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRecoverFinishResponse parses an HTTP response from a RecoverFinishWithResponse call
+func ParseRecoverFinishResponse(rsp *http.Response) (*RecoverFinishResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RecoverFinishResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SessionGrant
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseRegisterBeginResponse parses an HTTP response from a RegisterBeginWithResponse call
 func ParseRegisterBeginResponse(rsp *http.Response) (*RegisterBeginResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11074,13 +12701,6 @@ func ParseRegisterBeginResponse(rsp *http.Response) (*RegisterBeginResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -11149,6 +12769,142 @@ func ParseRegisterFinishResponse(rsp *http.Response) (*RegisterFinishResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStepUpBeginResponse parses an HTTP response from a StepUpBeginWithResponse call
+func ParseStepUpBeginResponse(rsp *http.Response) (*StepUpBeginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StepUpBeginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RequestCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStepUpFinishResponse parses an HTTP response from a StepUpFinishWithResponse call
+func ParseStepUpFinishResponse(rsp *http.Response) (*StepUpFinishResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StepUpFinishResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest StepUpGrant
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
 		var dest Problem
@@ -11924,6 +13680,13 @@ func ParseDeleteMyPasskeyResponse(rsp *http.Response) (*DeleteMyPasskeyResponse,
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12026,7 +13789,7 @@ func ParseEndMyOtherSessionsResponse(rsp *http.Response) (*EndMyOtherSessionsRes
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest EndedOutputBody
+		var dest EndOtherSessionsOutputBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -12038,6 +13801,20 @@ func ParseEndMyOtherSessionsResponse(rsp *http.Response) (*EndMyOtherSessionsRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

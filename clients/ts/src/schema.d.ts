@@ -260,6 +260,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/users/{id}/recovery-invite": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a recovery invite for a user
+         * @description For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        post: operations["adminCreateRecoveryInvite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users/{id}/remove-from-groups": {
         parameters: {
             query?: never;
@@ -315,7 +337,7 @@ export interface paths {
         put?: never;
         /**
          * Begin adding a passkey
-         * @description For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+         * @description For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
          */
         post: operations["addPasskeyBegin"];
         delete?: never;
@@ -335,7 +357,7 @@ export interface paths {
         put?: never;
         /**
          * Finish adding a passkey
-         * @description Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+         * @description Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
          */
         post: operations["addPasskeyFinish"];
         delete?: never;
@@ -404,6 +426,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/recover/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin an account recovery
+         * @description With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+         */
+        post: operations["recoverBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/recover/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish an account recovery
+         * @description Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+         */
+        post: operations["recoverFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/register/begin": {
         parameters: {
             query?: never;
@@ -415,7 +477,7 @@ export interface paths {
         put?: never;
         /**
          * Begin registration
-         * @description Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+         * @description Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
          */
         post: operations["registerBegin"];
         delete?: never;
@@ -438,6 +500,46 @@ export interface paths {
          * @description Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
          */
         post: operations["registerFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/step-up/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin a step-up
+         * @description Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+         */
+        post: operations["stepUpBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/step-up/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a step-up
+         * @description Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+         */
+        post: operations["stepUpFinish"];
         delete?: never;
         options?: never;
         head?: never;
@@ -692,7 +794,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a passkey
-         * @description Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+         * @description After a step-up for `delete_passkey` and this passkey (its grant in the `Sovereign-Step-Up` header): deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open. Recorded in the audit log; every device of the account gets a `passkey_removed` notice.
          */
         delete: operations["deleteMyPasskey"];
         options?: never;
@@ -717,7 +819,7 @@ export interface paths {
         post?: never;
         /**
          * End all my other sessions
-         * @description Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+         * @description After a step-up for `end_other_sessions` (its grant in the `Sovereign-Step-Up` header): ends every session of yours except the current one, e.g. after a phone was lost or a token stolen. With `remove_passkeys_added_after`, also deletes every passkey added after that time except the one that made the step-up (each announced to your devices with a `passkey_removed` notice). The devices stay and may sign in again; to shut a device out for good, revoke it. Recorded in the audit log.
          */
         delete: operations["endMyOtherSessions"];
         options?: never;
@@ -1441,12 +1543,17 @@ export interface components {
             /** @description All devices, revoked ones included, oldest first */
             devices: components["schemas"]["DeviceInfo"][] | null;
         };
-        EndedOutputBody: {
+        EndOtherSessionsOutputBody: {
             /**
              * Format: int64
              * @description How many sessions were ended
              */
             ended: number;
+            /**
+             * Format: int64
+             * @description How many passkeys were deleted (remove_passkeys_added_after)
+             */
+            passkeys_removed: number;
         };
         ErrorDetail: {
             /** @description Where the error occurred, e.g. 'body.items[3].tags' or 'path.thing-id' */
@@ -1813,6 +1920,50 @@ export interface components {
              */
             server_time: string;
         };
+        RecoverBeginInputBody: {
+            /**
+             * @description The recovery invite code an admin made for your account
+             * @example k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+             */
+            invite_code: string;
+        };
+        RecoverFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AttestationCredential"];
+            /**
+             * @description Name of this app install, shown in the device list
+             * @example Alice's new phone
+             */
+            device_name: string;
+            /**
+             * @description Name for the passkey (default: Passkey)
+             * @example iCloud Keychain
+             */
+            passkey_name?: string;
+        };
+        RecoveryInviteInputBody: {
+            /**
+             * Format: int64
+             * @description Hours until the invite stops working (1 hour to 7 days)
+             * @default 24
+             */
+            expires_in_hours: number;
+        };
+        RecoveryInviteOutputBody: {
+            /**
+             * @description The recovery code. Shown once: the server keeps only its SHA-256. Give it to the user over a channel you trust.
+             * @example k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+             */
+            code: string;
+            invite: components["schemas"]["AdminInvite"];
+            /**
+             * Format: uri
+             * @description Link that opens the member app's recovery with the code (in the fragment, which browsers never send to servers)
+             */
+            link: string;
+        };
         RegisterBeginInputBody: {
             /**
              * @description Name shown to others, 1 to 64 characters
@@ -1981,6 +2132,43 @@ export interface components {
         SessionListOutputBody: {
             /** @description Active sessions, newest first */
             sessions: components["schemas"]["SessionInfo"][] | null;
+        };
+        StepUpBeginInputBody: {
+            /**
+             * @description The account change the step-up is for
+             * @enum {string}
+             */
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions";
+            /**
+             * Format: uuid
+             * @description For delete_passkey: the passkey to delete (the grant is good for it only)
+             */
+            passkey_id?: string;
+        };
+        StepUpFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AssertionCredential"];
+        };
+        StepUpGrant: {
+            /**
+             * Format: date-time
+             * @description The grant is refused after this time
+             */
+            expires_at: string;
+            /**
+             * @description The operation it allows
+             * @enum {string}
+             */
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions";
+            /**
+             * Format: uuid
+             * @description For delete_passkey: the passkey it allows deleting
+             */
+            passkey_id?: string;
+            /** @description Send as the Sovereign-Step-Up header of the operation, once, before expires_at */
+            step_up: string;
         };
         SyncOutputBody: {
             /** @description Events after the cursor, in seq order; empty when the wait timed out */
@@ -2918,6 +3106,78 @@ export interface operations {
             };
         };
     };
+    adminCreateRecoveryInvite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecoveryInviteInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryInviteOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     adminRemoveUserFromGroups: {
         parameters: {
             query?: never;
@@ -3057,7 +3317,10 @@ export interface operations {
     addPasskeyBegin: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made for add_passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3074,6 +3337,24 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3382,6 +3663,163 @@ export interface operations {
             };
         };
     };
+    recoverBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecoverBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreationCeremony"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    recoverFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecoverFinishInputBody"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionGrant"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     registerBegin: {
         parameters: {
             query?: never;
@@ -3415,15 +3853,6 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3503,6 +3932,163 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stepUpBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StepUpBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestCeremony"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stepUpFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StepUpFinishInputBody"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepUpGrant"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4349,7 +4935,10 @@ export interface operations {
     deleteMyPasskey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made for delete_passkey and this passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path: {
                 /** @description Passkey id */
                 passkey_id: string;
@@ -4367,6 +4956,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4515,8 +5113,14 @@ export interface operations {
     };
     endMyOtherSessions: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /** @description Also delete every passkey added after this time (RFC 3339), except the one that made the step-up: for a session token that was stolen and used to add a passkey */
+                remove_passkeys_added_after?: string;
+            };
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made for end_other_sessions by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4528,11 +5132,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["EndedOutputBody"];
+                    "application/json": components["schemas"]["EndOtherSessionsOutputBody"];
                 };
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
