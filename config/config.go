@@ -84,6 +84,7 @@ type Limits struct {
 	GroupQuotaBytes       int64         `flag:"group-quota-bytes" usage:"stored bytes per group" validate:"gte=65536"`
 	Retention             time.Duration `flag:"retention" usage:"how long messages are kept when not every member has acked them (below 1h only for tests)" validate:"gte=1s"`
 	AuditRetention        time.Duration `flag:"audit-retention" usage:"how long audit-log entries are kept (0: forever)" validate:"eq=0|gte=24h"`
+	IPRetention           time.Duration `flag:"ip-retention" usage:"how long the audit log keeps client IP addresses; older entries keep none (IPs are stored nowhere else)" validate:"gte=1h"`
 	HeartbeatInterval     time.Duration `flag:"heartbeat" usage:"interval of stream keep-alive events" validate:"gte=1s,lte=5m"`
 	KeyPackageLowWater    int           `flag:"key-package-low-water" usage:"normal key packages below which a device is told to upload more" validate:"gte=0"`
 	KeyPackageMaxLifetime time.Duration `flag:"key-package-max-lifetime" usage:"longest key-package lifetime accepted" validate:"gte=1h"`
@@ -123,6 +124,7 @@ func Default() Config {
 			GroupQuotaBytes:       1 << 30,
 			Retention:             30 * 24 * time.Hour,
 			AuditRetention:        365 * 24 * time.Hour,
+			IPRetention:           7 * 24 * time.Hour,
 			HeartbeatInterval:     15 * time.Second,
 			KeyPackageLowWater:    10,
 			KeyPackageMaxLifetime: 90 * 24 * time.Hour,

@@ -29,18 +29,18 @@ func TestPasskeyJourney(t *testing.T) {
 		t.Fatalf("discoverable login on the same device: %+v", again)
 	}
 
-	pk2, pk2ID := s.AddPasskey(t, again.Token)
+	pk2, pk2ID := s.AddPasskey(t, again.Token, pk1)
 	with2 := s.Login(t, pk2, testutil.LoginOptions{})
 	if with2.UserID != acc.UserID || with2.PasskeyID != pk2ID {
 		t.Fatalf("login with second passkey: %+v (want passkey %s)", with2, pk2ID)
 	}
-	if r := s.Do(t, "DELETE", "/v1/me/passkeys/"+acc.PasskeyID, with2.Token, nil); r.StatusCode != http.StatusNoContent {
+	if r := s.DeletePasskey(t, with2.Token, pk2, acc.PasskeyID); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete first passkey = %d %s", r.StatusCode, r.Body)
 	}
 	if r := s.LoginResponse(t, pk1, testutil.LoginOptions{}); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("login with deleted passkey = %d %s", r.StatusCode, r.Body)
 	}
-	if r := s.Do(t, "DELETE", "/v1/me/passkeys/"+pk2ID, with2.Token, nil); r.StatusCode != http.StatusConflict {
+	if r := s.DeletePasskey(t, with2.Token, pk2, pk2ID); r.StatusCode != http.StatusConflict {
 		t.Fatalf("delete last passkey = %d %s", r.StatusCode, r.Body)
 	}
 }

@@ -34,10 +34,7 @@ func (h *handler) adminOp(api huma.API, op huma.Operation, extraErrors ...int) h
 		if _, _, err := h.admin(ctx.Context()); err != nil {
 			var p *Problem
 			if errors.As(err, &p) {
-				for k, v := range p.GetHeaders() {
-					ctx.SetHeader(k, v[0])
-				}
-				_ = huma.WriteErr(api, ctx, p.Status, p.Detail)
+				writeProblem(ctx, p) // keeps its code (admin_required)
 				return
 			}
 			_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "internal error")

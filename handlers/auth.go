@@ -155,12 +155,14 @@ func (h *handler) registerAuth(api huma.API) {
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/register/begin",
 		Summary:     "Begin registration",
-		Description: "Checks the invite code and username and returns WebAuthn creation options for a new " +
+		Description: "Checks the invite code and the username's form and returns WebAuthn creation options for a new " +
 			"discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires " +
-			"after the ceremony timeout (60 s by default). Rate-limited per client IP.",
+			"after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or " +
+			"not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which " +
+			"usernames exist. Rate-limited per client IP.",
 		Tags:     []string{TagAuth},
 		Security: public,
-		Errors:   append([]int{http.StatusForbidden, http.StatusConflict}, ceremonyErrors...),
+		Errors:   append([]int{http.StatusForbidden}, ceremonyErrors...),
 	}, h.registerBegin)
 
 	huma.Register(api, huma.Operation{
@@ -215,11 +217,12 @@ func (h *handler) registerAuth(api huma.API) {
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/add-passkey/begin",
 		Summary:     "Begin adding a passkey",
-		Description: "For the signed-in user: returns WebAuthn creation options for another passkey (the user's " +
-			"existing passkeys are excluded). Rate-limited per client IP.",
+		Description: "For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` " +
+			"header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys " +
+			"are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.",
 		Tags:     []string{TagAuth},
 		Security: bearer,
-		Errors:   []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+		Errors:   []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity, http.StatusTooManyRequests},
 	}, h.addPasskeyBegin)
 
 	huma.Register(api, huma.Operation{
@@ -229,7 +232,8 @@ func (h *handler) registerAuth(api huma.API) {
 		Path:        "/v1/auth/add-passkey/finish",
 		Summary:     "Finish adding a passkey",
 		Description: "Verifies the attestation against the pending ceremony (which must belong to the signed-in " +
-			"user; consumed once) and adds the passkey.",
+			"user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a " +
+			"`passkey_added` notice in its feed.",
 		Tags:          []string{TagAuth},
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,
@@ -266,13 +270,19 @@ func (h *handler) limitAuth(api huma.API) func(huma.Context, func(huma.Context))
 		}
 		p, _ := h.fail(ctx.Context(), &models.Error{Code: models.ERATELIMIT, Reason: "rate_limited",
 			Message: "too many sign-in attempts from your address; retry later", RetryAfter: wait}).(*Problem)
-		for k, v := range p.GetHeaders() {
-			ctx.SetHeader(k, v[0])
-		}
-		ctx.SetHeader("Content-Type", "application/problem+json")
-		ctx.SetStatus(p.Status)
-		_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
+		writeProblem(ctx, p)
 	}
+}
+
+// writeProblem answers p from operation middleware, with its headers and
+// code.
+func writeProblem(ctx huma.Context, p *Problem) {
+	for k, v := range p.GetHeaders() {
+		ctx.SetHeader(k, v[0])
+	}
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	_ = json.NewEncoder(ctx.BodyWriter()).Encode(p)
 }
 
 func (h *handler) ceremonyTTL() time.Duration {
@@ -294,19 +304,19 @@ func (h *handler) registerBegin(ctx context.Context, in *RegisterBeginInput) (*C
 	payload := registrationPayload{Username: username, DisplayName: display}
 	if in.Body.InviteCode != "" {
 		payload.InviteHash = models.HashInviteCode(in.Body.InviteCode)
-		if _, err := h.d.Store.CheckInvite(ctx, payload.InviteHash); err != nil {
+		inv, err := h.d.Store.CheckInvite(ctx, payload.InviteHash)
+		if err != nil {
 			return nil, h.fail(ctx, err)
+		}
+		if inv.RecoveryUserID != "" {
+			return nil, h.fail(ctx, store.ErrInviteInvalid)
 		}
 	} else if h.registrationMode() != "open" {
 		return nil, h.fail(ctx, models.Errorf(models.EFORBIDDEN, "invite_required", "registration on this server needs an invite code"))
 	}
-	taken, err := h.d.Store.UsernameTaken(ctx, username)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	if taken {
-		return nil, h.fail(ctx, models.Errorf(models.ECONFLICT, "username_taken", "the username %q is taken", username))
-	}
+	// Whether the username is free is not checked here, so that this
+	// answer does not tell which usernames exist: a taken one fails at the
+	// finish step, after a verified passkey ceremony with a valid invite.
 	if payload.Handle, err = store.NewUserHandle(); err != nil {
 		return nil, h.fail(ctx, err)
 	}
@@ -431,10 +441,11 @@ func (h *handler) auditLoginFailure(ctx context.Context, userID string, err erro
 func (h *handler) logCeremonyFailure(ctx context.Context, what string, err error) {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		h.log().InfoContext(ctx, what+" ceremony failed", "type", pe.Type, "details", pe.Details, "client", clientip.From(ctx).String())
+		h.log().InfoContext(ctx, what+" ceremony failed", "type", pe.Type, "details", pe.Details)
+		h.log().DebugContext(ctx, what+" ceremony failed", "info", pe.DevInfo, "client", clientip.From(ctx).String())
 		return
 	}
-	h.log().InfoContext(ctx, what+" ceremony failed", "err", err, "client", clientip.From(ctx).String())
+	h.log().InfoContext(ctx, what+" ceremony failed", "err", err)
 }
 
 func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*RequestCeremonyOutput, error) {
@@ -451,26 +462,33 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 		if nerr != nil {
 			return nil, h.fail(ctx, nerr)
 		}
-		var u *models.User
+		// Known and unknown usernames take the same steps (both queries,
+		// the decoy computed either way) so that neither the answer nor its
+		// time tells whether the account exists.
+		u, uerr := h.d.Store.UserByUsername(ctx, username)
 		var creds []models.Credential
-		u, err = h.d.Store.UserByUsername(ctx, username)
-		if err == nil {
-			creds, err = h.d.Store.CredentialsByUser(ctx, u.ID)
+		uid := ""
+		if uerr == nil {
+			uid = u.ID
+		} else if !models.IsCode(uerr, models.ENOTFOUND) {
+			return nil, h.fail(ctx, fmt.Errorf("begin login: %w", uerr))
 		}
-		switch {
-		case err == nil && len(creds) > 0:
+		if creds, err = h.d.Store.CredentialsByUser(ctx, uid); err != nil {
+			return nil, h.fail(ctx, fmt.Errorf("begin login: %w", err))
+		}
+		decoy, derr := h.decoyCredentials(ctx, username)
+		if derr != nil {
+			return nil, h.fail(ctx, fmt.Errorf("begin login: %w", derr))
+		}
+		if uerr == nil && len(creds) > 0 {
 			c.UserID = u.ID
 			assertion, sd, err = h.d.WebAuthn.BeginLogin(newWAUser(u, creds))
-		case err == nil || models.IsCode(err, models.ENOTFOUND):
-			// Unknown username: answer like a known one, with a credential
-			// id derived from the username, so the answer does not tell
-			// whether the account exists. The ceremony can never succeed.
+		} else {
+			// Unknown username: options like a known one's, with decoy
+			// credentials derived from the username. The ceremony can never
+			// succeed.
 			c.Payload = []byte(decoyPayload)
-			var decoy protocol.CredentialDescriptor
-			if decoy, err = h.decoyCredential(ctx, username); err == nil {
-				assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(
-					webauthn.WithAllowedCredentials([]protocol.CredentialDescriptor{decoy}))
-			}
+			assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(webauthn.WithAllowedCredentials(decoy))
 		}
 	}
 	if err != nil {
@@ -492,19 +510,53 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 // decoyPayload marks a login ceremony begun for an unknown username.
 const decoyPayload = `{"decoy":true}`
 
-// decoyCredential is a stable, unguessable credential id for an unknown
-// username: an HMAC of the username under a server secret that survives
-// restarts, so that comparing answers across a restart does not tell known
-// usernames from unknown ones either.
-func (h *handler) decoyCredential(ctx context.Context, username string) (protocol.CredentialDescriptor, error) {
+// decoyShapes are the credential shapes (id length, transports as
+// browsers report them) of common authenticators: platform keychains,
+// password managers, security keys. A decoy takes one, so its answer looks
+// like a real account's.
+var decoyShapes = []struct {
+	idLen      int
+	transports []protocol.AuthenticatorTransport
+}{
+	{16, []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}}, // Google Password Manager
+	{20, []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}}, // iCloud Keychain
+	{32, []protocol.AuthenticatorTransport{protocol.Internal}},                  // Windows Hello
+	{32, []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}}, // password managers
+	{32, nil}, // authenticators that report no transports
+	{64, []protocol.AuthenticatorTransport{protocol.NFC, protocol.USB}}, // security keys
+	{48, []protocol.AuthenticatorTransport{protocol.USB}},
+}
+
+// decoyCredentials are stable, unguessable credentials for an unknown
+// username: one to three, each of a real authenticator's shape, all drawn
+// from an HMAC of the username under a server secret that survives
+// restarts, so that comparing answers (also across a restart) does not tell
+// known usernames from unknown ones.
+func (h *handler) decoyCredentials(ctx context.Context, username string) ([]protocol.CredentialDescriptor, error) {
 	key, err := h.d.Store.ServerSecret(ctx, store.SecretLoginDecoy)
 	if err != nil {
-		return protocol.CredentialDescriptor{}, err
+		return nil, err
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(username))
-	return protocol.CredentialDescriptor{Type: protocol.PublicKeyCredentialType, CredentialID: m.Sum(nil),
-		Transport: []protocol.AuthenticatorTransport{protocol.Internal, protocol.Hybrid}}, nil
+	stream := func(label string, i int) []byte {
+		m := hmac.New(sha256.New, key)
+		fmt.Fprintf(m, "%s\x00%d\x00%s", label, i, username)
+		return m.Sum(nil)
+	}
+	seed := stream("shape", 0)
+	n := 1
+	switch {
+	case seed[0] < 26: // about 1 in 10 people hold three passkeys
+		n = 3
+	case seed[0] < 77: // and 2 in 10 two
+		n = 2
+	}
+	out := make([]protocol.CredentialDescriptor, n)
+	for i := range out {
+		shape := decoyShapes[int(seed[1+i])%len(decoyShapes)]
+		id := append(stream("id", i), stream("id2", i)...)[:shape.idLen]
+		out[i] = protocol.CredentialDescriptor{Type: protocol.PublicKeyCredentialType, CredentialID: id, Transport: shape.transports}
+	}
+	return out, nil
 }
 
 func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*SessionGrantOutput, error) {
@@ -614,8 +666,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 // it and returns the error for the client.
 func (h *handler) cloneDetected(ctx context.Context, passkey *models.Credential, stored, presented uint32) error {
 	h.log().WarnContext(ctx, "passkey signature counter did not increase: possible cloned authenticator; passkey blocked",
-		"user_id", passkey.UserID, "passkey_id", passkey.ID, "stored_count", stored, "presented_count", presented,
-		"client", clientip.From(ctx).String())
+		"user_id", passkey.UserID, "passkey_id", passkey.ID, "stored_count", stored, "presented_count", presented)
 	ev := models.AuditEntry{Actor: h.actor(ctx, nil), Action: models.AuditCloneWarning, TargetType: models.TargetPasskey,
 		TargetID: passkey.ID, Detail: map[string]any{"user_id": passkey.UserID, "stored_count": stored, "presented_count": presented}}
 	if err := h.d.Store.MarkCredentialCloned(ctx, passkey.ID, ev); err != nil {
@@ -624,8 +675,11 @@ func (h *handler) cloneDetected(ctx context.Context, passkey *models.Credential,
 	return store.ErrCloneDetected
 }
 
-func (h *handler) addPasskeyBegin(ctx context.Context, _ *struct{}) (*CreationCeremonyOutput, error) {
+func (h *handler) addPasskeyBegin(ctx context.Context, in *AddPasskeyBeginInput) (*CreationCeremonyOutput, error) {
 	p := PrincipalFrom(ctx)
+	if err := h.d.Store.TakeStepUp(ctx, h.stepUpCheck(ctx, in.StepUp, models.StepUpAddPasskey, "")); err != nil {
+		return nil, h.fail(ctx, err)
+	}
 	u, err := h.d.Store.UserByID(ctx, p.UserID)
 	if err != nil {
 		return nil, h.fail(ctx, err)
@@ -675,7 +729,7 @@ func (h *handler) addPasskeyFinish(ctx context.Context, in *AddPasskeyFinishInpu
 		h.logCeremonyFailure(ctx, "add passkey", err)
 		return nil, h.fail(ctx, ceremonyFailed(err))
 	}
-	added, err := h.d.Store.AddCredential(ctx, u.ID, fromWebAuthn(cred, name))
+	added, err := h.d.Store.AddCredential(ctx, h.actor(ctx, p), u.ID, fromWebAuthn(cred, name))
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}

@@ -61,7 +61,7 @@ func (h *handler) authenticate(api huma.API) func(huma.Context, func(huma.Contex
 
 func (h *handler) unauthorized(api huma.API, ctx huma.Context, msg string) {
 	ctx.SetHeader("WWW-Authenticate", `Bearer realm="sovereign", error="invalid_token"`)
-	_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, msg)
+	_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, msg) // code "unauthenticated" (NewProblem)
 }
 
 func requiresBearer(sec []map[string][]string) bool {

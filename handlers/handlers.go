@@ -72,6 +72,7 @@ func Register(api huma.API, d *Deps) {
 	api.UseMiddleware(h.authenticate(api))
 	h.registerSystem(api)
 	h.registerAuth(api)
+	h.registerStepUp(api)
 	h.registerMe(api)
 	h.registerPush(api)
 	h.registerDirectory(api)
@@ -81,6 +82,7 @@ func Register(api huma.API, d *Deps) {
 	h.registerPeople(api)
 	h.registerAdmin(api)
 	h.registerAdminUsers(api)
+	h.registerRecoveryAdmin(api)
 }
 
 // handler carries the dependencies to each operation.

@@ -235,19 +235,28 @@ func (h *handler) registerMe(api huma.API) {
 		Method:      http.MethodDelete,
 		Path:        "/v1/me/sessions",
 		Summary:     "End all my other sessions",
-		Description: "Ends every session of yours except the current one, e.g. after a phone was lost. " +
-			"The devices stay and may sign in again; to shut a device out for good, revoke it.",
+		Description: "After a step-up for `end_other_sessions` (its grant in the `Sovereign-Step-Up` header): ends every " +
+			"session of yours except the current one, e.g. after a phone was lost or a token stolen. With " +
+			"`remove_passkeys_added_after`, also deletes every passkey added after that time except the one that made the " +
+			"step-up (each announced to your devices with a `passkey_removed` notice). The devices stay and may sign in " +
+			"again; to shut a device out for good, revoke it. Recorded in the audit log.",
 		Tags:     []string{TagMe},
 		Security: bearer,
-		Errors:   unauth,
-	}, func(ctx context.Context, _ *struct{}) (*EndedOutput, error) {
+		Errors:   []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity},
+	}, func(ctx context.Context, in *EndOtherSessionsInput) (*EndOtherSessionsOutput, error) {
 		p := PrincipalFrom(ctx)
-		n, err := h.d.Store.EndOtherSessions(ctx, p.UserID, p.SessionID)
+		r := store.EndOthers{Actor: h.actor(ctx, p), UserID: p.UserID, KeepSessionID: p.SessionID,
+			StepUp: h.stepUpCheck(ctx, in.StepUp, models.StepUpEndOtherSessions, "")}
+		if !in.RemovePasskeysAddedAfter.IsZero() {
+			t := in.RemovePasskeysAddedAfter
+			r.RemovePasskeysAddedAfter = &t
+		}
+		n, removed, err := h.d.Store.EndOtherSessions(ctx, r)
 		if err != nil {
 			return nil, h.fail(ctx, err)
 		}
-		out := &EndedOutput{}
-		out.Body.Ended = n
+		out := &EndOtherSessionsOutput{}
+		out.Body.Ended, out.Body.PasskeysRemoved = n, removed
 		return out, nil
 	})
 
@@ -344,15 +353,18 @@ func (h *handler) registerMe(api huma.API) {
 		Method:      http.MethodDelete,
 		Path:        "/v1/me/passkeys/{passkey_id}",
 		Summary:     "Delete a passkey",
-		Description: "Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is " +
-			"your last usable passkey. Sessions already open stay open.",
+		Description: "After a step-up for `delete_passkey` and this passkey (its grant in the `Sovereign-Step-Up` " +
+			"header): deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last " +
+			"usable passkey. Sessions already open stay open. Recorded in the audit log; every device of the account " +
+			"gets a `passkey_removed` notice.",
 		Tags:          []string{TagMe},
 		Security:      bearer,
 		DefaultStatus: http.StatusNoContent,
-		Errors:        []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
-	}, func(ctx context.Context, in *PasskeyPath) (*struct{}, error) {
+		Errors:        []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity},
+	}, func(ctx context.Context, in *DeletePasskeyInput) (*struct{}, error) {
 		p := PrincipalFrom(ctx)
-		if err := h.d.Store.DeleteCredential(ctx, p.UserID, in.PasskeyID); err != nil {
+		su := h.stepUpCheck(ctx, in.StepUp, models.StepUpDeletePasskey, in.PasskeyID)
+		if err := h.d.Store.DeleteCredential(ctx, h.actor(ctx, p), p.UserID, in.PasskeyID, su); err != nil {
 			return nil, h.fail(ctx, err)
 		}
 		return nil, nil

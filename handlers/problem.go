@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -51,27 +53,71 @@ func (p *Problem) ContentType(ct string) string {
 // NewProblem builds a problem; it is installed as huma.NewError so that
 // Huma's own errors (validation, body too large) have the same shape.
 func NewProblem(status int, msg string, errs ...error) huma.StatusError {
-	p := &Problem{Status: status, Title: http.StatusText(status), Detail: msg}
+	p := &Problem{Status: status, Title: http.StatusText(status), Detail: clip(msg, maxProblemText)}
 	for _, e := range errs {
 		if e == nil {
 			continue
 		}
-		if d, ok := e.(huma.ErrorDetailer); ok {
-			p.Errors = append(p.Errors, d.ErrorDetail())
-		} else {
-			p.Errors = append(p.Errors, &huma.ErrorDetail{Message: e.Error()})
+		if len(p.Errors) == maxProblemErrors {
+			p.Errors = append(p.Errors, &huma.ErrorDetail{Message: "more validation failures left out"})
+			break
 		}
+		var d *huma.ErrorDetail
+		if de, ok := e.(huma.ErrorDetailer); ok {
+			d = de.ErrorDetail()
+		} else {
+			d = &huma.ErrorDetail{Message: e.Error()}
+		}
+		// Never echo large input back: a value is kept only while it is
+		// small (1 MB in must not be 1 MB out).
+		d.Message, d.Location = clip(d.Message, maxProblemText), clip(d.Location, maxProblemText)
+		if d.Value != nil {
+			if raw, err := json.Marshal(d.Value); err != nil || len(raw) > maxEchoedValue {
+				d.Value = nil
+			}
+		}
+		p.Errors = append(p.Errors, d)
 	}
-	if status == http.StatusUnprocessableEntity && p.Code == "" {
-		p.Code = "validation_failed"
-	}
-	if status == http.StatusRequestEntityTooLarge && p.Code == "" {
+	p.Code = defaultCode[status]
+	if status == http.StatusRequestEntityTooLarge {
 		// Huma's own: the body passed the operation's limit. Its message
 		// quotes the limit plus one; say what the client needs.
-		p.Code = "body_too_large"
 		p.Detail = "the request body is larger than this operation accepts"
 	}
 	return p
+}
+
+// Bounds of what a problem repeats of the request.
+const (
+	maxProblemErrors = 20
+	maxProblemText   = 300
+	maxEchoedValue   = 64
+)
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// defaultCode is the code of problems Huma itself raises (validation, body
+// limits, content types), so every problem carries one.
+var defaultCode = map[int]string{
+	http.StatusBadRequest:            "bad_request",
+	http.StatusUnauthorized:          "unauthenticated",
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              "not_found",
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusNotAcceptable:         "not_acceptable",
+	http.StatusConflict:              "conflict",
+	http.StatusGone:                  "gone",
+	http.StatusRequestEntityTooLarge: "body_too_large",
+	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusUnprocessableEntity:   "validation_failed",
+	http.StatusTooManyRequests:       "rate_limited",
+	http.StatusInternalServerError:   "internal",
+	http.StatusServiceUnavailable:    "unavailable",
 }
 
 var statusOf = map[models.Code]int{

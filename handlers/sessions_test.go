@@ -22,12 +22,13 @@ import (
 func TestCloneDetection(t *testing.T) {
 	s := testutil.NewServer(t)
 	acc, pk := s.RegisterMember(t, "alice")
-	s.Login(t, pk, testutil.LoginOptions{Username: "alice"}) // counter 1
-	s.Login(t, pk, testutil.LoginOptions{})                  // counter 2
+	good, goodID := s.AddPasskey(t, acc.Token, pk)           // counter 1 (the step-up)
+	s.Login(t, pk, testutil.LoginOptions{Username: "alice"}) // counter 2
+	s.Login(t, pk, testutil.LoginOptions{})                  // counter 3
 	before := snap(t, s)
 
 	clone := *pk
-	clone.Credential.Counter = 1 // a copy of the key that signs with an older counter
+	clone.Credential.Counter = 2 // a copy of the key that signs with an older counter
 	clone.KeepCounter = true
 	expectProblem(t, s.LoginResponse(t, &clone, testutil.LoginOptions{}), http.StatusForbidden, "passkey_clone_detected")
 	if after := snap(t, s); after.Sessions != before.Sessions || after.Devices != before.Devices || after.SignCounts != before.SignCounts {
@@ -42,18 +43,17 @@ func TestCloneDetection(t *testing.T) {
 		} `json:"passkeys"`
 	}
 	s.Do(t, "GET", "/v1/me/passkeys", acc.Token, nil).JSON(t, &list)
-	if len(list.Passkeys) != 1 || !list.Passkeys[0].CloneDetected || list.Passkeys[0].CloneDetectedAt == nil {
+	if len(list.Passkeys) != 2 || !list.Passkeys[0].CloneDetected || list.Passkeys[0].CloneDetectedAt == nil || list.Passkeys[1].CloneDetected {
 		t.Fatalf("passkey not marked: %+v", list)
 	}
-	// The original authenticator (counter 3 now) is blocked as well: which
+	// The original authenticator (counter 4 now) is blocked as well: which
 	// copy is genuine cannot be told.
 	expectProblem(t, s.LoginResponse(t, pk, testutil.LoginOptions{Username: "alice"}), http.StatusForbidden, "passkey_clone_detected")
 
-	// A flagged passkey does not count as usable: with one good passkey
-	// added, the flagged one can go but the good one cannot.
-	_, goodID := s.AddPasskey(t, acc.Token)
-	expectProblem(t, s.Do(t, "DELETE", "/v1/me/passkeys/"+goodID, acc.Token, nil), http.StatusConflict, "last_passkey")
-	if r := s.Do(t, "DELETE", "/v1/me/passkeys/"+list.Passkeys[0].ID, acc.Token, nil); r.StatusCode != http.StatusNoContent {
+	// A flagged passkey does not count as usable (nor can it step up): the
+	// flagged one can go but the good one cannot.
+	expectProblem(t, s.DeletePasskey(t, acc.Token, good, goodID), http.StatusConflict, "last_passkey")
+	if r := s.DeletePasskey(t, acc.Token, good, list.Passkeys[0].ID); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete flagged passkey = %d %s", r.StatusCode, r.Body)
 	}
 }
@@ -230,7 +230,8 @@ func TestRevokedAndExpiredTokensAre401(t *testing.T) {
 	var ended struct {
 		Ended int `json:"ended"`
 	}
-	s.Do(t, "DELETE", "/v1/me/sessions", again.Token, nil).JSON(t, &ended)
+	grant := s.StepUp(t, again.Token, pk, "end_other_sessions", "")
+	s.Do(t, "DELETE", "/v1/me/sessions", again.Token, nil, "Sovereign-Step-Up", grant).JSON(t, &ended)
 	if ended.Ended != 1 {
 		t.Fatalf("ended %d, want 1", ended.Ended)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -87,14 +88,18 @@ func credentialDescriptors(creds []models.Credential) []protocol.CredentialDescr
 
 // ceremonyFailed turns a go-webauthn verification error into a 403 that
 // says what failed (go-webauthn's Details are fixed phrases such as "Error
-// validating origin"; its DevInfo may quote client data and is only logged).
+// validating origin"). Its DevInfo quotes the configured origins and RP ID
+// and the client's data, so it is only logged, never answered.
 func ceremonyFailed(err error) error {
 	msg := "passkey verification failed"
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Details != "" {
 		msg += ": " + pe.Details
-		if pe.DevInfo != "" && len(pe.DevInfo) <= 200 {
-			msg += " (" + pe.DevInfo + ")"
+		switch {
+		case strings.HasPrefix(pe.DevInfo, "RP Hash mismatch"):
+			msg += " (RP Hash mismatch)"
+		case strings.HasPrefix(pe.DevInfo, "User verification required"):
+			msg += " (User verification required)"
 		}
 	}
 	return &models.Error{Code: models.EFORBIDDEN, Reason: "verification_failed", Message: msg, Err: err}

@@ -30,3 +30,12 @@ func Operation(ctx context.Context) string {
 	}
 	return ""
 }
+
+// EnsureOperationSlot returns ctx with an operation slot: its own when it
+// has one already (so an outer middleware and an inner one read the same).
+func EnsureOperationSlot(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(operationKey{}).(*operationSlot); ok {
+		return ctx
+	}
+	return WithOperationSlot(ctx)
+}

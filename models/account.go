@@ -46,6 +46,9 @@ type Invite struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsesLeft  int
+	// RecoveryUserID is set on a recovery invite: it resets that account's
+	// passkeys instead of creating an account.
+	RecoveryUserID string
 }
 
 // CeremonyKind says which WebAuthn ceremony a pending ceremony belongs to.
@@ -56,6 +59,15 @@ const (
 	CeremonyRegister   CeremonyKind = "register"
 	CeremonyLogin      CeremonyKind = "login"
 	CeremonyAddPasskey CeremonyKind = "add_passkey"
+	// CeremonyStepUp is an assertion by an existing passkey of the signed-in
+	// user, begun for one account change (StepUpOperation).
+	CeremonyStepUp CeremonyKind = "step_up"
+	// CeremonyStepUpGrant is what a finished step-up leaves: a single-use
+	// grant for that change, stored under the SHA-256 of its token.
+	CeremonyStepUpGrant CeremonyKind = "step_up_grant"
+	// CeremonyRecover is a registration ceremony begun with a recovery
+	// invite.
+	CeremonyRecover CeremonyKind = "recover"
 )
 
 // Ceremony is a pending WebAuthn ceremony held server-side between begin and
@@ -152,3 +164,17 @@ func HashInviteCode(code string) []byte {
 	h := sha256.Sum256([]byte(sb.String()))
 	return h[:]
 }
+
+// StepUpOperation names an account change that needs a fresh assertion by
+// an existing passkey of the account (a step-up), not only a session token.
+type StepUpOperation string
+
+// Operations that need a step-up.
+const (
+	StepUpAddPasskey       StepUpOperation = "add_passkey"
+	StepUpDeletePasskey    StepUpOperation = "delete_passkey"
+	StepUpEndOtherSessions StepUpOperation = "end_other_sessions"
+)
+
+// StepUpOperations lists them, for validation and documentation.
+var StepUpOperations = []StepUpOperation{StepUpAddPasskey, StepUpDeletePasskey, StepUpEndOtherSessions}

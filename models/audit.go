@@ -38,6 +38,11 @@ const (
 	AuditAdminDenied        = "auth.admin_denied"
 	AuditPruned             = "audit.pruned"
 	AuditAccountDeleted     = "account.delete" // a user deleted their own account
+	AuditPasskeyAdded       = "passkey.add"
+	AuditPasskeyRemoved     = "passkey.remove"
+	AuditSessionsEnded      = "session.end_others"
+	AuditRecoveryInvite     = "user.recovery_invite"
+	AuditUserRecovered      = "auth.recover"
 )
 
 // AuditActions lists every action, for filters and documentation.
@@ -45,7 +50,7 @@ var AuditActions = []string{
 	AuditUserDisable, AuditUserEnable, AuditUserDelete, AuditUserRevokeSessions, AuditUserRemoveGroups,
 	AuditInviteCreate, AuditInviteRevoke, AuditSettingsUpdate,
 	AuditUserRegistered, AuditAdminSignIn, AuditLoginFailed, AuditCloneWarning, AuditAdminDenied,
-	AuditPruned, AuditAccountDeleted,
+	AuditPruned, AuditAccountDeleted, AuditPasskeyAdded, AuditPasskeyRemoved, AuditSessionsEnded, AuditRecoveryInvite, AuditUserRecovered,
 }
 
 // Audit target types.

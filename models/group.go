@@ -114,3 +114,22 @@ type KeyPackagesExpiringNotice struct {
 // NoticeMemberLeft tells a group's members that a device left by a
 // self-Remove proposal, which the next commit must include.
 const NoticeMemberLeft = "member_left"
+// Notices of account changes, posted to every device of the user so that a
+// passkey added or removed behind the owner's back shows on all of them.
+const (
+	NoticePasskeyAdded   = "passkey_added"
+	NoticePasskeyRemoved = "passkey_removed"
+)
+
+// PasskeyNotice is the JSON payload of a passkey_added or passkey_removed
+// notice. ByDeviceID is the device that made the change (empty for an
+// admin's recovery); Reason says why a passkey went (deleted,
+// ended_sessions, recovery).
+type PasskeyNotice struct {
+	Type       string `json:"type"`
+	UserID     string `json:"user_id"`
+	PasskeyID  string `json:"passkey_id"`
+	Name       string `json:"name"`
+	ByDeviceID string `json:"by_device_id,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}

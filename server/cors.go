@@ -10,7 +10,7 @@ import (
 // corsAllowedHeaders are the request headers a browser app on another
 // origin sends: the bearer token, JSON bodies, idempotency keys and the SSE
 // resume cursor.
-var corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"}
+var corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "Sovereign-Step-Up"}
 
 // corsExposedHeaders are the response headers such an app must read beyond
 // the CORS-safelisted ones.

@@ -48,7 +48,7 @@ func (rm *requestMetrics) middleware(next http.Handler) http.Handler {
 		if !ok {
 			rec = &statusRecorder{ResponseWriter: w}
 		}
-		ctx := metrics.WithOperationSlot(r.Context())
+		ctx := metrics.EnsureOperationSlot(r.Context())
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		op := metrics.Operation(ctx)
 		if op == "" {

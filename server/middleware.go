@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sovereign-im/sovereign/clientip"
+	"github.com/sovereign-im/sovereign/metrics"
 )
 
 // statusRecorder remembers the status and size of a response while keeping
@@ -60,7 +61,8 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
+		ctx := metrics.EnsureOperationSlot(r.Context())
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		level := slog.LevelInfo
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			level = slog.LevelDebug
@@ -68,9 +70,20 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
-		log.Log(r.Context(), level, "request",
-			"method", r.Method, "path", r.URL.Path, "status", rec.status, "bytes", rec.bytes,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "client", clientip.From(r.Context()).String())
+		op := metrics.Operation(ctx)
+		if op == "" {
+			op = pathOperation(r.URL.Path)
+		}
+		// Metadata stays out of the logs at the default level: the
+		// operation, not the path (which names groups, users, devices),
+		// and no client address (the audit log keeps those it must, for
+		// --ip-retention). At debug level both are added.
+		attrs := []any{"method", r.Method, "operation", op, "status", rec.status, "bytes", rec.bytes,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000}
+		if log.Enabled(ctx, slog.LevelDebug) {
+			attrs = append(attrs, "path", r.URL.Path, "client", clientip.From(ctx).String())
+		}
+		log.Log(ctx, level, "request", attrs...)
 	})
 }
 
@@ -79,6 +92,12 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if r.TLS != nil {
+			// Served over TLS (--tls-cert): browsers must never come back
+			// over plain http. Subdomains are left alone (they may be
+			// other people's services).
+			h.Set("Strict-Transport-Security", "max-age=63072000")
+		}
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")

@@ -259,6 +259,9 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 			return st.DeleteDeadInvites(ctx, deadInviteGrace)
 		}},
 		{Name: "acked_events", Run: st.DeleteAckedEvents},
+		{Name: "old_audit_ips", Run: func(ctx context.Context) (int64, error) {
+			return st.ForgetOldAuditIPs(ctx, st.Now().Add(-ipRetention(cfg)))
+		}},
 	}
 	if cfg.Limits.AuditRetention > 0 {
 		tasks = append(tasks, maintenance.Task{Name: "old_audit_entries", Run: func(ctx context.Context) (int64, error) {
@@ -571,4 +574,13 @@ func isLoopback(a net.Addr) bool {
 	}
 	ip, ok := netip.AddrFromSlice(ta.IP)
 	return ok && ip.Unmap().IsLoopback()
+}
+
+// ipRetention is --ip-retention, 7 days when unset (a configuration built
+// in code rather than from flags).
+func ipRetention(cfg config.Config) time.Duration {
+	if cfg.Limits.IPRetention > 0 {
+		return cfg.Limits.IPRetention
+	}
+	return 7 * 24 * time.Hour
 }

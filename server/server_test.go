@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,34 @@ func TestRunServesBothListeners(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not stop")
+	}
+}
+
+// TestHSTSWithTLS is finding 11 of issue 19: served over TLS (--tls-cert)
+// every answer carries Strict-Transport-Security; over plain http (behind
+// a proxy, or on loopback) none does, since the header is only meaningful
+// and only safe over TLS.
+func TestHSTSWithTLS(t *testing.T) {
+	app := newServer(t, "")
+	tlsSrv := httptest.NewUnstartedServer(app.Handler())
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(app.Handler())
+	defer plain.Close()
+	for _, tc := range []struct {
+		srv  *httptest.Server
+		want bool
+	}{{tlsSrv, true}, {plain, false}} {
+		for _, p := range []string{"/healthz", "/v1/me", "/docs", "/nope"} {
+			resp, err := tc.srv.Client().Get(tc.srv.URL + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := resp.Header.Get("Strict-Transport-Security")
+			if (got != "") != tc.want || (tc.want && !strings.HasPrefix(got, "max-age=")) {
+				t.Errorf("%s %s: Strict-Transport-Security %q", tc.srv.URL, p, got)
+			}
+		}
 	}
 }

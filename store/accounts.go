@@ -308,17 +308,6 @@ func (s *Store) MarkCredentialCloned(ctx context.Context, passkeyID string, ev m
 	})
 }
 
-// AddCredential registers another passkey for a signed-in user.
-func (s *Store) AddCredential(ctx context.Context, userID string, c models.Credential) (*models.Credential, error) {
-	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		return insertCredential(ctx, tx, userID, &c)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
-
 // RenameCredential renames one of the user's passkeys.
 func (s *Store) RenameCredential(ctx context.Context, userID, passkeyID, name string) (*models.Credential, error) {
 	var out models.Credential
@@ -341,28 +330,3 @@ func (s *Store) RenameCredential(ctx context.Context, userID, passkeyID, name st
 }
 
 var errPasskeyNotFound = models.Errorf(models.ENOTFOUND, "passkey_not_found", "you have no passkey with this id")
-
-// DeleteCredential deletes one of the user's passkeys, unless that would
-// leave the user without a usable one (a passkey flagged as cloned is not
-// usable), so nobody locks themselves out.
-func (s *Store) DeleteCredential(ctx context.Context, userID, passkeyID string) error {
-	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		var usableOthers, exists int
-		if err := tx.NewRaw(`SELECT count(*) FROM credentials WHERE id = ? AND user_id = ?`, passkeyID, userID).Scan(ctx, &exists); err != nil {
-			return fmt.Errorf("read credential: %w", err)
-		}
-		if exists == 0 {
-			return errPasskeyNotFound
-		}
-		if err := tx.NewRaw(`SELECT count(*) FROM credentials WHERE user_id = ? AND id <> ? AND clone_warning = 0`, userID, passkeyID).Scan(ctx, &usableOthers); err != nil {
-			return fmt.Errorf("count credentials: %w", err)
-		}
-		if usableOthers == 0 {
-			return models.Errorf(models.ECONFLICT, "last_passkey", "this is your last usable passkey: add another one before deleting it")
-		}
-		if _, err := tx.NewRaw(`DELETE FROM credentials WHERE id = ? AND user_id = ?`, passkeyID, userID).Exec(ctx); err != nil {
-			return fmt.Errorf("delete credential: %w", err)
-		}
-		return nil
-	})
-}

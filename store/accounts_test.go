@@ -87,7 +87,13 @@ func TestRevokeDevicePublishesSessionsEnded(t *testing.T) {
 	if err := s.RevokeDevice(ctx, u, devs[0]); err != nil || len(pub.ended) != 1 {
 		t.Fatalf("second revoke: %v, calls %d", err, len(pub.ended))
 	}
-	n, err := s.EndOtherSessions(ctx, u, sess[2])
+	if _, _, err := s.EndOtherSessions(ctx, EndOthers{UserID: u, KeepSessionID: sess[2],
+		StepUp: StepUpCheck{UserID: u, SessionID: sess[2], Operation: models.StepUpEndOtherSessions}}); !errors.Is(err, ErrStepUpRequired) {
+		t.Fatalf("end others without a step-up: %v", err)
+	}
+	grant := testGrant(t, s, u, sess[2], models.StepUpEndOtherSessions, "")
+	n, _, err := s.EndOtherSessions(ctx, EndOthers{UserID: u, KeepSessionID: sess[2],
+		StepUp: StepUpCheck{Token: grant, UserID: u, SessionID: sess[2], Operation: models.StepUpEndOtherSessions}})
 	if err != nil || n != 1 || len(pub.ended) != 2 || !sameSet(pub.ended[1], sess[3:4]) {
 		t.Fatalf("end others: n=%d err=%v calls %v", n, err, pub.ended)
 	}
@@ -303,4 +309,22 @@ func TestCleanupCeremoniesAndInvites(t *testing.T) {
 		t.Fatalf("live invite gone: %v", err)
 	}
 	_ = short
+}
+
+// testGrant stores a step-up grant as CompleteStepUp does, without a
+// passkey, and returns its token.
+func testGrant(t *testing.T, s *Store, userID, sessionID string, op models.StepUpOperation, target string) string {
+	t.Helper()
+	token, hash := models.NewToken()
+	err := s.Write(context.Background(), func(ctx context.Context, tx *Tx) error {
+		_, err := tx.NewRaw(`INSERT INTO ceremonies (id, kind, user_id, session_data, payload, created_at, expires_at) VALUES (?, ?, ?, '{}', ?, ?, ?)`,
+			grantID(hash), string(models.CeremonyStepUpGrant), userID,
+			[]byte(`{"operation":"`+string(op)+`","target":"`+target+`","session_id":"`+sessionID+`"}`),
+			models.Millis(tx.Now()), models.Millis(tx.Now().Add(time.Minute))).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
 }

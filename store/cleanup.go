@@ -108,3 +108,29 @@ func (s *Store) DeleteOldAuditEntries(ctx context.Context, before time.Time) (in
 	}
 	return n, err
 }
+
+// ForgetOldAuditIPs clears the client address of audit entries recorded
+// before a time (--ip-retention): the audit log is the only place the
+// server keeps IP addresses, and only for that long.
+func (s *Store) ForgetOldAuditIPs(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+			res, err := tx.NewRaw(`UPDATE audit_log SET client_ip = NULL WHERE id IN
+(SELECT id FROM audit_log WHERE client_ip IS NOT NULL AND at < ? LIMIT ?)`, models.Millis(before), cleanupChunk).Exec(ctx)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("forget old audit addresses: %w", err)
+		}
+		total += n
+		if n < cleanupChunk {
+			return total, nil
+		}
+	}
+}

@@ -135,18 +135,6 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID string) error 
 	})
 }
 
-// EndOtherSessions ends every session of the user except keepSessionID and
-// returns how many it ended.
-func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID string) (int, error) {
-	var n int
-	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		ids, err := endSessions(ctx, tx, s.pub, `user_id = ? AND id <> ? AND expires_at > ?`, userID, keepSessionID, models.Millis(tx.Now()))
-		n = len(ids)
-		return err
-	})
-	return n, err
-}
-
 // RevokeDevice revokes a device of a user for good, for a lost or
 // compromised phone: it marks devices.revoked_at, ends every session of the
 // device (publishing SessionsEnded after commit so open streams close at

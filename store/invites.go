@@ -84,13 +84,14 @@ func insertInvite(ctx context.Context, tx *Tx, in NewInvite) (string, *models.In
 // only reads: the use is taken when registration completes.
 func (s *Store) CheckInvite(ctx context.Context, codeHash []byte) (*models.Invite, error) {
 	var row struct {
-		ID        string `bun:"id"`
-		Role      string `bun:"role"`
-		CreatedAt int64  `bun:"created_at"`
-		ExpiresAt int64  `bun:"expires_at"`
-		UsesLeft  int    `bun:"uses_left"`
+		ID        string         `bun:"id"`
+		Role      string         `bun:"role"`
+		CreatedAt int64          `bun:"created_at"`
+		ExpiresAt int64          `bun:"expires_at"`
+		UsesLeft  int            `bun:"uses_left"`
+		Recovery  sql.NullString `bun:"recovery_user_id"`
 	}
-	err := s.rdb.NewRaw(`SELECT id, role, created_at, expires_at, uses_left FROM invites WHERE code_hash = ?`, codeHash).Scan(ctx, &row)
+	err := s.rdb.NewRaw(`SELECT id, role, created_at, expires_at, uses_left, recovery_user_id FROM invites WHERE code_hash = ?`, codeHash).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrInviteInvalid
 	}
@@ -101,7 +102,7 @@ func (s *Store) CheckInvite(ctx context.Context, codeHash []byte) (*models.Invit
 		return nil, ErrInviteInvalid
 	}
 	return &models.Invite{ID: row.ID, Role: models.Role(row.Role), CreatedAt: models.FromMillis(row.CreatedAt),
-		ExpiresAt: models.FromMillis(row.ExpiresAt), UsesLeft: row.UsesLeft}, nil
+		ExpiresAt: models.FromMillis(row.ExpiresAt), UsesLeft: row.UsesLeft, RecoveryUserID: row.Recovery.String}, nil
 }
 
 // takeInviteUse consumes one use of a valid invite inside a use case and
@@ -109,7 +110,7 @@ func (s *Store) CheckInvite(ctx context.Context, codeHash []byte) (*models.Invit
 func takeInviteUse(ctx context.Context, tx *Tx, codeHash []byte) (models.Role, error) {
 	var role string
 	err := tx.NewRaw(`UPDATE invites SET uses_left = uses_left - 1
-WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? RETURNING role`, codeHash, models.Millis(tx.Now())).Scan(ctx, &role)
+WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND recovery_user_id IS NULL RETURNING role`, codeHash, models.Millis(tx.Now())).Scan(ctx, &role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrInviteInvalid
 	}
@@ -147,7 +148,7 @@ func (s *Store) EnsureAdminInvite(ctx context.Context, ttl time.Duration) (Admin
 			return nil
 		}
 		var exp sql.NullInt64
-		if err := tx.NewRaw(`SELECT max(expires_at) FROM invites WHERE role = 'admin' AND uses_left > 0 AND expires_at > ?`,
+		if err := tx.NewRaw(`SELECT max(expires_at) FROM invites WHERE role = 'admin' AND uses_left > 0 AND expires_at > ? AND recovery_user_id IS NULL`,
 			models.Millis(tx.Now())).Scan(ctx, &exp); err != nil {
 			return fmt.Errorf("find admin invite: %w", err)
 		}

@@ -209,13 +209,43 @@ func (s *Server) LoginResponse(t testing.TB, pk *Passkey, o LoginOptions) *Respo
 	return s.Do(t, http.MethodPost, "/v1/auth/login/finish", "", finish)
 }
 
+// StepUp runs the step-up ceremony for an account change with one of the
+// account's passkeys and returns the grant to send as the Sovereign-Step-Up
+// header. target is the passkey id of a delete_passkey step-up.
+func (s *Server) StepUp(t testing.TB, token string, with *Passkey, operation, target string) string {
+	t.Helper()
+	body := map[string]any{"operation": operation}
+	if target != "" {
+		body["passkey_id"] = target
+	}
+	c := s.Begin(t, "/v1/auth/step-up/begin", token, body)
+	r := s.Do(t, http.MethodPost, "/v1/auth/step-up/finish", token, map[string]any{
+		"ceremony_id": c.CeremonyID, "credential": with.Assert(t, c.Options),
+	})
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("step-up %s = %d %s", operation, r.StatusCode, r.Body)
+	}
+	var g struct {
+		StepUp string `json:"step_up"`
+	}
+	r.JSON(t, &g)
+	return g.StepUp
+}
+
 // AddPasskey adds a new passkey to a signed-in account through the real
-// add-passkey ceremony and returns it with its passkey id.
-func (s *Server) AddPasskey(t testing.TB, token string) (*Passkey, string) {
+// step-up (with an existing passkey of the account) and add-passkey
+// ceremonies, and returns it with its passkey id.
+func (s *Server) AddPasskey(t testing.TB, token string, with *Passkey) (*Passkey, string) {
 	t.Helper()
 	pk := s.NewPasskey()
-	c := s.Begin(t, "/v1/auth/add-passkey/begin", token, nil)
-	r := s.Do(t, http.MethodPost, "/v1/auth/add-passkey/finish", token, map[string]any{
+	grant := s.StepUp(t, token, with, "add_passkey", "")
+	r := s.Do(t, http.MethodPost, "/v1/auth/add-passkey/begin", token, nil, "Sovereign-Step-Up", grant)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("add passkey begin = %d %s", r.StatusCode, r.Body)
+	}
+	var c Ceremony
+	r.JSON(t, &c)
+	r = s.Do(t, http.MethodPost, "/v1/auth/add-passkey/finish", token, map[string]any{
 		"ceremony_id": c.CeremonyID, "credential": pk.Create(t, c.Options), "name": "second passkey",
 	})
 	if r.StatusCode != http.StatusCreated {
@@ -226,4 +256,12 @@ func (s *Server) AddPasskey(t testing.TB, token string) (*Passkey, string) {
 	}
 	r.JSON(t, &out)
 	return pk, out.ID
+}
+
+// DeletePasskey deletes a passkey after a step-up with another passkey
+// (with) and returns the response.
+func (s *Server) DeletePasskey(t testing.TB, token string, with *Passkey, passkeyID string) *Response {
+	t.Helper()
+	grant := s.StepUp(t, token, with, "delete_passkey", passkeyID)
+	return s.Do(t, http.MethodDelete, "/v1/me/passkeys/"+passkeyID, token, nil, "Sovereign-Step-Up", grant)
 }

@@ -67,9 +67,21 @@ func NewServer(t testing.TB, mutate ...func(*config.Config)) *Server {
 	return NewServerWith(t, server.Options{}, mutate...)
 }
 
+// NewServerWithLog is NewServer with the server's log written to w at the
+// given level (a test of what the logs contain).
+func NewServerWithLog(t testing.TB, w io.Writer, level slog.Level, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	return newServer(t, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), server.Options{}, mutate...)
+}
+
 // NewServerWith is NewServer with server options (the clock is the test
 // clock; the other options are the caller's, e.g. a push service's roots).
 func NewServerWith(t testing.TB, opts server.Options, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	return newServer(t, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), opts, mutate...)
+}
+
+func newServer(t testing.TB, log *slog.Logger, opts server.Options, mutate ...func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
@@ -84,7 +96,6 @@ func NewServerWith(t testing.TB, opts server.Options, mutate ...func(*config.Con
 		t.Fatalf("test config: %v", err)
 	}
 	clock := &Clock{}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts.Now = clock.Now
 	app, err := server.New(context.Background(), cfg, log, opts)
 	if err != nil {

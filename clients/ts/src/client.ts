@@ -263,6 +263,107 @@ export class SovereignClient {
     return this.startSession(grant)
   }
 
+  /**
+   * Proves, with a fresh assertion by one of the account's passkeys, that the
+   * owner is present, for one account change (the server refuses adding and
+   * deleting passkeys and ending the other sessions on a token alone).
+   * Returns the single-use grant (good for 60 s) for that change's
+   * Sovereign-Step-Up header. The add/delete/end helpers below call it.
+   */
+  async stepUp(operation: "add_passkey" | "delete_passkey" | "end_other_sessions", passkeyId?: string): Promise<string> {
+    const begin = ok(
+      await this.api.POST("/v1/auth/step-up/begin", { body: { operation, passkey_id: passkeyId } }),
+      "stepUpBegin",
+    )
+    const credential = await this.authenticator().get(begin.options as unknown as RequestOptionsJSON)
+    const g = ok(
+      await this.api.POST("/v1/auth/step-up/finish", {
+        body: { ceremony_id: begin.ceremony_id, credential: credential as unknown as Schemas["AssertionCredential"] },
+      }),
+      "stepUpFinish",
+    )
+    return g.step_up
+  }
+
+  /** The account's passkeys (no key material). */
+  async passkeys(): Promise<Schemas["PasskeyInfo"][]> {
+    return ok(await this.api.GET("/v1/me/passkeys", {}), "listMyPasskeys").passkeys ?? []
+  }
+
+  /**
+   * Adds a passkey: a step-up with an existing passkey (the authenticator
+   * asks for it), then the creation ceremony of the new one. `authenticator`
+   * performs the creation when the new passkey lives elsewhere (a security
+   * key); by default the client's own authenticator does both.
+   */
+  async addPasskey(o: { name?: string; authenticator?: Authenticator } = {}): Promise<Schemas["PasskeyInfo"]> {
+    const grant = await this.stepUp("add_passkey")
+    const begin = ok(
+      await this.api.POST("/v1/auth/add-passkey/begin", { params: { header: { "Sovereign-Step-Up": grant } } }),
+      "addPasskeyBegin",
+    )
+    const credential = await (o.authenticator ?? this.authenticator()).create(begin.options as unknown as CreationOptionsJSON)
+    return ok(
+      await this.api.POST("/v1/auth/add-passkey/finish", {
+        body: { ceremony_id: begin.ceremony_id, credential: credential as unknown as Schemas["AttestationCredential"], name: o.name },
+      }),
+      "addPasskeyFinish",
+    )
+  }
+
+  /** Deletes a passkey after a step-up (never the last usable one: 409 last_passkey). */
+  async deletePasskey(passkeyId: string): Promise<void> {
+    const grant = await this.stepUp("delete_passkey", passkeyId)
+    ok(
+      await this.api.DELETE("/v1/me/passkeys/{passkey_id}", {
+        params: { path: { passkey_id: passkeyId }, header: { "Sovereign-Step-Up": grant } },
+      }),
+      "deleteMyPasskey",
+    )
+  }
+
+  /**
+   * Ends every other session of the account after a step-up; with
+   * removePasskeysAddedAfter, also deletes the passkeys added after that
+   * time (except the one that made the step-up).
+   */
+  async endOtherSessions(o: { removePasskeysAddedAfter?: Date } = {}): Promise<{ ended: number; passkeysRemoved: number }> {
+    const grant = await this.stepUp("end_other_sessions")
+    const r = ok(
+      await this.api.DELETE("/v1/me/sessions", {
+        params: {
+          header: { "Sovereign-Step-Up": grant },
+          query: o.removePasskeysAddedAfter ? { remove_passkeys_added_after: o.removePasskeysAddedAfter.toISOString() } : {},
+        },
+      }),
+      "endMyOtherSessions",
+    )
+    return { ended: r.ended, passkeysRemoved: r.passkeys_removed }
+  }
+
+  /**
+   * Recovers an account with a recovery invite an admin made: registers a
+   * new passkey on this (clean) device; the account's old passkeys and every
+   * session end. Signs in as a new device named deviceName.
+   */
+  async recover(r: { inviteCode: string; deviceName: string; passkeyName?: string }): Promise<SessionRecord> {
+    if (this.session) throw new Error("this storage already holds a session")
+    const begin = ok(await this.api.POST("/v1/auth/recover/begin", { body: { invite_code: r.inviteCode } }), "recoverBegin")
+    const credential = await this.authenticator().create(begin.options as unknown as CreationOptionsJSON)
+    const grant = ok(
+      await this.api.POST("/v1/auth/recover/finish", {
+        body: {
+          ceremony_id: begin.ceremony_id,
+          credential: credential as unknown as Schemas["AttestationCredential"],
+          device_name: r.deviceName,
+          passkey_name: r.passkeyName,
+        },
+      }),
+      "recoverFinish",
+    )
+    return this.startSession(grant)
+  }
+
   /** Ends this session on the server; the device and its MLS state stay for the next login. */
   async logout(): Promise<void> {
     this.stop()

@@ -260,6 +260,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/users/{id}/recovery-invite": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a recovery invite for a user
+         * @description For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+         *
+         *     Requires the admin role (403 otherwise).
+         */
+        post: operations["adminCreateRecoveryInvite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users/{id}/remove-from-groups": {
         parameters: {
             query?: never;
@@ -315,7 +337,7 @@ export interface paths {
         put?: never;
         /**
          * Begin adding a passkey
-         * @description For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
+         * @description For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
          */
         post: operations["addPasskeyBegin"];
         delete?: never;
@@ -335,7 +357,7 @@ export interface paths {
         put?: never;
         /**
          * Finish adding a passkey
-         * @description Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey.
+         * @description Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
          */
         post: operations["addPasskeyFinish"];
         delete?: never;
@@ -404,6 +426,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/recover/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin an account recovery
+         * @description With a recovery invite an admin made for your account (after a device or passkey was lost or stolen): returns WebAuthn creation options for a new passkey of that account. Unknown, expired, used-up and ordinary invites all answer 403 `invite_invalid`. Rate-limited per client IP.
+         */
+        post: operations["recoverBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/recover/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish an account recovery
+         * @description Verifies the attestation and, at once: uses up the recovery invite, deletes every passkey of the account, ends every session (their tokens answer 401, their streams close), and registers the new passkey with a new device and session. Every device of the account gets a notice for each passkey removed and the one added. Recorded in the audit log.
+         */
+        post: operations["recoverFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/register/begin": {
         parameters: {
             query?: never;
@@ -415,7 +477,7 @@ export interface paths {
         put?: never;
         /**
          * Begin registration
-         * @description Checks the invite code and username and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+         * @description Checks the invite code and the username's form and returns WebAuthn creation options for a new discoverable, user-verified passkey. The challenge is kept server-side under `ceremony_id` and expires after the ceremony timeout (60 s by default). The answer is the same whether the username is taken or not (a taken one is refused by the finish step, 409 `username_taken`), so it tells nobody which usernames exist. Rate-limited per client IP.
          */
         post: operations["registerBegin"];
         delete?: never;
@@ -438,6 +500,46 @@ export interface paths {
          * @description Verifies the browser's attestation against the pending ceremony (consumed: a second finish fails with 410) and creates, at once, the user, their first passkey, a device and a session. The invite loses one use. The response carries the session token, shown once.
          */
         post: operations["registerFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/step-up/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin a step-up
+         * @description Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+         */
+        post: operations["stepUpBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/step-up/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a step-up
+         * @description Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+         */
+        post: operations["stepUpFinish"];
         delete?: never;
         options?: never;
         head?: never;
@@ -479,7 +581,7 @@ export interface paths {
         put?: never;
         /**
          * Create a group
-         * @description Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+         * @description Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
          */
         post: operations["createGroup"];
         delete?: never;
@@ -522,46 +624,6 @@ export interface paths {
          * @description Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
          */
         post: operations["commitGroup"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/groups/{group_id}/group-info": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Get a group's GroupInfo to join it by external commit
-         * @description For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
-         */
-        get: operations["getGroupInfo"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/groups/{group_id}/leave": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Leave a group
-         * @description A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
-         */
-        post: operations["leaveGroup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -654,18 +716,10 @@ export interface paths {
         get: operations["getMe"];
         put?: never;
         post?: never;
-        /**
-         * Delete my account
-         * @description Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
-         */
-        delete: operations["deleteMe"];
+        delete?: never;
         options?: never;
         head?: never;
-        /**
-         * Change my display name
-         * @description Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
-         */
-        patch: operations["updateMe"];
+        patch?: never;
         trace?: never;
     };
     "/v1/me/devices": {
@@ -688,34 +742,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/me/devices/current/push": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * This device's push subscription
-         * @description 404 `no_push_subscription` when the device has none.
-         */
-        get: operations["getMyDevicePush"];
-        /**
-         * Subscribe this device to push
-         * @description Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
-         */
-        put: operations["putMyDevicePush"];
-        post?: never;
-        /**
-         * Stop push for this device
-         * @description Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
-         */
-        delete: operations["deleteMyDevicePush"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/me/devices/{device_id}": {
         parameters: {
             query?: never;
@@ -731,26 +757,6 @@ export interface paths {
          * @description For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
          */
         delete: operations["revokeMyDevice"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/me/groups": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * List groups my other devices are in
-         * @description Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
-         */
-        get: operations["listJoinableGroups"];
-        put?: never;
-        post?: never;
-        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -788,7 +794,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a passkey
-         * @description Deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open.
+         * @description After a step-up for `delete_passkey` and this passkey (its grant in the `Sovereign-Step-Up` header): deletes a passkey so it can no longer sign in. Refused (409 `last_passkey`) when it is your last usable passkey. Sessions already open stay open. Recorded in the audit log; every device of the account gets a `passkey_removed` notice.
          */
         delete: operations["deleteMyPasskey"];
         options?: never;
@@ -813,7 +819,7 @@ export interface paths {
         post?: never;
         /**
          * End all my other sessions
-         * @description Ends every session of yours except the current one, e.g. after a phone was lost. The devices stay and may sign in again; to shut a device out for good, revoke it.
+         * @description After a step-up for `end_other_sessions` (its grant in the `Sovereign-Step-Up` header): ends every session of yours except the current one, e.g. after a phone was lost or a token stolen. With `remove_passkeys_added_after`, also deletes every passkey added after that time except the one that made the step-up (each announced to your devices with a `passkey_removed` notice). The devices stay and may sign in again; to shut a device out for good, revoke it. Recorded in the audit log.
          */
         delete: operations["endMyOtherSessions"];
         options?: never;
@@ -836,26 +842,6 @@ export interface paths {
          * @description Ends a session at once (its token gets 401 and its streams close). Ending the current session logs out. The device stays and may sign in again.
          */
         delete: operations["endMySession"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/push/vapid-public-key": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * The server's VAPID public key
-         * @description The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
-         */
-        get: operations["getVapidPublicKey"];
-        put?: never;
-        post?: never;
-        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -892,49 +878,9 @@ export interface paths {
         put?: never;
         /**
          * Acknowledge the feed up to a seq
-         * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
+         * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
          */
         post: operations["ackFeed"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/users": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Search users by username prefix
-         * @description Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
-         */
-        get: operations["searchUsers"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/users/{username}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Find a user by username
-         * @description Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
-         */
-        get: operations["lookupUser"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -952,7 +898,7 @@ export interface paths {
         put?: never;
         /**
          * Claim key packages of a user
-         * @description Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
+         * @description Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
          */
         post: operations["claimKeyPackages"];
         delete?: never;
@@ -1559,10 +1505,6 @@ export interface components {
              */
             type: "public-key";
         };
-        DeleteMeInputBody: {
-            /** @description Your username, typed again: a guard against accidents */
-            confirm_username: string;
-        };
         DeviceInfo: {
             /**
              * Format: int64
@@ -1591,8 +1533,6 @@ export interface components {
              * @example Alice's phone
              */
             name: string;
-            /** @description The device has a Web Push subscription (PUT /v1/me/devices/current/push) */
-            push: boolean;
             /**
              * Format: date-time
              * @description When the device was revoked; a revoked device can never sign in again
@@ -1603,48 +1543,17 @@ export interface components {
             /** @description All devices, revoked ones included, oldest first */
             devices: components["schemas"]["DeviceInfo"][] | null;
         };
-        DirectoryDeviceBody: {
-            /**
-             * Format: date-time
-             * @description When the device first signed in
-             */
-            created_at: string;
-            /**
-             * Format: uuid
-             * @description Device id
-             */
-            id: string;
-            /**
-             * @description Name given at sign-in
-             * @example Bob's phone
-             */
-            name: string;
-        };
-        DirectoryUserBody: {
-            /** @description Active (not revoked) devices, oldest first; absent in search results */
-            devices?: components["schemas"]["DirectoryDeviceBody"][];
-            /**
-             * @description Display name chosen by the user
-             * @example Bob Marley
-             */
-            display_name: string;
-            /**
-             * Format: uuid
-             * @description User id
-             */
-            id: string;
-            /**
-             * @description Case-folded username
-             * @example bob
-             */
-            username: string;
-        };
-        EndedOutputBody: {
+        EndOtherSessionsOutputBody: {
             /**
              * Format: int64
              * @description How many sessions were ended
              */
             ended: number;
+            /**
+             * Format: int64
+             * @description How many passkeys were deleted (remove_passkeys_added_after)
+             */
+            passkeys_removed: number;
         };
         ErrorDetail: {
             /** @description Where the error occurred, e.g. 'body.items[3].tags' or 'path.thing-id' */
@@ -1722,17 +1631,6 @@ export interface components {
             epoch: number;
             /** @description MLS group id, base64url without padding */
             group_id: string;
-        };
-        GroupInfoOutputBody: {
-            /**
-             * Format: int64
-             * @description The group's current epoch: the external commit must carry it
-             */
-            epoch: number;
-            /** @description MLS group_id, base64url without padding */
-            group_id: string;
-            /** @description MLSMessage(GroupInfo) of the current epoch (base64), with the external_pub and ratchet_tree extensions when the committer included them */
-            group_info: string;
         };
         GroupSummaryBody: {
             /**
@@ -1826,16 +1724,6 @@ export interface components {
              */
             last_resort_index?: number;
         };
-        LeaveGroupInputBody: {
-            /** @description MLSMessage (base64): a PublicMessage proposal from this device's leaf, of type Remove, removing that same leaf, at the group's current epoch */
-            proposal: string;
-        };
-        LeaveGroupOutputBody: {
-            /** @description True when this device was the last member: the group and its messages are deleted */
-            group_deleted: boolean;
-            /** @description The stored proposal: this device received it and nothing after */
-            proposal: components["schemas"]["ReceiptBody"];
-        };
         ListGroupsOutputBody: {
             /** @description Groups this device is a member of, oldest membership first */
             groups: components["schemas"]["GroupSummaryBody"][] | null;
@@ -1871,8 +1759,6 @@ export interface components {
         MemberBody: {
             /** @description Member device */
             device_id: string;
-            /** @description The user's display name (the user may change it: show it, but identify people by username) */
-            display_name: string;
             /**
              * Format: int64
              * @description The device receives the group's events with a sequence number above this
@@ -1896,14 +1782,9 @@ export interface components {
             auth_per_minute?: number;
             /**
              * Format: int64
-             * @description Key-package claims per claiming user per minute, all its devices together
+             * @description Key-package claims per claiming device per minute
              */
             claims_per_minute?: number;
-            /**
-             * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
-             * @enum {string}
-             */
-            directory?: "exact" | "search";
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -2015,39 +1896,6 @@ export interface components {
              */
             type: string;
         };
-        PushKeys: {
-            /** @description The device's 16-byte authentication secret, base64url */
-            auth: string;
-            /** @description The device's P-256 public key (uncompressed point), base64url */
-            p256dh: string;
-        };
-        PushSubscriptionInfo: {
-            /**
-             * Format: date-time
-             * @description When the device first subscribed
-             */
-            created_at: string;
-            /** @description The push service URL pushes go to */
-            endpoint: string;
-            /**
-             * Format: date-time
-             * @description When the subscription last changed
-             */
-            updated_at: string;
-        };
-        PutPushInputBody: {
-            /**
-             * @description The push service URL the browser (or UnifiedPush distributor) gave. Only https:// URLs on public addresses are accepted, unless the operator allowed the host (--push-allow-hosts).
-             * @example https://updates.push.services.mozilla.com/wpush/v2/gAAAAABh
-             */
-            endpoint: string;
-            /**
-             * Format: double
-             * @description As PushSubscription.toJSON() gives it; ignored
-             */
-            expirationTime?: number | null;
-            keys: components["schemas"]["PushKeys"];
-        };
         ReceiptBody: {
             /**
              * Format: int64
@@ -2071,6 +1919,50 @@ export interface components {
              * @description Server timestamp (microsecond precision)
              */
             server_time: string;
+        };
+        RecoverBeginInputBody: {
+            /**
+             * @description The recovery invite code an admin made for your account
+             * @example k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+             */
+            invite_code: string;
+        };
+        RecoverFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AttestationCredential"];
+            /**
+             * @description Name of this app install, shown in the device list
+             * @example Alice's new phone
+             */
+            device_name: string;
+            /**
+             * @description Name for the passkey (default: Passkey)
+             * @example iCloud Keychain
+             */
+            passkey_name?: string;
+        };
+        RecoveryInviteInputBody: {
+            /**
+             * Format: int64
+             * @description Hours until the invite stops working (1 hour to 7 days)
+             * @default 24
+             */
+            expires_in_hours: number;
+        };
+        RecoveryInviteOutputBody: {
+            /**
+             * @description The recovery code. Shown once: the server keeps only its SHA-256. Give it to the user over a channel you trust.
+             * @example k3xq-7b2m-a9pd-q4rt-w8yz-c5ne-j6hs-v2lf
+             */
+            code: string;
+            invite: components["schemas"]["AdminInvite"];
+            /**
+             * Format: uri
+             * @description Link that opens the member app's recovery with the code (in the fragment, which browsers never send to servers)
+             */
+            link: string;
         };
         RegisterBeginInputBody: {
             /**
@@ -2166,10 +2058,6 @@ export interface components {
              */
             resume_after: number;
         };
-        SearchUsersOutputBody: {
-            /** @description Enabled users whose username starts with the prefix, in username order */
-            users: components["schemas"]["DirectoryUserBody"][];
-        };
         SendMessageInputBody: {
             /** @description The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded. */
             message: string;
@@ -2245,6 +2133,43 @@ export interface components {
             /** @description Active sessions, newest first */
             sessions: components["schemas"]["SessionInfo"][] | null;
         };
+        StepUpBeginInputBody: {
+            /**
+             * @description The account change the step-up is for
+             * @enum {string}
+             */
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions";
+            /**
+             * Format: uuid
+             * @description For delete_passkey: the passkey to delete (the grant is good for it only)
+             */
+            passkey_id?: string;
+        };
+        StepUpFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AssertionCredential"];
+        };
+        StepUpGrant: {
+            /**
+             * Format: date-time
+             * @description The grant is refused after this time
+             */
+            expires_at: string;
+            /**
+             * @description The operation it allows
+             * @enum {string}
+             */
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions";
+            /**
+             * Format: uuid
+             * @description For delete_passkey: the passkey it allows deleting
+             */
+            passkey_id?: string;
+            /** @description Send as the Sovereign-Step-Up header of the operation, once, before expires_at */
+            step_up: string;
+        };
         SyncOutputBody: {
             /** @description Events after the cursor, in seq order; empty when the wait timed out */
             events: components["schemas"]["EventBody"][] | null;
@@ -2256,16 +2181,9 @@ export interface components {
              */
             next: number;
         };
-        UpdateMeInputBody: {
-            /**
-             * @description New display name
-             * @example Alice M.
-             */
-            display_name: string;
-        };
         UpdateSettingsInputBody: {
             /** @description Names of settings to return to the configured value */
-            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute" | "directory")[] | null;
+            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute")[] | null;
             /** @description Values to set; each overrides its configuration option until reset */
             set?: components["schemas"]["Overrides"];
         };
@@ -2296,13 +2214,6 @@ export interface components {
              */
             username: string;
         };
-        VAPIDKeyOutputBody: {
-            /**
-             * @description The server's VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without padding. Pass it as applicationServerKey to pushManager.subscribe.
-             * @example BDd3_hVL9fZi9Ybo2UUzA284WG5FZR30_95YeZJsiApwXKpNcF1rRPF3foIiBHXRdJI2Qhumhf6_LFTeZaNndIo
-             */
-            public_key: string;
-        };
         Values: {
             /**
              * Format: int64
@@ -2316,14 +2227,9 @@ export interface components {
             auth_per_minute: number;
             /**
              * Format: int64
-             * @description Key-package claims per claiming user per minute, all its devices together
+             * @description Key-package claims per claiming device per minute
              */
             claims_per_minute: number;
-            /**
-             * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
-             * @enum {string}
-             */
-            directory: "exact" | "search";
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -2609,15 +2515,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -2784,15 +2681,6 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3218,6 +3106,78 @@ export interface operations {
             };
         };
     };
+    adminCreateRecoveryInvite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecoveryInviteInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryInviteOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     adminRemoveUserFromGroups: {
         parameters: {
             query?: never;
@@ -3357,7 +3317,10 @@ export interface operations {
     addPasskeyBegin: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made for add_passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3374,6 +3337,24 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3469,15 +3450,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3531,15 +3503,6 @@ export interface operations {
             };
             /** @description Bad Request */
             400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3635,15 +3598,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3709,6 +3663,163 @@ export interface operations {
             };
         };
     };
+    recoverBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecoverBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreationCeremony"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    recoverFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecoverFinishInputBody"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionGrant"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     registerBegin: {
         parameters: {
             query?: never;
@@ -3742,24 +3853,6 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3855,8 +3948,156 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request Entity Too Large */
-            413: {
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stepUpBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StepUpBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestCeremony"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stepUpFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StepUpFinishInputBody"];
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepUpGrant"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4055,15 +4296,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -4188,164 +4420,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommitOutputBody"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getGroupInfo: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
-                group_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["GroupInfoOutputBody"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    leaveGroup: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
-                group_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["LeaveGroupInputBody"];
-            };
-        };
-        responses: {
-            /** @description Created */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LeaveGroupOutputBody"];
                 };
             };
             /** @description Unauthorized */
@@ -4725,124 +4799,6 @@ export interface operations {
             };
         };
     };
-    deleteMe: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DeleteMeInputBody"];
-            };
-        };
-        responses: {
-            /** @description No Content */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    updateMe: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UpdateMeInputBody"];
-            };
-        };
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["UserInfo"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
     listMyDevices: {
         parameters: {
             query?: never;
@@ -4860,149 +4816,6 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["DeviceListOutputBody"];
                 };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getMyDevicePush: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PushSubscriptionInfo"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    putMyDevicePush: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PutPushInputBody"];
-            };
-        };
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PushSubscriptionInfo"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    deleteMyDevicePush: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description No Content */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
             };
             /** @description Unauthorized */
             401: {
@@ -5081,44 +4894,6 @@ export interface operations {
             };
         };
     };
-    listJoinableGroups: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ListGroupsOutputBody"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
     listMyPasskeys: {
         parameters: {
             query?: never;
@@ -5160,7 +4935,10 @@ export interface operations {
     deleteMyPasskey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made for delete_passkey and this passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path: {
                 /** @description Passkey id */
                 passkey_id: string;
@@ -5178,6 +4956,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5266,15 +5053,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -5335,8 +5113,14 @@ export interface operations {
     };
     endMyOtherSessions: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /** @description Also delete every passkey added after this time (RFC 3339), except the one that made the step-up: for a session token that was stolen and used to add a passkey */
+                remove_passkeys_added_after?: string;
+            };
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made for end_other_sessions by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -5348,11 +5132,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["EndedOutputBody"];
+                    "application/json": components["schemas"]["EndOtherSessionsOutputBody"];
                 };
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5410,44 +5212,6 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getVapidPublicKey: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VAPIDKeyOutputBody"];
-                };
-            };
-            /** @description Not Found */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5570,164 +5334,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description Unprocessable Entity */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    searchUsers: {
-        parameters: {
-            query: {
-                /** @description Start of a username (any case), at least 2 characters */
-                prefix: string;
-                /** @description Most users to return */
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SearchUsersOutputBody"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    lookupUser: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Exact username (any case) */
-                username: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DirectoryUserBody"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5782,15 +5390,6 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
