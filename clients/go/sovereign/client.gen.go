@@ -309,6 +309,24 @@ func (e HealthOutputBodyStatus) Valid() bool {
 	}
 }
 
+// Defines values for OverridesDirectory.
+const (
+	OverridesDirectoryExact  OverridesDirectory = "exact"
+	OverridesDirectorySearch OverridesDirectory = "search"
+)
+
+// Valid indicates whether the value is a known member of the OverridesDirectory enum.
+func (e OverridesDirectory) Valid() bool {
+	switch e {
+	case OverridesDirectoryExact:
+		return true
+	case OverridesDirectorySearch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OverridesRegistrationMode.
 const (
 	OverridesRegistrationModeInvite OverridesRegistrationMode = "invite"
@@ -416,6 +434,7 @@ const (
 	AuthBurst         UpdateSettingsInputBodyReset = "auth_burst"
 	AuthPerMinute     UpdateSettingsInputBodyReset = "auth_per_minute"
 	ClaimsPerMinute   UpdateSettingsInputBodyReset = "claims_per_minute"
+	Directory         UpdateSettingsInputBodyReset = "directory"
 	MessagesPerMinute UpdateSettingsInputBodyReset = "messages_per_minute"
 	RegistrationMode  UpdateSettingsInputBodyReset = "registration_mode"
 )
@@ -428,6 +447,8 @@ func (e UpdateSettingsInputBodyReset) Valid() bool {
 	case AuthPerMinute:
 		return true
 	case ClaimsPerMinute:
+		return true
+	case Directory:
 		return true
 	case MessagesPerMinute:
 		return true
@@ -450,6 +471,24 @@ func (e UserInfoRole) Valid() bool {
 	case UserInfoRoleAdmin:
 		return true
 	case UserInfoRoleMember:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ValuesDirectory.
+const (
+	ValuesDirectoryExact  ValuesDirectory = "exact"
+	ValuesDirectorySearch ValuesDirectory = "search"
+)
+
+// Valid indicates whether the value is a known member of the ValuesDirectory enum.
+func (e ValuesDirectory) Valid() bool {
+	switch e {
+	case ValuesDirectoryExact:
+		return true
+	case ValuesDirectorySearch:
 		return true
 	default:
 		return false
@@ -1043,6 +1082,12 @@ type CredentialParameter struct {
 // CredentialParameterType Always public-key
 type CredentialParameterType string
 
+// DeleteMeInputBody defines model for DeleteMeInputBody.
+type DeleteMeInputBody struct {
+	// ConfirmUsername Your username, typed again: a guard against accidents
+	ConfirmUsername string `json:"confirm_username"`
+}
+
 // DeviceInfo defines model for DeviceInfo.
 type DeviceInfo struct {
 	// ActiveSessions Sessions of the device that are neither ended nor expired
@@ -1065,6 +1110,9 @@ type DeviceInfo struct {
 	// Examples: Alice's phone
 	Name string `json:"name"`
 
+	// Push The device has a Web Push subscription (PUT /v1/me/devices/current/push)
+	Push bool `json:"push"`
+
 	// RevokedAt When the device was revoked; a revoked device can never sign in again
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
@@ -1073,6 +1121,39 @@ type DeviceInfo struct {
 type DeviceListOutputBody struct {
 	// Devices All devices, revoked ones included, oldest first
 	Devices *[]DeviceInfo `json:"devices"`
+}
+
+// DirectoryDeviceBody defines model for DirectoryDeviceBody.
+type DirectoryDeviceBody struct {
+	// CreatedAt When the device first signed in
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Device id
+	Id openapi_types.UUID `json:"id"`
+
+	// Name Name given at sign-in
+	//
+	// Examples: Bob's phone
+	Name string `json:"name"`
+}
+
+// DirectoryUserBody defines model for DirectoryUserBody.
+type DirectoryUserBody struct {
+	// Devices Active (not revoked) devices, oldest first; absent in search results
+	Devices *[]DirectoryDeviceBody `json:"devices,omitempty"`
+
+	// DisplayName Display name chosen by the user
+	//
+	// Examples: Bob Marley
+	DisplayName string `json:"display_name"`
+
+	// Id User id
+	Id openapi_types.UUID `json:"id"`
+
+	// Username Case-folded username
+	//
+	// Examples: bob
+	Username string `json:"username"`
 }
 
 // EndOtherSessionsOutputBody defines model for EndOtherSessionsOutputBody.
@@ -1160,6 +1241,18 @@ type GroupEpochs struct {
 
 	// GroupId MLS group id, base64url without padding
 	GroupId string `json:"group_id"`
+}
+
+// GroupInfoOutputBody defines model for GroupInfoOutputBody.
+type GroupInfoOutputBody struct {
+	// Epoch The group's current epoch: the external commit must carry it
+	Epoch int64 `json:"epoch"`
+
+	// GroupId MLS group_id, base64url without padding
+	GroupId string `json:"group_id"`
+
+	// GroupInfo MLSMessage(GroupInfo) of the current epoch (base64), with the external_pub and ratchet_tree extensions when the committer included them
+	GroupInfo []byte `json:"group_info"`
 }
 
 // GroupSummaryBody defines model for GroupSummaryBody.
@@ -1256,6 +1349,21 @@ type KeyPackageUploadInputBody struct {
 	LastResortIndex *int64 `json:"last_resort_index,omitempty"`
 }
 
+// LeaveGroupInputBody defines model for LeaveGroupInputBody.
+type LeaveGroupInputBody struct {
+	// Proposal MLSMessage (base64): a PublicMessage proposal from this device's leaf, of type Remove, removing that same leaf, at the group's current epoch
+	Proposal []byte `json:"proposal"`
+}
+
+// LeaveGroupOutputBody defines model for LeaveGroupOutputBody.
+type LeaveGroupOutputBody struct {
+	// GroupDeleted True when this device was the last member: the group and its messages are deleted
+	GroupDeleted bool `json:"group_deleted"`
+
+	// Proposal The stored proposal: this device received it and nothing after
+	Proposal ReceiptBody `json:"proposal"`
+}
+
 // ListGroupsOutputBody defines model for ListGroupsOutputBody.
 type ListGroupsOutputBody struct {
 	// Groups Groups this device is a member of, oldest membership first
@@ -1301,6 +1409,9 @@ type MemberBody struct {
 	// DeviceId Member device
 	DeviceId string `json:"device_id"`
 
+	// DisplayName The user's display name (the user may change it: show it, but identify people by username)
+	DisplayName string `json:"display_name"`
+
 	// JoinedSeq The device receives the group's events with a sequence number above this
 	JoinedSeq int64 `json:"joined_seq"`
 
@@ -1319,8 +1430,11 @@ type Overrides struct {
 	// AuthPerMinute Passkey ceremony requests per client IP per minute
 	AuthPerMinute *int64 `json:"auth_per_minute,omitempty"`
 
-	// ClaimsPerMinute Key-package claims per claiming device per minute
+	// ClaimsPerMinute Key-package claims per claiming user per minute, all its devices together
 	ClaimsPerMinute *int64 `json:"claims_per_minute,omitempty"`
+
+	// Directory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+	Directory *OverridesDirectory `json:"directory,omitempty"`
 
 	// MessagesPerMinute Messages one user may send per minute
 	MessagesPerMinute *int64 `json:"messages_per_minute,omitempty"`
@@ -1328,6 +1442,9 @@ type Overrides struct {
 	// RegistrationMode invite: registration needs an invite code; open: anyone may register
 	RegistrationMode *OverridesRegistrationMode `json:"registration_mode,omitempty"`
 }
+
+// OverridesDirectory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+type OverridesDirectory string
 
 // OverridesRegistrationMode invite: registration needs an invite code; open: anyone may register
 type OverridesRegistrationMode string
@@ -1422,6 +1539,39 @@ type Problem struct {
 
 	// Type A URI reference that identifies the problem type
 	Type *string `json:"type,omitempty"`
+}
+
+// PushKeys defines model for PushKeys.
+type PushKeys struct {
+	// Auth The device's 16-byte authentication secret, base64url
+	Auth string `json:"auth"`
+
+	// P256dh The device's P-256 public key (uncompressed point), base64url
+	P256dh string `json:"p256dh"`
+}
+
+// PushSubscriptionInfo defines model for PushSubscriptionInfo.
+type PushSubscriptionInfo struct {
+	// CreatedAt When the device first subscribed
+	CreatedAt time.Time `json:"created_at"`
+
+	// Endpoint The push service URL pushes go to
+	Endpoint string `json:"endpoint"`
+
+	// UpdatedAt When the subscription last changed
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// PutPushInputBody defines model for PutPushInputBody.
+type PutPushInputBody struct {
+	// Endpoint The push service URL the browser (or UnifiedPush distributor) gave. Only https:// URLs on public addresses are accepted, unless the operator allowed the host (--push-allow-hosts).
+	//
+	// Examples: https://updates.push.services.mozilla.com/wpush/v2/gAAAAABh
+	Endpoint string `json:"endpoint"`
+
+	// ExpirationTime As PushSubscription.toJSON() gives it; ignored
+	ExpirationTime *float64 `json:"expirationTime,omitempty"`
+	Keys           PushKeys `json:"keys"`
 }
 
 // ReceiptBody defines model for ReceiptBody.
@@ -1594,6 +1744,12 @@ type Resync struct {
 	ResumeAfter int64 `json:"resume_after"`
 }
 
+// SearchUsersOutputBody defines model for SearchUsersOutputBody.
+type SearchUsersOutputBody struct {
+	// Users Enabled users whose username starts with the prefix, in username order
+	Users []DirectoryUserBody `json:"users"`
+}
+
 // SendMessageInputBody defines model for SendMessageInputBody.
 type SendMessageInputBody struct {
 	// Message The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded.
@@ -1707,6 +1863,14 @@ type SyncOutputBody struct {
 	Next int64 `json:"next"`
 }
 
+// UpdateMeInputBody defines model for UpdateMeInputBody.
+type UpdateMeInputBody struct {
+	// DisplayName New display name
+	//
+	// Examples: Alice M.
+	DisplayName string `json:"display_name"`
+}
+
 // UpdateSettingsInputBody defines model for UpdateSettingsInputBody.
 type UpdateSettingsInputBody struct {
 	// Reset Names of settings to return to the configured value
@@ -1744,6 +1908,14 @@ type UserInfo struct {
 // UserInfoRole Role on this server
 type UserInfoRole string
 
+// VAPIDKeyOutputBody defines model for VAPIDKeyOutputBody.
+type VAPIDKeyOutputBody struct {
+	// PublicKey The server's VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without padding. Pass it as applicationServerKey to pushManager.subscribe.
+	//
+	// Examples: BDd3_hVL9fZi9Ybo2UUzA284WG5FZR30_95YeZJsiApwXKpNcF1rRPF3foIiBHXRdJI2Qhumhf6_LFTeZaNndIo
+	PublicKey string `json:"public_key"`
+}
+
 // Values defines model for Values.
 type Values struct {
 	// AuthBurst Passkey ceremony requests per client IP in a burst
@@ -1752,8 +1924,11 @@ type Values struct {
 	// AuthPerMinute Passkey ceremony requests per client IP per minute
 	AuthPerMinute int64 `json:"auth_per_minute"`
 
-	// ClaimsPerMinute Key-package claims per claiming device per minute
+	// ClaimsPerMinute Key-package claims per claiming user per minute, all its devices together
 	ClaimsPerMinute int64 `json:"claims_per_minute"`
+
+	// Directory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+	Directory ValuesDirectory `json:"directory"`
 
 	// MessagesPerMinute Messages one user may send per minute
 	MessagesPerMinute int64 `json:"messages_per_minute"`
@@ -1761,6 +1936,9 @@ type Values struct {
 	// RegistrationMode invite: registration needs an invite code; open: anyone may register
 	RegistrationMode ValuesRegistrationMode `json:"registration_mode"`
 }
+
+// ValuesDirectory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+type ValuesDirectory string
 
 // ValuesRegistrationMode invite: registration needs an invite code; open: anyone may register
 type ValuesRegistrationMode string
@@ -1900,6 +2078,15 @@ type SyncFeedParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// SearchUsersParams defines parameters for SearchUsers.
+type SearchUsersParams struct {
+	// Prefix Start of a username (any case), at least 2 characters
+	Prefix string `form:"prefix" json:"prefix"`
+
+	// Limit Most users to return
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // AdminCreateInviteJSONRequestBody defines body for AdminCreateInvite for application/json ContentType.
 type AdminCreateInviteJSONRequestBody = CreateInviteInputBody
 
@@ -1942,11 +2129,23 @@ type CreateGroupJSONRequestBody = CreateGroupInputBody
 // CommitGroupJSONRequestBody defines body for CommitGroup for application/json ContentType.
 type CommitGroupJSONRequestBody = CommitInputBody
 
+// LeaveGroupJSONRequestBody defines body for LeaveGroup for application/json ContentType.
+type LeaveGroupJSONRequestBody = LeaveGroupInputBody
+
 // SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
 type SendMessageJSONRequestBody = SendMessageInputBody
 
 // UploadKeyPackagesJSONRequestBody defines body for UploadKeyPackages for application/json ContentType.
 type UploadKeyPackagesJSONRequestBody = KeyPackageUploadInputBody
+
+// DeleteMeJSONRequestBody defines body for DeleteMe for application/json ContentType.
+type DeleteMeJSONRequestBody = DeleteMeInputBody
+
+// UpdateMeJSONRequestBody defines body for UpdateMe for application/json ContentType.
+type UpdateMeJSONRequestBody = UpdateMeInputBody
+
+// PutMyDevicePushJSONRequestBody defines body for PutMyDevicePush for application/json ContentType.
+type PutMyDevicePushJSONRequestBody = PutPushInputBody
 
 // RenameMyPasskeyJSONRequestBody defines body for RenameMyPasskey for application/json ContentType.
 type RenameMyPasskeyJSONRequestBody = RenamePasskeyInputBody
@@ -2411,7 +2610,7 @@ type ClientInterface interface {
 
 	// CreateGroupWithBody Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2420,7 +2619,7 @@ type ClientInterface interface {
 
 	// CreateGroup Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2451,6 +2650,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
 	CommitGroup(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetGroupInfo Get a group's GroupInfo to join it by external commit
+	//
+	// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+	//
+	// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+	GetGroupInfo(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LeaveGroupWithBody Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroupWithBody(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LeaveGroup Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroup(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListGroupMessages Read a group's history
 	//
@@ -2518,12 +2742,48 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
 	CountKeyPackages(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteMeWithBody Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMe Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMe(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMe Who am I
 	//
 	// The signed-in user, the device and the session of this token.
 	//
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateMeWithBody Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateMe Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMyDevices List my devices
 	//
@@ -2532,12 +2792,51 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
 	ListMyDevices(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteMyDevicePush Stop push for this device
+	//
+	// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+	//
+	// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+	DeleteMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMyDevicePush This device's push subscription
+	//
+	// 404 `no_push_subscription` when the device has none.
+	//
+	// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+	GetMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutMyDevicePushWithBody Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutMyDevicePush Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePush(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RevokeMyDevice Revoke one of my devices
 	//
 	// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
 	//
 	// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
 	RevokeMyDevice(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListJoinableGroups List groups my other devices are in
+	//
+	// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+	//
+	// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+	ListJoinableGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMyPasskeys List my passkeys
 	//
@@ -2588,6 +2887,13 @@ type ClientInterface interface {
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySession(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetVapidPublicKey The server's VAPID public key
+	//
+	// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+	//
+	// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+	GetVapidPublicKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SyncFeed Long-poll the device's feed
 	//
 	// Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
@@ -2597,7 +2903,7 @@ type ClientInterface interface {
 
 	// AckFeedWithBody Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2606,16 +2912,30 @@ type ClientInterface interface {
 
 	// AckFeed Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
 	AckFeed(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SearchUsers Search users by username prefix
+	//
+	// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+	//
+	// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+	SearchUsers(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LookupUser Find a user by username
+	//
+	// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+	//
+	// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+	LookupUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ClaimKeyPackagesWithBody Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2624,7 +2944,7 @@ type ClientInterface interface {
 
 	// ClaimKeyPackages Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3432,7 +3752,7 @@ func (c *Client) ListGroups(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // CreateGroupWithBody Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3451,7 +3771,7 @@ func (c *Client) CreateGroupWithBody(ctx context.Context, contentType string, bo
 
 // CreateGroup Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3513,6 +3833,61 @@ func (c *Client) CommitGroupWithBody(ctx context.Context, groupId string, params
 // Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
 func (c *Client) CommitGroup(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCommitGroupRequest(c.Server, groupId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetGroupInfo Get a group's GroupInfo to join it by external commit
+//
+// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+//
+// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+func (c *Client) GetGroupInfo(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetGroupInfoRequest(c.Server, groupId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LeaveGroupWithBody Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *Client) LeaveGroupWithBody(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLeaveGroupRequestWithBody(c.Server, groupId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LeaveGroup Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *Client) LeaveGroup(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLeaveGroupRequest(c.Server, groupId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3649,6 +4024,44 @@ func (c *Client) CountKeyPackages(ctx context.Context, reqEditors ...RequestEdit
 	return c.Client.Do(req)
 }
 
+// DeleteMeWithBody Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *Client) DeleteMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMe Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *Client) DeleteMe(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMe Who am I
 //
 // The signed-in user, the device and the session of this token.
@@ -3656,6 +4069,44 @@ func (c *Client) CountKeyPackages(ctx context.Context, reqEditors ...RequestEdit
 // Corresponds with GET /v1/me (the `GetMe` operationId).
 func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMeRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateMeWithBody Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateMeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateMe Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *Client) UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateMeRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3683,6 +4134,78 @@ func (c *Client) ListMyDevices(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
+// DeleteMyDevicePush Stop push for this device
+//
+// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+//
+// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+func (c *Client) DeleteMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMyDevicePushRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMyDevicePush This device's push subscription
+//
+// 404 `no_push_subscription` when the device has none.
+//
+// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+func (c *Client) GetMyDevicePush(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMyDevicePushRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutMyDevicePushWithBody Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *Client) PutMyDevicePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutMyDevicePushRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutMyDevicePush Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *Client) PutMyDevicePush(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutMyDevicePushRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RevokeMyDevice Revoke one of my devices
 //
 // For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
@@ -3690,6 +4213,23 @@ func (c *Client) ListMyDevices(ctx context.Context, reqEditors ...RequestEditorF
 // Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
 func (c *Client) RevokeMyDevice(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeMyDeviceRequest(c.Server, deviceId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListJoinableGroups List groups my other devices are in
+//
+// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+//
+// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+func (c *Client) ListJoinableGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListJoinableGroupsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3819,6 +4359,23 @@ func (c *Client) EndMySession(ctx context.Context, sessionId openapi_types.UUID,
 	return c.Client.Do(req)
 }
 
+// GetVapidPublicKey The server's VAPID public key
+//
+// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+//
+// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+func (c *Client) GetVapidPublicKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetVapidPublicKeyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SyncFeed Long-poll the device's feed
 //
 // Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
@@ -3838,7 +4395,7 @@ func (c *Client) SyncFeed(ctx context.Context, params *SyncFeedParams, reqEditor
 
 // AckFeedWithBody Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3857,7 +4414,7 @@ func (c *Client) AckFeedWithBody(ctx context.Context, contentType string, body i
 
 // AckFeed Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3874,9 +4431,43 @@ func (c *Client) AckFeed(ctx context.Context, body AckFeedJSONRequestBody, reqEd
 	return c.Client.Do(req)
 }
 
+// SearchUsers Search users by username prefix
+//
+// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+//
+// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+func (c *Client) SearchUsers(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSearchUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LookupUser Find a user by username
+//
+// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+//
+// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+func (c *Client) LookupUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLookupUserRequest(c.Server, username)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ClaimKeyPackagesWithBody Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3895,7 +4486,7 @@ func (c *Client) ClaimKeyPackagesWithBody(ctx context.Context, user string, cont
 
 // ClaimKeyPackages Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5304,6 +5895,87 @@ func NewCommitGroupRequestWithBody(server string, groupId string, params *Commit
 	return req, nil
 }
 
+// NewGetGroupInfoRequest constructs an http.Request for the GetGroupInfo method
+func NewGetGroupInfoRequest(server string, groupId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/group-info", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLeaveGroupRequest calls the generic LeaveGroup builder with application/json body
+func NewLeaveGroupRequest(server string, groupId string, body LeaveGroupJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLeaveGroupRequestWithBody(server, groupId, "application/json", bodyReader)
+}
+
+// NewLeaveGroupRequestWithBody constructs an http.Request for the LeaveGroup method, with any body, and a specified content type
+func NewLeaveGroupRequestWithBody(server string, groupId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "group_id", groupId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/leave", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListGroupMessagesRequest constructs an http.Request for the ListGroupMessages method
 func NewListGroupMessagesRequest(server string, groupId string, params *ListGroupMessagesParams) (*http.Request, error) {
 	var err error
@@ -5506,6 +6178,46 @@ func NewCountKeyPackagesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeleteMeRequest calls the generic DeleteMe builder with application/json body
+func NewDeleteMeRequest(server string, body DeleteMeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteMeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeleteMeRequestWithBody constructs an http.Request for the DeleteMe method, with any body, and a specified content type
+func NewDeleteMeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetMeRequest constructs an http.Request for the GetMe method
 func NewGetMeRequest(server string) (*http.Request, error) {
 	var err error
@@ -5529,6 +6241,46 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewUpdateMeRequest calls the generic UpdateMe builder with application/json body
+func NewUpdateMeRequest(server string, body UpdateMeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateMeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateMeRequestWithBody constructs an http.Request for the UpdateMe method, with any body, and a specified content type
+func NewUpdateMeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -5560,6 +6312,100 @@ func NewListMyDevicesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeleteMyDevicePushRequest constructs an http.Request for the DeleteMyDevicePush method
+func NewDeleteMyDevicePushRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/push")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMyDevicePushRequest constructs an http.Request for the GetMyDevicePush method
+func NewGetMyDevicePushRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/push")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutMyDevicePushRequest calls the generic PutMyDevicePush builder with application/json body
+func NewPutMyDevicePushRequest(server string, body PutMyDevicePushJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutMyDevicePushRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPutMyDevicePushRequestWithBody constructs an http.Request for the PutMyDevicePush method, with any body, and a specified content type
+func NewPutMyDevicePushRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/push")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRevokeMyDeviceRequest constructs an http.Request for the RevokeMyDevice method
 func NewRevokeMyDeviceRequest(server string, deviceId openapi_types.UUID) (*http.Request, error) {
 	var err error
@@ -5587,6 +6433,33 @@ func NewRevokeMyDeviceRequest(server string, deviceId openapi_types.UUID) (*http
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListJoinableGroupsRequest constructs an http.Request for the ListJoinableGroups method
+func NewListJoinableGroupsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/groups")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -5847,6 +6720,33 @@ func NewEndMySessionRequest(server string, sessionId openapi_types.UUID) (*http.
 	return req, nil
 }
 
+// NewGetVapidPublicKeyRequest constructs an http.Request for the GetVapidPublicKey method
+func NewGetVapidPublicKeyRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/push/vapid-public-key")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewSyncFeedRequest constructs an http.Request for the SyncFeed method
 func NewSyncFeedRequest(server string, params *SyncFeedParams) (*http.Request, error) {
 	var err error
@@ -5961,6 +6861,102 @@ func NewAckFeedRequestWithBody(server string, contentType string, body io.Reader
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSearchUsersRequest constructs an http.Request for the SearchUsers method
+func NewSearchUsersRequest(server string, params *SearchUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "prefix", params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLookupUserRequest constructs an http.Request for the LookupUser method
+func NewLookupUserRequest(server string, username string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "username", username, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -6472,7 +7468,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateGroupWithBodyWithResponse Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6481,7 +7477,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateGroupWithResponse Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6514,6 +7510,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/groups/{group_id}/commits (the `CommitGroup` operationId).
 	CommitGroupWithResponse(ctx context.Context, groupId string, params *CommitGroupParams, body CommitGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*CommitGroupResponse, error)
+
+	// GetGroupInfoWithResponse Get a group's GroupInfo to join it by external commit
+	//
+	// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+	GetGroupInfoWithResponse(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*GetGroupInfoResponse, error)
+
+	// LeaveGroupWithBodyWithResponse Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroupWithBodyWithResponse(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error)
+
+	// LeaveGroupWithResponse Leave a group
+	//
+	// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+	LeaveGroupWithResponse(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error)
 
 	// ListGroupMessagesWithResponse Read a group's history
 	//
@@ -6585,6 +7608,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/key-packages/count (the `CountKeyPackages` operationId).
 	CountKeyPackagesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CountKeyPackagesResponse, error)
 
+	// DeleteMeWithBodyWithResponse Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
+
+	// DeleteMeWithResponse Delete my account
+	//
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+	DeleteMeWithResponse(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
+
 	// GetMeWithResponse Who am I
 	//
 	// The signed-in user, the device and the session of this token.
@@ -6593,6 +7634,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
+
+	// UpdateMeWithBodyWithResponse Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
+
+	// UpdateMeWithResponse Change my display name
+	//
+	// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+	UpdateMeWithResponse(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
 
 	// ListMyDevicesWithResponse List my devices
 	//
@@ -6603,6 +7662,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
 	ListMyDevicesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyDevicesResponse, error)
 
+	// DeleteMyDevicePushWithResponse Stop push for this device
+	//
+	// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+	DeleteMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteMyDevicePushResponse, error)
+
+	// GetMyDevicePushWithResponse This device's push subscription
+	//
+	// 404 `no_push_subscription` when the device has none.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+	GetMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMyDevicePushResponse, error)
+
+	// PutMyDevicePushWithBodyWithResponse Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error)
+
+	// PutMyDevicePushWithResponse Subscribe this device to push
+	//
+	// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+	PutMyDevicePushWithResponse(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error)
+
 	// RevokeMyDeviceWithResponse Revoke one of my devices
 	//
 	// For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
@@ -6611,6 +7706,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/me/devices/{device_id} (the `RevokeMyDevice` operationId).
 	RevokeMyDeviceWithResponse(ctx context.Context, deviceId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeMyDeviceResponse, error)
+
+	// ListJoinableGroupsWithResponse List groups my other devices are in
+	//
+	// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+	ListJoinableGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListJoinableGroupsResponse, error)
 
 	// ListMyPasskeysWithResponse List my passkeys
 	//
@@ -6671,6 +7775,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /v1/me/sessions/{session_id} (the `EndMySession` operationId).
 	EndMySessionWithResponse(ctx context.Context, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*EndMySessionResponse, error)
 
+	// GetVapidPublicKeyWithResponse The server's VAPID public key
+	//
+	// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+	GetVapidPublicKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetVapidPublicKeyResponse, error)
+
 	// SyncFeedWithResponse Long-poll the device's feed
 	//
 	// Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
@@ -6682,7 +7795,7 @@ type ClientWithResponsesInterface interface {
 
 	// AckFeedWithBodyWithResponse Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6691,16 +7804,34 @@ type ClientWithResponsesInterface interface {
 
 	// AckFeedWithResponse Acknowledge the feed up to a seq
 	//
-	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+	// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/sync/ack (the `AckFeed` operationId).
 	AckFeedWithResponse(ctx context.Context, body AckFeedJSONRequestBody, reqEditors ...RequestEditorFn) (*AckFeedResponse, error)
 
+	// SearchUsersWithResponse Search users by username prefix
+	//
+	// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+	SearchUsersWithResponse(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*SearchUsersResponse, error)
+
+	// LookupUserWithResponse Find a user by username
+	//
+	// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+	LookupUserWithResponse(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*LookupUserResponse, error)
+
 	// ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6709,7 +7840,7 @@ type ClientWithResponsesInterface interface {
 
 	// ClaimKeyPackagesWithResponse Claim key packages of a user
 	//
-	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+	// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6967,6 +8098,8 @@ type AdminCreateInviteResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -6986,6 +8119,11 @@ func (r AdminCreateInviteResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r AdminCreateInviteResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminCreateInviteResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7167,6 +8305,8 @@ type AdminUpdateSettingsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -7186,6 +8326,11 @@ func (r AdminUpdateSettingsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r AdminUpdateSettingsResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminUpdateSettingsResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7680,6 +8825,8 @@ type AdminCreateRecoveryInviteResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -7704,6 +8851,11 @@ func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON403() *Probl
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminCreateRecoveryInviteResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7988,6 +9140,8 @@ type AddPasskeyFinishResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8024,6 +9178,11 @@ func (r AddPasskeyFinishResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r AddPasskeyFinishResponse) GetApplicationproblemJSON410() *Problem {
 	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AddPasskeyFinishResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8077,6 +9236,8 @@ type LoginBeginResponse struct {
 	JSON200 *RequestCeremony
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8093,6 +9254,11 @@ func (r LoginBeginResponse) GetJSON200() *RequestCeremony {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r LoginBeginResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LoginBeginResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8152,6 +9318,8 @@ type LoginFinishResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8183,6 +9351,11 @@ func (r LoginFinishResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r LoginFinishResponse) GetApplicationproblemJSON410() *Problem {
 	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8286,6 +9459,8 @@ type RecoverBeginResponse struct {
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8307,6 +9482,11 @@ func (r RecoverBeginResponse) GetApplicationproblemJSON400() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r RecoverBeginResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RecoverBeginResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8366,6 +9546,8 @@ type RecoverFinishResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8397,6 +9579,11 @@ func (r RecoverFinishResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r RecoverFinishResponse) GetApplicationproblemJSON410() *Problem {
 	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RecoverFinishResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8452,6 +9639,8 @@ type RegisterBeginResponse struct {
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8473,6 +9662,11 @@ func (r RegisterBeginResponse) GetApplicationproblemJSON400() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r RegisterBeginResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RegisterBeginResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8532,6 +9726,8 @@ type RegisterFinishResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8563,6 +9759,11 @@ func (r RegisterFinishResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r RegisterFinishResponse) GetApplicationproblemJSON410() *Problem {
 	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RegisterFinishResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8618,6 +9819,8 @@ type StepUpBeginResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8639,6 +9842,11 @@ func (r StepUpBeginResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r StepUpBeginResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r StepUpBeginResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8698,6 +9906,8 @@ type StepUpFinishResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -8729,6 +9939,11 @@ func (r StepUpFinishResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r StepUpFinishResponse) GetApplicationproblemJSON410() *Problem {
 	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r StepUpFinishResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8906,6 +10121,8 @@ type CreateGroupResponse struct {
 	JSON201 *GroupBody
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -8924,6 +10141,11 @@ func (r CreateGroupResponse) GetJSON201() *GroupBody {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r CreateGroupResponse) GetApplicationproblemJSON401() *Problem {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -9135,6 +10357,172 @@ func (r CommitGroupResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CommitGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetGroupInfoResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GroupInfoOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetGroupInfoResponse) GetJSON200() *GroupInfoOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetGroupInfoResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetGroupInfoResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetGroupInfoResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetGroupInfoResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetGroupInfoResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LeaveGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *LeaveGroupOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r LeaveGroupResponse) GetJSON201() *LeaveGroupOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LeaveGroupResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r LeaveGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LeaveGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LeaveGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LeaveGroupResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9445,6 +10833,82 @@ func (r CountKeyPackagesResponse) ContentType() string {
 	return ""
 }
 
+type DeleteMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9500,6 +10964,75 @@ func (r GetMeResponse) ContentType() string {
 	return ""
 }
 
+type UpdateMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *UserInfo
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateMeResponse) GetJSON200() *UserInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListMyDevicesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9549,6 +11082,192 @@ func (r ListMyDevicesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListMyDevicesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteMyDevicePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteMyDevicePushResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteMyDevicePushResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMyDevicePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMyDevicePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMyDevicePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMyDevicePushResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMyDevicePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PushSubscriptionInfo
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMyDevicePushResponse) GetJSON200() *PushSubscriptionInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMyDevicePushResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMyDevicePushResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMyDevicePushResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMyDevicePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMyDevicePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMyDevicePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMyDevicePushResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutMyDevicePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PushSubscriptionInfo
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutMyDevicePushResponse) GetJSON200() *PushSubscriptionInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutMyDevicePushResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PutMyDevicePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutMyDevicePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutMyDevicePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutMyDevicePushResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9611,6 +11330,61 @@ func (r RevokeMyDeviceResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeMyDeviceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListJoinableGroupsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListGroupsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListJoinableGroupsResponse) GetJSON200() *ListGroupsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListJoinableGroupsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListJoinableGroupsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListJoinableGroupsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListJoinableGroupsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListJoinableGroupsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListJoinableGroupsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9757,6 +11531,8 @@ type RenameMyPasskeyResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9776,6 +11552,11 @@ func (r RenameMyPasskeyResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r RenameMyPasskeyResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RenameMyPasskeyResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10003,6 +11784,61 @@ func (r EndMySessionResponse) ContentType() string {
 	return ""
 }
 
+type GetVapidPublicKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VAPIDKeyOutputBody
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetVapidPublicKeyResponse) GetJSON200() *VAPIDKeyOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetVapidPublicKeyResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetVapidPublicKeyResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetVapidPublicKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetVapidPublicKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetVapidPublicKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetVapidPublicKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // SyncFeedResponse200Headers the declared response headers of an HTTP 200 response for SyncFeed
 type SyncFeedResponse200Headers struct {
 	CacheControl *string
@@ -10093,8 +11929,12 @@ type AckFeedResponse struct {
 	JSON200 *AckOutputBody
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 }
@@ -10109,9 +11949,19 @@ func (r AckFeedResponse) GetApplicationproblemJSON401() *Problem {
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AckFeedResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r AckFeedResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AckFeedResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10148,6 +11998,158 @@ func (r AckFeedResponse) ContentType() string {
 	return ""
 }
 
+type SearchUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SearchUsersOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SearchUsersResponse) GetJSON200() *SearchUsersOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SearchUsersResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SearchUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SearchUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SearchUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SearchUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type LookupUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DirectoryUserBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r LookupUserResponse) GetJSON200() *DirectoryUserBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LookupUserResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r LookupUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LookupUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LookupUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LookupUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ClaimKeyPackagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10157,6 +12159,8 @@ type ClaimKeyPackagesResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -10178,6 +12182,11 @@ func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ClaimKeyPackagesResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -10892,7 +12901,7 @@ func (c *ClientWithResponses) ListGroupsWithResponse(ctx context.Context, reqEdi
 
 // CreateGroupWithBodyWithResponse Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10907,7 +12916,7 @@ func (c *ClientWithResponses) CreateGroupWithBodyWithResponse(ctx context.Contex
 
 // CreateGroupWithResponse Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10963,6 +12972,51 @@ func (c *ClientWithResponses) CommitGroupWithResponse(ctx context.Context, group
 		return nil, err
 	}
 	return ParseCommitGroupResponse(rsp)
+}
+
+// GetGroupInfoWithResponse Get a group's GroupInfo to join it by external commit
+//
+// For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{group_id}/group-info (the `GetGroupInfo` operationId).
+func (c *ClientWithResponses) GetGroupInfoWithResponse(ctx context.Context, groupId string, reqEditors ...RequestEditorFn) (*GetGroupInfoResponse, error) {
+	rsp, err := c.GetGroupInfo(ctx, groupId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetGroupInfoResponse(rsp)
+}
+
+// LeaveGroupWithBodyWithResponse Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *ClientWithResponses) LeaveGroupWithBodyWithResponse(ctx context.Context, groupId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error) {
+	rsp, err := c.LeaveGroupWithBody(ctx, groupId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLeaveGroupResponse(rsp)
+}
+
+// LeaveGroupWithResponse Leave a group
+//
+// A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{group_id}/leave (the `LeaveGroup` operationId).
+func (c *ClientWithResponses) LeaveGroupWithResponse(ctx context.Context, groupId string, body LeaveGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*LeaveGroupResponse, error) {
+	rsp, err := c.LeaveGroup(ctx, groupId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLeaveGroupResponse(rsp)
 }
 
 // ListGroupMessagesWithResponse Read a group's history
@@ -11071,6 +13125,36 @@ func (c *ClientWithResponses) CountKeyPackagesWithResponse(ctx context.Context, 
 	return ParseCountKeyPackagesResponse(rsp)
 }
 
+// DeleteMeWithBodyWithResponse Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
+	rsp, err := c.DeleteMeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMeResponse(rsp)
+}
+
+// DeleteMeWithResponse Delete my account
+//
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
+func (c *ClientWithResponses) DeleteMeWithResponse(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
+	rsp, err := c.DeleteMe(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMeResponse(rsp)
+}
+
 // GetMeWithResponse Who am I
 //
 // The signed-in user, the device and the session of this token.
@@ -11084,6 +13168,36 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 		return nil, err
 	}
 	return ParseGetMeResponse(rsp)
+}
+
+// UpdateMeWithBodyWithResponse Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
+	rsp, err := c.UpdateMeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateMeResponse(rsp)
+}
+
+// UpdateMeWithResponse Change my display name
+//
+// Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me (the `UpdateMe` operationId).
+func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
+	rsp, err := c.UpdateMe(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateMeResponse(rsp)
 }
 
 // ListMyDevicesWithResponse List my devices
@@ -11101,6 +13215,66 @@ func (c *ClientWithResponses) ListMyDevicesWithResponse(ctx context.Context, req
 	return ParseListMyDevicesResponse(rsp)
 }
 
+// DeleteMyDevicePushWithResponse Stop push for this device
+//
+// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/me/devices/current/push (the `DeleteMyDevicePush` operationId).
+func (c *ClientWithResponses) DeleteMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteMyDevicePushResponse, error) {
+	rsp, err := c.DeleteMyDevicePush(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMyDevicePushResponse(rsp)
+}
+
+// GetMyDevicePushWithResponse This device's push subscription
+//
+// 404 `no_push_subscription` when the device has none.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/devices/current/push (the `GetMyDevicePush` operationId).
+func (c *ClientWithResponses) GetMyDevicePushWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMyDevicePushResponse, error) {
+	rsp, err := c.GetMyDevicePush(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMyDevicePushResponse(rsp)
+}
+
+// PutMyDevicePushWithBodyWithResponse Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *ClientWithResponses) PutMyDevicePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error) {
+	rsp, err := c.PutMyDevicePushWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutMyDevicePushResponse(rsp)
+}
+
+// PutMyDevicePushWithResponse Subscribe this device to push
+//
+// Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/me/devices/current/push (the `PutMyDevicePush` operationId).
+func (c *ClientWithResponses) PutMyDevicePushWithResponse(ctx context.Context, body PutMyDevicePushJSONRequestBody, reqEditors ...RequestEditorFn) (*PutMyDevicePushResponse, error) {
+	rsp, err := c.PutMyDevicePush(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutMyDevicePushResponse(rsp)
+}
+
 // RevokeMyDeviceWithResponse Revoke one of my devices
 //
 // For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
@@ -11114,6 +13288,21 @@ func (c *ClientWithResponses) RevokeMyDeviceWithResponse(ctx context.Context, de
 		return nil, err
 	}
 	return ParseRevokeMyDeviceResponse(rsp)
+}
+
+// ListJoinableGroupsWithResponse List groups my other devices are in
+//
+// Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/groups (the `ListJoinableGroups` operationId).
+func (c *ClientWithResponses) ListJoinableGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListJoinableGroupsResponse, error) {
+	rsp, err := c.ListJoinableGroups(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListJoinableGroupsResponse(rsp)
 }
 
 // ListMyPasskeysWithResponse List my passkeys
@@ -11217,6 +13406,21 @@ func (c *ClientWithResponses) EndMySessionWithResponse(ctx context.Context, sess
 	return ParseEndMySessionResponse(rsp)
 }
 
+// GetVapidPublicKeyWithResponse The server's VAPID public key
+//
+// The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/push/vapid-public-key (the `GetVapidPublicKey` operationId).
+func (c *ClientWithResponses) GetVapidPublicKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetVapidPublicKeyResponse, error) {
+	rsp, err := c.GetVapidPublicKey(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetVapidPublicKeyResponse(rsp)
+}
+
 // SyncFeedWithResponse Long-poll the device's feed
 //
 // Returns at once with up to `limit` events after the cursor when any are waiting (`has_more` says more are); otherwise waits up to `timeout` seconds for one and answers 200 with no events when none came. Use `next` as the next cursor. A waiting long-poll counts as a stream for the per-IP and total stream limits.
@@ -11234,7 +13438,7 @@ func (c *ClientWithResponses) SyncFeedWithResponse(ctx context.Context, params *
 
 // AckFeedWithBodyWithResponse Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11249,7 +13453,7 @@ func (c *ClientWithResponses) AckFeedWithBodyWithResponse(ctx context.Context, c
 
 // AckFeedWithResponse Acknowledge the feed up to a seq
 //
-// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+// Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11262,9 +13466,39 @@ func (c *ClientWithResponses) AckFeedWithResponse(ctx context.Context, body AckF
 	return ParseAckFeedResponse(rsp)
 }
 
+// SearchUsersWithResponse Search users by username prefix
+//
+// Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/users (the `SearchUsers` operationId).
+func (c *ClientWithResponses) SearchUsersWithResponse(ctx context.Context, params *SearchUsersParams, reqEditors ...RequestEditorFn) (*SearchUsersResponse, error) {
+	rsp, err := c.SearchUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSearchUsersResponse(rsp)
+}
+
+// LookupUserWithResponse Find a user by username
+//
+// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
+func (c *ClientWithResponses) LookupUserWithResponse(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*LookupUserResponse, error) {
+	rsp, err := c.LookupUser(ctx, username, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLookupUserResponse(rsp)
+}
+
 // ClaimKeyPackagesWithBodyWithResponse Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11279,7 +13513,7 @@ func (c *ClientWithResponses) ClaimKeyPackagesWithBodyWithResponse(ctx context.C
 
 // ClaimKeyPackagesWithResponse Claim key packages of a user
 //
-// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+// Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11508,6 +13742,13 @@ func ParseAdminCreateInviteResponse(rsp *http.Response) (*AdminCreateInviteRespo
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11665,6 +13906,13 @@ func ParseAdminUpdateSettingsResponse(rsp *http.Response) (*AdminUpdateSettingsR
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -12082,6 +14330,13 @@ func ParseAdminCreateRecoveryInviteResponse(rsp *http.Response) (*AdminCreateRec
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12340,6 +14595,13 @@ func ParseAddPasskeyFinishResponse(rsp *http.Response) (*AddPasskeyFinishRespons
 		}
 		response.ApplicationproblemJSON410 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12393,6 +14655,13 @@ func ParseLoginBeginResponse(rsp *http.Response) (*LoginBeginResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -12468,6 +14737,13 @@ func ParseLoginFinishResponse(rsp *http.Response) (*LoginFinishResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -12566,6 +14842,13 @@ func ParseRecoverBeginResponse(rsp *http.Response) (*RecoverBeginResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12641,6 +14924,13 @@ func ParseRecoverFinishResponse(rsp *http.Response) (*RecoverFinishResponse, err
 		}
 		response.ApplicationproblemJSON410 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12701,6 +14991,13 @@ func ParseRegisterBeginResponse(rsp *http.Response) (*RegisterBeginResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -12777,6 +15074,13 @@ func ParseRegisterFinishResponse(rsp *http.Response) (*RegisterFinishResponse, e
 		}
 		response.ApplicationproblemJSON410 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12837,6 +15141,13 @@ func ParseStepUpBeginResponse(rsp *http.Response) (*StepUpBeginResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -12912,6 +15223,13 @@ func ParseStepUpFinishResponse(rsp *http.Response) (*StepUpFinishResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -13060,6 +15378,13 @@ func ParseCreateGroupResponse(rsp *http.Response) (*CreateGroupResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
@@ -13231,6 +15556,142 @@ func ParseCommitGroupResponse(rsp *http.Response) (*CommitGroupResponse, error) 
 			headers.IdempotentReplayed = &value
 		}
 		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetGroupInfoResponse parses an HTTP response from a GetGroupInfoWithResponse call
+func ParseGetGroupInfoResponse(rsp *http.Response) (*GetGroupInfoResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetGroupInfoResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GroupInfoOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLeaveGroupResponse parses an HTTP response from a LeaveGroupWithResponse call
+func ParseLeaveGroupResponse(rsp *http.Response) (*LeaveGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LeaveGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest LeaveGroupOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
 	}
 
 	return response, nil
@@ -13486,6 +15947,70 @@ func ParseCountKeyPackagesResponse(rsp *http.Response) (*CountKeyPackagesRespons
 	return response, nil
 }
 
+// ParseDeleteMeResponse parses an HTTP response from a DeleteMeWithResponse call
+func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
 func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13513,6 +16038,60 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateMeResponse parses an HTTP response from a UpdateMeWithResponse call
+func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest UserInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
@@ -13566,6 +16145,150 @@ func ParseListMyDevicesResponse(rsp *http.Response) (*ListMyDevicesResponse, err
 	return response, nil
 }
 
+// ParseDeleteMyDevicePushResponse parses an HTTP response from a DeleteMyDevicePushWithResponse call
+func ParseDeleteMyDevicePushResponse(rsp *http.Response) (*DeleteMyDevicePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMyDevicePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMyDevicePushResponse parses an HTTP response from a GetMyDevicePushWithResponse call
+func ParseGetMyDevicePushResponse(rsp *http.Response) (*GetMyDevicePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMyDevicePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PushSubscriptionInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutMyDevicePushResponse parses an HTTP response from a PutMyDevicePushWithResponse call
+func ParsePutMyDevicePushResponse(rsp *http.Response) (*PutMyDevicePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutMyDevicePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PushSubscriptionInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseRevokeMyDeviceResponse parses an HTTP response from a RevokeMyDeviceWithResponse call
 func ParseRevokeMyDeviceResponse(rsp *http.Response) (*RevokeMyDeviceResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13603,6 +16326,46 @@ func ParseRevokeMyDeviceResponse(rsp *http.Response) (*RevokeMyDeviceResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListJoinableGroupsResponse parses an HTTP response from a ListJoinableGroupsWithResponse call
+func ParseListJoinableGroupsResponse(rsp *http.Response) (*ListJoinableGroupsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListJoinableGroupsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListGroupsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
@@ -13754,6 +16517,13 @@ func ParseRenameMyPasskeyResponse(rsp *http.Response) (*RenameMyPasskeyResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
@@ -13918,6 +16688,46 @@ func ParseEndMySessionResponse(rsp *http.Response) (*EndMySessionResponse, error
 	return response, nil
 }
 
+// ParseGetVapidPublicKeyResponse parses an HTTP response from a GetVapidPublicKeyWithResponse call
+func ParseGetVapidPublicKeyResponse(rsp *http.Response) (*GetVapidPublicKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetVapidPublicKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VAPIDKeyOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseSyncFeedResponse parses an HTTP response from a SyncFeedWithResponse call
 func ParseSyncFeedResponse(rsp *http.Response) (*SyncFeedResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14020,12 +16830,148 @@ func ParseAckFeedResponse(rsp *http.Response) (*AckFeedResponse, error) {
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSearchUsersResponse parses an HTTP response from a SearchUsersWithResponse call
+func ParseSearchUsersResponse(rsp *http.Response) (*SearchUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SearchUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SearchUsersOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseLookupUserResponse parses an HTTP response from a LookupUserWithResponse call
+func ParseLookupUserResponse(rsp *http.Response) (*LookupUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LookupUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DirectoryUserBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
@@ -14073,6 +17019,13 @@ func ParseClaimKeyPackagesResponse(rsp *http.Response) (*ClaimKeyPackagesRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem

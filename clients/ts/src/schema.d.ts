@@ -581,7 +581,7 @@ export interface paths {
         put?: never;
         /**
          * Create a group
-         * @description Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator.
+         * @description Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
          */
         post: operations["createGroup"];
         delete?: never;
@@ -624,6 +624,46 @@ export interface paths {
          * @description Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
          */
         post: operations["commitGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groups/{group_id}/group-info": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a group's GroupInfo to join it by external commit
+         * @description For a device of a user who has an active device in the group: another device (a new device joining its user's groups) or this device itself (rejoining after its feed expired, 410). Returns the GroupInfo of the current epoch, from which an external commit (RFC 9420 §12.4.3.2) is built and sent to POST /v1/groups/{group_id}/commits. Anyone else gets 403 not_member, whether or not the group exists. 409 group_info_unavailable when the last commit stored no GroupInfo.
+         */
+        get: operations["getGroupInfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groups/{group_id}/leave": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Leave a group
+         * @description A member cannot commit its own removal (RFC 9420), so the device sends a Remove proposal for its own leaf as a PublicMessage. The server checks it from the clear bytes (member sender at leaf i, one Remove of leaf i, current epoch; against the stored ratchet tree when there is one), stores and publishes it, and ends the device's membership at once: it receives the proposal and nothing after. The proposal is kept by reference: the next commit of the epoch must list the device in removed_devices (422 pending_removal_missing otherwise); members' clients commit it promptly. When the device was the last member, the group is deleted with its messages.
+         */
+        post: operations["leaveGroup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -716,10 +756,18 @@ export interface paths {
         get: operations["getMe"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete my account
+         * @description Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+         */
+        delete: operations["deleteMe"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change my display name
+         * @description Sets the signed-in user's display name (1 to 64 characters after trimming; no control characters). Other members see it in group member lists and the directory at once.
+         */
+        patch: operations["updateMe"];
         trace?: never;
     };
     "/v1/me/devices": {
@@ -742,6 +790,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/devices/current/push": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This device's push subscription
+         * @description 404 `no_push_subscription` when the device has none.
+         */
+        get: operations["getMyDevicePush"];
+        /**
+         * Subscribe this device to push
+         * @description Stores this device's Web Push subscription (one per device; a new one replaces the old). While the device has no open stream, each event for it sends a push: an encrypted, content-free wake-up (`{"t":"wake"}`, no group, sender or size), coalesced to at most one every few seconds. The endpoint must be https:// on a public address (422 `push_endpoint_refused` otherwise) unless the operator allowed its host.
+         */
+        put: operations["putMyDevicePush"];
+        post?: never;
+        /**
+         * Stop push for this device
+         * @description Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
+         */
+        delete: operations["deleteMyDevicePush"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/devices/{device_id}": {
         parameters: {
             query?: never;
@@ -757,6 +833,26 @@ export interface paths {
          * @description For a lost or compromised device: its sessions end at once and it can never sign in again (a new install signs in as a new device). The device stays in the list, marked revoked. Revoking a revoked device succeeds and changes nothing. Revoking the current device also logs out.
          */
         delete: operations["revokeMyDevice"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List groups my other devices are in
+         * @description Groups where another active device of your user is a member and this device is not: what a new device joins by external commit (GET /v1/groups/{group_id}/group-info, then POST /v1/groups/{group_id}/commits).
+         */
+        get: operations["listJoinableGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -847,6 +943,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The server's VAPID public key
+         * @description The application-server key a device subscribes with (pushManager.subscribe({applicationServerKey})). 404 `push_disabled` when the server runs with --push=false.
+         */
+        get: operations["getVapidPublicKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sync": {
         parameters: {
             query?: never;
@@ -878,9 +994,49 @@ export interface paths {
         put?: never;
         /**
          * Acknowledge the feed up to a seq
-         * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup.
+         * @description Records that this device has processed (and persisted) every event of its feed up to `seq`. The cursor never moves back; acknowledging beyond the newest event of the device's feed is refused. Messages every member device has acknowledged are deleted by retention cleanup. Acks that need a write are limited to 600 a minute per device (bursts of 20): 429 `ack_rate_limited` with `Retry-After` beyond.
          */
         post: operations["ackFeed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search users by username prefix
+         * @description Only when an admin set the directory setting to `search` (default `exact`: 403 `directory_search_disabled`). Returns at most 20 enabled users whose username starts with the prefix (at least 2 characters), without devices. Shares the rate limit of lookups.
+         */
+        get: operations["searchUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{username}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find a user by username
+         * @description Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+         */
+        get: operations["lookupUser"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -898,7 +1054,7 @@ export interface paths {
         put?: never;
         /**
          * Claim key packages of a user
-         * @description Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling device (`--claims-per-minute`) and per target user (`--claims-per-target-per-minute`): 429 with `Retry-After`. Unknown and disabled users are 404.
+         * @description Hands out one key package of the cipher suite for each active device of the user (never the caller's own device: claim your own user to add your other devices). Each device's oldest normal package is chosen and deleted in the same transaction, so no normal package is ever handed out twice; a device with none left gives its last-resort package, which stays stored. Devices with no package for the suite are listed in `missing_devices`. Every handed-out ref is recorded (claimer, ref, owner) to route the Welcome. Claims are rate-limited per calling user, all its devices together (`--claims-per-minute`), and per calling user against each target user (`--claims-per-target-per-minute`; each claimer has its own, so nobody can spend another's): 429 with `Retry-After`. Unknown and disabled users are 404.
          */
         post: operations["claimKeyPackages"];
         delete?: never;
@@ -1505,6 +1661,10 @@ export interface components {
              */
             type: "public-key";
         };
+        DeleteMeInputBody: {
+            /** @description Your username, typed again: a guard against accidents */
+            confirm_username: string;
+        };
         DeviceInfo: {
             /**
              * Format: int64
@@ -1533,6 +1693,8 @@ export interface components {
              * @example Alice's phone
              */
             name: string;
+            /** @description The device has a Web Push subscription (PUT /v1/me/devices/current/push) */
+            push: boolean;
             /**
              * Format: date-time
              * @description When the device was revoked; a revoked device can never sign in again
@@ -1542,6 +1704,42 @@ export interface components {
         DeviceListOutputBody: {
             /** @description All devices, revoked ones included, oldest first */
             devices: components["schemas"]["DeviceInfo"][] | null;
+        };
+        DirectoryDeviceBody: {
+            /**
+             * Format: date-time
+             * @description When the device first signed in
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Device id
+             */
+            id: string;
+            /**
+             * @description Name given at sign-in
+             * @example Bob's phone
+             */
+            name: string;
+        };
+        DirectoryUserBody: {
+            /** @description Active (not revoked) devices, oldest first; absent in search results */
+            devices?: components["schemas"]["DirectoryDeviceBody"][];
+            /**
+             * @description Display name chosen by the user
+             * @example Bob Marley
+             */
+            display_name: string;
+            /**
+             * Format: uuid
+             * @description User id
+             */
+            id: string;
+            /**
+             * @description Case-folded username
+             * @example bob
+             */
+            username: string;
         };
         EndOtherSessionsOutputBody: {
             /**
@@ -1631,6 +1829,17 @@ export interface components {
             epoch: number;
             /** @description MLS group id, base64url without padding */
             group_id: string;
+        };
+        GroupInfoOutputBody: {
+            /**
+             * Format: int64
+             * @description The group's current epoch: the external commit must carry it
+             */
+            epoch: number;
+            /** @description MLS group_id, base64url without padding */
+            group_id: string;
+            /** @description MLSMessage(GroupInfo) of the current epoch (base64), with the external_pub and ratchet_tree extensions when the committer included them */
+            group_info: string;
         };
         GroupSummaryBody: {
             /**
@@ -1724,6 +1933,16 @@ export interface components {
              */
             last_resort_index?: number;
         };
+        LeaveGroupInputBody: {
+            /** @description MLSMessage (base64): a PublicMessage proposal from this device's leaf, of type Remove, removing that same leaf, at the group's current epoch */
+            proposal: string;
+        };
+        LeaveGroupOutputBody: {
+            /** @description True when this device was the last member: the group and its messages are deleted */
+            group_deleted: boolean;
+            /** @description The stored proposal: this device received it and nothing after */
+            proposal: components["schemas"]["ReceiptBody"];
+        };
         ListGroupsOutputBody: {
             /** @description Groups this device is a member of, oldest membership first */
             groups: components["schemas"]["GroupSummaryBody"][] | null;
@@ -1759,6 +1978,8 @@ export interface components {
         MemberBody: {
             /** @description Member device */
             device_id: string;
+            /** @description The user's display name (the user may change it: show it, but identify people by username) */
+            display_name: string;
             /**
              * Format: int64
              * @description The device receives the group's events with a sequence number above this
@@ -1782,9 +2003,14 @@ export interface components {
             auth_per_minute?: number;
             /**
              * Format: int64
-             * @description Key-package claims per claiming device per minute
+             * @description Key-package claims per claiming user per minute, all its devices together
              */
             claims_per_minute?: number;
+            /**
+             * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+             * @enum {string}
+             */
+            directory?: "exact" | "search";
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -1895,6 +2121,39 @@ export interface components {
              * @default about:blank
              */
             type: string;
+        };
+        PushKeys: {
+            /** @description The device's 16-byte authentication secret, base64url */
+            auth: string;
+            /** @description The device's P-256 public key (uncompressed point), base64url */
+            p256dh: string;
+        };
+        PushSubscriptionInfo: {
+            /**
+             * Format: date-time
+             * @description When the device first subscribed
+             */
+            created_at: string;
+            /** @description The push service URL pushes go to */
+            endpoint: string;
+            /**
+             * Format: date-time
+             * @description When the subscription last changed
+             */
+            updated_at: string;
+        };
+        PutPushInputBody: {
+            /**
+             * @description The push service URL the browser (or UnifiedPush distributor) gave. Only https:// URLs on public addresses are accepted, unless the operator allowed the host (--push-allow-hosts).
+             * @example https://updates.push.services.mozilla.com/wpush/v2/gAAAAABh
+             */
+            endpoint: string;
+            /**
+             * Format: double
+             * @description As PushSubscription.toJSON() gives it; ignored
+             */
+            expirationTime?: number | null;
+            keys: components["schemas"]["PushKeys"];
         };
         ReceiptBody: {
             /**
@@ -2058,6 +2317,10 @@ export interface components {
              */
             resume_after: number;
         };
+        SearchUsersOutputBody: {
+            /** @description Enabled users whose username starts with the prefix, in username order */
+            users: components["schemas"]["DirectoryUserBody"][];
+        };
         SendMessageInputBody: {
             /** @description The whole MLSMessage (base64): a PrivateMessage (application or proposal) or a PublicMessage (proposal). At most --max-message-bytes (64 KiB) decoded. */
             message: string;
@@ -2181,9 +2444,16 @@ export interface components {
              */
             next: number;
         };
+        UpdateMeInputBody: {
+            /**
+             * @description New display name
+             * @example Alice M.
+             */
+            display_name: string;
+        };
         UpdateSettingsInputBody: {
             /** @description Names of settings to return to the configured value */
-            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute")[] | null;
+            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute" | "directory")[] | null;
             /** @description Values to set; each overrides its configuration option until reset */
             set?: components["schemas"]["Overrides"];
         };
@@ -2214,6 +2484,13 @@ export interface components {
              */
             username: string;
         };
+        VAPIDKeyOutputBody: {
+            /**
+             * @description The server's VAPID public key (RFC 8292): an uncompressed P-256 point, base64url without padding. Pass it as applicationServerKey to pushManager.subscribe.
+             * @example BDd3_hVL9fZi9Ybo2UUzA284WG5FZR30_95YeZJsiApwXKpNcF1rRPF3foIiBHXRdJI2Qhumhf6_LFTeZaNndIo
+             */
+            public_key: string;
+        };
         Values: {
             /**
              * Format: int64
@@ -2227,9 +2504,14 @@ export interface components {
             auth_per_minute: number;
             /**
              * Format: int64
-             * @description Key-package claims per claiming device per minute
+             * @description Key-package claims per claiming user per minute, all its devices together
              */
             claims_per_minute: number;
+            /**
+             * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
+             * @enum {string}
+             */
+            directory: "exact" | "search";
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -2515,6 +2797,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -2681,6 +2972,15 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3158,6 +3458,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3450,6 +3759,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3503,6 +3821,15 @@ export interface operations {
             };
             /** @description Bad Request */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3591,6 +3918,15 @@ export interface operations {
             };
             /** @description Gone */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3703,6 +4039,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3791,6 +4136,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -3853,6 +4207,15 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3948,6 +4311,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4010,6 +4382,15 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4098,6 +4479,15 @@ export interface operations {
             };
             /** @description Gone */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4296,6 +4686,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict */
             409: {
                 headers: {
@@ -4420,6 +4819,164 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommitOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGroupInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupInfoOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    leaveGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description MLS group_id bytes, base64url without padding (RFC 4648 §5) */
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LeaveGroupInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeaveGroupOutputBody"];
                 };
             };
             /** @description Unauthorized */
@@ -4799,6 +5356,142 @@ export interface operations {
             };
         };
     };
+    deleteMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteMeInputBody"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateMeInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listMyDevices: {
         parameters: {
             query?: never;
@@ -4816,6 +5509,158 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["DeviceListOutputBody"];
                 };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getMyDevicePush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    putMyDevicePush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutPushInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionInfo"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteMyDevicePush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {
@@ -4876,6 +5721,44 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listJoinableGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGroupsOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5046,6 +5929,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5230,6 +6122,44 @@ export interface operations {
             };
         };
     };
+    getVapidPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VAPIDKeyOutputBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     syncFeed: {
         parameters: {
             query?: {
@@ -5334,8 +6264,164 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    searchUsers: {
+        parameters: {
+            query: {
+                /** @description Start of a username (any case), at least 2 characters */
+                prefix: string;
+                /** @description Most users to return */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchUsersOutputBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    lookupUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Exact username (any case) */
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DirectoryUserBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5390,6 +6476,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
