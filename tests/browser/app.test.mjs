@@ -110,7 +110,7 @@ after(async () => {
 
 /** A member invite made as an admin makes one on the command line; returns its link. */
 function memberInvite() {
-  const out = execFileSync(bin, ["invite", "--data-dir", dataDir, "--public-url", baseURL], { encoding: "utf8" });
+  const out = execFileSync(bin, ["invite", "--data-dir", dataDir, "--public-url", baseURL, "--rp-origins", baseURL], { encoding: "utf8" });
   const m = /Link:\s+(\S+)/.exec(out);
   assert.ok(m, out);
   return m[1];
