@@ -347,3 +347,52 @@ func TestAckFloodDoesNotSlowHonestSends(t *testing.T) {
 		t.Fatalf("honest send median %v under the ack flood vs %v without", flooded, baseline)
 	}
 }
+
+// TestGroupInfoAndWelcomesCountAgainstTheQuota: part of issue #19,
+// finding 2. A group's GroupInfo counts in its bytes_used, and a commit that
+// adds members must fit the quota with a Welcome stored for each added
+// device (507 otherwise); a commit that adds nobody is still accepted in a
+// full group, so a compromised device can always be removed.
+func TestGroupInfoAndWelcomesCountAgainstTheQuota(t *testing.T) {
+	s := testutil.NewServer(t, func(c *config.Config) { c.Limits.GroupQuotaBytes = 65536 })
+	alice := s.SeedAccount(t, "alice", models.RoleMember)
+	bob := s.SeedAccount(t, "bob", models.RoleMember)
+	gid := []byte("quota-counts-group-01")
+	gi0 := mlstest.GroupInfo(gid, 0)
+	r := s.Do(t, "POST", "/v1/groups", alice.Token, map[string]any{"group_id": base64.RawURLEncoding.EncodeToString(gid), "group_info": gi0})
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.StatusCode, r.Body)
+	}
+	used := func() int64 {
+		var g handlers.GroupBody
+		s.Do(t, "GET", gpath(gid, ""), alice.Token, nil).JSON(t, &g)
+		return g.BytesUsed
+	}
+	if u := used(); u != int64(len(gi0)) {
+		t.Fatalf("bytes_used after create with a %d-byte GroupInfo = %d", len(gi0), u)
+	}
+	// Fill the group to just under its quota.
+	msg := mlstest.PrivateMessageSize(gid, 0, mls.ContentApplication, 65536-int(used())-300)
+	mustSend(t, s, alice, gid, msg)
+	// Adding Bob: commit + Welcome do not fit → 507, nothing stored.
+	ref := mlstest.Ref()
+	recordClaim(t, s, alice, bob, ref)
+	before := used()
+	r = commit(t, s, alice, gid, map[string]any{
+		"commit":     mlstest.PrivateMessage(gid, 0, mls.ContentCommit, nil, 100),
+		"welcome":    mlstest.Welcome(ref),
+		"group_info": mlstest.GroupInfo(gid, 1),
+	})
+	expectProblem(t, r, http.StatusInsufficientStorage, "group_quota_exceeded")
+	if u := used(); u != before {
+		t.Fatalf("a refused commit changed bytes_used %d → %d", before, u)
+	}
+	// A commit that adds nobody is accepted even in a full group; its
+	// GroupInfo replaces the old one in the count.
+	gi1 := mlstest.GroupInfo(gid, 1)
+	c := mlstest.PrivateMessage(gid, 0, mls.ContentCommit, nil, 100)
+	mustCommit(t, s, alice, gid, map[string]any{"commit": c, "group_info": gi1})
+	if u, want := used(), before+int64(len(c))+int64(len(gi1))-int64(len(gi0)); u != want {
+		t.Fatalf("bytes_used after a commit with a new GroupInfo = %d, want %d", u, want)
+	}
+}

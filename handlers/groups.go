@@ -397,13 +397,15 @@ func (h *handler) registerGroups(api huma.API) {
 			"Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 " +
 			"with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome " +
 			"addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. " +
-			"A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).",
+			"A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's " +
+			"quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); " +
+			"a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.",
 		Tags:          []string{TagGroups},
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  commitBody,
 		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge,
-			http.StatusUnprocessableEntity, http.StatusTooManyRequests},
+			http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusInsufficientStorage},
 	}, func(ctx context.Context, in *CommitInput) (_ *CommitOutput, err error) {
 		defer h.countDelivery("commit", &err)
 		p := PrincipalFrom(ctx)

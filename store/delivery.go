@@ -250,10 +250,10 @@ func (s *Store) CommitBundle(ctx context.Context, in CommitInput) (res *models.C
 				return err
 			}
 		}
-		var cur int64
+		var cur, used, oldInfo int64
 		// The epoch check: on engines with several writers the row stays
 		// locked until the batch commits.
-		err := tx.NewRaw(`SELECT epoch FROM groups WHERE id = ?`+tx.w.eng.forUpdate(), in.GroupID).Scan(ctx, &cur)
+		err := tx.NewRaw(`SELECT epoch, bytes_used, COALESCE(length(group_info), 0) FROM groups WHERE id = ?`+tx.w.eng.forUpdate(), in.GroupID).Scan(ctx, &cur, &used, &oldInfo)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNotMember()
 		}
@@ -329,12 +329,26 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 			added = append(added, owner.DeviceID)
 		}
 
+		// Commits are stored bytes too: a bundle that adds members (its
+		// Welcome is stored for each added device) or grows the GroupInfo
+		// must fit the group's quota. A commit that adds nobody is always
+		// accepted, so members of a full group can still remove a
+		// compromised device.
+		infoGrowth := int64(len(in.GroupInfo)) - oldInfo
+		if len(added) > 0 {
+			need := used + int64(len(in.Commit)) + int64(len(in.Welcome))*int64(len(added)) + max(infoGrowth, 0)
+			if need > s.quota {
+				return models.Errorf(models.EQUOTA, "group_quota_exceeded",
+					"the group's storage quota (%d bytes) cannot hold this commit and its Welcomes; messages are freed as members acknowledge them or as they expire", s.quota)
+			}
+		}
 		commit := &models.Event{Kind: models.KindCommit, GroupID: in.GroupID, Epoch: &epoch, SenderDeviceID: in.DeviceID, Payload: in.Commit}
 		if err := insertEvent(ctx, tx, commit); err != nil {
 			return err
 		}
 		newEpoch := epoch + 1
-		if _, err := tx.NewRaw(`UPDATE groups SET epoch = ?, group_info = ? WHERE id = ?`, int64(newEpoch), nullBytes(in.GroupInfo), in.GroupID).Exec(ctx); err != nil {
+		if _, err := tx.NewRaw(`UPDATE groups SET epoch = ?, group_info = ?, bytes_used = MAX(0, bytes_used + ?) WHERE id = ?`,
+			int64(newEpoch), nullBytes(in.GroupInfo), infoGrowth, in.GroupID).Exec(ctx); err != nil {
 			return fmt.Errorf("advance epoch: %w", err)
 		}
 		for _, d := range ending {

@@ -67,8 +67,10 @@ func (s *Store) CreateGroup(ctx context.Context, deviceID string, groupID, group
 	g := &models.Group{ID: groupID, GroupInfo: groupInfo}
 	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		g.CreatedAt = tx.Now().UTC()
-		_, err := tx.NewRaw(`INSERT INTO groups (id, epoch, group_info, bytes_used, created_by_device, created_at) VALUES (?, 0, ?, 0, ?, ?)`,
-			groupID, nullBytes(groupInfo), deviceID, models.Millis(g.CreatedAt)).Exec(ctx)
+		// The GroupInfo is stored bytes like any message: counted in the
+		// group's bytes_used.
+		_, err := tx.NewRaw(`INSERT INTO groups (id, epoch, group_info, bytes_used, created_by_device, created_at) VALUES (?, 0, ?, ?, ?, ?)`,
+			groupID, nullBytes(groupInfo), len(groupInfo), deviceID, models.Millis(g.CreatedAt)).Exec(ctx)
 		if err != nil {
 			if isUniqueViolation(err) {
 				return groupIDTaken(ctx, tx, groupID, deviceID)

@@ -2635,7 +2635,7 @@ type ClientInterface interface {
 
 	// CommitGroupWithBody Commit: advance the group's epoch
 	//
-	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2644,7 +2644,7 @@ type ClientInterface interface {
 
 	// CommitGroup Commit: advance the group's epoch
 	//
-	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3807,7 +3807,7 @@ func (c *Client) GetGroup(ctx context.Context, groupId string, reqEditors ...Req
 
 // CommitGroupWithBody Commit: advance the group's epoch
 //
-// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3826,7 +3826,7 @@ func (c *Client) CommitGroupWithBody(ctx context.Context, groupId string, params
 
 // CommitGroup Commit: advance the group's epoch
 //
-// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7495,7 +7495,7 @@ type ClientWithResponsesInterface interface {
 
 	// CommitGroupWithBodyWithResponse Commit: advance the group's epoch
 	//
-	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7504,7 +7504,7 @@ type ClientWithResponsesInterface interface {
 
 	// CommitGroupWithResponse Commit: advance the group's epoch
 	//
-	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+	// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -10290,6 +10290,8 @@ type CommitGroupResponse struct {
 	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CommitGroupResponse201Headers
 }
@@ -10332,6 +10334,11 @@ func (r CommitGroupResponse) GetApplicationproblemJSON429() *Problem {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r CommitGroupResponse) GetApplicationproblemJSON500() *Problem {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r CommitGroupResponse) GetApplicationproblemJSON507() *Problem {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -12946,7 +12953,7 @@ func (c *ClientWithResponses) GetGroupWithResponse(ctx context.Context, groupId 
 
 // CommitGroupWithBodyWithResponse Commit: advance the group's epoch
 //
-// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12961,7 +12968,7 @@ func (c *ClientWithResponses) CommitGroupWithBodyWithResponse(ctx context.Contex
 
 // CommitGroupWithResponse Commit: advance the group's epoch
 //
-// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+// Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15542,6 +15549,13 @@ func ParseCommitGroupResponse(rsp *http.Response) (*CommitGroupResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
 
 	}
 

@@ -621,7 +621,7 @@ export interface paths {
         put?: never;
         /**
          * Commit: advance the group's epoch
-         * @description Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed).
+         * @description Applies a commit bundle atomically: the commit, an optional Welcome, the GroupInfo of the new epoch and the devices it removes. Exactly one commit wins each epoch: the commit must carry the group's current epoch and come from a member device; otherwise 409 with current_epoch (fetch and process the winning commit, then build yours again). Devices whose claimed KeyPackageRefs the Welcome addresses become members from the commit's sequence number and receive the Welcome; removed devices receive the commit and nothing after. A Welcome ref this device never claimed is refused (422 welcome_ref_not_claimed). A commit that adds members must fit the group's quota (`--group-quota-bytes`) with its Welcome stored for each added device and the GroupInfo's growth (507 group_quota_exceeded); a commit that adds nobody is accepted in a full group, so a compromised device can always be removed.
          */
         post: operations["commitGroup"];
         delete?: never;
@@ -4877,6 +4877,15 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Insufficient Storage */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
