@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/sovereign-im/sovereign/blobstore"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/metrics"
 	"github.com/sovereign-im/sovereign/ratelimit"
@@ -42,6 +43,9 @@ type Deps struct {
 	// Metrics is the server's metrics registry; nil registers nowhere.
 	// Add a metric in one line: d.Metrics.Counter("x_total", "help", "label").
 	Metrics *metrics.Registry
+	// Blobs stores attachment bytes; nil only while building the OpenAPI
+	// document.
+	Blobs blobstore.Blobs
 }
 
 // Tags group operations in the OpenAPI document.
@@ -73,6 +77,7 @@ func Register(api huma.API, d *Deps) {
 	h.registerSync(api)
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
+	h.registerAttachments(api)
 	h.registerAdmin(api)
 	h.registerAdminUsers(api)
 }

@@ -57,6 +57,9 @@ type Options struct {
 	// GroupQuotaBytes bounds the stored message bytes of one group; 0
 	// means the threat model's default (1 GiB).
 	GroupQuotaBytes int64
+	// UserQuotaBytes bounds the attachment bytes one user stores in all
+	// groups together; 0 means DefaultUserQuotaBytes.
+	UserQuotaBytes int64
 	// MustExist refuses to create the database file: commands other than
 	// serve open the server's database and must never make a new one.
 	MustExist bool
@@ -73,6 +76,8 @@ type Store struct {
 	log    *slog.Logger
 	pub    models.Publisher
 	quota  int64
+	// userQuota bounds one user's attachment bytes.
+	userQuota int64
 
 	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 
@@ -141,11 +146,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.GroupQuotaBytes <= 0 {
 		opts.GroupQuotaBytes = DefaultGroupQuotaBytes
 	}
+	if opts.UserQuotaBytes <= 0 {
+		opts.UserQuotaBytes = DefaultUserQuotaBytes
+	}
 	if opts.KeyPackagesLow == nil {
 		opts.KeyPackagesLow = NotifyKeyPackagesLow
 	}
 	s := &Store{path: opts.Path, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
-		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache()}
+		quota: opts.GroupQuotaBytes, userQuota: opts.UserQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache()}
 	if s.pub == nil {
 		s.pub = noPublisher{}
 	}

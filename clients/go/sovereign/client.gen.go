@@ -561,6 +561,15 @@ type AdminStats struct {
 	// Admins Accounts with the admin role
 	Admins int64 `json:"admins"`
 
+	// AttachmentBytes Encrypted bytes of the complete attachments
+	AttachmentBytes int64 `json:"attachment_bytes"`
+
+	// AttachmentUploads Attachment uploads in progress (deleted when incomplete for a day)
+	AttachmentUploads int64 `json:"attachment_uploads"`
+
+	// Attachments Complete attachments stored
+	Attachments int64 `json:"attachments"`
+
 	// DatabaseBytes Size of the database file and its write-ahead log
 	DatabaseBytes int64 `json:"database_bytes"`
 
@@ -738,6 +747,30 @@ type AssertionResponse struct {
 	UserHandle *string `json:"userHandle,omitempty"`
 }
 
+// AttachmentBody defines model for AttachmentBody.
+type AttachmentBody struct {
+	// Complete Whether every byte is stored; only complete attachments can be downloaded
+	Complete bool `json:"complete"`
+
+	// CreatedAt When the attachment was declared
+	CreatedAt time.Time `json:"created_at"`
+
+	// GroupId The attachment's group (base64url without padding)
+	GroupId string `json:"group_id"`
+
+	// Id Attachment id; put it (with the key and digest) inside the MLS message that refers to the attachment
+	Id string `json:"id"`
+
+	// Offset Bytes durably stored so far: the next upload request starts here
+	Offset int64 `json:"offset"`
+
+	// Size Declared length of the encrypted bytes
+	Size int64 `json:"size"`
+
+	// UploadUrl Path to PUT the bytes to (relative to the API's origin)
+	UploadUrl string `json:"upload_url"`
+}
+
 // AttestationCredential defines model for AttestationCredential.
 type AttestationCredential struct {
 	// AuthenticatorAttachment platform or cross-platform
@@ -898,6 +931,15 @@ type CommitOutputBody struct {
 
 	// Welcomes One Welcome event per added device
 	Welcomes *[]WelcomeReceiptBody `json:"welcomes"`
+}
+
+// CreateAttachmentInputBody defines model for CreateAttachmentInputBody.
+type CreateAttachmentInputBody struct {
+	// GroupId The group the attachment is for (base64url without padding); the calling device must be a member now
+	GroupId string `json:"group_id"`
+
+	// Size Exact length of the encrypted bytes that will be uploaded; at most --max-attachment-bytes. Reserved at once in the group's and the user's quota.
+	Size int64 `json:"size"`
 }
 
 // CreateGroupInputBody defines model for CreateGroupInputBody.
@@ -1377,6 +1419,9 @@ type Problem struct {
 
 	// Type A URI reference that identifies the problem type
 	Type *string `json:"type,omitempty"`
+
+	// UploadOffset With an attachment upload refused or interrupted: the bytes stored, where the next upload request starts
+	UploadOffset *int64 `json:"upload_offset,omitempty"`
 }
 
 // ReceiptBody defines model for ReceiptBody.
@@ -1708,6 +1753,15 @@ type AdminListUsersParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// UploadAttachmentParams defines parameters for UploadAttachment.
+type UploadAttachmentParams struct {
+	// Offset Where the body's bytes start (must equal the stored offset). Alternatively give Content-Range.
+	Offset *string `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// ContentRange bytes FIRST-LAST/SIZE: where the body's bytes go (FIRST must equal the stored offset; SIZE the declared size)
+	ContentRange *string `json:"Content-Range,omitempty"`
+}
+
 // StreamEventsParams defines parameters for StreamEvents.
 type StreamEventsParams struct {
 	// After Resume after this seq (exclusive). Absent (and no Last-Event-ID): resume after the device's acknowledged cursor.
@@ -1755,6 +1809,9 @@ type AdminCreateInviteJSONRequestBody = CreateInviteInputBody
 
 // AdminUpdateSettingsJSONRequestBody defines body for AdminUpdateSettings for application/json ContentType.
 type AdminUpdateSettingsJSONRequestBody = UpdateSettingsInputBody
+
+// CreateAttachmentJSONRequestBody defines body for CreateAttachment for application/json ContentType.
+type CreateAttachmentJSONRequestBody = CreateAttachmentInputBody
 
 // AddPasskeyFinishJSONRequestBody defines body for AddPasskeyFinish for application/json ContentType.
 type AddPasskeyFinishJSONRequestBody = AddPasskeyFinishInputBody
@@ -2031,6 +2088,47 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/admin/users/{id}/revoke-sessions (the `AdminRevokeUserSessions` operationId).
 	AdminRevokeUserSessions(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAttachmentWithBody Declare an attachment upload
+	//
+	// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+	CreateAttachmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAttachment Declare an attachment upload
+	//
+	// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+	CreateAttachment(ctx context.Context, body CreateAttachmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DownloadAttachment Download an attachment
+	//
+	// Returns the encrypted bytes of a complete attachment, to a device that is a member of its group now or was when it was uploaded (the rule of the group's history); anyone else gets 403, whether or not the attachment exists. Supports HTTP range requests (206), `If-None-Match` and `If-Range` with the `ETag`; the bytes never change (`Cache-Control: private, immutable`).
+	//
+	// Corresponds with GET /v1/attachments/{id} (the `DownloadAttachment` operationId).
+	DownloadAttachment(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UploadAttachmentWithBody Upload attachment bytes
+	//
+	// Appends the body's bytes at `offset` (query) or at FIRST of `Content-Range: bytes FIRST-LAST/SIZE`, which must equal the stored offset (else 409 with the stored offset in `upload_offset` and the `Upload-Offset` header). Bytes are fsynced before the answer; a dropped connection keeps what arrived, so the client asks GET /v1/attachments/{id}/upload and resumes. When the last byte is stored the attachment becomes complete, atomically (never half visible). Only the uploading device may upload.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/attachments/{id} (the `UploadAttachment` operationId).
+	UploadAttachmentWithBody(ctx context.Context, id string, params *UploadAttachmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAttachmentUpload Status of an attachment upload
+	//
+	// Returns how many bytes are durably stored (`offset`): resume an interrupted upload there. Only the uploading device may ask; anyone else gets 403, whether or not the attachment exists.
+	//
+	// Corresponds with GET /v1/attachments/{id}/upload (the `GetAttachmentUpload` operationId).
+	GetAttachmentUpload(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AddPasskeyBegin Begin adding a passkey
 	//
@@ -2709,6 +2807,97 @@ func (c *Client) AdminRemoveUserFromGroups(ctx context.Context, id openapi_types
 // Corresponds with POST /v1/admin/users/{id}/revoke-sessions (the `AdminRevokeUserSessions` operationId).
 func (c *Client) AdminRevokeUserSessions(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminRevokeUserSessionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAttachmentWithBody Declare an attachment upload
+//
+// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+func (c *Client) CreateAttachmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAttachmentRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAttachment Declare an attachment upload
+//
+// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+func (c *Client) CreateAttachment(ctx context.Context, body CreateAttachmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAttachmentRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DownloadAttachment Download an attachment
+//
+// Returns the encrypted bytes of a complete attachment, to a device that is a member of its group now or was when it was uploaded (the rule of the group's history); anyone else gets 403, whether or not the attachment exists. Supports HTTP range requests (206), `If-None-Match` and `If-Range` with the `ETag`; the bytes never change (`Cache-Control: private, immutable`).
+//
+// Corresponds with GET /v1/attachments/{id} (the `DownloadAttachment` operationId).
+func (c *Client) DownloadAttachment(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDownloadAttachmentRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UploadAttachmentWithBody Upload attachment bytes
+//
+// Appends the body's bytes at `offset` (query) or at FIRST of `Content-Range: bytes FIRST-LAST/SIZE`, which must equal the stored offset (else 409 with the stored offset in `upload_offset` and the `Upload-Offset` header). Bytes are fsynced before the answer; a dropped connection keeps what arrived, so the client asks GET /v1/attachments/{id}/upload and resumes. When the last byte is stored the attachment becomes complete, atomically (never half visible). Only the uploading device may upload.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/attachments/{id} (the `UploadAttachment` operationId).
+func (c *Client) UploadAttachmentWithBody(ctx context.Context, id string, params *UploadAttachmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUploadAttachmentRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAttachmentUpload Status of an attachment upload
+//
+// Returns how many bytes are durably stored (`offset`): resume an interrupted upload there. Only the uploading device may ask; anyone else gets 403, whether or not the attachment exists.
+//
+// Corresponds with GET /v1/attachments/{id}/upload (the `GetAttachmentUpload` operationId).
+func (c *Client) GetAttachmentUpload(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAttachmentUploadRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4143,6 +4332,192 @@ func NewAdminRevokeUserSessionsRequest(server string, id openapi_types.UUID) (*h
 	return req, nil
 }
 
+// NewCreateAttachmentRequest calls the generic CreateAttachment builder with application/json body
+func NewCreateAttachmentRequest(server string, body CreateAttachmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAttachmentRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateAttachmentRequestWithBody constructs an http.Request for the CreateAttachment method, with any body, and a specified content type
+func NewCreateAttachmentRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/attachments")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDownloadAttachmentRequest constructs an http.Request for the DownloadAttachment method
+func NewDownloadAttachmentRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/attachments/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUploadAttachmentRequestWithBody constructs an http.Request for the UploadAttachment method, with any body, and a specified content type
+func NewUploadAttachmentRequestWithBody(server string, id string, params *UploadAttachmentParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/attachments/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Offset != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.ContentRange != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Content-Range", *params.ContentRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Content-Range", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetAttachmentUploadRequest constructs an http.Request for the GetAttachmentUpload method
+func NewGetAttachmentUploadRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/attachments/%s/upload", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAddPasskeyBeginRequest constructs an http.Request for the AddPasskeyBegin method
 func NewAddPasskeyBeginRequest(server string) (*http.Request, error) {
 	var err error
@@ -5517,6 +5892,51 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/admin/users/{id}/revoke-sessions (the `AdminRevokeUserSessions` operationId).
 	AdminRevokeUserSessionsWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminRevokeUserSessionsResponse, error)
+
+	// CreateAttachmentWithBodyWithResponse Declare an attachment upload
+	//
+	// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+	CreateAttachmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAttachmentResponse, error)
+
+	// CreateAttachmentWithResponse Declare an attachment upload
+	//
+	// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+	CreateAttachmentWithResponse(ctx context.Context, body CreateAttachmentJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAttachmentResponse, error)
+
+	// DownloadAttachmentWithResponse Download an attachment
+	//
+	// Returns the encrypted bytes of a complete attachment, to a device that is a member of its group now or was when it was uploaded (the rule of the group's history); anyone else gets 403, whether or not the attachment exists. Supports HTTP range requests (206), `If-None-Match` and `If-Range` with the `ETag`; the bytes never change (`Cache-Control: private, immutable`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/attachments/{id} (the `DownloadAttachment` operationId).
+	DownloadAttachmentWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DownloadAttachmentResponse, error)
+
+	// UploadAttachmentWithBodyWithResponse Upload attachment bytes
+	//
+	// Appends the body's bytes at `offset` (query) or at FIRST of `Content-Range: bytes FIRST-LAST/SIZE`, which must equal the stored offset (else 409 with the stored offset in `upload_offset` and the `Upload-Offset` header). Bytes are fsynced before the answer; a dropped connection keeps what arrived, so the client asks GET /v1/attachments/{id}/upload and resumes. When the last byte is stored the attachment becomes complete, atomically (never half visible). Only the uploading device may upload.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/attachments/{id} (the `UploadAttachment` operationId).
+	UploadAttachmentWithBodyWithResponse(ctx context.Context, id string, params *UploadAttachmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadAttachmentResponse, error)
+
+	// GetAttachmentUploadWithResponse Status of an attachment upload
+	//
+	// Returns how many bytes are durably stored (`offset`): resume an interrupted upload there. Only the uploading device may ask; anyone else gets 403, whether or not the attachment exists.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/attachments/{id}/upload (the `GetAttachmentUpload` operationId).
+	GetAttachmentUploadWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetAttachmentUploadResponse, error)
 
 	// AddPasskeyBeginWithResponse Begin adding a passkey
 	//
@@ -6989,6 +7409,289 @@ func (r AdminRevokeUserSessionsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminRevokeUserSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateAttachmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AttachmentBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAttachmentResponse) GetJSON201() *AttachmentBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateAttachmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateAttachmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateAttachmentResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateAttachmentResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateAttachmentResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r CreateAttachmentResponse) GetApplicationproblemJSON507() *Problem {
+	return r.ApplicationproblemJSON507
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAttachmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAttachmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAttachmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAttachmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DownloadAttachmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DownloadAttachmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DownloadAttachmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DownloadAttachmentResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r DownloadAttachmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DownloadAttachmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DownloadAttachmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DownloadAttachmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UploadAttachmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AttachmentBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UploadAttachmentResponse) GetJSON200() *AttachmentBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UploadAttachmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UploadAttachmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UploadAttachmentResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UploadAttachmentResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UploadAttachmentResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r UploadAttachmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UploadAttachmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UploadAttachmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UploadAttachmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAttachmentUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AttachmentBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAttachmentUploadResponse) GetJSON200() *AttachmentBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAttachmentUploadResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetAttachmentUploadResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetAttachmentUploadResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetAttachmentUploadResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAttachmentUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAttachmentUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAttachmentUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAttachmentUploadResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9264,6 +9967,81 @@ func (c *ClientWithResponses) AdminRevokeUserSessionsWithResponse(ctx context.Co
 	return ParseAdminRevokeUserSessionsResponse(rsp)
 }
 
+// CreateAttachmentWithBodyWithResponse Declare an attachment upload
+//
+// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+func (c *ClientWithResponses) CreateAttachmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAttachmentResponse, error) {
+	rsp, err := c.CreateAttachmentWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAttachmentResponse(rsp)
+}
+
+// CreateAttachmentWithResponse Declare an attachment upload
+//
+// Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/attachments (the `CreateAttachment` operationId).
+func (c *ClientWithResponses) CreateAttachmentWithResponse(ctx context.Context, body CreateAttachmentJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAttachmentResponse, error) {
+	rsp, err := c.CreateAttachment(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAttachmentResponse(rsp)
+}
+
+// DownloadAttachmentWithResponse Download an attachment
+//
+// Returns the encrypted bytes of a complete attachment, to a device that is a member of its group now or was when it was uploaded (the rule of the group's history); anyone else gets 403, whether or not the attachment exists. Supports HTTP range requests (206), `If-None-Match` and `If-Range` with the `ETag`; the bytes never change (`Cache-Control: private, immutable`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/attachments/{id} (the `DownloadAttachment` operationId).
+func (c *ClientWithResponses) DownloadAttachmentWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DownloadAttachmentResponse, error) {
+	rsp, err := c.DownloadAttachment(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDownloadAttachmentResponse(rsp)
+}
+
+// UploadAttachmentWithBodyWithResponse Upload attachment bytes
+//
+// Appends the body's bytes at `offset` (query) or at FIRST of `Content-Range: bytes FIRST-LAST/SIZE`, which must equal the stored offset (else 409 with the stored offset in `upload_offset` and the `Upload-Offset` header). Bytes are fsynced before the answer; a dropped connection keeps what arrived, so the client asks GET /v1/attachments/{id}/upload and resumes. When the last byte is stored the attachment becomes complete, atomically (never half visible). Only the uploading device may upload.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/attachments/{id} (the `UploadAttachment` operationId).
+func (c *ClientWithResponses) UploadAttachmentWithBodyWithResponse(ctx context.Context, id string, params *UploadAttachmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadAttachmentResponse, error) {
+	rsp, err := c.UploadAttachmentWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUploadAttachmentResponse(rsp)
+}
+
+// GetAttachmentUploadWithResponse Status of an attachment upload
+//
+// Returns how many bytes are durably stored (`offset`): resume an interrupted upload there. Only the uploading device may ask; anyone else gets 403, whether or not the attachment exists.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/attachments/{id}/upload (the `GetAttachmentUpload` operationId).
+func (c *ClientWithResponses) GetAttachmentUploadWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetAttachmentUploadResponse, error) {
+	rsp, err := c.GetAttachmentUpload(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAttachmentUploadResponse(rsp)
+}
+
 // AddPasskeyBeginWithResponse Begin adding a passkey
 //
 // For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). Rate-limited per client IP.
@@ -10726,6 +11504,235 @@ func ParseAdminRevokeUserSessionsResponse(rsp *http.Response) (*AdminRevokeUserS
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateAttachmentResponse parses an HTTP response from a CreateAttachmentWithResponse call
+func ParseCreateAttachmentResponse(rsp *http.Response) (*CreateAttachmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAttachmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AttachmentBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDownloadAttachmentResponse parses an HTTP response from a DownloadAttachmentWithResponse call
+func ParseDownloadAttachmentResponse(rsp *http.Response) (*DownloadAttachmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DownloadAttachmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case rsp.StatusCode == 416:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUploadAttachmentResponse parses an HTTP response from a UploadAttachmentWithResponse call
+func ParseUploadAttachmentResponse(rsp *http.Response) (*UploadAttachmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UploadAttachmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AttachmentBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAttachmentUploadResponse parses an HTTP response from a GetAttachmentUploadWithResponse call
+func ParseGetAttachmentUploadResponse(rsp *http.Response) (*GetAttachmentUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAttachmentUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AttachmentBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
