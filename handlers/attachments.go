@@ -145,9 +145,16 @@ func (h *handler) registerAttachments(api huma.API) {
 		if err != nil {
 			return nil, h.fail(ctx, err)
 		}
-		off, _, err := h.d.Blobs.Status(ctx, a.ID)
+		off, complete, err := h.d.Blobs.Status(ctx, a.ID)
 		if err != nil {
 			return nil, h.fail(ctx, err)
+		}
+		if complete && !a.Complete() {
+			// The bytes were committed but the server stopped before it
+			// marked the row (or answered): finish now.
+			if a, err = h.d.Store.CompleteAttachment(ctx, a.ID); err != nil {
+				return nil, h.fail(ctx, err)
+			}
 		}
 		return &AttachmentOutput{Body: attachmentBody(a, off)}, nil
 	})

@@ -398,3 +398,34 @@ func TestAttachmentStats(t *testing.T) {
 		t.Fatalf("stats: %+v", st)
 	}
 }
+
+// A crash after the blob was committed but before its row was marked leaves
+// an attachment that is not downloadable; the uploader's next status (or
+// PUT at the final offset) completes it.
+func TestAttachmentCommittedBeforeCrash(t *testing.T) {
+	f := newAttachFixture(t)
+	ctx := context.Background()
+	data := randomBytes(1000)
+	a := f.create(t, f.alice, int64(len(data)))
+	blobs := f.s.App.Blobs()
+	if _, err := blobs.Append(ctx, a.ID, 0, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.s.Do(t, "GET", "/v1/attachments/"+a.ID, f.bob.Token, nil); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("part file served: %d", r.StatusCode)
+	}
+	if err := blobs.Commit(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.s.Do(t, "GET", "/v1/attachments/"+a.ID, f.bob.Token, nil); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("unmarked attachment served: %d", r.StatusCode)
+	}
+	var st handlers.AttachmentBody
+	f.s.Do(t, "GET", "/v1/attachments/"+a.ID+"/upload", f.alice.Token, nil).JSON(t, &st)
+	if !st.Complete || st.Offset != int64(len(data)) {
+		t.Fatalf("status: %+v", st)
+	}
+	if r := f.s.Do(t, "GET", "/v1/attachments/"+a.ID, f.bob.Token, nil); r.StatusCode != 200 || !bytes.Equal(r.Body, data) {
+		t.Fatalf("download: %d", r.StatusCode)
+	}
+}
