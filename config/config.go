@@ -89,6 +89,8 @@ type Limits struct {
 	KeyPackageLowWater    int           `flag:"key-package-low-water" usage:"normal key packages below which a device is told to upload more" validate:"gte=0"`
 	KeyPackageMaxLifetime time.Duration `flag:"key-package-max-lifetime" usage:"longest key-package lifetime accepted" validate:"gte=1h"`
 	KeyPackagesPerDevice  int           `flag:"key-packages-per-device" usage:"normal key packages one device may hold (all suites together)" validate:"gte=1,lte=100000"`
+	MaxAttachmentBytes    int64         `flag:"max-attachment-bytes" usage:"largest encrypted attachment" validate:"gte=1024"`
+	UserQuotaBytes        int64         `flag:"user-quota-bytes" usage:"attachment bytes one user may store in all groups together" validate:"gte=65536"`
 }
 
 // Default returns the configuration that makes `sovereign serve` work with no
@@ -129,6 +131,8 @@ func Default() Config {
 			KeyPackageLowWater:    10,
 			KeyPackageMaxLifetime: 90 * 24 * time.Hour,
 			KeyPackagesPerDevice:  1000,
+			MaxAttachmentBytes:    100 << 20,
+			UserQuotaBytes:        2 << 30,
 		},
 	}
 }
@@ -151,6 +155,10 @@ func (c *Config) DatabaseLabel() string {
 
 // DBPath is the database file inside the data directory.
 func (c *Config) DBPath() string { return strings.TrimSuffix(c.DataDir, "/") + "/sovereign.db" }
+
+// AttachmentsDir is the directory of attachment files inside the data
+// directory.
+func (c *Config) AttachmentsDir() string { return strings.TrimSuffix(c.DataDir, "/") + "/attachments" }
 
 // TrustedProxyPrefixes parses TrustedProxies (already validated).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {

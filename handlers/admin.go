@@ -91,20 +91,23 @@ func (h *handler) followSetting(f func(settings.Values)) {
 
 // AdminStats are the server's counts.
 type AdminStats struct {
-	Users          int    `json:"users" doc:"Accounts, disabled ones included"`
-	Admins         int    `json:"admins" doc:"Accounts with the admin role"`
-	DisabledUsers  int    `json:"disabled_users" doc:"Disabled accounts"`
-	Devices        int    `json:"devices" doc:"Devices that are not revoked"`
-	RevokedDevices int    `json:"revoked_devices" doc:"Revoked devices"`
-	ActiveSessions int    `json:"active_sessions" doc:"Sessions neither expired nor revoked"`
-	Groups         int    `json:"groups" doc:"MLS groups"`
-	KeyPackages    int    `json:"key_packages" doc:"Key packages stored, last-resort ones included"`
-	Messages       int    `json:"messages" doc:"Stored messages and notices (every kind of event)"`
-	MessageBytes   int64  `json:"message_bytes" doc:"Payload bytes of the stored messages"`
-	DatabaseBytes  int64  `json:"database_bytes" doc:"Size of the database file and its write-ahead log"`
-	OpenStreams    *int   `json:"open_streams" doc:"Event streams open now (SSE and long-poll); null when no real-time hub runs"`
-	Version        string `json:"version" doc:"API version"`
-	StartedAt      string `json:"started_at" format:"date-time" doc:"When this server process started"`
+	Users             int    `json:"users" doc:"Accounts, disabled ones included"`
+	Admins            int    `json:"admins" doc:"Accounts with the admin role"`
+	DisabledUsers     int    `json:"disabled_users" doc:"Disabled accounts"`
+	Devices           int    `json:"devices" doc:"Devices that are not revoked"`
+	RevokedDevices    int    `json:"revoked_devices" doc:"Revoked devices"`
+	ActiveSessions    int    `json:"active_sessions" doc:"Sessions neither expired nor revoked"`
+	Groups            int    `json:"groups" doc:"MLS groups"`
+	KeyPackages       int    `json:"key_packages" doc:"Key packages stored, last-resort ones included"`
+	Messages          int    `json:"messages" doc:"Stored messages and notices (every kind of event)"`
+	MessageBytes      int64  `json:"message_bytes" doc:"Payload bytes of the stored messages"`
+	DatabaseBytes     int64  `json:"database_bytes" doc:"Size of the database file and its write-ahead log"`
+	Attachments       int    `json:"attachments" doc:"Complete attachments stored"`
+	AttachmentBytes   int64  `json:"attachment_bytes" doc:"Encrypted bytes of the complete attachments"`
+	AttachmentUploads int    `json:"attachment_uploads" doc:"Attachment uploads in progress (deleted when incomplete for a day)"`
+	OpenStreams       *int   `json:"open_streams" doc:"Event streams open now (SSE and long-poll); null when no real-time hub runs"`
+	Version           string `json:"version" doc:"API version"`
+	StartedAt         string `json:"started_at" format:"date-time" doc:"When this server process started"`
 }
 
 // AdminStatsOutput answers GET /v1/admin/stats.
@@ -238,6 +241,7 @@ func (h *handler) adminStats(ctx context.Context, _ *struct{}) (*AdminStatsOutpu
 		Users: st.Users, Admins: st.Admins, DisabledUsers: st.DisabledUsers, Devices: st.Devices,
 		RevokedDevices: st.RevokedDevices, ActiveSessions: st.ActiveSessions, Groups: st.Groups,
 		KeyPackages: st.KeyPackages, Messages: st.Messages, MessageBytes: st.MessageBytes, DatabaseBytes: st.DBBytes,
+		Attachments: st.Attachments.Count, AttachmentBytes: st.Attachments.Bytes, AttachmentUploads: st.Attachments.Incomplete,
 		Version: apiVersion, StartedAt: processStart.UTC().Format(time.RFC3339),
 	}}
 	if h.d.Streams != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/sovereign-im/sovereign/blobstore"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/metrics"
 	"github.com/sovereign-im/sovereign/ratelimit"
@@ -44,6 +45,9 @@ type Deps struct {
 	Metrics *metrics.Registry
 	// Push is nil when push is off (--push=false, or the OpenAPI build).
 	Push *PushDeps
+	// Blobs stores attachment bytes; nil only while building the OpenAPI
+	// document.
+	Blobs blobstore.Blobs
 }
 
 // Tags group operations in the OpenAPI document.
@@ -80,6 +84,7 @@ func Register(api huma.API, d *Deps) {
 	h.registerKeyPackages(api)
 	h.registerGroups(api)
 	h.registerPeople(api)
+	h.registerAttachments(api)
 	h.registerAdmin(api)
 	h.registerAdminUsers(api)
 	h.registerRecoveryAdmin(api)

@@ -30,6 +30,7 @@ type Problem struct {
 	RetryAfter   int                 `json:"retry_after,omitempty" doc:"Seconds to wait before retrying (also in the Retry-After header)"`
 	Errors       []*huma.ErrorDetail `json:"errors,omitempty" doc:"Validation failures"`
 	Resync       *Resync             `json:"resync,omitempty" doc:"With 410 cursor_expired: what the device needs to resynchronise"`
+	UploadOffset *int64              `json:"upload_offset,omitempty" doc:"With an attachment upload refused or interrupted: the bytes stored, where the next upload request starts"`
 
 	headers http.Header
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/sovereign-im/sovereign/api"
+	"github.com/sovereign-im/sovereign/blobstore"
 	"github.com/sovereign-im/sovereign/clientip"
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/docs"
@@ -68,6 +69,7 @@ type Server struct {
 	stopBackup func()
 	push       *push.Worker // nil with --push=false
 	closeOnce  sync.Once
+	blobs      blobstore.Blobs
 }
 
 // New opens the store and builds the HTTP handler; it does not listen.
@@ -88,12 +90,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
 		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
+		UserQuotaBytes:           cfg.Limits.UserQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,
 		Publisher:                hub,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	blobs, err := blobstore.NewLocal(cfg.AttachmentsDir())
+	if err != nil {
+		_ = st.Close()
+		return nil, err
 	}
 	wa, err := handlers.NewWebAuthn(cfg.RPID, cfg.RPName, cfg.RPOrigins, cfg.Limits.CeremonyTimeout)
 	if err != nil {
@@ -113,7 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	reg := metrics.New()
 	registerServerMetrics(reg, st, hub)
 	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams,
-		metrics: reg}
+		metrics: reg, blobs: blobs}
 
 	deps := &handlers.Deps{
 		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa,
@@ -121,6 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Streams:  realtime.NewStreamLimiter(cfg.Limits.StreamsPerIP, cfg.Limits.StreamsTotal),
 		Settings: live,
 		Metrics:  reg,
+		Blobs:    blobs,
 	}
 	if cfg.Push {
 		vapid, err := push.LoadVAPID(ctx, st)
@@ -167,6 +176,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
 	s.cleanup.Add(CleanupTasks(st, cfg)...)
+	s.cleanup.Add(AttachmentCleanupTasks(st, blobs, cfg)...)
 	s.cleanup.Start()
 	s.stopBackup = func() {}
 	if cfg.BackupDir != "" {
@@ -300,6 +310,22 @@ func registerPushMetrics(reg *metrics.Registry, st *store.Store) {
 
 // Push is the push worker, or nil with --push=false.
 func (s *Server) Push() *push.Worker { return s.push }
+// AttachmentCleanupTasks delete attachments past the retention period and
+// uploads left incomplete for a day (rows, freeing quota), then the files no
+// row names (those rows, and rows deleted with their group).
+func AttachmentCleanupTasks(st *store.Store, blobs blobstore.Blobs, cfg config.Config) []maintenance.Task {
+	return []maintenance.Task{
+		{Name: "expired_attachments", Run: func(ctx context.Context) (int64, error) {
+			return st.DeleteExpiredAttachments(ctx, st.Now().Add(-cfg.Limits.Retention))
+		}},
+		{Name: "attachment_files", Run: func(ctx context.Context) (int64, error) {
+			return st.SweepAttachmentFiles(ctx, blobs)
+		}},
+	}
+}
+
+// Blobs is the attachment blob store.
+func (s *Server) Blobs() blobstore.Blobs { return s.blobs }
 
 // Metrics is the server's metrics registry.
 func (s *Server) Metrics() *metrics.Registry { return s.metrics }

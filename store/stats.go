@@ -21,6 +21,9 @@ type Stats struct {
 	Messages       int   // stored events of every kind
 	MessageBytes   int64 // their payload bytes
 	DBBytes        int64 // the database file plus its write-ahead log
+	// Attachments are the complete attachments' count and ciphertext
+	// bytes, and the uploads in progress.
+	Attachments AttachmentStats
 }
 
 // Stats counts users, devices, sessions, groups and stored messages in one
@@ -42,11 +45,15 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
   (SELECT count(*) FROM key_packages) AS key_packages,
   (SELECT count(*) FROM events) AS messages,
   (SELECT coalesce(sum(bytes_used), 0) FROM groups) +
-  (SELECT coalesce(sum(length(payload)), 0) FROM events WHERE recipient_device_id IS NOT NULL AND group_id IS NULL) AS message_bytes`, now).Scan(ctx,
+  (SELECT coalesce(sum(length(payload)), 0) FROM events WHERE recipient_device_id IS NOT NULL AND group_id IS NULL) -
+  (SELECT coalesce(sum(size), 0) FROM attachments) AS message_bytes`, now).Scan(ctx,
 		&st.Users, &st.Admins, &st.DisabledUsers, &st.Devices, &st.RevokedDevices, &st.ActiveSessions,
 		&st.Groups, &st.KeyPackages, &st.Messages, &st.MessageBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read stats: %w", err)
+	}
+	if st.Attachments, err = s.attachmentStats(ctx); err != nil {
+		return nil, err
 	}
 	if s.path == "" {
 		st.DBBytes = s.eng.dbBytes(ctx, s.rdb)

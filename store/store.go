@@ -63,6 +63,9 @@ type Options struct {
 	// PushOnline turns Web Push queueing on: it reports whether a device
 	// has an open stream (such devices get no push). Nil means push is off.
 	PushOnline func(deviceID string) bool
+	// UserQuotaBytes bounds the attachment bytes one user stores in all
+	// groups together; 0 means DefaultUserQuotaBytes.
+	UserQuotaBytes int64
 	// MustExist refuses to create the database file: commands other than
 	// serve open the server's database and must never make a new one.
 	MustExist bool
@@ -82,6 +85,8 @@ type Store struct {
 	log     *slog.Logger
 	pub     models.Publisher
 	quota   int64
+	// userQuota bounds one user's attachment bytes.
+	userQuota int64
 
 	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 
@@ -124,11 +129,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.GroupQuotaBytes <= 0 {
 		opts.GroupQuotaBytes = DefaultGroupQuotaBytes
 	}
+	if opts.UserQuotaBytes <= 0 {
+		opts.UserQuotaBytes = DefaultUserQuotaBytes
+	}
 	if opts.KeyPackagesLow == nil {
 		opts.KeyPackagesLow = NotifyKeyPackagesLow
 	}
 	s := &Store{path: opts.Path, eng: eng, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
-		quota: opts.GroupQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache()}
+		quota: opts.GroupQuotaBytes, userQuota: opts.UserQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache()}
 	if eng.name() != "sqlite" {
 		s.path = ""
 	}

@@ -423,6 +423,7 @@
           card("Open streams", st.open_streams === null || st.open_streams === undefined ? "—" : num(st.open_streams), "SSE, long-poll and WebSocket"),
           card("Groups", num(st.groups)),
           card("Stored messages", num(st.messages), bytes(st.message_bytes) + " of ciphertext"),
+          card("Attachments", num(st.attachments ?? 0), bytes(st.attachment_bytes ?? 0) + " of ciphertext" + (st.attachment_uploads ? ", " + num(st.attachment_uploads) + " uploading" : "")),
           card("Key packages", num(st.key_packages)),
           card("Database", bytes(st.database_bytes), "file and write-ahead log")),
         h("section", { class: "panel" },

@@ -18,6 +18,7 @@ import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
 import type { Authenticator, CreationOptionsJSON, RequestOptionsJSON } from "./webauthn.js"
 import { ciphersuites } from "ts-mls"
+import { downloadAttachment, uploadAttachment, type AttachmentPointer, type AttachmentTransport, type UploadOptions } from "./attachments.js"
 
 export type Schemas = components["schemas"]
 
@@ -738,6 +739,26 @@ export class SovereignClient {
       }
       return ok(r, "sendMessage")
     }
+  }
+
+  // --- attachments ------------------------------------------------------------------
+
+  private attachmentTransport(): AttachmentTransport {
+    return { baseUrl: this.o.baseUrl.replace(/\/$/, ""), token: () => this.token, fetch: this.o.fetch }
+  }
+
+  /**
+   * Encrypts data on this device and uploads it for the group (resuming
+   * after network failures); send the returned pointer inside an MLS
+   * message (e.g. JSON in send()): the key and digest never reach the server.
+   */
+  async uploadAttachment(groupId: Uint8Array, data: Uint8Array, opts: UploadOptions = {}): Promise<AttachmentPointer> {
+    return uploadAttachment(this.attachmentTransport(), toBase64url(groupId), data, opts)
+  }
+
+  /** Downloads an attachment a pointer names, verifies its digest and decrypts it. */
+  async downloadAttachment(p: AttachmentPointer, opts: { onProgress?: (got: number, total: number) => void; signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    return downloadAttachment(this.attachmentTransport(), p, opts)
   }
 
   // --- the feed ---------------------------------------------------------------------

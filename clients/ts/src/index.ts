@@ -3,6 +3,7 @@
 // ts-mls; no Node built-ins). The file store is "@sovereign-im/client/node";
 // the software authenticator and CBOR for tests are
 // "@sovereign-im/client/testing".
+export * from "./attachments.js"
 export * from "./bytes.js"
 export * from "./errors.js"
 export * from "./feed.js"

@@ -326,6 +326,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Declare an attachment upload
+         * @description Declares an upload of `size` client-encrypted bytes for a group the calling device is a member of, and returns its id and upload URL. The size is reserved at once in the group's quota (counted with its messages' bytes) and in the user's attachment quota: 413 beyond --max-attachment-bytes, 507 when a quota is full; nothing is stored then. Uploads never completed are deleted after a day. See docs/attachments.md.
+         */
+        post: operations["createAttachment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/attachments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an attachment
+         * @description Returns the encrypted bytes of a complete attachment, to a device that is a member of its group now or was when it was uploaded (the rule of the group's history); anyone else gets 403, whether or not the attachment exists. Supports HTTP range requests (206), `If-None-Match` and `If-Range` with the `ETag`; the bytes never change (`Cache-Control: private, immutable`).
+         */
+        get: operations["downloadAttachment"];
+        /**
+         * Upload attachment bytes
+         * @description Appends the body's bytes at `offset` (query) or at FIRST of `Content-Range: bytes FIRST-LAST/SIZE`, which must equal the stored offset (else 409 with the stored offset in `upload_offset` and the `Upload-Offset` header). Bytes are fsynced before the answer; a dropped connection keeps what arrived, so the client asks GET /v1/attachments/{id}/upload and resumes. When the last byte is stored the attachment becomes complete, atomically (never half visible). Only the uploading device may upload.
+         */
+        put: operations["uploadAttachment"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/attachments/{id}/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Status of an attachment upload
+         * @description Returns how many bytes are durably stored (`offset`): resume an interrupted upload there. Only the uploading device may ask; anyone else gets 403, whether or not the attachment exists.
+         */
+        get: operations["getAttachmentUpload"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/add-passkey/begin": {
         parameters: {
             query?: never;
@@ -1218,6 +1282,21 @@ export interface components {
             admins: number;
             /**
              * Format: int64
+             * @description Encrypted bytes of the complete attachments
+             */
+            attachment_bytes: number;
+            /**
+             * Format: int64
+             * @description Attachment uploads in progress (deleted when incomplete for a day)
+             */
+            attachment_uploads: number;
+            /**
+             * Format: int64
+             * @description Complete attachments stored
+             */
+            attachments: number;
+            /**
+             * Format: int64
              * @description Size of the database file and its write-ahead log
              */
             database_bytes: number;
@@ -1426,6 +1505,31 @@ export interface components {
             /** @description base64url user handle; required for a discoverable login */
             userHandle?: string | null;
         };
+        AttachmentBody: {
+            /** @description Whether every byte is stored; only complete attachments can be downloaded */
+            complete: boolean;
+            /**
+             * Format: date-time
+             * @description When the attachment was declared
+             */
+            created_at: string;
+            /** @description The attachment's group (base64url without padding) */
+            group_id: string;
+            /** @description Attachment id; put it (with the key and digest) inside the MLS message that refers to the attachment */
+            id: string;
+            /**
+             * Format: int64
+             * @description Bytes durably stored so far: the next upload request starts here
+             */
+            offset: number;
+            /**
+             * Format: int64
+             * @description Declared length of the encrypted bytes
+             */
+            size: number;
+            /** @description Path to PUT the bytes to (relative to the API's origin) */
+            upload_url: string;
+        };
         AttestationCredential: {
             /** @description platform or cross-platform */
             authenticatorAttachment?: string;
@@ -1565,6 +1669,15 @@ export interface components {
             removed_devices: string[] | null;
             /** @description One Welcome event per added device */
             welcomes: components["schemas"]["WelcomeReceiptBody"][] | null;
+        };
+        CreateAttachmentInputBody: {
+            /** @description The group the attachment is for (base64url without padding); the calling device must be a member now */
+            group_id: string;
+            /**
+             * Format: int64
+             * @description Exact length of the encrypted bytes that will be uploaded; at most --max-attachment-bytes. Reserved at once in the group's and the user's quota.
+             */
+            size: number;
         };
         CreateGroupInputBody: {
             /** @description MLS group_id bytes, base64url without padding; choose 16 or more random bytes */
@@ -2121,6 +2234,11 @@ export interface components {
              * @default about:blank
              */
             type: string;
+            /**
+             * Format: int64
+             * @description With an attachment upload refused or interrupted: the bytes stored, where the next upload request starts
+             */
+            upload_offset?: number;
         };
         PushKeys: {
             /** @description The device's 16-byte authentication secret, base64url */
@@ -3596,6 +3714,294 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createAttachment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAttachmentInputBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Insufficient Storage */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    downloadAttachment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Attachment id (a UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole blob */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The requested range */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not modified (If-None-Match) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a member of the attachment's group (now or at upload), or no such attachment */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Range not satisfiable */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    uploadAttachment: {
+        parameters: {
+            query?: {
+                /** @description Where the body's bytes start (must equal the stored offset). Alternatively give Content-Range. */
+                offset?: string;
+            };
+            header?: {
+                /** @description bytes FIRST-LAST/SIZE: where the body's bytes go (FIRST must equal the stored offset; SIZE the declared size) */
+                "Content-Range"?: string;
+            };
+            path: {
+                /** @description Attachment id (a UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description The bytes are stored; `offset` is the new stored length */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not the uploading device, or no such attachment */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The range does not start at the stored offset, or the attachment is complete */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description More bytes than the declared size */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAttachmentUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Attachment id (a UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
