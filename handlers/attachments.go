@@ -243,12 +243,12 @@ func (h *handler) uploadAttachment(ctx context.Context, in *UploadAttachmentInpu
 		var oe *blobstore.ErrOffset
 		switch {
 		case errors.As(err, &oe):
-			writeProblem(w, offsetConflict(oe.Committed, "another request moved the stored offset"))
+			writeHTTPProblem(w, offsetConflict(oe.Committed, "another request moved the stored offset"))
 			return
 		case err != nil:
 			// The client went away or stalled: what arrived is stored.
 			h.log().InfoContext(hctx.Context(), "attachment upload interrupted", "id", a.ID, "offset", n, "err", err)
-			writeProblem(w, &Problem{Status: http.StatusBadRequest, Title: http.StatusText(http.StatusBadRequest),
+			writeHTTPProblem(w, &Problem{Status: http.StatusBadRequest, Title: http.StatusText(http.StatusBadRequest),
 				Detail: "the upload was interrupted; resume at the stored offset", Code: "upload_interrupted",
 				UploadOffset: &n, headers: http.Header{"Upload-Offset": {strconv.FormatInt(n, 10)}}})
 			return
@@ -256,18 +256,18 @@ func (h *handler) uploadAttachment(ctx context.Context, in *UploadAttachmentInpu
 		if n == a.Size {
 			var one [1]byte
 			if k, _ := io.ReadFull(body, one[:]); k > 0 {
-				writeProblem(w, &Problem{Status: http.StatusRequestEntityTooLarge, Title: http.StatusText(http.StatusRequestEntityTooLarge),
+				writeHTTPProblem(w, &Problem{Status: http.StatusRequestEntityTooLarge, Title: http.StatusText(http.StatusRequestEntityTooLarge),
 					Detail: fmt.Sprintf("the body holds more than the declared %d bytes", a.Size), Code: "attachment_too_large",
 					UploadOffset: &n, headers: http.Header{"Upload-Offset": {strconv.FormatInt(n, 10)}}})
 				return
 			}
 			if err := h.d.Blobs.Commit(hctx.Context(), a.ID); err != nil {
-				writeProblem(w, h.fail(hctx.Context(), err).(*Problem))
+				writeHTTPProblem(w, h.fail(hctx.Context(), err).(*Problem))
 				return
 			}
 			done, err := h.d.Store.CompleteAttachment(hctx.Context(), a.ID)
 			if err != nil {
-				writeProblem(w, h.fail(hctx.Context(), err).(*Problem))
+				writeHTTPProblem(w, h.fail(hctx.Context(), err).(*Problem))
 				return
 			}
 			a = done
@@ -423,7 +423,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func writeProblem(w http.ResponseWriter, p *Problem) {
+// writeHTTPProblem writes p on a raw response writer (the upload path
+// streams its body outside Huma).
+func writeHTTPProblem(w http.ResponseWriter, p *Problem) {
 	for k, vs := range p.headers {
 		for _, v := range vs {
 			w.Header().Add(k, v)
