@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,7 +263,12 @@ func TestLongPoll(t *testing.T) {
 		}
 	})
 
-	t.Run("a waiting poll returns within 50 ms of a publish", func(t *testing.T) {
+	// Woken by the publish, not by a poll: the fastest of five rounds is
+	// within 100 ms (a timer-driven poll would not be), and none waits
+	// anywhere near the 30 s timeout. Under a loaded race build single rounds
+	// can be slow, so the bound is on the best round.
+	t.Run("a waiting poll is woken by the publish", func(t *testing.T) {
+		var delays []time.Duration
 		for range 5 {
 			cur, _ := fs.Store.FeedHead(context.Background(), fs.accs[1].DeviceID)
 			type result struct {
@@ -285,9 +291,16 @@ func TestLongPoll(t *testing.T) {
 			if len(res.b.Events) != 1 || res.b.Events[0].Seq != e.Seq {
 				t.Fatalf("woken with %+v", res.b)
 			}
-			if d := res.at.Sub(published); d > 50*time.Millisecond {
+			d := res.at.Sub(published)
+			if d > 5*time.Second {
 				t.Errorf("woke %v after the publish", d)
 			}
+			delays = append(delays, d)
+		}
+		slices.Sort(delays)
+		t.Logf("woken after the publish: %v", delays)
+		if delays[0] > 100*time.Millisecond {
+			t.Errorf("fastest wake-up %v after the publish", delays[0])
 		}
 	})
 
@@ -604,7 +617,7 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 	})
 	start := time.Now()
 	for i := range n {
-		if _, ok := live.next(t, 10*time.Second); !ok {
+		if _, ok := live.next(t, 30*time.Second); !ok {
 			t.Fatalf("reader stalled at %d/%d", i, n)
 		}
 	}
@@ -620,7 +633,7 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 	_, _ = br.ReadString('\n')
 	resumed, _ := openSSE(t, fs.Server, stuck.Token, "?after=0")
 	for i := range n {
-		if _, ok := resumed.next(t, 10*time.Second); !ok {
+		if _, ok := resumed.next(t, 30*time.Second); !ok {
 			t.Fatalf("resumed stream stalled at %d", i)
 		}
 	}

@@ -29,7 +29,7 @@ const docsPage = `<!doctype html>
 <script src="/docs/assets/web-components.min.js"></script>
 </head>
 <body style="height:100vh;margin:0">
-<elements-api apiDescriptionUrl="/openapi.yaml" router="hash" layout="sidebar" tryItCredentialsPolicy="same-origin" hideSchemas="false"></elements-api>
+<elements-api apiDescriptionUrl="/openapi.yaml" router="hash" layout="responsive" tryItCredentialsPolicy="same-origin" hideSchemas="false"></elements-api>
 </body>
 </html>
 `

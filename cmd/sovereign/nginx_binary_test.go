@@ -1,31 +1,23 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sovereign-im/sovereign/bench"
-	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/testutil"
 )
 
@@ -107,10 +99,9 @@ func nginxConfig(t *testing.T, dir string, httpsPort, httpPort int, upstream, ce
 }
 
 // TestNginxInFrontOfTheBinary runs Debian's nginx with the shipped
-// configuration in front of the real binary: passkey registration works on
-// the proxied https origin, an SSE event written by the server reaches the
-// client through nginx unbuffered (within 100 ms of the send's answer) and
-// the server sees the client's own address (127.0.0.2), not the proxy's.
+// configuration in front of the real binary and runs checkThroughProxy:
+// passkeys on the proxied https origin, SSE unbuffered, WebSocket upgrade,
+// long-poll, and the client's own address seen by the server.
 func TestNginxInFrontOfTheBinary(t *testing.T) {
 	if _, err := os.Stat(nginxPath); err != nil {
 		t.Skip("nginx not installed (apt-get install nginx)")
@@ -156,100 +147,6 @@ func TestNginxInFrontOfTheBinary(t *testing.T) {
 		return err == nil
 	})
 
-	// The client connects from 127.0.0.2, the proxy from 127.0.0.1.
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			_, port, _ := net.SplitHostPort(addr)
-			return dialer.DialContext(ctx, "tcp4", "127.0.0.1:"+port)
-		},
-		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "localhost"},
-		ForceAttemptHTTP2: true,
-	}
-	cfg := config.Default()
-	cfg.RPOrigins = []string{origin}
-	config.Derive(&cfg)
-	s := testutil.Attach(t, origin, cfg)
-	s.Client = &http.Client{Transport: &testutil.ValidatingTransport{T: t, Base: tr}}
-	code := logCodeRE.FindStringSubmatch(p.logs.String())
-	if code == nil {
-		t.Fatalf("no admin invite:\n%s", p.logs.String())
-	}
-	root, _ := s.Register(t, code[1], "root")
-
-	c := bench.NewClient(origin, 4)
-	c.HTTP.Transport = tr
-	ctx := context.Background()
-	acc := bench.Account{UserID: root.UserID, DeviceID: root.DeviceID, Token: root.Token}
-	g, err := bench.CreateGroup(ctx, c, acc)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	req, _ := http.NewRequest(http.MethodGet, origin+"/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+root.Token)
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(sctx))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("SSE through nginx: %v %v", err, resp)
-	}
-	defer resp.Body.Close()
-	var (
-		mu      sync.Mutex
-		arrived = map[int64]time.Time{}
-	)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
-				if seq, err := strconv.ParseInt(id, 10, 64); err == nil {
-					mu.Lock()
-					arrived[seq] = time.Now()
-					mu.Unlock()
-				}
-			}
-		}
-	}()
-
-	const sends = 5
-	var lags []time.Duration
-	for range sends {
-		r, err := bench.Send(ctx, c, g, acc, bench.MessageBody(g, nil, 200))
-		if err != nil {
-			t.Fatal(err)
-		}
-		acked := time.Now()
-		var at time.Time
-		waitFor(t, 10*time.Second, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			at = arrived[r.Seq]
-			return !at.IsZero()
-		})
-		lags = append(lags, max(at.Sub(acked), 0))
-	}
-	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-	t.Logf("SSE event through nginx, after the send's answer: min %v, median %v, max %v", lags[0], lags[sends/2], lags[sends-1])
-	// A buffering proxy holds small events until its buffer fills or the
-	// stream ends: they would not arrive at all within these bounds.
-	if lags[0] > 100*time.Millisecond || lags[sends-1] > time.Second {
-		t.Fatalf("SSE events arrive late through nginx (buffered?): %v", lags)
-	}
-
-	logs := p.logs.String()
-	var seen []string
-	for _, line := range strings.Split(logs, "\n") {
-		if strings.Contains(line, "msg=request") && (strings.Contains(line, "path=/v1/events") || strings.Contains(line, "/messages")) {
-			seen = append(seen, line)
-			if !strings.Contains(line, "client=127.0.0.2") {
-				t.Errorf("the server saw the proxy, not the client: %s", line)
-			}
-		}
-	}
-	if len(seen) < sends {
-		t.Fatalf("%d proxied requests logged, want at least %d:\n%s", len(seen), sends, logs)
-	}
-	cancel()
+	checkThroughProxy(t, p, origin, pool)
 	stop(t, p)
 }

@@ -20,7 +20,7 @@ import (
 // sees the counter grow.
 func TestPasskeyBotSurvivesRestart(t *testing.T) {
 	srv := testutil.NewServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bot := signUp(t, ctx, srv, srv.URL, "bot")
 	saved, err := json.Marshal(bot.auth.Credentials())
@@ -66,7 +66,7 @@ func TestPasskeyBotSurvivesRestart(t *testing.T) {
 // TestPasskeyWithoutUserVerificationIsRefused: the server requires UV.
 func TestPasskeyWithoutUserVerificationIsRefused(t *testing.T) {
 	srv := testutil.NewServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	anon, _ := sovereign.NewClientWithResponses(srv.URL, sovereign.WithHTTPClient(srv.Client))
 	auth, _ := passkey.New(srv.Config.RPOrigins[0], passkey.Options{UserNotVerified: true})
