@@ -114,6 +114,7 @@ type KeyPackagesExpiringNotice struct {
 // NoticeMemberLeft tells a group's members that a device left by a
 // self-Remove proposal, which the next commit must include.
 const NoticeMemberLeft = "member_left"
+
 // Notices of account changes, posted to every device of the user so that a
 // passkey added or removed behind the owner's back shows on all of them.
 const (

@@ -310,6 +310,7 @@ func registerPushMetrics(reg *metrics.Registry, st *store.Store) {
 
 // Push is the push worker, or nil with --push=false.
 func (s *Server) Push() *push.Worker { return s.push }
+
 // AttachmentCleanupTasks delete attachments past the retention period and
 // uploads left incomplete for a day (rows, freeing quota), then the files no
 // row names (those rows, and rows deleted with their group).
