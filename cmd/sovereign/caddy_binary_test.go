@@ -57,7 +57,7 @@ func TestCaddyInFrontOfTheBinary(t *testing.T) {
 	httpsPort := freePort(t)
 	origin := "https://localhost:" + strconv.Itoa(httpsPort)
 	p := startBinary(t, filepath.Join(dir, "data"), "--rp-origins", origin, "--trusted-proxies", "127.0.0.1/32",
-		"--messages-per-minute", "100000")
+		"--messages-per-minute", "100000", "--log-level", "debug")
 	upstream := strings.TrimPrefix(p.URL, "http://")
 
 	certFile, keyFile, pool := selfSigned(t, dir)

@@ -39,7 +39,7 @@ func TestChangingOnlyThePortKeepsPasskeysWorking(t *testing.T) {
 		t.Fatalf("start-up log does not print %s:\n%s", want, p.logs.String())
 	}
 	code := logCodeRE.FindStringSubmatch(p.logs.String())
-	if code == nil || !strings.Contains(p.logs.String(), "link="+want+"/invite#"+code[1]) {
+	if code == nil || !strings.Contains(p.logs.String(), `link="`+want+"/invite?role=admin#"+code[1]+`"`) {
 		t.Fatalf("admin invite link does not point at %s:\n%s", want, p.logs.String())
 	}
 	s := attach(t, want) // what a browser opens

@@ -55,7 +55,8 @@ func proxyTransport(pool *x509.CertPool, http2 bool) *http.Transport {
 // arrive unbuffered (each within 100 ms of the send's answer at best, 1 s at
 // worst); a WebSocket upgrade that delivers an event; a long-poll that a
 // publish wakes; and the server seeing the client's own address
-// (proxyClientIP), never the proxy's.
+// (proxyClientIP), never the proxy's. p must log at debug level: only there
+// do request lines carry the path and the client address.
 func checkThroughProxy(t *testing.T, p *Process, origin string, pool *x509.CertPool) {
 	t.Helper()
 	tr := proxyTransport(pool, true)
