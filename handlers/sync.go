@@ -294,7 +294,7 @@ func (h *handler) openSSE(api huma.API) func(huma.Context, func(huma.Context)) {
 		defer st.close()
 		ctx.SetHeader("Cache-Control", "no-store")
 		ctx.SetHeader("X-Accel-Buffering", "no")
-		st.body = &bodyWriter{w: ctx.BodyWriter()}
+		st.body = newBodyWriter(ctx.BodyWriter())
 		next(huma.WithValue(ctx, streamKey{}, st))
 	}
 }
@@ -367,10 +367,15 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 // json.Marshal output holds no newline) but directly, because Huma's sender
 // re-validates every byte of pre-encoded JSON through encoding/json, which
 // costs more than encoding the event again.
+//
+// The write deadline is renewed before each event: a client that stops
+// reading is cut off within sse.WriteTimeout, but one on a slow link that
+// keeps reading is never cut off in the middle of a large batch (a replay
+// page of big events can take far longer than the timeout to write).
 func (st *stream) writeSSE(items []*realtime.Item) error {
-	st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
 	hdr := st.scratch[:0]
 	for _, it := range items {
+		st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
 		raw := it.Wire(encodeEvent)
 		if raw == nil {
 			return errors.New("event could not be encoded")
@@ -389,6 +394,7 @@ func (st *stream) writeSSE(items []*realtime.Item) error {
 		}
 	}
 	st.scratch = hdr
+	st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
 	return st.body.flush()
 }
 
@@ -477,20 +483,32 @@ func (h *handler) writeProblem(api huma.API, ctx huma.Context, err error) {
 }
 
 // bodyWriter is an SSE response body: writes go to net/http's buffer and
-// reach the client on flush.
-type bodyWriter struct{ w io.Writer }
+// reach the client on flush. rc is the response's controller (nil when the
+// body is not an http.ResponseWriter), made once per stream.
+type bodyWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func newBodyWriter(w io.Writer) *bodyWriter {
+	b := &bodyWriter{w: w}
+	if rw, ok := w.(http.ResponseWriter); ok {
+		b.rc = http.NewResponseController(rw)
+	}
+	return b
+}
 
 func (b *bodyWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 func (b *bodyWriter) flush() error {
-	if rw, ok := b.w.(http.ResponseWriter); ok {
-		return http.NewResponseController(rw).Flush()
+	if b.rc != nil {
+		return b.rc.Flush()
 	}
 	return nil
 }
 
 func (b *bodyWriter) setWriteDeadline(t time.Time) {
-	if rw, ok := b.w.(http.ResponseWriter); ok {
-		_ = http.NewResponseController(rw).SetWriteDeadline(t)
+	if b.rc != nil {
+		_ = b.rc.SetWriteDeadline(t)
 	}
 }

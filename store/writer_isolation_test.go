@@ -43,9 +43,9 @@ func TestCancelledUseCaseDoesNotAbortItsBatch(t *testing.T) {
 			aDone <- s.Write(ctxA, func(ctx context.Context, tx *Tx) error {
 				txA.Store(tx.Tx.Tx)
 				// The client goes away while the statement runs.
-				timer := time.AfterFunc(20*time.Millisecond, cancelA)
+				timer := time.AfterFunc(5*time.Millisecond, cancelA)
 				defer timer.Stop()
-				_, err := tx.NewRaw(`WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 300000)
+				_, err := tx.NewRaw(`WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 50000)
 INSERT INTO settings (key, value, updated_at) SELECT 'slow' || x, '1', 0 FROM n`).Exec(ctx)
 				if err != nil {
 					return err
