@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -37,29 +36,10 @@ type LeaveGroupOutput struct {
 
 // DeleteMeInput confirms an account deletion.
 type DeleteMeInput struct {
-	Body struct {
+	StepUp string `header:"Sovereign-Step-Up" maxLength:"128" doc:"Step-up grant from stepUpFinish, made for delete_account by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required."`
+	Body   struct {
 		ConfirmUsername string `json:"confirm_username" minLength:"1" maxLength:"64" doc:"Your username, typed again: a guard against accidents"`
 	}
-}
-
-// stepUpWindow is how recent a session's passkey sign-in must be for an
-// account change until the step-up ceremony is wired in.
-const stepUpWindow = 10 * time.Minute
-
-// requireStepUp is the one place where an account-changing operation asks
-// for a fresh passkey assertion. Until the step-up ceremony lands it accepts
-// sessions opened (by a passkey ceremony) less than stepUpWindow ago and
-// answers 403 step_up_required otherwise: sign in again, then retry.
-func (h *handler) requireStepUp(ctx context.Context, p *models.Principal, action string) error {
-	s, err := h.d.Store.SessionByID(ctx, p.SessionID)
-	if err != nil {
-		return err
-	}
-	if h.now().Sub(s.CreatedAt) > stepUpWindow {
-		return models.Errorf(models.EFORBIDDEN, "step_up_required",
-			"%s needs a fresh passkey sign-in (within %v): sign in again with your passkey, then retry", action, stepUpWindow)
-	}
-	return nil
 }
 
 func (h *handler) registerPeople(api huma.API) {
@@ -163,8 +143,8 @@ func (h *handler) registerPeople(api huma.API) {
 		Summary:     "Delete my account",
 		Description: "Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other " +
 			"members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, " +
-			"devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in " +
-			"again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).",
+			"devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the " +
+			"Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).",
 		Tags:          []string{TagMe},
 		Security:      bearer,
 		DefaultStatus: http.StatusNoContent,
@@ -178,7 +158,7 @@ func (h *handler) registerPeople(api huma.API) {
 		if in.Body.ConfirmUsername != u.Username {
 			return nil, h.fail(ctx, models.Errorf(models.EINVALID, "confirmation_mismatch", "confirm_username must be your username"))
 		}
-		if err := h.requireStepUp(ctx, p, "deleting your account"); err != nil {
+		if err := h.d.Store.TakeStepUp(ctx, h.stepUpCheck(ctx, in.StepUp, models.StepUpDeleteAccount, "")); err != nil {
 			return nil, h.fail(ctx, err)
 		}
 		if err := h.d.Store.DeleteOwnAccount(ctx, h.actor(ctx, p)); err != nil {

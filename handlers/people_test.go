@@ -409,33 +409,40 @@ func TestNewDeviceNotice(t *testing.T) {
 	}
 }
 
-// TestDeleteOwnAccount: a fresh sign-in and the username are needed; then
+// TestDeleteOwnAccount: a step-up and the username are needed; then
 // the account leaves its groups (single-member groups are deleted) and no
 // row of it remains.
 func TestDeleteOwnAccount(t *testing.T) {
 	s := testutil.NewServer(t)
 	s.SeedAccount(t, "root", models.RoleAdmin)
 	bob := s.SeedAccount(t, "bob", models.RoleMember)
-	alice, _ := s.RegisterMember(t, "alice")
+	alice, alicePasskey := s.RegisterMember(t, "alice")
 	shared, solo := []byte("delete-account-shared-01"), []byte("delete-account-solo-0001")
 	createGroup(t, s, alice, shared)
 	joinGroup(t, s, bob, shared)
 	createGroup(t, s, alice, solo)
 	s.UploadKeyPackages(t, alice, 2, true)
 
-	del := func(a testutil.Account, confirm string) *testutil.Response {
-		return s.Do(t, "DELETE", "/v1/me", a.Token, map[string]any{"confirm_username": confirm})
+	del := func(a testutil.Account, confirm, grant string) *testutil.Response {
+		if grant == "" {
+			return s.Do(t, "DELETE", "/v1/me", a.Token, map[string]any{"confirm_username": confirm})
+		}
+		return s.Do(t, "DELETE", "/v1/me", a.Token, map[string]any{"confirm_username": confirm}, "Sovereign-Step-Up", grant)
 	}
-	if r := del(alice, "bob"); r.StatusCode != http.StatusUnprocessableEntity {
+	if r := del(alice, "bob", ""); r.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("wrong confirmation: %d %s", r.StatusCode, r.Body)
 	}
-	s.Clock.Advance(11 * time.Minute)
-	r := del(alice, "alice")
+	// A token alone (a fresh one, even) is not enough, nor a grant made for
+	// another operation.
+	r := del(alice, "alice", "")
 	if p := decodeProblem(t, r); r.StatusCode != http.StatusForbidden || p.Code != "step_up_required" {
-		t.Fatalf("stale session: %d %s", r.StatusCode, r.Body)
+		t.Fatalf("without a step-up: %d %s", r.StatusCode, r.Body)
 	}
-	s.Clock.Advance(-11 * time.Minute)
-	if r := del(alice, "alice"); r.StatusCode != http.StatusNoContent {
+	other := s.StepUp(t, alice.Token, alicePasskey, "end_other_sessions", "")
+	if r := del(alice, "alice", other); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("with another operation's grant: %d %s", r.StatusCode, r.Body)
+	}
+	if r := del(alice, "alice", s.StepUp(t, alice.Token, alicePasskey, "delete_account", "")); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.StatusCode, r.Body)
 	}
 	if r := s.Do(t, "GET", "/v1/me", alice.Token, nil); r.StatusCode != http.StatusUnauthorized {

@@ -23,7 +23,7 @@ const stepUpHeaderDoc = "Step-up grant from `stepUpFinish`, made for this operat
 // StepUpBeginInput starts a step-up.
 type StepUpBeginInput struct {
 	Body struct {
-		Operation string `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions" doc:"The account change the step-up is for"`
+		Operation string `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions,delete_account" doc:"The account change the step-up is for"`
 		PasskeyID string `json:"passkey_id,omitempty" format:"uuid" doc:"For delete_passkey: the passkey to delete (the grant is good for it only)"`
 	}
 }
@@ -40,7 +40,7 @@ type StepUpFinishInput struct {
 // StepUpGrant is the proof a step-up leaves.
 type StepUpGrant struct {
 	StepUp    string    `json:"step_up" doc:"Send as the Sovereign-Step-Up header of the operation, once, before expires_at"`
-	Operation string    `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions" doc:"The operation it allows"`
+	Operation string    `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions,delete_account" doc:"The operation it allows"`
 	PasskeyID string    `json:"passkey_id,omitempty" format:"uuid" doc:"For delete_passkey: the passkey it allows deleting"`
 	ExpiresAt time.Time `json:"expires_at" doc:"The grant is refused after this time"`
 }
@@ -202,7 +202,7 @@ func (h *handler) stepUpBegin(ctx context.Context, in *StepUpBeginInput) (*Reque
 			return nil, h.fail(ctx, models.Errorf(models.EINVALID, "passkey_id_required", "a delete_passkey step-up names the passkey (passkey_id)"))
 		}
 		target = in.Body.PasskeyID
-	case models.StepUpAddPasskey, models.StepUpEndOtherSessions:
+	case models.StepUpAddPasskey, models.StepUpEndOtherSessions, models.StepUpDeleteAccount:
 		if in.Body.PasskeyID != "" {
 			return nil, h.fail(ctx, models.Errorf(models.EINVALID, "unexpected_passkey_id", "only a delete_passkey step-up names a passkey"))
 		}

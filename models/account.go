@@ -174,7 +174,8 @@ const (
 	StepUpAddPasskey       StepUpOperation = "add_passkey"
 	StepUpDeletePasskey    StepUpOperation = "delete_passkey"
 	StepUpEndOtherSessions StepUpOperation = "end_other_sessions"
+	StepUpDeleteAccount    StepUpOperation = "delete_account"
 )
 
 // StepUpOperations lists them, for validation and documentation.
-var StepUpOperations = []StepUpOperation{StepUpAddPasskey, StepUpDeletePasskey, StepUpEndOtherSessions}
+var StepUpOperations = []StepUpOperation{StepUpAddPasskey, StepUpDeletePasskey, StepUpEndOtherSessions, StepUpDeleteAccount}

@@ -390,6 +390,7 @@ func (e RequestOptionsUserVerification) Valid() bool {
 // Defines values for StepUpBeginInputBodyOperation.
 const (
 	StepUpBeginInputBodyOperationAddPasskey       StepUpBeginInputBodyOperation = "add_passkey"
+	StepUpBeginInputBodyOperationDeleteAccount    StepUpBeginInputBodyOperation = "delete_account"
 	StepUpBeginInputBodyOperationDeletePasskey    StepUpBeginInputBodyOperation = "delete_passkey"
 	StepUpBeginInputBodyOperationEndOtherSessions StepUpBeginInputBodyOperation = "end_other_sessions"
 )
@@ -398,6 +399,8 @@ const (
 func (e StepUpBeginInputBodyOperation) Valid() bool {
 	switch e {
 	case StepUpBeginInputBodyOperationAddPasskey:
+		return true
+	case StepUpBeginInputBodyOperationDeleteAccount:
 		return true
 	case StepUpBeginInputBodyOperationDeletePasskey:
 		return true
@@ -411,6 +414,7 @@ func (e StepUpBeginInputBodyOperation) Valid() bool {
 // Defines values for StepUpGrantOperation.
 const (
 	StepUpGrantOperationAddPasskey       StepUpGrantOperation = "add_passkey"
+	StepUpGrantOperationDeleteAccount    StepUpGrantOperation = "delete_account"
 	StepUpGrantOperationDeletePasskey    StepUpGrantOperation = "delete_passkey"
 	StepUpGrantOperationEndOtherSessions StepUpGrantOperation = "end_other_sessions"
 )
@@ -419,6 +423,8 @@ const (
 func (e StepUpGrantOperation) Valid() bool {
 	switch e {
 	case StepUpGrantOperationAddPasskey:
+		return true
+	case StepUpGrantOperationDeleteAccount:
 		return true
 	case StepUpGrantOperationDeletePasskey:
 		return true
@@ -2105,6 +2111,12 @@ type SendMessageParams struct {
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
+// DeleteMeParams defines parameters for DeleteMe.
+type DeleteMeParams struct {
+	// SovereignStepUp Step-up grant from stepUpFinish, made for delete_account by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
+	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
+}
+
 // DeleteMyPasskeyParams defines parameters for DeleteMyPasskey.
 type DeleteMyPasskeyParams struct {
 	// SovereignStepUp Step-up grant from stepUpFinish, made for delete_passkey and this passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
@@ -2842,21 +2854,21 @@ type ClientInterface interface {
 
 	// DeleteMeWithBody Delete my account
 	//
-	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-	DeleteMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DeleteMeWithBody(ctx context.Context, params *DeleteMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteMe Delete my account
 	//
-	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-	DeleteMe(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DeleteMe(ctx context.Context, params *DeleteMeParams, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMe Who am I
 	//
@@ -4215,13 +4227,13 @@ func (c *Client) CountKeyPackages(ctx context.Context, reqEditors ...RequestEdit
 
 // DeleteMeWithBody Delete my account
 //
-// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-func (c *Client) DeleteMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteMeRequestWithBody(c.Server, contentType, body)
+func (c *Client) DeleteMeWithBody(ctx context.Context, params *DeleteMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMeRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4234,13 +4246,13 @@ func (c *Client) DeleteMeWithBody(ctx context.Context, contentType string, body 
 
 // DeleteMe Delete my account
 //
-// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-func (c *Client) DeleteMe(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteMeRequest(c.Server, body)
+func (c *Client) DeleteMe(ctx context.Context, params *DeleteMeParams, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMeRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6554,18 +6566,18 @@ func NewCountKeyPackagesRequest(server string) (*http.Request, error) {
 }
 
 // NewDeleteMeRequest calls the generic DeleteMe builder with application/json body
-func NewDeleteMeRequest(server string, body DeleteMeJSONRequestBody) (*http.Request, error) {
+func NewDeleteMeRequest(server string, params *DeleteMeParams, body DeleteMeJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDeleteMeRequestWithBody(server, "application/json", bodyReader)
+	return NewDeleteMeRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewDeleteMeRequestWithBody constructs an http.Request for the DeleteMe method, with any body, and a specified content type
-func NewDeleteMeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewDeleteMeRequestWithBody(server string, params *DeleteMeParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -6589,6 +6601,21 @@ func NewDeleteMeRequestWithBody(server string, contentType string, body io.Reade
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.SovereignStepUp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Sovereign-Step-Up", *params.SovereignStepUp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Sovereign-Step-Up", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8030,21 +8057,21 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteMeWithBodyWithResponse Delete my account
 	//
-	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-	DeleteMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
+	DeleteMeWithBodyWithResponse(ctx context.Context, params *DeleteMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
 
 	// DeleteMeWithResponse Delete my account
 	//
-	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+	// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-	DeleteMeWithResponse(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
+	DeleteMeWithResponse(ctx context.Context, params *DeleteMeParams, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error)
 
 	// GetMeWithResponse Who am I
 	//
@@ -13912,13 +13939,13 @@ func (c *ClientWithResponses) CountKeyPackagesWithResponse(ctx context.Context, 
 
 // DeleteMeWithBodyWithResponse Delete my account
 //
-// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
-	rsp, err := c.DeleteMeWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, params *DeleteMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
+	rsp, err := c.DeleteMeWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13927,13 +13954,13 @@ func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, 
 
 // DeleteMeWithResponse Delete my account
 //
-// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+// Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/me (the `DeleteMe` operationId).
-func (c *ClientWithResponses) DeleteMeWithResponse(ctx context.Context, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
-	rsp, err := c.DeleteMe(ctx, body, reqEditors...)
+func (c *ClientWithResponses) DeleteMeWithResponse(ctx context.Context, params *DeleteMeParams, body DeleteMeJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMeResponse, error) {
+	rsp, err := c.DeleteMe(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}

@@ -271,7 +271,7 @@ export class SovereignClient {
    * Returns the single-use grant (good for 60 s) for that change's
    * Sovereign-Step-Up header. The add/delete/end helpers below call it.
    */
-  async stepUp(operation: "add_passkey" | "delete_passkey" | "end_other_sessions", passkeyId?: string): Promise<string> {
+  async stepUp(operation: "add_passkey" | "delete_passkey" | "end_other_sessions" | "delete_account", passkeyId?: string): Promise<string> {
     const begin = ok(
       await this.api.POST("/v1/auth/step-up/begin", { body: { operation, passkey_id: passkeyId } }),
       "stepUpBegin",
@@ -570,20 +570,20 @@ export class SovereignClient {
   }
 
   /**
-   * Deletes this account for good (all devices leave their groups). The
-   * server wants a fresh passkey sign-in: when it answers step_up_required
-   * the client signs in again on this device (an authenticator ceremony)
-   * and retries once. The local storage is cleared afterwards.
+   * Deletes this account for good (all devices leave their groups), after a
+   * step-up with one of the account's passkeys (the authenticator asks for
+   * it). The local storage is cleared afterwards.
    */
   async deleteAccount(): Promise<void> {
+    const grant = await this.stepUp("delete_account")
     this.stop()
-    const attempt = async () => this.api.DELETE("/v1/me", { body: { confirm_username: this.username } })
-    let r = await attempt()
-    if (r.response.status === 403 && (r.error as Problem | undefined)?.code === "step_up_required" && this.o.authenticator) {
-      await this.login({ username: this.username })
-      r = await attempt()
-    }
-    ok(r, "deleteMe")
+    ok(
+      await this.api.DELETE("/v1/me", {
+        params: { header: { "Sovereign-Step-Up": grant } },
+        body: { confirm_username: this.username },
+      }),
+      "deleteMe",
+    )
     await this.store.clear()
     this.session = undefined
     this.mlsClient = undefined

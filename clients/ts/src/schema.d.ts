@@ -822,7 +822,7 @@ export interface paths {
         post?: never;
         /**
          * Delete my account
-         * @description Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a fresh passkey sign-in (403 step_up_required: sign in again, then retry) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
+         * @description Deletes your account for good, as an admin deletion does: every device leaves its groups first (the other members are asked to commit the removal; groups left empty are deleted), every session ends, and your passkeys, devices, key packages and device notices are deleted. Needs a step-up grant for delete_account in the Sovereign-Step-Up header (403 step_up_required without a valid one) and your username typed again. The last enabled admin cannot delete their account (409 last_admin).
          */
         delete: operations["deleteMe"];
         options?: never;
@@ -2519,7 +2519,7 @@ export interface components {
              * @description The account change the step-up is for
              * @enum {string}
              */
-            operation: "add_passkey" | "delete_passkey" | "end_other_sessions";
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions" | "delete_account";
             /**
              * Format: uuid
              * @description For delete_passkey: the passkey to delete (the grant is good for it only)
@@ -2542,7 +2542,7 @@ export interface components {
              * @description The operation it allows
              * @enum {string}
              */
-            operation: "add_passkey" | "delete_passkey" | "end_other_sessions";
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions" | "delete_account";
             /**
              * Format: uuid
              * @description For delete_passkey: the passkey it allows deleting
@@ -5774,7 +5774,10 @@ export interface operations {
     deleteMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made for delete_account by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path?: never;
             cookie?: never;
         };
