@@ -582,7 +582,8 @@ func TestKeyPackagesExpire(t *testing.T) {
 func TestCleanupJob(t *testing.T) {
 	s := testutil.NewServer(t)
 	want := []string{"expired_key_packages", "key_package_expiry_notices", "revoked_device_key_packages", "old_key_package_claims", "ended_sessions",
-		"expired_events", "expired_idempotency_keys", "expired_ceremonies", "dead_invites", "acked_events", "old_audit_ips", "old_audit_entries"}
+		"expired_events", "expired_idempotency_keys", "expired_ceremonies", "dead_invites", "acked_events", "old_audit_ips", "old_audit_entries",
+		"expired_attachments", "attachment_files"}
 	if got := s.App.Maintenance().Tasks(); len(got) != len(want) {
 		t.Fatalf("cleanup tasks = %v, want %v", got, want)
 	}
