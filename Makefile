@@ -140,7 +140,7 @@ test-go: assets
 ## instances, ordering, scale-out with real binaries)
 PG_PACKAGES = ./store/... ./handlers/... ./server/...
 test-go-postgres: assets
-	SOVEREIGN_TEST_DATABASE=postgres $(GO) test -race -count=1 $(PG_PACKAGES)
+	SOVEREIGN_TEST_DATABASE=postgres $(GO) test -race -count=1 -timeout 30m $(PG_PACKAGES)
 
 ## test-clients: build the server binary, then run the TypeScript SDK's tests
 ## (unit tests, the end-to-end test that starts bin/sovereign, and the
