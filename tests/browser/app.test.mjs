@@ -335,7 +335,7 @@ test("members join with invite links, talk end to end, add a second device, queu
     await sees(bob2, toBoth);
     await sees(bob, toBoth);
     assert.ok(sseBlocked > 0, "the second device tried SSE");
-    assert.ok(logLines.some((l) => l.path === "/v1/sync" && l.duration_ms > 500), "a long-poll waited for events");
+    assert.ok(logLines.some((l) => l.operation === "syncFeed" && l.duration_ms > 500), "a long-poll waited for events");
     await shot(bob2, "06-second-device", "phone");
 
     // My devices: both listed, with key fingerprints.
