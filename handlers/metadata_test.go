@@ -63,7 +63,11 @@ func TestMetadataStaysOutOfLogsAndExpires(t *testing.T) {
 	ctx := context.Background()
 	addressesIn := func() map[string]int {
 		found := map[string]int{}
-		rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table'`)
+		tablesQuery := `SELECT name FROM sqlite_master WHERE type = 'table'`
+		if s.Store.Engine() == "postgres" {
+			tablesQuery = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`
+		}
+		rows, err := db.QueryContext(ctx, tablesQuery)
 		if err != nil {
 			t.Fatal(err)
 		}

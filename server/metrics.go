@@ -1,8 +1,8 @@
 package server
 
 import (
+	"context"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -95,14 +95,8 @@ func registerServerMetrics(m *metrics.Registry, st *store.Store, hub *realtime.H
 		func() float64 { return st.WriterStats().Commit.Seconds() })
 	m.CounterFunc("writer_running_seconds_total", "Time the single writer spent running use cases inside its transactions.",
 		func() float64 { return st.WriterStats().Running.Seconds() })
-	m.GaugeFunc("database_bytes", "Size of the database file plus its write-ahead log.", func() float64 {
-		var n int64
-		for _, p := range []string{st.Path(), st.Path() + "-wal"} {
-			if fi, err := os.Stat(p); err == nil {
-				n += fi.Size()
-			}
-		}
-		return float64(n)
+	m.GaugeFunc("database_bytes", "Size of the database: SQLite's file plus its write-ahead log, or PostgreSQL's pg_database_size.", func() float64 {
+		return float64(st.DatabaseBytes(context.Background()))
 	})
 	m.CounterFunc("hub_events_published_total", "Committed events the real-time hub fanned out.",
 		func() float64 { return float64(hub.Stats().Published) })

@@ -67,6 +67,16 @@ func (s *Store) CreateGroup(ctx context.Context, deviceID string, groupID, group
 	g := &models.Group{ID: groupID, GroupInfo: groupInfo}
 	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		g.CreatedAt = tx.Now().UTC()
+		// A taken id is answered before the INSERT: on PostgreSQL a failed
+		// statement aborts the whole transaction, so nothing could be read
+		// after it (the unique violation below stays as the last guard).
+		var taken int
+		if err := tx.NewRaw(`SELECT COUNT(*) FROM groups WHERE id = ?`, groupID).Scan(ctx, &taken); err != nil {
+			return fmt.Errorf("check group id: %w", err)
+		}
+		if taken > 0 {
+			return groupIDTaken(ctx, tx, groupID, deviceID)
+		}
 		// The GroupInfo is stored bytes like any message: counted in the
 		// group's bytes_used.
 		_, err := tx.NewRaw(`INSERT INTO groups (id, epoch, group_info, bytes_used, created_by_device, created_at) VALUES (?, 0, ?, ?, ?, ?)`,

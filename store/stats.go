@@ -66,3 +66,18 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	}
 	return &st, nil
 }
+
+// DatabaseBytes is the database's size on disk: the SQLite file plus its
+// write-ahead log, or PostgreSQL's pg_database_size.
+func (s *Store) DatabaseBytes(ctx context.Context) int64 {
+	if s.path == "" {
+		return s.eng.dbBytes(ctx, s.rdb)
+	}
+	var n int64
+	for _, p := range []string{s.path, s.path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
