@@ -349,32 +349,13 @@ func (h *handler) saveCreation(ctx context.Context, kind models.CeremonyKind, us
 }
 
 func (h *handler) registerFinish(ctx context.Context, in *RegisterFinishInput) (*SessionGrantOutput, error) {
-	deviceName, err := models.CleanName("device_name", in.Body.DeviceName, models.DeviceNameMaxLen)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	passkeyName, err := h.passkeyName(in.Body.PasskeyName)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	parsed, err := h.parseCreation(in.RawBody)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	c, err := h.d.Store.ConsumeCeremony(ctx, in.Body.CeremonyID, models.CeremonyRegister)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	var payload registrationPayload
-	if err := json.Unmarshal(c.Payload, &payload); err != nil {
-		return nil, h.fail(ctx, fmt.Errorf("decode ceremony payload: %w", err))
-	}
-	sd, err := parseSessionData(c.SessionData)
+	f, err := h.startCreationFinish(ctx, in.Body.CeremonyID, models.CeremonyRegister, in.Body.DeviceName, in.Body.PasskeyName, in.RawBody, &payload)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
 	user := &waUser{handle: payload.Handle, name: payload.Username, displayName: payload.DisplayName}
-	cred, err := h.d.WebAuthn.CreateCredential(user, sd, parsed)
+	cred, err := h.d.WebAuthn.CreateCredential(user, f.session, f.parsed)
 	if err != nil {
 		h.logCeremonyFailure(ctx, "registration", err)
 		return nil, h.fail(ctx, ceremonyFailed(err))
@@ -382,7 +363,7 @@ func (h *handler) registerFinish(ctx context.Context, in *RegisterFinishInput) (
 	token, hash := models.NewToken()
 	si, err := h.d.Store.Register(ctx, store.Registration{
 		InviteHash: payload.InviteHash, Username: payload.Username, DisplayName: payload.DisplayName,
-		Handle: payload.Handle, Credential: fromWebAuthn(cred, passkeyName), DeviceName: deviceName,
+		Handle: payload.Handle, Credential: fromWebAuthn(cred, f.passkeyName), DeviceName: f.deviceName,
 		TokenHash: hash, SessionTTL: h.d.Config.SessionTTL, ClientIP: h.actor(ctx, nil).IP,
 	})
 	if err != nil {
@@ -390,6 +371,44 @@ func (h *handler) registerFinish(ctx context.Context, in *RegisterFinishInput) (
 	}
 	h.log().InfoContext(ctx, "user registered", "user_id", si.User.ID, "role", si.User.Role, "device_id", si.DeviceID)
 	return grant(token, si), nil
+}
+
+// creationFinish is what every passkey-creation finish (registration,
+// recovery) starts from: valid names, the parsed credential, and the
+// consumed (single-use) ceremony with its WebAuthn session data.
+type creationFinish struct {
+	deviceName, passkeyName string
+	parsed                  *protocol.ParsedCredentialCreationData
+	ceremony                *models.Ceremony
+	session                 webauthn.SessionData
+}
+
+// startCreationFinish checks the names, parses the credential in raw,
+// consumes the ceremony of kind and decodes its kind-specific payload into
+// payload (a pointer).
+func (h *handler) startCreationFinish(ctx context.Context, ceremonyID string, kind models.CeremonyKind,
+	deviceName, passkeyName string, raw []byte, payload any) (*creationFinish, error) {
+	var f creationFinish
+	var err error
+	if f.deviceName, err = models.CleanName("device_name", deviceName, models.DeviceNameMaxLen); err != nil {
+		return nil, err
+	}
+	if f.passkeyName, err = h.passkeyName(passkeyName); err != nil {
+		return nil, err
+	}
+	if f.parsed, err = h.parseCreation(raw); err != nil {
+		return nil, err
+	}
+	if f.ceremony, err = h.d.Store.ConsumeCeremony(ctx, ceremonyID, kind); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(f.ceremony.Payload, payload); err != nil {
+		return nil, fmt.Errorf("decode ceremony payload: %w", err)
+	}
+	if f.session, err = parseSessionData(f.ceremony.SessionData); err != nil {
+		return nil, err
+	}
+	return &f, nil
 }
 
 func (h *handler) passkeyName(s string) (string, error) {

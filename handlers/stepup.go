@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -335,42 +334,23 @@ func (h *handler) recoverBegin(ctx context.Context, in *RecoverBeginInput) (*Cre
 }
 
 func (h *handler) recoverFinish(ctx context.Context, in *RecoverFinishInput) (*SessionGrantOutput, error) {
-	deviceName, err := models.CleanName("device_name", in.Body.DeviceName, models.DeviceNameMaxLen)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	passkeyName, err := h.passkeyName(in.Body.PasskeyName)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	parsed, err := h.parseCreation(in.RawBody)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	c, err := h.d.Store.ConsumeCeremony(ctx, in.Body.CeremonyID, models.CeremonyRecover)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
 	var payload recoverPayload
-	if err := json.Unmarshal(c.Payload, &payload); err != nil {
-		return nil, h.fail(ctx, fmt.Errorf("decode ceremony payload: %w", err))
-	}
-	sd, err := parseSessionData(c.SessionData)
+	f, err := h.startCreationFinish(ctx, in.Body.CeremonyID, models.CeremonyRecover, in.Body.DeviceName, in.Body.PasskeyName, in.RawBody, &payload)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	u, err := h.d.Store.UserByID(ctx, c.UserID)
+	u, err := h.d.Store.UserByID(ctx, f.ceremony.UserID)
 	if err != nil {
 		return nil, h.fail(ctx, store.ErrInviteInvalid)
 	}
 	var cred *webauthn.Credential
-	if cred, err = h.d.WebAuthn.CreateCredential(newWAUser(u, nil), sd, parsed); err != nil {
+	if cred, err = h.d.WebAuthn.CreateCredential(newWAUser(u, nil), f.session, f.parsed); err != nil {
 		h.logCeremonyFailure(ctx, "recovery", err)
 		return nil, h.fail(ctx, ceremonyFailed(err))
 	}
 	token, hash := models.NewToken()
 	si, err := h.d.Store.RecoverAccount(ctx, store.Recovery{InviteHash: payload.InviteHash, UserID: u.ID,
-		Credential: fromWebAuthn(cred, passkeyName), DeviceName: deviceName, TokenHash: hash,
+		Credential: fromWebAuthn(cred, f.passkeyName), DeviceName: f.deviceName, TokenHash: hash,
 		SessionTTL: h.d.Config.SessionTTL, ClientIP: h.actor(ctx, nil).IP})
 	if err != nil {
 		return nil, h.fail(ctx, err)
@@ -380,11 +360,10 @@ func (h *handler) recoverFinish(ctx context.Context, in *RecoverFinishInput) (*S
 }
 
 func (h *handler) adminCreateRecoveryInvite(ctx context.Context, in *RecoveryInviteInput) (*RecoveryInviteOutput, error) {
-	p, actor, err := h.admin(ctx)
+	_, actor, err := h.admin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	_ = p
 	hours := in.Body.ExpiresInHours
 	if hours == 0 {
 		hours = 24

@@ -280,30 +280,38 @@ func (s *Store) RemoveUserFromGroups(ctx context.Context, actor models.Actor, us
 // unattributed. Admins cannot delete themselves or the last enabled admin.
 func (s *Store) DeleteUser(ctx context.Context, actor models.Actor, userID string) error {
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		u, err := adminTarget(ctx, tx, actor, userID, true)
-		if err != nil {
-			return err
-		}
-		groups, err := activeGroupCount(ctx, tx, u.ID)
-		if err != nil {
-			return err
-		}
-		if err := removeUserDevicesFromGroups(ctx, tx, u.ID, ReasonUserDeleted); err != nil {
-			return err
-		}
-		ids, err := endSessions(ctx, tx, s.pub, `user_id = ?`, u.ID)
-		if err != nil {
-			return err
-		}
-		var devices, passkeys int
-		if err := tx.NewRaw(`SELECT (SELECT count(*) FROM devices WHERE user_id = ?), (SELECT count(*) FROM credentials WHERE user_id = ?)`,
-			u.ID, u.ID).Scan(ctx, &devices, &passkeys); err != nil {
-			return fmt.Errorf("count user's things: %w", err)
-		}
-		if _, err := tx.NewRaw(`DELETE FROM users WHERE id = ?`, u.ID).Exec(ctx); err != nil {
-			return fmt.Errorf("delete user: %w", err)
-		}
-		return AppendAudit(ctx, tx, userAudit(actor, models.AuditUserDelete, u, map[string]any{
-			"role": u.Role, "devices": devices, "passkeys": passkeys, "groups": groups, "sessions_revoked": len(ids)}))
+		return s.deleteAccount(ctx, tx, actor, actor, userID, models.AuditUserDelete)
 	})
+}
+
+// deleteAccount is the one deletion of an account, by an admin (DeleteUser)
+// or by its user (DeleteOwnAccount): check is the actor whose admin rights
+// adminTarget checks (zero for the user's own deletion), actor the one the
+// audit entry names, action its audit action.
+func (s *Store) deleteAccount(ctx context.Context, tx *Tx, check, actor models.Actor, userID, action string) error {
+	u, err := adminTarget(ctx, tx, check, userID, true)
+	if err != nil {
+		return err
+	}
+	groups, err := activeGroupCount(ctx, tx, u.ID)
+	if err != nil {
+		return err
+	}
+	if err := removeUserDevicesFromGroups(ctx, tx, u.ID, ReasonUserDeleted); err != nil {
+		return err
+	}
+	ids, err := endSessions(ctx, tx, s.pub, `user_id = ?`, u.ID)
+	if err != nil {
+		return err
+	}
+	var devices, passkeys int
+	if err := tx.NewRaw(`SELECT (SELECT count(*) FROM devices WHERE user_id = ?), (SELECT count(*) FROM credentials WHERE user_id = ?)`,
+		u.ID, u.ID).Scan(ctx, &devices, &passkeys); err != nil {
+		return fmt.Errorf("count user's things: %w", err)
+	}
+	if _, err := tx.NewRaw(`DELETE FROM users WHERE id = ?`, u.ID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete user: %w", err)
+	}
+	return AppendAudit(ctx, tx, userAudit(actor, action, u, map[string]any{
+		"role": u.Role, "devices": devices, "passkeys": passkeys, "groups": groups, "sessions_revoked": len(ids)}))
 }

@@ -388,31 +388,7 @@ func notifyNewDevice(ctx context.Context, tx *Tx, userID, deviceID, deviceName s
 // rows go. The last enabled admin cannot delete their own account.
 func (s *Store) DeleteOwnAccount(ctx context.Context, actor models.Actor) error {
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		u, err := adminTarget(ctx, tx, models.Actor{}, actor.UserID, true)
-		if err != nil {
-			return err
-		}
-		groups, err := activeGroupCount(ctx, tx, u.ID)
-		if err != nil {
-			return err
-		}
-		if err := removeUserDevicesFromGroups(ctx, tx, u.ID, ReasonUserDeleted); err != nil {
-			return err
-		}
-		ids, err := endSessions(ctx, tx, s.pub, `user_id = ?`, u.ID)
-		if err != nil {
-			return err
-		}
-		var devices, passkeys int
-		if err := tx.NewRaw(`SELECT (SELECT count(*) FROM devices WHERE user_id = ?), (SELECT count(*) FROM credentials WHERE user_id = ?)`,
-			u.ID, u.ID).Scan(ctx, &devices, &passkeys); err != nil {
-			return fmt.Errorf("count user's things: %w", err)
-		}
-		if _, err := tx.NewRaw(`DELETE FROM users WHERE id = ?`, u.ID).Exec(ctx); err != nil {
-			return fmt.Errorf("delete user: %w", err)
-		}
-		return AppendAudit(ctx, tx, userAudit(actor, models.AuditAccountDeleted, u, map[string]any{
-			"role": u.Role, "devices": devices, "passkeys": passkeys, "groups": groups, "sessions_revoked": len(ids)}))
+		return s.deleteAccount(ctx, tx, models.Actor{}, actor, actor.UserID, models.AuditAccountDeleted)
 	})
 }
 

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sovereign-im/sovereign/testutil"
 )
@@ -68,31 +65,7 @@ func TestCaddyInFrontOfTheBinary(t *testing.T) {
 	}
 	cd := exec.Command(caddyPath, "run", "--config", conf, "--adapter", "caddyfile")
 	cd.Env = env
-	cd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cdLog, err := os.Create(filepath.Join(dir, "caddy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cd.Stdout, cd.Stderr = cdLog, cdLog
-	if err := cd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cd.Process.Pid, syscall.SIGKILL)
-		_ = cd.Wait()
-		_ = cdLog.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(cdLog.Name())
-			t.Logf("caddy log:\n%s", out)
-		}
-	})
-	waitFor(t, 30*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(httpsPort), time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	startProxy(t, cd, filepath.Join(dir, "caddy.log"), httpsPort)
 	checkThroughProxy(t, p, origin, pool)
 	stop(t, p)
 }

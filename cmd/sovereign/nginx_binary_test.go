@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -118,34 +117,7 @@ func TestNginxInFrontOfTheBinary(t *testing.T) {
 	if out, err := exec.Command(nginxPath, "-t", "-p", dir, "-c", conf).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
-	ng := exec.Command(nginxPath, "-p", dir, "-c", conf, "-g", "daemon off;")
-	// Its own process group (the master and its worker end together) and a
-	// log file, not a pipe a surviving worker would hold open.
-	ng.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	ngLog, err := os.Create(filepath.Join(dir, "nginx.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ng.Stdout, ng.Stderr = ngLog, ngLog
-	if err := ng.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-ng.Process.Pid, syscall.SIGKILL)
-		_ = ng.Wait()
-		_ = ngLog.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(ngLog.Name())
-			t.Logf("nginx log:\n%s", out)
-		}
-	})
-	waitFor(t, 20*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(httpsPort), time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	startProxy(t, exec.Command(nginxPath, "-p", dir, "-c", conf, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"), httpsPort)
 
 	checkThroughProxy(t, p, origin, pool)
 	stop(t, p)

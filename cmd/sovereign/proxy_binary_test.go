@@ -10,10 +10,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +51,40 @@ func proxyTransport(pool *x509.CertPool, http2 bool) *http.Transport {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 	return tr
+}
+
+// startProxy starts a reverse proxy's command in its own process group (a
+// master and its workers end together) with its output in logPath (a file,
+// not a pipe a surviving worker would hold open), kills the group when the
+// test ends (printing the log if it failed) and waits until port accepts
+// connections.
+func startProxy(t *testing.T, cmd *exec.Cmd, logPath string, port int) {
+	t.Helper()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("%s:\n%s", filepath.Base(logPath), out)
+		}
+	})
+	waitFor(t, 30*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 }
 
 // checkThroughProxy is what every shipped reverse-proxy configuration must
