@@ -24,14 +24,15 @@ import (
 
 // env is a store with push on, the hub, a worker and a real push service.
 type env struct {
-	t      *testing.T
-	path   string
-	hub    *realtime.Hub
-	st     *store.Store
-	worker *push.Worker
-	rx     *pushtest.Server
-	vapid  push.VAPID
-	minGap time.Duration
+	t        *testing.T
+	path     string
+	database string // a PostgreSQL URL, or "" for the SQLite file at path
+	hub      *realtime.Hub
+	st       *store.Store
+	worker   *push.Worker
+	rx       *pushtest.Server
+	vapid    push.VAPID
+	minGap   time.Duration
 }
 
 const waitFor = 60 * time.Second // generous: the machine is shared
@@ -46,7 +47,7 @@ func newEnv(t *testing.T, minGap time.Duration) *env {
 func (e *env) open(withWorker bool) {
 	t := e.t
 	e.hub = realtime.New(realtime.Options{})
-	st, err := store.Open(context.Background(), store.Options{Path: e.path, Publisher: e.hub, PushOnline: e.hub.Online,
+	st, err := store.Open(context.Background(), store.Options{Path: e.path, Database: e.database, Publisher: e.hub, PushOnline: e.hub.Online,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

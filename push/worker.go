@@ -256,6 +256,17 @@ func (w *Worker) handle(ctx context.Context, j store.PushJob) {
 		w.finish(ctx, j, store.PushDrop, now, "skipped")
 		return
 	}
+	// With several instances the device may stream from another one.
+	elsewhere, err := w.st.StreamOpenElsewhere(ctx, j.DeviceID)
+	if err != nil {
+		w.log.Warn("push: check streams on other instances (tried again)", "err", err)
+		w.finish(ctx, j, store.PushDefer, now.Add(w.cfg.MinGap), "retry")
+		return
+	}
+	if elsewhere {
+		w.finish(ctx, j, store.PushDrop, now, "skipped")
+		return
+	}
 	ttl := TTLNormal
 	urgency := webpush.UrgencyNormal
 	if j.Urgency == store.PushUrgencyHigh {

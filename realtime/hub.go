@@ -48,6 +48,10 @@ type Options struct {
 type Hub struct {
 	buffer int
 
+	// presence, when set, hears each device's first stream open and its
+	// last close (OnPresence).
+	presence atomic.Pointer[func(deviceID string, online bool)]
+
 	mu       sync.RWMutex
 	devices  map[string]map[*Subscription]struct{}
 	sessions map[string]map[*Subscription]struct{}
@@ -131,28 +135,51 @@ func (h *Hub) Subscribe(deviceID, sessionID string) *Subscription {
 		s.end(ErrHubClosed)
 		return s
 	}
-	add(h.devices, deviceID, s)
+	if add(h.devices, deviceID, s) {
+		h.tellPresence(deviceID, true)
+	}
 	if sessionID != "" {
 		add(h.sessions, sessionID, s)
 	}
 	return s
 }
 
-func add(m map[string]map[*Subscription]struct{}, k string, s *Subscription) {
+// add reports whether s is the first of its key.
+func add(m map[string]map[*Subscription]struct{}, k string, s *Subscription) bool {
 	set := m[k]
-	if set == nil {
+	first := set == nil
+	if first {
 		set = map[*Subscription]struct{}{}
 		m[k] = set
 	}
 	set[s] = struct{}{}
+	return first
 }
 
-func remove(m map[string]map[*Subscription]struct{}, k string, s *Subscription) {
+// remove reports whether s was the last of its key.
+func remove(m map[string]map[*Subscription]struct{}, k string, s *Subscription) bool {
 	if set := m[k]; set != nil {
+		if _, ok := set[s]; !ok {
+			return false
+		}
 		delete(set, s)
 		if len(set) == 0 {
 			delete(m, k)
+			return true
 		}
+	}
+	return false
+}
+
+// OnPresence sets f to hear, for each device, when its first stream opens
+// (online true) and when its last one closes (false). f runs under the
+// hub's lock, so the calls for one device come in order: it must only
+// record and return.
+func (h *Hub) OnPresence(f func(deviceID string, online bool)) { h.presence.Store(&f) }
+
+func (h *Hub) tellPresence(deviceID string, online bool) {
+	if f := h.presence.Load(); f != nil {
+		(*f)(deviceID, online)
 	}
 }
 
@@ -320,7 +347,9 @@ func (s *Subscription) Close(err error) {
 	}
 	h := s.hub
 	h.mu.Lock()
-	remove(h.devices, s.DeviceID, s)
+	if remove(h.devices, s.DeviceID, s) {
+		h.tellPresence(s.DeviceID, false)
+	}
 	if s.SessionID != "" {
 		remove(h.sessions, s.SessionID, s)
 	}

@@ -53,6 +53,10 @@ type clusterNote struct {
 	All      bool     `json:"all,omitempty"`
 	Sessions []string `json:"s,omitempty"`
 	Auth     bool     `json:"a,omitempty"`
+	// Push names devices whose push subscription changed (PushAll: too
+	// many to name): the others reload them into their in-memory set.
+	Push    []string `json:"p,omitempty"`
+	PushAll bool     `json:"pa,omitempty"`
 }
 
 // batchNote collects what the current batch announces (writer goroutine).
@@ -60,11 +64,19 @@ type batchNote struct {
 	devices  map[string]struct{}
 	all      bool
 	sessions []string
+	push     []string
 }
 
 func (b *batchNote) reset() {
 	clear(b.devices)
-	b.all, b.sessions = false, b.sessions[:0]
+	b.all, b.sessions, b.push = false, b.sessions[:0], b.push[:0]
+}
+
+// notePush records a device whose push subscription this batch changed.
+func (w *writer) notePush(deviceID string) {
+	if w.eng.sharedWriters() {
+		w.note.push = append(w.note.push, deviceID)
+	}
 }
 
 // noteDevices records the devices an event of this batch reaches.
@@ -114,12 +126,16 @@ func (w *writer) announce(ctx context.Context, authChanged bool) {
 	if w.maxSeq > 0 {
 		w.cluster.seen.Store(max(w.cluster.seen.Load(), w.maxSeq))
 	}
-	n := clusterNote{Instance: w.cluster.id, MaxSeq: w.maxSeq, All: w.note.all, Sessions: w.note.sessions, Auth: authChanged}
+	n := clusterNote{Instance: w.cluster.id, MaxSeq: w.maxSeq, All: w.note.all, Sessions: w.note.sessions, Auth: authChanged,
+		Push: w.note.push}
 	for d := range w.note.devices {
 		n.Devices = append(n.Devices, d)
 	}
-	if len(n.Devices) == 0 && !n.All && len(n.Sessions) == 0 && !n.Auth && n.MaxSeq == 0 {
+	if len(n.Devices) == 0 && !n.All && len(n.Sessions) == 0 && !n.Auth && n.MaxSeq == 0 && len(n.Push) == 0 {
 		return
+	}
+	if len(n.Push) > maxNotifyDevices {
+		n.Push, n.PushAll = nil, true
 	}
 	if len(n.Sessions) > maxNotifyDevices {
 		// Too many to name: every instance drops its caches; streams of
@@ -183,6 +199,7 @@ func (s *Store) listen(ctx context.Context, pe *postgresEngine, c *cluster, firs
 		// Anything may have happened while we were away.
 		s.auth.invalidate()
 		s.lag(nil)
+		s.reloadPushSubscriptions(ctx, nil)
 	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, catchUpEvery)
@@ -212,6 +229,12 @@ func (s *Store) listen(ctx context.Context, pe *postgresEngine, c *cluster, firs
 		}
 		if note.MaxSeq > 0 {
 			c.seen.Store(max(c.seen.Load(), note.MaxSeq))
+		}
+		switch {
+		case note.PushAll:
+			s.reloadPushSubscriptions(ctx, nil)
+		case len(note.Push) > 0:
+			s.reloadPushSubscriptions(ctx, note.Push)
 		}
 		switch {
 		case note.All:

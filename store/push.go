@@ -110,6 +110,43 @@ func (s *Store) loadPushSubscriptions(ctx context.Context) error {
 	return nil
 }
 
+// reloadPushSubscriptions re-reads from the database whether the given
+// devices (every device when nil) have a subscription: another instance
+// changed them.
+func (s *Store) reloadPushSubscriptions(ctx context.Context, devices []string) {
+	p := s.writer.push
+	if p == nil {
+		return
+	}
+	q := s.rdb.NewSelect().Table("push_subscriptions").Column("device_id")
+	if devices != nil {
+		q = q.Where("device_id IN (?)", bun.In(devices))
+	}
+	var ids []string
+	if err := q.Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		s.log.Warn("reload push subscriptions after another instance changed them", "err", err)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if devices == nil {
+		clear(p.subs)
+	}
+	for _, d := range devices {
+		delete(p.subs, d)
+	}
+	for _, id := range ids {
+		p.subs[id] = struct{}{}
+	}
+}
+
+// PushSubscribed reports whether this instance queues pushes for the
+// device (it has a subscription, as far as this instance knows).
+func (s *Store) PushSubscribed(deviceID string) bool {
+	p := s.writer.push
+	return p != nil && p.subscribed(deviceID)
+}
+
 // PushEnabled reports whether the store queues pushes (Options.PushOnline
 // was set).
 func (s *Store) PushEnabled() bool { return s.writer.push != nil }
@@ -176,6 +213,7 @@ RETURNING created_at`, sub.DeviceID, sub.Endpoint, sub.P256dh, sub.Auth, now, no
 		}
 		out.CreatedAt, out.UpdatedAt = models.FromMillis(created), models.FromMillis(now)
 		if p := s.writer.push; p != nil {
+			tx.w.notePush(sub.DeviceID)
 			tx.AfterCommit(func() { p.set(sub.DeviceID, true) })
 		}
 		return nil
@@ -209,6 +247,7 @@ func deletePushSubscription(ctx context.Context, tx *Tx, deviceID string) (int64
 	n, _ := res.RowsAffected()
 	if p := tx.w.push; p != nil && n > 0 {
 		tx.pushGone = append(tx.pushGone, deviceID)
+		tx.w.notePush(deviceID)
 		tx.AfterCommit(func() { p.set(deviceID, false) })
 	}
 	return n, nil
@@ -393,8 +432,13 @@ func (s *Store) FinishPush(ctx context.Context, job PushJob, outcome PushOutcome
 
 // ResetPushLeases releases every lease: on SQLite one process owns the
 // database, so at start no other worker can hold one (a crashed process's
-// claims are free at once instead of when their lease ends).
+// claims are free at once instead of when their lease ends). With several
+// instances on PostgreSQL the leases may be another instance's live ones,
+// so they are left to expire.
 func (s *Store) ResetPushLeases(ctx context.Context) error {
+	if s.eng.sharedWriters() {
+		return nil
+	}
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		tx.KeepsAuth()
 		_, err := tx.NewRaw(`UPDATE push_outbox SET lease_until = 0 WHERE lease_until > 0`).Exec(ctx)

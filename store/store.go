@@ -78,6 +78,9 @@ type Store struct {
 	eng  engine
 	// cluster listens to the other instances (PostgreSQL only).
 	cluster *cluster
+	// presence records this instance's streaming devices for the others
+	// (PostgreSQL with push on).
+	presence *presence
 	wdb     *bun.DB
 	rdb     *bun.DB
 	writer  *writer
@@ -169,6 +172,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if pe, ok := eng.(*postgresEngine); ok {
 		s.startCluster(pe, cl)
+		if s.writer.push != nil {
+			if err := s.startPresence(ctx, cl); err != nil {
+				_ = s.Close()
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
@@ -282,6 +291,9 @@ func (s *Store) Now() time.Time { return s.now() }
 // Close stops the writer after it has committed what it holds, then closes
 // both connection pools.
 func (s *Store) Close() error {
+	if s.presence != nil {
+		s.presence.close()
+	}
 	s.stopCluster()
 	s.writer.close()
 	closeStmts(s.writer.stmts)
