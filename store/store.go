@@ -81,13 +81,13 @@ type Store struct {
 	// presence records this instance's streaming devices for the others
 	// (PostgreSQL with push on).
 	presence *presence
-	wdb     *bun.DB
-	rdb     *bun.DB
-	writer  *writer
-	now     func() time.Time
-	log     *slog.Logger
-	pub     models.Publisher
-	quota   int64
+	wdb      *bun.DB
+	rdb      *bun.DB
+	writer   *writer
+	now      func() time.Time
+	log      *slog.Logger
+	pub      models.Publisher
+	quota    int64
 	// userQuota bounds one user's attachment bytes.
 	userQuota int64
 
