@@ -78,13 +78,16 @@ type Store struct {
 	eng  engine
 	// cluster listens to the other instances (PostgreSQL only).
 	cluster *cluster
-	wdb     *bun.DB
-	rdb     *bun.DB
-	writer  *writer
-	now     func() time.Time
-	log     *slog.Logger
-	pub     models.Publisher
-	quota   int64
+	// leader is the election of StartLeader (nil until started).
+	leaderMu sync.Mutex
+	leader   *Leader
+	wdb      *bun.DB
+	rdb      *bun.DB
+	writer   *writer
+	now      func() time.Time
+	log      *slog.Logger
+	pub      models.Publisher
+	quota    int64
 	// userQuota bounds one user's attachment bytes.
 	userQuota int64
 
@@ -282,6 +285,7 @@ func (s *Store) Now() time.Time { return s.now() }
 // Close stops the writer after it has committed what it holds, then closes
 // both connection pools.
 func (s *Store) Close() error {
+	s.stopLeader()
 	s.stopCluster()
 	s.writer.close()
 	closeStmts(s.writer.stmts)
