@@ -29,7 +29,9 @@ func TestPostgresCleanupRunsOnOneInstance(t *testing.T) {
 		passes, skipped, lead := c.metric(i, "sovereign_cleanup_passes_total"), c.metric(i, "sovereign_cleanup_passes_skipped_total"), c.metric(i, "sovereign_cleanup_leader")
 		t.Logf("instance %d: leader=%v passes=%v skipped=%v", i, lead, passes, skipped)
 		switch {
-		case lead == 1 && passes > 0 && skipped == 0:
+		case lead == 1 && passes > 0:
+			// (It may have skipped a first pass that came before it won
+			// the lock on a slow start; the follower must run none.)
 			if leader >= 0 {
 				t.Fatal("both instances lead")
 			}
