@@ -136,8 +136,10 @@ test-go: assets
 ## test-go-postgres: the store and handler suites again on PostgreSQL
 ## (127.0.0.1:5432 as user postgres, trust authentication: each test gets a
 ## fresh database cloned from a migrated template; override the server with
-## SOVEREIGN_TEST_PG_URL), plus the PostgreSQL-only tests (several
-## instances, ordering, scale-out with real binaries)
+## SOVEREIGN_TEST_PG_URL), plus the PostgreSQL-only tests of those packages
+## (several instances, ordering). The real-binary PostgreSQL tests
+## (tests/scaleout: two instances; crashtest: SIGKILL of one of two) run in
+## test-go's ./... beside the SQLite crash test, whenever PostgreSQL answers
 PG_PACKAGES = ./store/... ./handlers/... ./server/...
 test-go-postgres: assets
 	SOVEREIGN_TEST_DATABASE=postgres $(GO) test -race -count=1 -timeout 30m $(PG_PACKAGES)

@@ -30,6 +30,38 @@ type Env struct {
 	DebugURL string
 	// Push is the benchmark's push service (nil unless --push-subscribed).
 	Push *PushReceiver
+	// Instances are the clients of every server instance sharing one
+	// database (Client is the first); nil or one entry for one server.
+	// Scenarios spread their senders and subscribers over them.
+	Instances []*Client
+	// MorePIDs and MoreDebugURLs are the other instances' (their CPU and
+	// writer counters are added to the first's).
+	MorePIDs      []int
+	MoreDebugURLs []string
+	// Label names the configuration (e.g. "postgres-2": PostgreSQL, two
+	// instances) in scenario names: ingest@postgres-2.
+	Label string
+}
+
+// ClientFor is the client the i-th sender or subscriber uses: the
+// instances in turn.
+func (e *Env) ClientFor(i int) *Client {
+	if len(e.Instances) == 0 {
+		return e.Client
+	}
+	return e.Instances[i%len(e.Instances)]
+}
+
+// serverCPU is the CPU time of every server instance so far.
+func (e *Env) serverCPU() procCPU {
+	var sum procCPU
+	for _, pid := range append([]int{e.PID}, e.MorePIDs...) {
+		if pid > 0 {
+			c, _ := readProcCPU(pid)
+			sum.total += c.total
+		}
+	}
+	return sum
 }
 
 // Accounts registers n new users through real passkey ceremonies.
@@ -48,6 +80,13 @@ func (e *Env) Accounts(ctx context.Context, prefix string, n int) ([]Account, er
 func (e *Env) newResult(name string, params map[string]any) *Result {
 	m := e.Machine
 	m.LoadAvg = LoadAvg()
+	if e.Label != "" {
+		name += "@" + e.Label
+		params["configuration"] = e.Label
+	}
+	if len(e.Instances) > 1 {
+		params["instances"] = len(e.Instances)
+	}
 	return &Result{Scenario: name, Machine: m, Params: params}
 }
 
@@ -62,11 +101,26 @@ type WriterStats struct {
 
 // writerStats reads the writer's counters; ok is false when the server's
 // debug listener is unknown or does not answer.
+// With several instances the counters of all are added up.
 func (e *Env) writerStats(ctx context.Context) (st WriterStats, ok bool) {
 	if e.DebugURL == "" {
 		return st, false
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", e.DebugURL+"/debug/writer", nil)
+	for _, u := range append([]string{e.DebugURL}, e.MoreDebugURLs...) {
+		one, ok := readWriterStats(ctx, u)
+		if !ok {
+			return st, false
+		}
+		st.Batches += one.Batches
+		st.UseCases += one.UseCases
+		st.RunningNanos += one.RunningNanos
+		st.CommitNanos += one.CommitNanos
+	}
+	return st, true
+}
+
+func readWriterStats(ctx context.Context, debugURL string) (st WriterStats, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, "GET", debugURL+"/debug/writer", nil)
 	if err != nil {
 		return st, false
 	}

@@ -88,7 +88,7 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 			defer func() { lat.AddAll(local) }()
 			switch o.Transport {
 			case "sse":
-				s, err := OpenSSE(runCtx, env.Client, a.Token, head)
+				s, err := OpenSSE(runCtx, env.ClientFor(i), a.Token, head)
 				ready.Done()
 				if err != nil {
 					recvErr.CompareAndSwap(nil, err.Error())
@@ -111,7 +111,7 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 				ready.Done()
 				after := head
 				for runCtx.Err() == nil {
-					ans, err := Poll(runCtx, env.Client, a.Token, after, 30*time.Second)
+					ans, err := Poll(runCtx, env.ClientFor(i), a.Token, after, 30*time.Second)
 					if err != nil {
 						if runCtx.Err() == nil {
 							recvErr.CompareAndSwap(nil, err.Error())
@@ -162,16 +162,17 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 	load := startMachineLoad()
 	var cpuStart procCPU
 	if env.PID > 0 {
-		cpuStart, _ = readProcCPU(env.PID)
+		cpuStart = env.serverCPU()
 	}
-	for _, a := range pub {
+	for j, a := range pub {
+		c := env.ClientFor(j + 1) // publishers and subscribers on different instances where possible
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
 			var local []time.Duration
 			for range due {
 				t0 := time.Now()
-				_, err := env.Client.Do(ctx, "POST", g.Path+"/messages", a.Token, MessageBody(g, StampAD(t0), o.Size), nil)
+				_, err := c.Do(ctx, "POST", g.Path+"/messages", a.Token, MessageBody(g, StampAD(t0), o.Size), nil)
 				if err != nil {
 					sendFailed.Add(1)
 					recvErr.CompareAndSwap(nil, "send: "+err.Error())
@@ -193,7 +194,7 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 	publishEnd := time.Now()
 	var cpuEnd procCPU
 	if env.PID > 0 {
-		cpuEnd, _ = readProcCPU(env.PID)
+		cpuEnd = env.serverCPU()
 	}
 	// Wait for the deliveries still on their way.
 	want := sent.Load() * int64(len(accs))

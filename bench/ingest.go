@@ -74,6 +74,7 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	var wg sync.WaitGroup
 	for i, a := range accs {
 		g := groups[i%o.Groups]
+		c := env.ClientFor(i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -84,7 +85,7 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 			local := make([]time.Duration, 0, 4096)
 			for n := 0; runCtx.Err() == nil; n++ {
 				t0 := time.Now()
-				_, err := env.Client.Do(runCtx, "POST", g.Path+"/messages", a.Token, bodies[n%len(bodies)], nil)
+				_, err := c.Do(runCtx, "POST", g.Path+"/messages", a.Token, bodies[n%len(bodies)], nil)
 				d := time.Since(t0)
 				if runCtx.Err() != nil {
 					break
@@ -114,7 +115,7 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	start := time.Now()
 	var cpuStart, cpuEnd procCPU
 	if env.PID > 0 {
-		cpuStart, _ = readProcCPU(env.PID)
+		cpuStart = env.serverCPU()
 	}
 	selfStart, _ := readProcCPU(os.Getpid())
 	load := startMachineLoad()
@@ -132,7 +133,7 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	}
 	wsEnd, haveWSEnd := env.writerStats(ctx)
 	if env.PID > 0 {
-		cpuEnd, _ = readProcCPU(env.PID)
+		cpuEnd = env.serverCPU()
 	}
 	selfEnd, _ := readProcCPU(os.Getpid())
 	cancel()

@@ -239,9 +239,10 @@ func RaiseFileLimit() (uint64, error) {
 }
 
 // Invite creates an invite with `binary invite` against dataDir (the server
-// may be running) and returns its code.
-func Invite(binary, dataDir string, admin bool, uses int) (string, error) {
-	args := []string{"invite", "--data-dir", dataDir, "--uses", strconv.Itoa(uses), "--expires", "24h"}
+// may be running) and returns its code. extra are more flags, e.g.
+// --database for a server on PostgreSQL.
+func Invite(binary, dataDir string, admin bool, uses int, extra ...string) (string, error) {
+	args := append([]string{"invite", "--data-dir", dataDir, "--uses", strconv.Itoa(uses), "--expires", "24h"}, extra...)
 	if admin {
 		args = append(args, "--admin")
 	}

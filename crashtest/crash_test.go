@@ -114,9 +114,9 @@ func register(t *testing.T, ctx context.Context, c *bench.Client, bin, dataDir s
 	return accs
 }
 
-func start(t *testing.T, bin, dataDir string) *bench.Process {
+func start(t *testing.T, bin, dataDir string, extra ...string) *bench.Process {
 	t.Helper()
-	p, err := bench.Start(context.Background(), bin, dataDir, serverFlags...)
+	p, err := bench.Start(context.Background(), bin, dataDir, append(append([]string{}, serverFlags...), extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

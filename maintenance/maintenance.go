@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,9 @@ type Runner struct {
 
 	mu      sync.Mutex
 	tasks   []Task
+	gate    func() bool
+	passes  atomic.Uint64
+	skipped atomic.Uint64
 	started bool
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -53,6 +57,21 @@ func (r *Runner) Add(tasks ...Task) {
 	defer r.mu.Unlock()
 	r.tasks = append(r.tasks, tasks...)
 }
+
+// SetGate makes the periodic passes run only while gate reports true (the
+// instance is the leader of several sharing a database); a pass it refuses
+// is skipped, not delayed. RunOnce ignores the gate.
+func (r *Runner) SetGate(gate func() bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gate = gate
+}
+
+// Passes counts the periodic passes run so far.
+func (r *Runner) Passes() uint64 { return r.passes.Load() }
+
+// Skipped counts the periodic passes the gate refused.
+func (r *Runner) Skipped() uint64 { return r.skipped.Load() }
 
 // Tasks returns the names of the tasks, in order.
 func (r *Runner) Tasks() []string {
@@ -114,7 +133,15 @@ func (r *Runner) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			r.mu.Lock()
+			gate := r.gate
+			r.mu.Unlock()
+			if gate != nil && !gate() {
+				r.skipped.Add(1)
+				continue
+			}
 			r.RunOnce(ctx)
+			r.passes.Add(1)
 		}
 	}
 }

@@ -88,3 +88,36 @@ func TestStopCancelsARunningTask(t *testing.T) {
 		t.Fatal("Stop returned before the running task saw cancellation")
 	}
 }
+
+// TestGateSkipsPassesWhileClosed: a runner whose gate says no (another
+// instance leads) runs no task and counts the skipped passes; once the gate
+// opens, passes run and are counted.
+func TestGateSkipsPassesWhileClosed(t *testing.T) {
+	r := New(5*time.Millisecond, nil)
+	var runs atomic.Int64
+	var open atomic.Bool
+	r.Add(Task{Name: "t", Run: func(context.Context) (int64, error) { runs.Add(1); return 0, nil }})
+	r.SetGate(open.Load)
+	r.Start()
+	defer r.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Skipped() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("skipped %d passes in 5 s", r.Skipped())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if runs.Load() != 0 || r.Passes() != 0 {
+		t.Fatalf("closed gate: %d task runs, %d passes", runs.Load(), r.Passes())
+	}
+	open.Store(true)
+	for r.Passes() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("open gate: %d passes in 5 s", r.Passes())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if runs.Load() < 2 {
+		t.Fatalf("%d passes but %d task runs", r.Passes(), runs.Load())
+	}
+}

@@ -177,6 +177,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	s.cleanup = maintenance.New(cfg.CleanupInterval, log)
 	s.cleanup.Add(CleanupTasks(st, cfg)...)
 	s.cleanup.Add(AttachmentCleanupTasks(st, blobs, cfg)...)
+	// Several instances on one PostgreSQL database: only the leader runs
+	// the periodic cleanup (on SQLite the one process always leads).
+	lead := st.StartLeader(LeaderRetry)
+	s.cleanup.SetGate(lead.IsLeader)
+	registerCleanupMetrics(reg, s.cleanup, lead)
 	s.cleanup.Start()
 	s.stopBackup = func() {}
 	if cfg.BackupDir != "" {
@@ -279,6 +284,25 @@ func CleanupTasks(st *store.Store, cfg config.Config) []maintenance.Task {
 		}})
 	}
 	return tasks
+}
+
+// LeaderRetry is how often an instance that does not lead tries to take
+// over, and how often the leader checks that it still holds the lock.
+const LeaderRetry = time.Second
+
+// registerCleanupMetrics exposes the periodic cleanup's passes and whether
+// this instance leads (runs them).
+func registerCleanupMetrics(reg *metrics.Registry, r *maintenance.Runner, lead *store.Leader) {
+	reg.CounterFunc("cleanup_passes_total", "Periodic cleanup passes this instance ran.", func() float64 { return float64(r.Passes()) })
+	reg.CounterFunc("cleanup_passes_skipped_total", "Periodic cleanup passes this instance skipped because another instance leads.",
+		func() float64 { return float64(r.Skipped()) })
+	reg.GaugeFunc("cleanup_leader", "1 when this instance runs the periodic cleanup for every instance on the database, else 0.",
+		func() float64 {
+			if lead.IsLeader() {
+				return 1
+			}
+			return 0
+		})
 }
 
 // PushContact is the VAPID sub claim: --push-contact, else the public URL

@@ -52,12 +52,21 @@ func (e *postgresEngine) beginBatch(ctx context.Context, tx bun.Tx) (int64, erro
 	if e.unsafeNoBatchLock {
 		return 0, nil
 	}
-	var head int64
-	// One round trip: the lock, then (under it) the head every instance's
-	// committed events have reached.
-	err := tx.QueryRowContext(ctx, `SELECT seq FROM event_head, (SELECT pg_advisory_xact_lock(?)) AS l WHERE id = 1`, batchLockKey).Scan(&head)
-	if err != nil {
+	// The lock, then, in a statement of its own, the head every instance's
+	// committed events have reached. Not one statement: under READ
+	// COMMITTED a statement reads the snapshot taken when it started, i.e.
+	// before it waited for the lock, so the head read with the lock would
+	// miss the batch of the instance that held it. This batch would then
+	// publish its own events to local streams without first making them
+	// read that batch from the store, and a stream could move its cursor
+	// past it before the notification arrived (a gap for good;
+	// tests/scaleout TestPostgresTwoInstancesDeliverInOrder caught it).
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, batchLockKey); err != nil {
 		return 0, fmt.Errorf("take batch lock: %w", err)
+	}
+	var head int64
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM event_head WHERE id = 1`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("read event head: %w", err)
 	}
 	return head, nil
 }

@@ -200,3 +200,58 @@ func TestRebindDollar(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresBatchHeadReadAfterLockWait: instance B's batch waits for the
+// batch lock while A's batch advances the event head and commits. The
+// head B's batch reads must include A's batch: it is how B learns that
+// another instance committed events before it publishes its own to local
+// streams. Read in the lock statement's own snapshot (taken before the
+// wait) it would be A's old head, and a stream on B could then skip A's
+// events for good (tests/scaleout's ordering test caught that).
+func TestPostgresBatchHeadReadAfterLockWait(t *testing.T) {
+	st := openInstances(t, 2, false)
+	a, b := st[0], st[1]
+	ctx := context.Background()
+	txA, err := a.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = txA.Rollback() }()
+	before, err := a.eng.beginBatch(ctx, txA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int64, 1)
+	errs := make(chan error, 1)
+	go func() {
+		txB, err := b.wdb.BeginTx(ctx, nil)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer func() { _ = txB.Rollback() }()
+		head, err := b.eng.beginBatch(ctx, txB) // waits for A's lock
+		if err != nil {
+			errs <- err
+			return
+		}
+		got <- head
+	}()
+	time.Sleep(200 * time.Millisecond) // B is waiting for the lock
+	if err := a.eng.endBatch(ctx, txA, before+5); err != nil {
+		t.Fatal(err)
+	}
+	if err := txA.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case head := <-got:
+		if head != before+5 {
+			t.Fatalf("B's batch read event head %d after A committed %d (A's head before: %d)", head, before+5, before)
+		}
+	case err := <-errs:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("B's batch did not get the lock after A committed")
+	}
+}

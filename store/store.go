@@ -81,6 +81,9 @@ type Store struct {
 	// presence records this instance's streaming devices for the others
 	// (PostgreSQL with push on).
 	presence *presence
+	// leader is the election of StartLeader (nil until started).
+	leaderMu sync.Mutex
+	leader   *Leader
 	wdb      *bun.DB
 	rdb      *bun.DB
 	writer   *writer
@@ -294,6 +297,7 @@ func (s *Store) Close() error {
 	if s.presence != nil {
 		s.presence.close()
 	}
+	s.stopLeader()
 	s.stopCluster()
 	s.writer.close()
 	closeStmts(s.writer.stmts)

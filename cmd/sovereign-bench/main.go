@@ -37,6 +37,7 @@ type options struct {
 	pid, par                                      int
 	serverFlags                                   string
 	keep                                          bool
+	databases, instances                          string
 
 	ingest   bench.IngestOptions
 	fanout   bench.FanoutOptions
@@ -65,6 +66,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pprof, "pprof-listen", "", "start the server with --pprof-listen on this loopback address")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the started server, space-separated")
 	fs.IntVar(&o.par, "setup-parallelism", 8, "concurrent setup requests (sign-ups, key packages)")
+	fs.StringVar(&o.databases, "database", "sqlite", "comma-separated engines to measure, one after the other: sqlite (a fresh file), and/or "+
+		"a postgres:// URL of a server on which each configuration gets a fresh database (the role needs CREATEDB; dropped afterwards)")
+	fs.StringVar(&o.instances, "instances", "1", "with a postgres:// --database: comma-separated instance counts to measure (each a configuration: N servers on one database, load spread over them)")
 
 	concurrency := fs.String("concurrency", "32", "ingest: concurrent senders (each its own user); a comma-separated list runs ingest once per value")
 	fs.IntVar(&o.ingest.Groups, "groups", 16, "ingest: groups the senders are spread over")
@@ -127,13 +131,100 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sovereign-bench: open-file limit %d is below --conns %d: capacity will fail (raise the hard limit)\n", lim, o.capacity.Conns)
 	}
 
-	env, cleanup, err := setup(ctx, &o, scenarios, stderr)
+	configs, err := configurations(o.databases, o.instances)
+	if err != nil {
+		fmt.Fprintln(stderr, "sovereign-bench:", err)
+		return 2
+	}
+	if o.url != "" && (len(configs) > 1 || configs[0].url != "") {
+		fmt.Fprintln(stderr, "sovereign-bench: --url measures one running server: leave --database and --instances at their defaults")
+		return 2
+	}
+	if o.bin == "" && o.url == "" {
+		// Built once for every configuration.
+		root, err := bench.RepoRoot()
+		if err != nil {
+			fmt.Fprintln(stderr, "sovereign-bench: find the repository to build sovereign (or pass --bin):", err)
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "sovereign-bench-bin-")
+		if err != nil {
+			fmt.Fprintln(stderr, "sovereign-bench:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		fmt.Fprintln(stderr, "building sovereign …")
+		if o.bin, err = bench.BuildBinary(root, dir); err != nil {
+			fmt.Fprintln(stderr, "sovereign-bench:", err)
+			return 1
+		}
+	}
+	code := 0
+	for _, dbc := range configs {
+		if ctx.Err() != nil {
+			break
+		}
+		if len(configs) == 1 {
+			dbc.label = ""
+		}
+		if c := runConfig(ctx, &o, dbc, scenarios, concurrencies, strings.Split(*transports, ","), stdout, stderr); c != 0 {
+			code = c
+		}
+	}
+	return code
+}
+
+// dbConfig is one measured configuration: an engine and an instance count.
+type dbConfig struct {
+	label string // sqlite, postgres-1, postgres-2 …
+	url   string // "" for SQLite; the PostgreSQL server's URL
+	n     int
+}
+
+// configurations expands --database and --instances: SQLite runs as one
+// instance, each PostgreSQL URL once per instance count.
+func configurations(databases, instances string) ([]dbConfig, error) {
+	var counts []int
+	for _, f := range strings.Split(instances, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 16 {
+			return nil, fmt.Errorf("--instances: %q is not a count from 1 to 16", f)
+		}
+		counts = append(counts, n)
+	}
+	var out []dbConfig
+	for _, d := range strings.Split(databases, ",") {
+		d = strings.TrimSpace(d)
+		switch {
+		case d == "sqlite":
+			out = append(out, dbConfig{label: "sqlite", n: 1})
+		case strings.HasPrefix(d, "postgres://") || strings.HasPrefix(d, "postgresql://"):
+			for _, n := range counts {
+				out = append(out, dbConfig{label: fmt.Sprintf("postgres-%d", n), url: d, n: n})
+			}
+		default:
+			return nil, fmt.Errorf("--database: %q is neither sqlite nor a postgres:// URL", d)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--database names no engine")
+	}
+	return out, nil
+}
+
+// runConfig starts the configuration's servers, runs the scenarios against
+// them and stops them.
+func runConfig(ctx context.Context, o *options, dbc dbConfig, scenarios []string, concurrencies []int, transports []string, stdout, stderr io.Writer) int {
+	env, cleanup, err := setup(ctx, o, dbc, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "sovereign-bench:", err)
 		return 1
 	}
 	defer cleanup()
 	m := env.Machine
+	if dbc.label != "" {
+		fmt.Fprintf(stdout, "\n#### configuration %s\n", dbc.label)
+	}
 	fmt.Fprintf(stdout, "machine: %d CPUs (%s), %d MiB, %s, commit %s, %s\n", m.CPUs, m.CPUModel, m.MemoryMiB, m.GoVersion, m.Commit, m.Date)
 
 	code := 0
@@ -172,7 +263,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				report(nil, err)
 				continue
 			}
-			for _, tr := range strings.Split(*transports, ",") {
+			for _, tr := range transports {
 				fo := o.fanout
 				fo.Transport = strings.TrimSpace(tr)
 				report(bench.Fanout(ctx, env, fg, fo))
@@ -192,12 +283,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // setup starts the server (or connects to --url) and returns the
 // environment the scenarios share.
-func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer) (*bench.Env, func(), error) {
+func setup(ctx context.Context, o *options, dbc dbConfig, stderr io.Writer) (*bench.Env, func(), error) {
 	rp, err := bench.RelyingParty(o.origin)
 	if err != nil {
 		return nil, nil, err
 	}
-	env := &bench.Env{RP: rp, Par: o.par, Machine: bench.DescribeMachine(), PID: o.pid}
+	env := &bench.Env{RP: rp, Par: o.par, Machine: bench.DescribeMachine(), PID: o.pid, Label: dbc.label}
 	if o.url != "" {
 		env.Client = bench.NewClient(o.url, 512)
 		code := o.invite
@@ -211,23 +302,10 @@ func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer
 		}
 	}
 	bin := o.bin
-	if bin == "" {
-		root, err := bench.RepoRoot()
-		if err != nil {
-			return nil, nil, fmt.Errorf("find the repository to build sovereign (or pass --bin): %w", err)
-		}
-		dir, err := os.MkdirTemp("", "sovereign-bench-bin-")
-		if err != nil {
-			return nil, nil, err
-		}
-		cleanups = append(cleanups, func() { _ = os.RemoveAll(dir) })
-		fmt.Fprintln(stderr, "building sovereign …")
-		if bin, err = bench.BuildBinary(root, dir); err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-	}
 	dataDir := o.dataDir
+	if dataDir != "" && dbc.label != "" {
+		dataDir = filepath.Join(dataDir, dbc.label)
+	}
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "sovereign-bench-data-")
 		if err != nil {
@@ -250,16 +328,6 @@ func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer
 		"--streams-per-ip", strconv.Itoa(streams), "--streams-total", strconv.Itoa(streams),
 		"--log-level", "warn",
 	}
-	// The debug listener (loopback only) also serves the writer's counters,
-	// which the scenarios report; take a free port when none was asked for.
-	debugAddr := o.pprof
-	if debugAddr == "" {
-		if debugAddr, err = bench.FreeLoopbackAddr(); err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-	}
-	flags = append(flags, "--pprof-listen", debugAddr)
 	if o.ingest.PushSubscribed > 0 {
 		rx, err := bench.StartPushReceiver()
 		if err != nil {
@@ -270,19 +338,55 @@ func setup(ctx context.Context, o *options, scenarios []string, stderr io.Writer
 		env.Push = rx
 		flags = append(flags, "--push-allow-hosts", "127.0.0.1")
 	}
+	var dbFlags []string
+	if dbc.url != "" {
+		url, drop, err := bench.FreshDatabase(ctx, dbc.url)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		cleanups = append(cleanups, drop)
+		dbFlags = []string{"--database", url}
+		flags = append(flags, dbFlags...)
+	}
 	if o.serverFlags != "" {
 		flags = append(flags, strings.Fields(o.serverFlags)...)
 	}
-	proc, err := bench.Start(ctx, bin, dataDir, flags...)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
+	dirs := []string{dataDir}
+	for i := 1; i < dbc.n; i++ {
+		dirs = append(dirs, fmt.Sprintf("%s-%d", dataDir, i))
 	}
-	cleanups = append(cleanups, func() { _ = proc.Stop(10 * time.Second) })
-	env.Proc, env.PID = proc, proc.PID()
-	env.DebugURL = "http://" + debugAddr
-	env.Client = bench.NewClient(proc.URL, 512)
-	env.NewInvite = func(uses int) (string, error) { return bench.Invite(bin, dataDir, false, uses) }
+	for i, dir := range dirs {
+		// The debug listener (loopback only) also serves the writer's
+		// counters, which the scenarios report; take a free port when
+		// none was asked for (and for every instance but the first).
+		debugAddr := o.pprof
+		if debugAddr == "" || i > 0 {
+			if debugAddr, err = bench.FreeLoopbackAddr(); err != nil {
+				cleanup()
+				return nil, nil, err
+			}
+		}
+		proc, err := bench.Start(ctx, bin, dir, append(append([]string{}, flags...), "--pprof-listen", debugAddr)...)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		cleanups = append(cleanups, func() { _ = proc.Stop(10 * time.Second) })
+		client := bench.NewClient(proc.URL, 512)
+		if i == 0 {
+			env.Proc, env.PID = proc, proc.PID()
+			env.DebugURL = "http://" + debugAddr
+			env.Client = client
+		} else {
+			env.MorePIDs = append(env.MorePIDs, proc.PID())
+			env.MoreDebugURLs = append(env.MoreDebugURLs, "http://"+debugAddr)
+		}
+		if dbc.n > 1 {
+			env.Instances = append(env.Instances, client)
+		}
+	}
+	env.NewInvite = func(uses int) (string, error) { return bench.Invite(bin, dataDir, false, uses, dbFlags...) }
 	return env, cleanup, nil
 }
 

@@ -2,6 +2,7 @@
 //
 //	sovereign serve     run the server (default when no command is given)
 //	sovereign invite    create an invite code and print it with its link
+//	sovereign migrate   copy a stopped SQLite server into an empty PostgreSQL database
 //	sovereign openapi   print the OpenAPI 3.1 document (no database, no listener)
 //	sovereign version   print the build version
 package main
@@ -59,6 +60,8 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return restore(args, env, stdout, stderr)
 	case "doctor":
 		return doctor(args, env, stdout, stderr)
+	case "migrate":
+		return migrate(args, stdout, stderr)
 	case "openapi":
 		doc, err := api.OpenAPI()
 		if err != nil {
@@ -87,6 +90,7 @@ commands:
   invite    create an invite and print its code and link: [--admin] [--expires 72h] [--uses 1]
   backup    write a consistent, verified copy of the database while the server runs: --to FILE
   restore   put a backup into an empty data directory: --from FILE
+  migrate   copy a stopped SQLite server into a new PostgreSQL database: --from sqlite:PATH --to postgres://…
   doctor    check a configuration and data directory without starting the server, and say what to fix
   openapi   print the OpenAPI 3.1 document to stdout (no database, no listener)
   version   print the version
