@@ -40,7 +40,11 @@ type FilesInfo struct {
 // from srcDir (the server's attachments directory): each file 0600,
 // written and fsynced under a temporary directory renamed to destDir at
 // the end. With no complete attachment nothing is created (Files 0).
-func BackupAttachments(ctx context.Context, backupDB, srcDir, destDir string) (*FilesInfo, error) {
+// With link, a file is hard-linked when srcDir and destDir share a file
+// system (a completed attachment never changes, so a link is a copy that
+// costs no space; the scheduled backups keep several) and copied
+// otherwise.
+func BackupAttachments(ctx context.Context, backupDB, srcDir, destDir string, link bool) (*FilesInfo, error) {
 	if _, err := os.Lstat(destDir); err == nil {
 		return nil, fmt.Errorf("backup: %s exists; choose a new file name", destDir)
 	}
@@ -73,7 +77,7 @@ func BackupAttachments(ctx context.Context, backupDB, srcDir, destDir string) (*
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n, err := copyFile(filepath.Join(srcDir, id), filepath.Join(tmp, id))
+		n, err := linkOrCopy(filepath.Join(srcDir, id), filepath.Join(tmp, id), link)
 		if errors.Is(err, fs.ErrNotExist) {
 			info.Missing = append(info.Missing, id)
 			continue
@@ -183,6 +187,23 @@ func CheckAttachmentsEmpty(dir string) error {
 		return &DataDirNotEmptyError{Path: dir}
 	}
 	return nil
+}
+
+// linkOrCopy hard-links src as dst when link is set and the file system
+// allows it, else copies it; returns the file's size.
+func linkOrCopy(src, dst string, link bool) (int64, error) {
+	if link {
+		if err := os.Link(src, dst); err == nil {
+			fi, err := os.Stat(dst)
+			if err != nil {
+				return 0, err
+			}
+			return fi.Size(), nil
+		} else if errors.Is(err, fs.ErrNotExist) {
+			return 0, err
+		}
+	}
+	return copyFile(src, dst)
 }
 
 // copyFile copies src to a new file dst (0600, fsynced); returns the bytes copied.

@@ -47,7 +47,7 @@ func backup(args []string, env func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "sovereign:", err)
 		return exitFail
 	}
-	files, err := store.BackupAttachments(ctx, info.Path, cfg.AttachmentsDir(), info.Path+store.AttachmentsSuffix)
+	files, err := store.BackupAttachments(ctx, info.Path, cfg.AttachmentsDir(), info.Path+store.AttachmentsSuffix, false)
 	if err != nil {
 		fmt.Fprintln(stderr, "sovereign: the database was backed up but its attachment files were not:", err)
 		return exitFail
