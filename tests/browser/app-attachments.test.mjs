@@ -1,6 +1,7 @@
 // Browser test of attachments in the member web app: Alice and Bob (two
 // browser contexts, real passkeys, the real binary) share a conversation.
-// Alice sends a PNG picked with the file picker: Bob sees its thumbnail
+// Alice sends a PNG picked with the file picker (then one dropped and one
+// pasted): Bob sees its thumbnail
 // inline (drawn, encrypted and uploaded by Alice's browser; downloaded,
 // decrypted and digest-checked by Bob's), checked by decoded size and by
 // the pixels' colour through a canvas, and taps it to open the full image,
@@ -130,6 +131,34 @@ test("photos, files and voice notes between two browsers, verified, never in cle
     assert.equal(await bob.page.locator("#messages .msg:not(.mine) .msg-text").count(), 0, "a photo has no text line");
     await bob.page.screenshot({ path: join(shots, "attachments-photo-desktop.png") });
 
+    // Desktop: a picture dropped onto the conversation, another pasted into the composer.
+    const put = (how, name, rgb) => alice.page.evaluate(([how, name, b64]) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: "image/png" }));
+      if (how === "paste") {
+        document.querySelector("#composer").dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+        return;
+      }
+      const chat = document.querySelector("section.chat");
+      chat.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+      chat.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, [how, name, png(32, 32, rgb, mark("DROP-MARKER")).toString("base64")]);
+    for (const [i, how, rgb] of [[1, "drop", [30, 160, 40]], [2, "paste", [240, 200, 20]]]) {
+      await put(how, `${how}.png`, rgb);
+      const sel = `#messages .msg:not(.mine) >> nth=${i}`;
+      await bob.page.locator(`${sel} >> img.att-thumb`).waitFor({ timeout: 30000 });
+      const px = await bob.page.locator(`${sel} >> img.att-thumb`).evaluate(async (img) => {
+        if (!img.complete) await new Promise((r) => img.addEventListener("load", r, { once: true }));
+        const c = document.createElement("canvas");
+        c.width = img.naturalWidth;
+        c.height = img.naturalHeight;
+        const g = c.getContext("2d");
+        g.drawImage(img, 0, 0);
+        return [...g.getImageData(c.width >> 1, c.height >> 1, 1, 1).data.slice(0, 3)];
+      });
+      for (let k = 0; k < 3; k++) assert.ok(Math.abs(px[k] - rgb[k]) <= 10, `${how}: thumbnail colour ${px} ≈ ${rgb}`);
+    }
+
     // 2. A file of another type: offered for download with its name and size; the bytes match.
     const doc = Buffer.from(`${mark("TXT-MARKER")}\n`.repeat(300));
     await alice.page.setInputFiles("#attach-input", { name: "notes.txt", mimeType: "text/plain", buffer: doc });
@@ -207,7 +236,7 @@ test("photos, files and voice notes between two browsers, verified, never in cle
     const files = readdirSync(dir);
     assert.ok(files.length >= 6, `attachment files: ${files}`);
     const blobs = files.map((f) => readFileSync(join(dir, f)));
-    assert.ok(picture.includes(markers[0]) && doc.includes(markers[1]), "positive control: the markers are in the plaintexts");
+    assert.ok(picture.includes(markers[0]) && doc.includes(markers.find((m) => m.startsWith("TXT-MARKER"))), "positive control: the markers are in the plaintexts");
     for (const m of markers) assert.ok(!blobs.some((b) => b.includes(m)), `marker ${m} found in the server's attachment files`);
     assert.ok(!blobs.some((b) => b.includes(picture.subarray(0, 64))), "the PNG's bytes are not on the server");
     const db = ["sovereign.db", "sovereign.db-wal"].map((f) => join(srv.dataDir, f)).map((f) => { try { return readFileSync(f); } catch { return Buffer.alloc(0); } });
