@@ -7,7 +7,8 @@
 // the pixels' colour through a canvas, and taps it to open the full image,
 // pixel-exact. Alice sends a text file: Bob downloads it and its bytes are
 // the original's. Alice records a voice note (Chromium's fake microphone)
-// and Bob gets an <audio> with a playable blob: source. A refused upload
+// (tap to start, tap to send; then hold and release) and Bob gets an
+// <audio> with a playable blob: source. A refused upload
 // shows as failed and its retry sends it; a tampered download shows an
 // error and no image. The server's attachment files hold none of the
 // plaintext (positive control: the markers are in what was sent). Any
@@ -187,6 +188,14 @@ test("photos, files and voice notes between two browsers, verified, never in cle
     assert.equal(played.error, null, "the voice note decodes");
     assert.ok(played.readyState >= 2 && played.time > 0, `the voice note plays (${JSON.stringify(played)})`);
     await bob.page.screenshot({ path: join(shots, "attachments-file-voice-desktop.png") });
+    // Or hold the button and release it to send.
+    await alice.page.hover("#voice");
+    await alice.page.mouse.down();
+    await alice.page.locator("#voice.recording").waitFor();
+    await alice.page.waitForTimeout(1200);
+    await alice.page.mouse.up();
+    await bob.page.locator(audio).nth(1).waitFor({ timeout: 30000 });
+    assert.equal(await alice.page.locator("#voice.recording").count(), 0, "releasing a hold stops the recording");
 
     // Upload progress: a 3 MiB file whose parts the network slows down.
     await alice.ctx.route(/\/v1\/attachments\/[^/]+\?offset=/, async (r) => { await new Promise((x) => setTimeout(x, 400)); return r.fallback(); });

@@ -124,12 +124,17 @@ export function AttachControls({ conv }: { conv: string }) {
   const sendFiles = (files: FileList | null) => {
     for (const f of files ?? []) void engine.attachments.send(conv, f)
   }
-  const toggleVoice = async () => {
+  // Tap to start and tap again to send, or hold and release to send.
+  const recRef = useRef<MediaRecorder | null>(null)
+  const pressedAt = useRef(0)
+  const stopWhenStarted = useRef(false)
+  const stopVoice = () => {
+    recRef.current?.stop()
+    recRef.current = null
+  }
+  const startVoice = async () => {
     setError(null)
-    if (rec) {
-      rec.stop()
-      return
-    }
+    stopWhenStarted.current = false
     let stream: MediaStream
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true })
@@ -149,7 +154,37 @@ export function AttachControls({ conv }: { conv: string }) {
       if (parts.length) void engine.attachments.send(conv, new Blob(parts, { type: mime }), { voice: true, name: `voice-note.${ext}` })
     }
     r.start(250)
+    recRef.current = r
     setRec(r)
+    if (stopWhenStarted.current) {
+      // Released after a hold while the microphone was still opening.
+      stopWhenStarted.current = false
+      setTimeout(stopVoice, 250)
+    }
+  }
+  const HOLD_MS = 600
+  const onDown = (e: PointerEvent) => {
+    if (e.button !== 0) return
+    if (recRef.current) {
+      stopVoice()
+      pressedAt.current = 0
+      return
+    }
+    pressedAt.current = Date.now()
+    void startVoice()
+  }
+  const onUp = () => {
+    // Released after a hold: send. After a short tap: keep recording until the next tap.
+    if (pressedAt.current && Date.now() - pressedAt.current >= HOLD_MS) {
+      if (recRef.current) stopVoice()
+      else stopWhenStarted.current = true
+    }
+    pressedAt.current = 0
+  }
+  const onKey = (e: MouseEvent) => {
+    if (e.detail !== 0) return // pointer clicks are handled by down/up; detail 0 is the keyboard
+    if (recRef.current) stopVoice()
+    else void startVoice()
   }
   return (
     <>
@@ -158,7 +193,7 @@ export function AttachControls({ conv }: { conv: string }) {
         +
       </button>
       <button id="voice" class={"btn icon-btn" + (rec ? " recording" : "")} type="button" aria-pressed={rec !== null}
-        aria-label={rec ? t.stopRecording : t.recordVoice} title={rec ? t.stopRecording : t.recordVoice} onClick={() => void toggleVoice()}>
+        aria-label={rec ? t.stopRecording : t.recordVoice} title={rec ? t.stopRecording : t.recordVoice} onPointerDown={onDown} onPointerUp={onUp} onClick={onKey}>
         {rec ? "■" : "●"}
       </button>
       {rec && <span class="att-recording" role="status">{t.recording}</span>}
