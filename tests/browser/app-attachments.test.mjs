@@ -218,10 +218,18 @@ test("photos, files and voice notes between two browsers, verified, never in cle
     await alice.page.setInputFiles("#attach-input", { name: "later.txt", mimeType: "text/plain", buffer: Buffer.from(mark("LATER-MARKER")) });
     const failed = alice.page.locator("#messages .msg.mine[data-state=failed]", { hasText: "later.txt" });
     await failed.waitFor({ timeout: 30000 });
+    await alice.page.setInputFiles("#attach-input", { name: "lost.txt", mimeType: "text/plain", buffer: Buffer.from(mark("LOST-MARKER")) });
+    await alice.page.locator("#messages .msg.mine[data-state=failed]", { hasText: "lost.txt" }).waitFor({ timeout: 30000 });
     refuse = false;
     await failed.locator("button", { hasText: "Retry" }).click();
     await alice.page.locator("#messages .msg.mine[data-state=sent]", { hasText: "later.txt" }).waitFor({ timeout: 30000 });
     await bob.page.locator("#messages .msg:not(.mine) .att-download", { hasText: "later.txt" }).waitFor({ timeout: 30000 });
+    // After a reload the file of a never-uploaded message is gone: it says so, with no Retry (which would send nothing).
+    await alice.page.reload();
+    const lost = alice.page.locator("#messages .msg.mine[data-state=failed]", { hasText: "lost.txt" });
+    await lost.locator(".att-error", { hasText: "interrupted" }).waitFor({ timeout: 20000 });
+    assert.equal(await lost.locator("button", { hasText: "Retry" }).count(), 0);
+    await alice.page.waitForSelector("#attach-input", { state: "attached" });
 
     // 5. A download whose bytes were changed on the way is not shown: an error instead.
     let tampered = 0;

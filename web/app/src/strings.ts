@@ -98,6 +98,7 @@ export const t = {
   closePhoto: "Close",
   attachmentUnverified: "This file could not be verified and is not shown: it may have been damaged or tampered with.",
   attachmentFailed: "This file could not be downloaded. Tap to try again.",
+  uploadInterrupted: "The upload was interrupted (the page was closed): send the file again.",
   tooLarge: "This file is larger than the server accepts.",
   quotaFull: "The server has no room left for this conversation's or your files.",
   dropHere: "Drop to send",

@@ -99,6 +99,11 @@ export class Attachments {
     if (this.pending.has(m.id)) await this.upload(m.id)
   }
 
+  /** Whether this page holds the file of an attachment message not uploaded yet (lost on reload). */
+  isPending(id: string): boolean {
+    return this.pending.has(id)
+  }
+
   /** Whether a failed message is an upload this page can retry (else the outbox retries its send). */
   canRetryUpload(m: Message): boolean {
     return !m.attachment && this.pending.has(m.id)

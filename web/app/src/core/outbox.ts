@@ -45,6 +45,7 @@ export class Outbox {
   }
 
   async retry(m: Message): Promise<void> {
+    if (m.kind === "attachment" && !m.attachment) return // never uploaded: core/attachments.ts retries the upload
     await this.enqueue({ id: m.id, conv: m.conv, text: m.text, t: m.t, ...(m.attachment ? { att: m.attachment, voice: m.voice } : {}) })
   }
 

@@ -100,6 +100,7 @@ function FileLink({ p }: { p: AttachmentPointer }) {
 
 /** The body of an attachment message. */
 export function AttachmentBody({ m }: { m: Message }) {
+  const engine = useEngine()
   const progress = uploadProgress.value[m.id]
   const p = m.attachment
   if (!p) {
@@ -107,6 +108,7 @@ export function AttachmentBody({ m }: { m: Message }) {
       <div class="att-pending">
         <span class="att-name">{m.voice ? t.voiceNoteLabel : m.text || t.fileLabel}</span>
         {progress !== undefined && <progress class="att-progress" max={1} value={progress} aria-label={t.uploading(Math.round(progress * 100))} />}
+        {m.mine && !engine.attachments.isPending(m.id) && <span class="att-error">{t.uploadInterrupted}</span>}
       </div>
     )
   }

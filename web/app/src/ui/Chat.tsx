@@ -27,7 +27,7 @@ function MessageRow({ m }: { m: Message }) {
       <span class="msg-meta">
         <time>{when(m.t)}</time>
         {m.mine && <span class={"msg-state " + m.state}>{STATE_TEXT[m.state]}</span>}
-        {m.state === "failed" && (
+        {m.state === "failed" && !(m.kind === "attachment" && !m.attachment && !engine.attachments.isPending(m.id)) && (
           <button class="link" type="button" onClick={() => void (engine.attachments.canRetryUpload(m) ? engine.attachments.retry(m) : engine.outbox.retry(m))} title={m.error}>
             {t.msgRetry}
           </button>
