@@ -157,7 +157,8 @@ test-app: web/dist/app/index.html
 	cd web/app && node test.mjs
 
 ## test-browser: the admin UI and the member app in headless Chromium (CHROMIUM=/usr/bin/chromium) with a virtual
-## passkey authenticator, against the real binary; screenshots land in artifacts/admin/
+## passkey authenticator, against the real binary; screenshots land in artifacts/admin/. node --test runs every
+## tests/browser/*.test.mjs (app-attachments.test.mjs: photos, files, voice notes with Chromium's fake microphone)
 tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && $(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@

@@ -17,6 +17,9 @@ import (
 // server writes a verified consistent copy of its database into the backup
 // directory at start and then every interval, named by its UTC time, and
 // keeps the newest N. For operators who will never run `sovereign backup`.
+// Each backup's attachment files go into NAME.attachments/ beside it,
+// hard-linked from the data directory when it is on the same file system
+// (completed attachments never change), and are pruned with it.
 
 const backupPrefix, backupSuffix = "sovereign-", ".db"
 
@@ -29,6 +32,7 @@ func backupName(t time.Time) string {
 type BackupScheduler struct {
 	st    *store.Store
 	dir   string
+	files string // the attachments directory: its complete files go with each backup
 	every time.Duration
 	keep  int
 	log   *slog.Logger
@@ -48,6 +52,15 @@ func (b *BackupScheduler) RunOnce(ctx context.Context) (*store.BackupInfo, error
 	}
 	if err != nil {
 		return nil, err
+	}
+	if b.files != "" {
+		fi, err := store.BackupAttachments(ctx, info.Path, b.files, info.Path+store.AttachmentsSuffix, true)
+		if err != nil {
+			return info, fmt.Errorf("backup attachment files: %w", err)
+		}
+		if len(fi.Missing) > 0 {
+			b.log.Warn("attachments deleted while the backup ran", "file", info.Path, "missing", len(fi.Missing))
+		}
 	}
 	if err := b.prune(); err != nil {
 		return info, err
@@ -72,6 +85,9 @@ func (b *BackupScheduler) prune() error {
 	sort.Strings(names) // the names sort by time
 	for len(names) > b.keep {
 		if err := os.Remove(filepath.Join(b.dir, names[0])); err != nil {
+			return fmt.Errorf("prune backup: %w", err)
+		}
+		if err := os.RemoveAll(filepath.Join(b.dir, names[0]+store.AttachmentsSuffix)); err != nil {
 			return fmt.Errorf("prune backup: %w", err)
 		}
 		b.log.Info("old backup deleted", "file", names[0])

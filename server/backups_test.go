@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +14,10 @@ import (
 	"time"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/server"
 	"github.com/sovereign-im/sovereign/store"
+	"github.com/sovereign-im/sovereign/testutil"
 )
 
 // TestScheduledBackupsKeepTheNewest: --backup-dir gets a verified 0600
@@ -77,5 +82,74 @@ func TestScheduledBackupsKeepTheNewest(t *testing.T) {
 	}
 	if fi, _ := os.Stat(cfg.BackupDir); fi.Mode().Perm() != 0o700 {
 		t.Errorf("backup directory mode %04o", fi.Mode().Perm())
+	}
+}
+
+// TestScheduledBackupsCarryAttachments: each scheduled backup gets the
+// complete attachments' files beside it (NAME.attachments/, byte-identical,
+// hard links on the same file system), not an upload in progress, and a
+// pruned backup's files go with it.
+func TestScheduledBackupsCarryAttachments(t *testing.T) {
+	if os.Getenv("SOVEREIGN_TEST_DATABASE") == "postgres" {
+		t.Skip("scheduled backups are SQLite's (PostgreSQL: pg_dump)")
+	}
+	backupDir := filepath.Join(t.TempDir(), "backups")
+	s := testutil.NewServer(t, func(c *config.Config) {
+		c.BackupDir = backupDir
+		c.BackupEvery = time.Hour
+		c.BackupKeep = 1
+	})
+	acc := s.SeedAccount(t, "root", models.RoleAdmin)
+	gid := base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef"))
+	if r := s.Do(t, http.MethodPost, "/v1/groups", acc.Token, map[string]any{"group_id": gid}); r.StatusCode != http.StatusCreated {
+		t.Fatalf("create group: %d %s", r.StatusCode, r.Body)
+	}
+	declare := func(size int) string {
+		r := s.Do(t, http.MethodPost, "/v1/attachments", acc.Token, map[string]any{"group_id": gid, "size": size})
+		if r.StatusCode != http.StatusCreated {
+			t.Fatalf("declare: %d %s", r.StatusCode, r.Body)
+		}
+		var a struct {
+			ID string `json:"id"`
+		}
+		r.JSON(t, &a)
+		return a.ID
+	}
+	blob := bytes.Repeat([]byte("ciphertext"), 10_000)
+	done := declare(len(blob))
+	if r := s.Do(t, http.MethodPut, "/v1/attachments/"+done+"?offset=0", acc.Token, blob, "Content-Type", "application/octet-stream"); r.StatusCode != http.StatusOK {
+		t.Fatalf("upload: %d %s", r.StatusCode, r.Body)
+	}
+	partial := declare(2 * len(blob))
+	if r := s.Do(t, http.MethodPut, "/v1/attachments/"+partial+"?offset=0", acc.Token, blob, "Content-Type", "application/octet-stream"); r.StatusCode != http.StatusOK {
+		t.Fatalf("partial upload: %d %s", r.StatusCode, r.Body)
+	}
+	first, err := s.App.Backups().RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := first.Path + store.AttachmentsSuffix
+	entries, err := os.ReadDir(files)
+	if err != nil || len(entries) != 1 || entries[0].Name() != done {
+		t.Fatalf("%s holds %v (%v), want only %s", files, entries, err, done)
+	}
+	got, err := os.ReadFile(filepath.Join(files, done))
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("the backed-up attachment differs (%v)", err)
+	}
+	src, _ := os.Stat(filepath.Join(s.Config.AttachmentsDir(), done))
+	dst, _ := os.Stat(filepath.Join(files, done))
+	if !os.SameFile(src, dst) {
+		t.Errorf("the backup's file is a copy, want a hard link on the same file system")
+	}
+	second, err := s.App.Backups().RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first.Path + store.AttachmentsSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the pruned backup's attachment files stay: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(second.Path+store.AttachmentsSuffix, done)); err != nil {
+		t.Fatalf("the newest backup lacks the attachment: %v", err)
 	}
 }

@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	s.cleanup.Start()
 	s.stopBackup = func() {}
 	if cfg.BackupDir != "" {
-		s.backups = &BackupScheduler{st: st, dir: cfg.BackupDir, every: cfg.BackupEvery, keep: cfg.BackupKeep, log: log, now: opts.Now}
+		s.backups = &BackupScheduler{st: st, dir: cfg.BackupDir, files: cfg.AttachmentsDir(), every: cfg.BackupEvery, keep: cfg.BackupKeep, log: log, now: opts.Now}
 		bctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); s.backups.run(bctx) }()

@@ -9,7 +9,9 @@ import (
 // appCSP is the member app's policy: everything from this origin only, no
 // inline code or style, and Trusted Types enforced. The one policy the app
 // may create, sovereign-sw, only lets through the service worker's URL.
-const appCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; " +
+// Decrypted photos and voice notes are shown from blob: URLs (img-src,
+// media-src); the microphone is allowed for this origin (voice notes).
+const appCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; " +
 	"manifest-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types sovereign-sw"
 
@@ -39,7 +41,7 @@ func AppHandler() http.Handler {
 		h := w.Header()
 		h.Set("Content-Security-Policy", appCSP)
 		h.Set("Cache-Control", "no-cache")
-		h.Set("Permissions-Policy", "publickey-credentials-get=(self), publickey-credentials-create=(self), camera=(), microphone=(), geolocation=()")
+		h.Set("Permissions-Policy", "publickey-credentials-get=(self), publickey-credentials-create=(self), camera=(), microphone=(self), geolocation=()")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

@@ -34,7 +34,7 @@ func TestAppHandler(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want 200 %s", path, rec.Code, rec.Header().Get("Content-Type"), ctype)
 		}
 		csp := rec.Header().Get("Content-Security-Policy")
-		for _, want := range []string{"default-src 'none'", "script-src 'self';", "require-trusted-types-for 'script'", "trusted-types sovereign-sw", "frame-ancestors 'none'"} {
+		for _, want := range []string{"default-src 'none'", "script-src 'self';", "require-trusted-types-for 'script'", "trusted-types sovereign-sw", "frame-ancestors 'none'", "media-src 'self' blob:;"} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("GET %s: CSP %q lacks %q", path, csp, want)
 			}

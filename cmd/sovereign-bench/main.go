@@ -6,7 +6,8 @@
 //
 //	sovereign-bench [flags] [scenario ...]
 //
-// Scenarios: ingest, fanout (SSE, then long-poll), capacity, wakeup; none
+// Scenarios: ingest, fanout (SSE, then long-poll), capacity, wakeup,
+// attachments (50 MiB up and down, MiB/s and the server's peak RSS); none
 // given runs all. Each prints a table and writes <out>/<scenario>.json.
 // docs/benchmarks.md describes them and the figures measured.
 package main
@@ -43,9 +44,10 @@ type options struct {
 	fanout   bench.FanoutOptions
 	capacity bench.CapacityOptions
 	wakeup   bench.WakeupOptions
+	attach   bench.AttachmentOptions
 }
 
-var allScenarios = []string{"ingest", "fanout", "capacity", "wakeup"}
+var allScenarios = []string{"ingest", "fanout", "capacity", "wakeup", "attachments"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	var o options
@@ -92,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.capacity.Hold, "hold", 0, "capacity: keep the connections open this long after measuring (e.g. to take a heap profile)")
 	fs.IntVar(&o.wakeup.Samples, "wakeups", 300, "wakeup: samples")
 	fs.DurationVar(&o.wakeup.Park, "park", 20*time.Millisecond, "wakeup: how long the poll waits before each send")
+	fs.Int64Var(&o.attach.Bytes, "attachment-bytes", 50<<20, "attachments: size of the file uploaded and downloaded")
+	fs.Int64Var(&o.attach.PartBytes, "attachment-part-bytes", 1<<20, "attachments: bytes per PUT of the parted upload (the SDK's default)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -272,6 +276,8 @@ func runConfig(ctx context.Context, o *options, dbc dbConfig, scenarios []string
 			report(bench.Capacity(ctx, env, o.capacity))
 		case "wakeup":
 			report(bench.Wakeup(ctx, env, o.wakeup))
+		case "attachments":
+			report(bench.Attachments(ctx, env, o.attach))
 		}
 	}
 	if env.Proc != nil && env.Proc.Exited() {

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -200,6 +203,118 @@ func TestBackupUnderWriteLoadThenRestoreAndServe(t *testing.T) {
 	r.JSON(t, &feed)
 	if len(feed.Events) == 0 || !inBackup[feed.Events[0].Seq] {
 		t.Fatalf("restored server does not serve the backed-up messages: %s", r.Body)
+	}
+	stop(t, p2)
+}
+
+// TestBackupCarriesAttachments: `sovereign backup` copies the file of every
+// complete attachment next to the database (FILE.attachments/, 0700, files
+// 0600, byte-identical) and not the upload in progress; `sovereign restore`
+// refuses a data directory whose attachments/ holds files, puts the files
+// into an empty one, and a server on it serves the attachment's bytes
+// (with a range) to the member.
+func TestBackupCarriesAttachments(t *testing.T) {
+	dir := t.TempDir()
+	p := startBinary(t, filepath.Join(dir, "data"))
+	origin := localOrigin(p.URL)
+	s := attach(t, origin)
+	code := logCodeRE.FindStringSubmatch(p.logs.String())
+	if code == nil {
+		t.Fatalf("no admin invite:\n%s", p.logs.String())
+	}
+	root, _ := s.Register(t, code[1], "root")
+	c := bench.NewClient(origin, 4)
+	acc := bench.Account{UserID: root.UserID, DeviceID: root.DeviceID, Token: root.Token, Username: "root"}
+	g, err := bench.CreateGroup(context.Background(), c, acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := base64.RawURLEncoding.EncodeToString(g.ID)
+	declare := func(size int) string {
+		r := s.Do(t, http.MethodPost, "/v1/attachments", root.Token, map[string]any{"group_id": gid, "size": size})
+		if r.StatusCode != http.StatusCreated {
+			t.Fatalf("declare: %d %s", r.StatusCode, r.Body)
+		}
+		var a struct {
+			ID string `json:"id"`
+		}
+		r.JSON(t, &a)
+		return a.ID
+	}
+	put := func(id string, offset int, b []byte) {
+		r := s.Do(t, http.MethodPut, fmt.Sprintf("/v1/attachments/%s?offset=%d", id, offset), root.Token, b, "Content-Type", "application/octet-stream")
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("upload: %d %s", r.StatusCode, r.Body)
+		}
+	}
+	blob := make([]byte, 300_000)
+	_, _ = rand.Read(blob)
+	done := declare(len(blob))
+	put(done, 0, blob[:100_000])
+	put(done, 100_000, blob[100_000:])
+	partial := declare(50_000)
+	put(partial, 0, blob[:20_000])
+
+	backupFile := filepath.Join(dir, "backups", "sovereign.db")
+	if err := os.MkdirAll(filepath.Dir(backupFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rc, out, errOut := runCLI(t, "backup", "--data-dir", filepath.Join(dir, "data"), "--to", backupFile)
+	if rc != 0 || !strings.Contains(out, "(1 files, 300000 bytes)") {
+		t.Fatalf("backup: exit %d\n%s%s", rc, out, errOut)
+	}
+	files := backupFile + ".attachments"
+	if fi, err := os.Stat(files); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("attachments directory of the backup: %v %v", fi, err)
+	}
+	entries, err := os.ReadDir(files)
+	if err != nil || len(entries) != 1 || entries[0].Name() != done {
+		t.Fatalf("the backup's attachment files = %v (%v), want only the complete %s", entries, err, done)
+	}
+	if fi, _ := entries[0].Info(); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("attachment file mode %04o, want 0600", fi.Mode().Perm())
+	}
+	if got, err := os.ReadFile(filepath.Join(files, done)); err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("the backed-up file differs from the upload (%v)", err)
+	}
+	// A second backup to the same name is refused (the database file exists).
+	if rc, _, _ := runCLI(t, "backup", "--data-dir", filepath.Join(dir, "data"), "--to", backupFile); rc == 0 {
+		t.Fatal("a backup over an existing one succeeded")
+	}
+	stop(t, p)
+
+	// Restore refuses a data directory whose attachments/ holds files.
+	crowded := filepath.Join(dir, "crowded")
+	if err := os.MkdirAll(filepath.Join(crowded, "attachments"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(crowded, "attachments", "other"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rc, _, errOut := runCLI(t, "restore", "--data-dir", crowded, "--from", backupFile); rc != 2 || !strings.Contains(errOut, "attachments") {
+		t.Fatalf("restore over attachment files: exit %d %q", rc, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(crowded, "sovereign.db")); err == nil {
+		t.Fatal("a refused restore wrote the database")
+	}
+
+	restored := filepath.Join(dir, "restored")
+	rc, out, errOut = runCLI(t, "restore", "--data-dir", restored, "--from", backupFile)
+	if rc != 0 || !strings.Contains(out, "restored 1 attachment files (300000 bytes)") {
+		t.Fatalf("restore: exit %d\n%s%s", rc, out, errOut)
+	}
+	if fi, err := os.Stat(filepath.Join(restored, "attachments", done)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("restored attachment file: %v %v", fi, err)
+	}
+	p2 := startBinary(t, restored)
+	s2 := attach(t, localOrigin(p2.URL))
+	r := s2.Do(t, http.MethodGet, "/v1/attachments/"+done, root.Token, nil)
+	if r.StatusCode != http.StatusOK || !bytes.Equal(r.Body, blob) {
+		t.Fatalf("download after restore: %d, %d bytes", r.StatusCode, len(r.Body))
+	}
+	r = s2.Do(t, http.MethodGet, "/v1/attachments/"+done, root.Token, nil, "Range", "bytes=299990-")
+	if r.StatusCode != http.StatusPartialContent || !bytes.Equal(r.Body, blob[299_990:]) {
+		t.Fatalf("ranged download after restore: %d %q", r.StatusCode, r.Body)
 	}
 	stop(t, p2)
 }

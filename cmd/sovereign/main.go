@@ -88,7 +88,7 @@ func usage(w io.Writer) {
 commands:
   serve     run the server (the default when no command is given)
   invite    create an invite and print its code and link: [--admin] [--expires 72h] [--uses 1]
-  backup    write a consistent, verified copy of the database while the server runs: --to FILE
+  backup    write a consistent, verified copy of the database (and its attachment files) while the server runs: --to FILE
   restore   put a backup into an empty data directory: --from FILE
   migrate   copy a stopped SQLite server into a new PostgreSQL database: --from sqlite:PATH --to postgres://…
   doctor    check a configuration and data directory without starting the server, and say what to fix

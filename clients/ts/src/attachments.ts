@@ -8,7 +8,15 @@
 // AES-256-GCM under a fresh random key, nonce = 7 zero bytes ‖ chunk index
 // (u32 big-endian) ‖ last-chunk flag: chunks cannot be reordered, dropped or
 // truncated without failing. The digest is SHA-256 over the whole
-// ciphertext and is checked before anything is decrypted.
+// ciphertext.
+//
+// Uploads and downloads stream: a file (a Blob, e.g. a File from a picker)
+// is read, padded and sealed one 64 KiB chunk at a time as each PUT part is
+// sent, and a download is decrypted chunk by chunk as it arrives, so a
+// device holds about one part (1 MiB) of a file of any size, never all of
+// it. The whole-buffer helpers (encryptAttachment, decryptAttachment) stay
+// for small data and tests.
+import { sha256 } from "@noble/hashes/sha2.js"
 import { fromBase64, toBase64 } from "./bytes.js"
 
 export const ATTACHMENT_CHUNK = 64 * 1024
@@ -128,45 +136,130 @@ export async function uploadOffset(t: AttachmentTransport, id: string): Promise<
   return ((await res.json()) as { offset: number }).offset
 }
 
+/** What an upload reads its plaintext from: bytes in memory or a Blob (a File), read a chunk at a time. */
+export type AttachmentSource = Uint8Array | Blob
+
+/** Ciphertext length of an attachment of n plaintext bytes. */
+export function encryptedLength(n: number): number {
+  const padded = padmeLength(n + 1)
+  return padded + Math.max(1, Math.ceil(padded / ATTACHMENT_CHUNK)) * TAG
+}
+
 /**
- * Encrypts and uploads data for a group, resuming after network failures
- * from the offset the server reports; returns the pointer to put inside
- * the MLS message.
+ * Produces the ciphertext of a source chunk by chunk, on demand, from any
+ * chunk index (a resumed upload re-seals from where the server stopped:
+ * the same key and nonce give the same bytes). The digest is fed each
+ * chunk once, in order; it is final when every chunk was produced.
  */
-export async function uploadAttachment(t: AttachmentTransport, groupIdB64url: string, data: Uint8Array, o: UploadOptions = {}): Promise<AttachmentPointer> {
+class Sealer {
+  readonly plainLength: number
+  readonly paddedLength: number
+  readonly chunks: number
+  readonly length: number
+  private readonly hash = sha256.create()
+  private hashed = 0
+  private key?: CryptoKey
+
+  constructor(
+    private readonly src: AttachmentSource,
+    readonly rawKey: Uint8Array<ArrayBuffer>,
+  ) {
+    this.plainLength = src instanceof Uint8Array ? src.length : src.size
+    this.paddedLength = padmeLength(this.plainLength + 1)
+    this.chunks = Math.max(1, Math.ceil(this.paddedLength / ATTACHMENT_CHUNK))
+    this.length = this.paddedLength + this.chunks * TAG
+  }
+
+  private async plain(i: number): Promise<Uint8Array<ArrayBuffer>> {
+    const from = i * ATTACHMENT_CHUNK
+    const to = Math.min(this.paddedLength, from + ATTACHMENT_CHUNK)
+    const out = new Uint8Array(to - from)
+    const end = Math.min(to, this.plainLength)
+    if (end > from) {
+      const part = this.src instanceof Uint8Array ? this.src.subarray(from, end) : new Uint8Array(await this.src.slice(from, end).arrayBuffer())
+      if (part.length !== end - from) throw new Error("the file changed while it was being uploaded")
+      out.set(part)
+    }
+    if (this.plainLength >= from && this.plainLength < to) out[this.plainLength - from] = 0x80
+    return out
+  }
+
+  /** The sealed chunk i. */
+  async chunk(i: number): Promise<Uint8Array<ArrayBuffer>> {
+    this.key ??= await subtle().importKey("raw", this.rawKey, "AES-GCM", false, ["encrypt"])
+    const ct = new Uint8Array(await subtle().encrypt({ name: "AES-GCM", iv: nonce(i, i === this.chunks - 1) }, this.key, await this.plain(i)))
+    if (i === this.hashed) {
+      this.hash.update(ct)
+      this.hashed++
+    }
+    return ct
+  }
+
+  /** Ciphertext bytes [start, end), sealed from the chunks that cover them. */
+  async range(start: number, end: number): Promise<Uint8Array<ArrayBuffer>> {
+    const full = ATTACHMENT_CHUNK + TAG
+    const out = new Uint8Array(end - start)
+    for (let i = Math.floor(start / full); i * full < end; i++) {
+      const ct = await this.chunk(i)
+      const at = i * full
+      const a = Math.max(start, at)
+      const b = Math.min(end, at + ct.length)
+      out.set(ct.subarray(a - at, b - at), a - start)
+    }
+    return out
+  }
+
+  /** SHA-256 of the whole ciphertext (seals any chunk not produced yet). */
+  async digest(): Promise<Uint8Array> {
+    while (this.hashed < this.chunks) await this.chunk(this.hashed)
+    return this.hash.digest()
+  }
+}
+
+/**
+ * Encrypts and uploads a file for a group, streaming (one part in memory
+ * at a time) and resuming after network failures from the offset the
+ * server reports; returns the pointer to put inside the MLS message.
+ */
+export async function uploadAttachment(t: AttachmentTransport, groupIdB64url: string, data: AttachmentSource, o: UploadOptions = {}): Promise<AttachmentPointer> {
   const f = t.fetch ?? fetch
-  const { ciphertext, key, digest } = await encryptAttachment(data)
+  const sealer = new Sealer(data, globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const res = await f(`${t.baseUrl}/v1/attachments`, {
     method: "POST",
     headers: { Authorization: `Bearer ${t.token()}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ group_id: groupIdB64url, size: ciphertext.length }),
+    body: JSON.stringify({ group_id: groupIdB64url, size: sealer.length }),
     signal: o.signal,
   })
   if (res.status !== 201) throw await problem(res)
   const created = (await res.json()) as { id: string }
-  await putBytes(t, created.id, ciphertext, o)
+  await putParts(t, created.id, sealer.length, (a, b) => sealer.range(a, b), o)
+  const mime = o.mime ?? (data instanceof Blob && data.type ? data.type : undefined)
   return {
-    id: created.id, key: toBase64(key), digest: toBase64(digest), size: data.length, encryptedSize: ciphertext.length,
-    ...(o.mime ? { mime: o.mime } : {}), ...(o.name ? { name: o.name } : {}),
+    id: created.id, key: toBase64(sealer.rawKey), digest: toBase64(await sealer.digest()), size: sealer.plainLength, encryptedSize: sealer.length,
+    ...(mime ? { mime } : {}), ...(o.name ? { name: o.name } : {}),
   }
 }
 
 /** Uploads ciphertext to a declared attachment, from the stored offset on. */
 export async function putBytes(t: AttachmentTransport, id: string, ciphertext: Uint8Array<ArrayBuffer>, o: UploadOptions = {}): Promise<void> {
+  await putParts(t, id, ciphertext.length, async (a, b) => ciphertext.subarray(a, b), o)
+}
+
+/** PUTs the parts of a declared attachment; part(a, b) gives its ciphertext bytes [a, b). */
+async function putParts(t: AttachmentTransport, id: string, total: number, part: (a: number, b: number) => Promise<Uint8Array<ArrayBuffer>>, o: UploadOptions): Promise<void> {
   const f = t.fetch ?? fetch
-  const part = o.partBytes ?? 1 << 20
-  const total = ciphertext.length
+  const size = o.partBytes ?? 1 << 20
   let offset = 0
   let failures = 0
   if (total === 0) offset = -1
   while (offset < total) {
     const start = Math.max(0, offset)
-    const end = Math.min(total, start + part)
+    const end = Math.min(total, start + size)
     try {
       const res = await f(`${t.baseUrl}/v1/attachments/${id}?offset=${start}`, {
         method: "PUT",
         headers: { Authorization: `Bearer ${t.token()}`, "Content-Type": "application/octet-stream" },
-        body: ciphertext.subarray(start, end),
+        body: await part(start, end),
         signal: o.signal,
       })
       if (res.status === 409) {
@@ -192,45 +285,134 @@ export async function putBytes(t: AttachmentTransport, id: string, ciphertext: U
   }
 }
 
-/** Downloads (resuming with Range after a failure), verifies and decrypts. */
-export async function downloadAttachment(
-  t: AttachmentTransport,
-  p: AttachmentPointer,
-  o: { onProgress?: (got: number, total: number) => void; signal?: AbortSignal; retries?: number } = {},
-): Promise<Uint8Array> {
+/** Options of a download. */
+export interface DownloadOptions {
+  onProgress?: (got: number, total: number) => void
+  signal?: AbortSignal
+  /** Attempts after network failures (default 5); each resumes with a Range request. */
+  retries?: number
+}
+
+/** The ciphertext of an attachment as it arrives, resuming with Range after a network failure. */
+async function* ciphertextOf(t: AttachmentTransport, p: AttachmentPointer, o: DownloadOptions): AsyncGenerator<Uint8Array> {
   const f = t.fetch ?? fetch
-  const buf = new Uint8Array(p.encryptedSize)
+  const total = p.encryptedSize
   let got = 0
   let failures = 0
-  while (got < buf.length || (buf.length === 0 && failures === 0 && got === 0)) {
+  for (let first = true; first || got < total; first = false) {
     try {
       const headers: Record<string, string> = { Authorization: `Bearer ${t.token()}` }
       if (got > 0) headers.Range = `bytes=${got}-`
       const res = await f(`${t.baseUrl}/v1/attachments/${p.id}`, { headers, signal: o.signal })
       if (res.status !== 200 && res.status !== 206) throw await problem(res)
-      if (res.status === 200) got = 0
+      if (res.status === 200 && got > 0) throw new Error("the server ignored the range of a resumed download")
+      const take = (value: Uint8Array) => {
+        if (got + value.length > total) throw new Error("attachment is longer than its pointer says")
+        got += value.length
+        o.onProgress?.(got, total)
+        return value
+      }
       if (!res.body) {
-        const all = new Uint8Array(await res.arrayBuffer())
-        if (got + all.length > buf.length) throw new Error("attachment is longer than its pointer says")
-        buf.set(all, got)
-        got += all.length
+        yield take(new Uint8Array(await res.arrayBuffer()))
       } else {
         const reader = res.body.getReader()
         for (;;) {
           const { done, value } = await reader.read()
           if (done) break
-          if (got + value.length > buf.length) throw new Error("attachment is longer than its pointer says")
-          buf.set(value, got)
-          got += value.length
-          o.onProgress?.(got, buf.length)
+          yield take(value)
         }
       }
-      if (buf.length === 0) break
-      if (got < buf.length) throw new TypeError("download ended early")
+      if (got < total) throw new TypeError("download ended early")
     } catch (e) {
       if (!(e instanceof TypeError) || o.signal?.aborted || ++failures > (o.retries ?? 5)) throw e
       await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** failures)))
     }
   }
-  return decryptAttachment(buf, p)
+}
+
+/**
+ * Downloads an attachment and yields its plaintext as it is decrypted,
+ * chunk by chunk (one 64 KiB chunk in memory at a time). Every chunk is
+ * authenticated (AES-GCM, its index and the last-chunk flag in the nonce)
+ * before it is yielded; the padding is held back and checked at the end,
+ * and so is the digest of the whole ciphertext. If the iteration throws,
+ * what was yielded must be discarded: the web app keeps the chunks aside
+ * and shows nothing until the end.
+ */
+export async function* downloadAttachmentChunks(t: AttachmentTransport, p: AttachmentPointer, o: DownloadOptions = {}): AsyncGenerator<Uint8Array> {
+  const key = await subtle().importKey("raw", fromBase64(p.key) as Uint8Array<ArrayBuffer>, "AES-GCM", false, ["decrypt"])
+  const full = ATTACHMENT_CHUNK + TAG
+  const chunks = Math.max(1, Math.ceil(p.encryptedSize / full))
+  const hash = sha256.create()
+  const buf = new Uint8Array(full)
+  let fill = 0
+  let index = 0
+  // The padding (0x80 then zeros) may span chunks: the last non-zero byte
+  // seen and the zeros after it are held back until a later non-zero byte.
+  let held = -1
+  let zeros = 0
+  const open = async (ct: Uint8Array<ArrayBuffer>): Promise<Uint8Array[]> => {
+    if (index >= chunks) throw new Error("attachment is longer than its pointer says")
+    let pt: Uint8Array
+    try {
+      pt = new Uint8Array(await subtle().decrypt({ name: "AES-GCM", iv: nonce(index, index === chunks - 1) }, key, ct))
+    } catch {
+      throw new Error(`attachment chunk ${index} failed authentication`)
+    }
+    index++
+    let k = pt.length - 1
+    while (k >= 0 && pt[k] === 0) k--
+    if (k < 0) {
+      zeros += pt.length
+      return []
+    }
+    const out: Uint8Array[] = []
+    if (held >= 0) {
+      out.push(Uint8Array.of(held))
+      for (; zeros > 0; zeros -= Math.min(zeros, ATTACHMENT_CHUNK)) out.push(new Uint8Array(Math.min(zeros, ATTACHMENT_CHUNK)))
+    }
+    if (k > 0) out.push(pt.subarray(0, k))
+    held = pt[k]!
+    zeros = pt.length - k - 1
+    return out
+  }
+  for await (const piece of ciphertextOf(t, p, o)) {
+    hash.update(piece)
+    for (let at = 0; at < piece.length; ) {
+      const n = Math.min(full - fill, piece.length - at)
+      buf.set(piece.subarray(at, at + n), fill)
+      fill += n
+      at += n
+      if (fill === full) {
+        yield* await open(buf.slice())
+        fill = 0
+      }
+    }
+  }
+  if (fill > 0) yield* await open(buf.slice(0, fill))
+  if (index !== chunks) throw new Error("attachment is shorter than its pointer says")
+  const want = fromBase64(p.digest)
+  const digest = hash.digest()
+  if (digest.length !== want.length || digest.some((b, i) => b !== want[i])) throw new Error("attachment digest mismatch")
+  if (held !== 0x80) throw new Error("attachment padding is invalid")
+}
+
+/** Downloads, verifies and decrypts an attachment into a Blob (streamed: the chunks become the Blob's parts). */
+export async function downloadAttachmentBlob(t: AttachmentTransport, p: AttachmentPointer, o: DownloadOptions = {}): Promise<Blob> {
+  const parts: Uint8Array<ArrayBuffer>[] = []
+  for await (const c of downloadAttachmentChunks(t, p, o)) parts.push(c as Uint8Array<ArrayBuffer>)
+  return new Blob(parts, p.mime ? { type: p.mime } : {})
+}
+
+/** Downloads (resuming with Range after a failure), verifies and decrypts into one array. */
+export async function downloadAttachment(t: AttachmentTransport, p: AttachmentPointer, o: DownloadOptions = {}): Promise<Uint8Array> {
+  const out = new Uint8Array(p.size)
+  let at = 0
+  for await (const c of downloadAttachmentChunks(t, p, o)) {
+    if (at + c.length > out.length) throw new Error("attachment is longer than its pointer says")
+    out.set(c, at)
+    at += c.length
+  }
+  if (at !== out.length) throw new Error("attachment is shorter than its pointer says")
+  return out
 }

@@ -18,7 +18,7 @@ import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
 import type { Authenticator, CreationOptionsJSON, RequestOptionsJSON } from "./webauthn.js"
 import { ciphersuites } from "ts-mls"
-import { downloadAttachment, uploadAttachment, type AttachmentPointer, type AttachmentTransport, type UploadOptions } from "./attachments.js"
+import { downloadAttachment, downloadAttachmentBlob, downloadAttachmentChunks, uploadAttachment, type AttachmentPointer, type AttachmentSource, type AttachmentTransport, type DownloadOptions, type UploadOptions } from "./attachments.js"
 
 export type Schemas = components["schemas"]
 
@@ -751,14 +751,29 @@ export class SovereignClient {
    * Encrypts data on this device and uploads it for the group (resuming
    * after network failures); send the returned pointer inside an MLS
    * message (e.g. JSON in send()): the key and digest never reach the server.
+   * A Blob (a File) is read a chunk at a time, never whole.
    */
-  async uploadAttachment(groupId: Uint8Array, data: Uint8Array, opts: UploadOptions = {}): Promise<AttachmentPointer> {
+  async uploadAttachment(groupId: Uint8Array, data: AttachmentSource, opts: UploadOptions = {}): Promise<AttachmentPointer> {
     return uploadAttachment(this.attachmentTransport(), toBase64url(groupId), data, opts)
   }
 
-  /** Downloads an attachment a pointer names, verifies its digest and decrypts it. */
-  async downloadAttachment(p: AttachmentPointer, opts: { onProgress?: (got: number, total: number) => void; signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  /** Downloads an attachment a pointer names, verifies its digest and decrypts it into one array. */
+  async downloadAttachment(p: AttachmentPointer, opts: DownloadOptions = {}): Promise<Uint8Array> {
     return downloadAttachment(this.attachmentTransport(), p, opts)
+  }
+
+  /** Downloads an attachment into a Blob, decrypting chunk by chunk as it arrives (digest checked at the end). */
+  async downloadAttachmentBlob(p: AttachmentPointer, opts: DownloadOptions = {}): Promise<Blob> {
+    return downloadAttachmentBlob(this.attachmentTransport(), p, opts)
+  }
+
+  /**
+   * Downloads an attachment as its decrypted chunks (each authenticated);
+   * the digest and padding are checked when the iteration ends, and a
+   * throw means everything yielded must be discarded.
+   */
+  downloadAttachmentChunks(p: AttachmentPointer, opts: DownloadOptions = {}): AsyncGenerator<Uint8Array> {
+    return downloadAttachmentChunks(this.attachmentTransport(), p, opts)
   }
 
   // --- the feed ---------------------------------------------------------------------

@@ -55,3 +55,22 @@ test("server refusals and passkey failures become sentences", () => {
   assert.equal(plainError(Object.assign(new Error("x"), { code: "ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED" })), t.errPasskeyExists)
   assert.equal(plainError(new TypeError("Failed to fetch")), t.errOffline)
 })
+
+test("attachment envelopes keep a well-formed pointer only", () => {
+  const key = Buffer.alloc(32, 1).toString("base64")
+  const digest = Buffer.alloc(32, 2).toString("base64")
+  const file = { id: "att-1", key, digest, size: 10, encryptedSize: 64, mime: "image/png", name: "a/b\u0000.png", width: 4, height: 3,
+    thumbnail: { id: "att-2", key, digest, size: 5, encryptedSize: 32, mime: "image/webp" } }
+  const e = decodeEnvelope(encodeEnvelope({ type: "attachment", id: "x", t: 1, file, voice: true }))
+  assert.equal(e?.type, "attachment")
+  if (e?.type !== "attachment") return
+  assert.equal(e.voice, true)
+  assert.equal(e.file.name, "a_b_.png", "no path separators or control characters in a name")
+  assert.equal(e.file.thumbnail?.id, "att-2")
+  assert.equal(encodeEnvelope({ type: "attachment", id: "x", t: 1, file }).length, 1024, "padded to a bucket")
+  for (const bad of [{ ...file, id: "../x" }, { ...file, key: "short" }, { ...file, size: -1 }, { ...file, encryptedSize: 1 }, { ...file, digest: 5 }]) {
+    assert.equal(decodeEnvelope(encodeEnvelope({ type: "attachment", id: "x", t: 1, file: bad as never })), undefined, JSON.stringify(bad))
+  }
+  const noThumb = decodeEnvelope(encodeEnvelope({ type: "attachment", id: "x", t: 1, file: { ...file, thumbnail: { id: 3 } as never, mime: "<b>" } }))
+  assert.ok(noThumb?.type === "attachment" && noThumb.file.thumbnail === undefined && noThumb.file.mime === undefined)
+})

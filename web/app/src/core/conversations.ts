@@ -7,6 +7,7 @@ import type { AppDB, Sealer } from "../storage/db"
 import { COLORS, decodeEnvelope, encodeEnvelope, type Envelope } from "./envelope"
 import { conversations, me, messages, openConversation, type Conversation, type Member, type Message } from "./state"
 import { t } from "../strings"
+import { attachmentLabel } from "./attachments"
 
 export class Conversations {
   /** The newest message from someone else this page decrypted (the service worker asks for it when a push arrives). */
@@ -134,12 +135,14 @@ export class Conversations {
           return
         }
         const time = Date.parse(e.event.serverTime) || env.t
+        const body = env.type === "attachment"
+          ? { kind: "attachment" as const, text: env.file.name ?? "", attachment: env.file, ...(env.voice ? { voice: true } : {}) }
+          : { kind: "text" as const, text: env.text }
         const fresh = await this.putMessage({
           id: env.id,
           conv: id,
           t: time,
-          kind: "text",
-          text: env.text,
+          ...body,
           fromUser: from?.userId,
           fromName: from?.username ?? t.unnamedPending,
           fromDevice: r.senderDeviceId,
@@ -150,7 +153,7 @@ export class Conversations {
         if (!mine) this.lastIncoming = { fromName: from?.username ?? t.unnamedPending, t: time, at: Date.now() }
         const viewing = openConversation.value === id && document.visibilityState === "visible"
         const cur = this.conv(id) ?? c // re-read: other changes may have landed while we awaited
-        await this.saveConv({ ...cur, lastTime: time, lastText: env.text, unread: viewing || mine ? cur.unread : cur.unread + 1 })
+        await this.saveConv({ ...cur, lastTime: time, lastText: env.type === "attachment" ? attachmentLabel(env.file, env.voice) : env.text, unread: viewing || mine ? cur.unread : cur.unread + 1 })
         return
       }
     }

@@ -4,6 +4,7 @@
 // the conversations, the offline queue and my devices together.
 import { ApiError, FeedClosedError, SovereignClient, type Problem } from "@sovereign-im/client"
 import { AppDB, SealedKeyValueStore, Sealer } from "../storage/db"
+import { Attachments } from "./attachments"
 import { Conversations } from "./conversations"
 import { Devices } from "./devices"
 import { Outbox } from "./outbox"
@@ -19,6 +20,7 @@ export class Engine {
   readonly convs: Conversations
   readonly outbox: Outbox
   readonly devices: Devices
+  readonly attachments: Attachments
   private client!: SovereignClient
   private stop?: AbortController
   private timers: ReturnType<typeof setInterval>[] = []
@@ -31,6 +33,7 @@ export class Engine {
     this.convs = new Conversations(db, sealer, c)
     this.outbox = new Outbox(db, sealer, this.convs, c)
     this.devices = new Devices(this.convs, c)
+    this.attachments = new Attachments(this.convs, this.outbox, c)
   }
 
   static async boot(): Promise<Engine> {

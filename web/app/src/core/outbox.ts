@@ -4,18 +4,22 @@
 // answer is recognised by the server and never stored twice. A refusal
 // the server will repeat (not a member any more, too large) marks the
 // message failed; the person can retry it.
-import { ApiError, fromBase64url, type SovereignClient } from "@sovereign-im/client"
+import { ApiError, fromBase64url, type AttachmentPointer, type SovereignClient } from "@sovereign-im/client"
 import type { AppDB, Sealer } from "../storage/db"
 import type { Conversations } from "./conversations"
-import { encodeEnvelope } from "./envelope"
+import { encodeEnvelope, type Envelope } from "./envelope"
 import { isNetworkError, plainError } from "./errors"
 import { me, network, type Message } from "./state"
+import { attachmentLabel } from "./attachments"
 
 interface Queued {
   id: string
   conv: string
   text: string
   t: number
+  /** An uploaded attachment to send (its pointer goes inside the MLS message). */
+  att?: AttachmentPointer
+  voice?: boolean
 }
 
 export class Outbox {
@@ -35,21 +39,28 @@ export class Outbox {
     await this.enqueue(q)
   }
 
+  /** Queues the message of an uploaded attachment (id: the message shown while it uploaded). */
+  async sendAttachment(conv: string, id: string, time: number, att: AttachmentPointer, voice?: boolean): Promise<void> {
+    await this.enqueue({ id, conv, text: att.name ?? "", t: time, att, ...(voice ? { voice } : {}) })
+  }
+
   async retry(m: Message): Promise<void> {
-    await this.enqueue({ id: m.id, conv: m.conv, text: m.text, t: m.t })
+    if (m.kind === "attachment" && !m.attachment) return // never uploaded: core/attachments.ts retries the upload
+    await this.enqueue({ id: m.id, conv: m.conv, text: m.text, t: m.t, ...(m.attachment ? { att: m.attachment, voice: m.voice } : {}) })
   }
 
   private async enqueue(q: Queued): Promise<void> {
     await this.db.outbox.put({ id: q.id, t: q.t, v: await this.sealer.sealJSON("out/" + q.id, q) })
     await this.convs.putMessage(this.message(q, navigator.onLine ? "sending" : "queued"), { replace: true })
     const c = this.convs.conv(q.conv)
-    if (c) await this.convs.saveConv({ ...c, lastTime: q.t, lastText: q.text })
+    if (c) await this.convs.saveConv({ ...c, lastTime: q.t, lastText: q.att ? attachmentLabel(q.att, q.voice) : q.text })
     this.kick()
   }
 
   private message(q: Queued, state: Message["state"], error?: string): Message {
     const m = me.value!
-    return { id: q.id, conv: q.conv, t: q.t, kind: "text", text: q.text, fromUser: m.userId, fromName: m.username, fromDevice: m.deviceId, mine: true, state, error }
+    const att = q.att ? { kind: "attachment" as const, attachment: q.att, ...(q.voice ? { voice: true } : {}) } : { kind: "text" as const }
+    return { id: q.id, conv: q.conv, t: q.t, ...att, text: q.text, fromUser: m.userId, fromName: m.username, fromDevice: m.deviceId, mine: true, state, error }
   }
 
   /** Sends what is queued, unless a run is already going. */
@@ -76,7 +87,10 @@ export class Outbox {
       const q = await this.sealer.openJSON<Queued>("out/" + row.id, row.v)
       await this.convs.putMessage(this.message(q, "sending"), { replace: true })
       try {
-        await this.client().send(fromBase64url(q.conv), encodeEnvelope({ type: "text", id: q.id, t: q.t, text: q.text }), { idempotencyKey: q.id })
+        const env: Envelope = q.att
+          ? { type: "attachment", id: q.id, t: q.t, file: q.att, ...(q.voice ? { voice: true } : {}) }
+          : { type: "text", id: q.id, t: q.t, text: q.text }
+        await this.client().send(fromBase64url(q.conv), encodeEnvelope(env), { idempotencyKey: q.id })
         await this.db.outbox.delete(q.id)
         await this.convs.putMessage(this.message(q, "sent"), { replace: true })
       } catch (e) {

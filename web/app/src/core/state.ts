@@ -1,6 +1,7 @@
 // The app's reactive state (Preact signals). Core modules write it; the
 // components only read it and call core functions.
 import { signal, computed } from "@preact/signals"
+import type { AttachmentPointer } from "@sovereign-im/client"
 
 export interface Member {
   deviceId: string
@@ -28,8 +29,13 @@ export interface Message {
   id: string
   conv: string
   t: number
-  kind: "text" | "system"
+  kind: "text" | "system" | "attachment"
+  /** The text; for an attachment, its file name (or empty). */
   text: string
+  /** An attachment's pointer (id, key, digest, thumbnail): set once it is uploaded. */
+  attachment?: AttachmentPointer
+  /** The attachment is a voice note. */
+  voice?: boolean
   fromUser?: string
   fromName?: string
   fromDevice?: string

@@ -7,11 +7,13 @@ import { conversations, me, messages, openConversation, type Message } from "../
 import { t } from "../strings"
 import { ErrorText, TopBar, useEngine, when } from "./common"
 import { titleOf } from "./Chats"
+import { AttachControls, AttachmentBody, useDropAndPaste } from "./Attachment"
 
 const STATE_TEXT: Record<string, string> = { queued: t.msgQueued, sending: t.msgSending, sent: t.msgSent, failed: t.msgFailed }
 
-/** The body of a message; other kinds (attachments) get their own component here. */
+/** The body of a message; attachments (photos, files, voice notes) have their own component. */
 function MessageBody({ m }: { m: Message }) {
+  if (m.kind === "attachment") return <AttachmentBody m={m} />
   return <p class="msg-text">{m.text}</p>
 }
 
@@ -25,8 +27,8 @@ function MessageRow({ m }: { m: Message }) {
       <span class="msg-meta">
         <time>{when(m.t)}</time>
         {m.mine && <span class={"msg-state " + m.state}>{STATE_TEXT[m.state]}</span>}
-        {m.state === "failed" && (
-          <button class="link" type="button" onClick={() => void engine.outbox.retry(m)} title={m.error}>
+        {m.state === "failed" && !(m.kind === "attachment" && !m.attachment && !engine.attachments.isPending(m.id)) && (
+          <button class="link" type="button" onClick={() => void (engine.attachments.canRetryUpload(m) ? engine.attachments.retry(m) : engine.outbox.retry(m))} title={m.error}>
             {t.msgRetry}
           </button>
         )}
@@ -90,6 +92,7 @@ export function Chat({ id }: { id: string }) {
   const [text, setText] = useState("")
   const [showMembers, setShowMembers] = useState(false)
   const end = useRef<HTMLLIElement>(null)
+  const drop = useDropAndPaste(id)
 
   useEffect(() => {
     openConversation.value = id
@@ -114,7 +117,7 @@ export function Chat({ id }: { id: string }) {
   }
 
   return (
-    <section class="pane pane-main chat">
+    <section class={"pane pane-main chat" + (drop.over ? " drop-over" : "")} {...(c.state === "active" ? drop.handlers : {})}>
       <TopBar title={titleOf(c)} back="/">
         <button class="btn btn-small" type="button" id="members-toggle" aria-expanded={showMembers} onClick={() => setShowMembers(!showMembers)}>
           {t.members}
@@ -132,6 +135,7 @@ export function Chat({ id }: { id: string }) {
       </div>
       {c.state === "active" && (
         <form class="composer" onSubmit={send}>
+          <AttachControls conv={id} />
           <textarea id="composer" class="input" rows={1} placeholder={t.composePlaceholder} aria-label={t.composePlaceholder} value={text}
             onInput={(e) => setText(e.currentTarget.value)}
             onKeyDown={(e) => { if (e.key === "Enter" && !e.shiftKey) send(e) }} />
