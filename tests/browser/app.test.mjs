@@ -318,7 +318,7 @@ test("members join with invite links, talk end to end, add a second device, queu
       await bob.page.waitForTimeout(100);
       shown = await bob.page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => n.title));
     }
-    assert.deepEqual(shown, ["New message from alice"], "the push showed a notification naming who wrote");
+    assert.deepEqual(shown, ["New message from Alice"], "the push showed a notification naming who wrote");
     await bob.cdp.send("ServiceWorker.disable");
 
     // 4. Bob's second device: another browser with Bob's passkey (synced).
@@ -327,7 +327,8 @@ test("members join with invite links, talk end to end, add a second device, queu
     await bob2.cdp.send("WebAuthn.addCredential", { authenticatorId: bob2.authenticatorId, credential: credentials[0] });
     await bob2.page.goto(baseURL + "/app/");
     await bob2.page.waitForSelector("#new-chat", { timeout: 20000 });
-    // Bob's first device adds it to his conversations by itself.
+    // It joins his conversations by itself (external commit); a member
+    // tells it the conversation's name again.
     await bob2.page.locator(`a.chat-item[data-chat="Family"]`).waitFor({ timeout: 45000 });
     await openChat(bob2, "Family");
     const toBoth = say("to both of bob's devices");
