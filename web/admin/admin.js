@@ -497,6 +497,7 @@
       }));
       return b;
     };
+    const recovery = h("div", { id: "recovery-slot" });
     const actions = h("div", { class: "actions" },
       u.disabled_at
         ? action("Enable", "", async () => {
@@ -518,6 +519,16 @@
         const r = await api("POST", "/v1/admin/users/" + u.id + "/remove-from-groups", {});
         toast("Removed from " + r.groups + " group(s)"); viewUser(id);
       }),
+      action("Recovery invite", "", async () => {
+        if (!await confirmDialog({ title: "Recovery invite for " + u.username + "?", body: "A one-time link that lets " + u.username + " create a new passkey on a new device. When they use it, every passkey and session they have now ends. Give it to them over a channel you trust: whoever holds it can take over the account for 24 hours.", action: "Create recovery invite" })) return;
+        const r = await api("POST", "/v1/admin/users/" + u.id + "/recovery-invite", { expires_in_hours: 24 });
+        replace(recovery, h("div", { class: "panel panel-accent", id: "recovery-result" },
+          h("div", { class: "panel-head" }, h("h2", null, "Recovery invite for " + u.username)),
+          h("p", { class: "muted" }, "Shown only now: the server keeps only its hash. Valid until " + when(r.invite.expires_at) + ", once."),
+          copyField("Recovery link", r.link, "Opens the member app's recovery with the code filled in."),
+          copyField("Recovery code", r.code)));
+        toast("Recovery invite created");
+      }),
       action("Delete user", "btn-danger", async () => {
         if (!await confirmDialog({ title: "Delete " + u.username + " for good?", body: "Their account, passkeys, devices, sessions, key packages and group memberships are deleted. This cannot be undone.", action: "Delete user", danger: true, typed: u.username })) return;
         await api("DELETE", "/v1/admin/users/" + u.id);
@@ -538,6 +549,7 @@
       h("div", { class: "title-row" }, h("h1", { class: "page-title" }, u.username), u.role === "admin" ? badge("admin", "accent") : badge("member"), userStatus(u)),
       self ? h("p", { class: "muted" }, "This is you: you cannot disable or delete your own account here.") : null,
       actions,
+      recovery,
       h("section", { class: "panel" }, facts),
       h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Devices")), devices),
       h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Active sessions")), sessions));
