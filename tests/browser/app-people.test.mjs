@@ -17,7 +17,8 @@
 // from both of his devices and Alice sees that Bob left. Bob ends his
 // other sessions. The admin makes a recovery invite in the console; Bob,
 // on a clean browser, recovers with its link and lands signed in while
-// his old device is signed out. Finally he deletes his account (step-up,
+// his old device is signed out; the new device joins the group Alice had
+// started with him and reads her next message. Finally he deletes his account (step-up,
 // username typed) and sees the goodbye page; the directory no longer
 // finds him.
 // Any console error, page error or CSP violation fails the test, except
@@ -407,6 +408,14 @@ test("people find each other, a second device joins alone, passkeys and sessions
     await bob2.page.locator(".banner", { hasText: "Your session ended" }).waitFor({ timeout: 20000 });
     assert.ok(bob2.refusals.some((r) => /status of 401/.test(r)), "the second device's session was refused");
 
+    // Alice starts a group with Bob (his first device is in it).
+    await alice.page.click("#new-chat");
+    await alice.page.fill("#new-people", "bob");
+    await alice.page.fill("#new-name", "Book club");
+    await alice.page.click("#new-start");
+    await alice.page.waitForSelector("#composer", { timeout: 30000 });
+    await bob.page.locator(`a.chat-item[data-chat="Book club"]`).waitFor({ timeout: 30000 });
+
     // 7. Recovery: the admin makes a recovery invite in the console; its link
     // opens the app's recovery, where Bob, on a clean browser, creates a new
     // passkey and lands signed in. His old passkey and sessions end.
@@ -430,8 +439,17 @@ test("people find each other, a second device joins alone, passkeys and sessions
     await bob3.page.click("a[href='#/settings']");
     await bob3.page.locator("#passkeys .device").first().waitFor();
     assert.equal(await bob3.page.locator("#passkeys .device").count(), 1, "only the new passkey is left");
+    // The recovered account's new device joins Bob's conversation by itself
+    // and reads what Alice writes next.
+    await bob3.page.click(".topbar a[aria-label=Back]");
+    await bob3.page.locator(`a.chat-item[data-chat="Book club"]`).waitFor({ timeout: 30000 });
+    await openChat(bob3, "Book club");
+    const afterRecovery = `after the recovery ${tag()}`;
+    await send(alice, afterRecovery);
+    await sees(bob3, afterRecovery);
 
     // 8. Delete the account: step-up, username typed; the goodbye page.
+    await bob3.page.evaluate(() => { location.hash = "#/settings"; });
     s0 = stepUps();
     await bob3.page.fill("#delete-confirm", "bob");
     await bob3.page.click("#delete-account");
