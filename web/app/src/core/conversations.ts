@@ -15,6 +15,8 @@ export class Conversations {
   private metaDue = new Map<string, ReturnType<typeof setTimeout>>()
   /** group/username pairs already announced as having left (their removal commit says nothing more). */
   private left = new Set<string>()
+  /** Every member device seen per conversation (the server's list drops a device that left before its removal is committed). */
+  private known = new Map<string, Member>()
   constructor(
     private readonly db: AppDB,
     private readonly sealer: Sealer,
@@ -73,9 +75,21 @@ export class Conversations {
   async refreshMembers(id: string): Promise<Member[]> {
     const g = await this.client().group(fromBase64url(id))
     const members = (g.members ?? []).map((m) => ({ deviceId: m.device_id, userId: m.user_id, username: m.username, displayName: m.display_name || undefined }))
+    for (const m of members) this.known.set(id + "/" + m.deviceId, m)
     const c = this.conv(id) ?? this.fresh(id)
     await this.saveConv({ ...c, members })
     return members
+  }
+
+  /** The users who still have a device in this device's MLS view of the group, except the given devices. */
+  private async usersInTree(id: string, except: string[] = []): Promise<Set<string>> {
+    const tree = await this.client().mls.members(fromBase64url(id)).catch(() => [])
+    const users = new Set<string>()
+    for (const d of tree) {
+      const m = this.known.get(id + "/" + d.deviceId)
+      if (m && !except.includes(d.deviceId)) users.add(m.userId)
+    }
+    return users
   }
 
   // --- incoming ------------------------------------------------------------------
@@ -110,10 +124,13 @@ export class Conversations {
         const after = new Map(members.map((m) => [m.deviceId, m]))
         const userNames = (ms: Member[]) => new Set(ms.map((m) => m.username))
         const was = userNames([...before.values()])
-        const now = userNames(members)
+        // Who is gone is read from the MLS tree after the commit: the
+        // server's list may already lack someone who left just after it.
+        const still = await this.usersInTree(id)
         for (const d of r.removedDevices) {
-          const u = before.get(d)?.username
-          if (u && was.has(u) && !now.has(u) && !this.left.has(id + "/" + u)) await this.system(id, `${e.eventId}/-${u}`, Date.parse(e.event.serverTime), t.memberRemoved(u))
+          const m = before.get(d) ?? this.known.get(id + "/" + d)
+          const u = m?.username
+          if (m && u && was.has(u) && !still.has(m.userId) && !this.left.has(id + "/" + u)) await this.system(id, `${e.eventId}/-${u}`, Date.parse(e.event.serverTime), t.memberRemoved(u))
         }
         // A device joined by itself (external commit: a new device of a
         // member, or one rejoining): it could not read the name and colour
@@ -134,9 +151,10 @@ export class Conversations {
         const id = toBase64url(r.groupId)
         const c = this.conv(id)
         if (!c || !r.senderDeviceId || !r.removesDevices.includes(r.senderDeviceId)) return
-        const who = c.members.find((m) => m.deviceId === r.senderDeviceId)
-        const members = await this.refreshMembers(id).catch(() => c.members)
-        if (who && !members.some((m) => m.userId === who.userId)) {
+        const who = this.known.get(id + "/" + r.senderDeviceId) ?? c.members.find((m) => m.deviceId === r.senderDeviceId)
+        await this.refreshMembers(id).catch(() => undefined)
+        const pending = await this.client().mls.pendingRemovals(fromBase64url(id)).catch(() => r.removesDevices)
+        if (who && !(await this.usersInTree(id, [...pending, ...r.removesDevices])).has(who.userId) && !this.left.has(id + "/" + who.username)) {
           this.left.add(id + "/" + who.username)
           await this.system(id, `${e.eventId}/left-${who.username}`, Date.parse(e.event.serverTime), t.memberLeft(nameOf(who)))
         }
