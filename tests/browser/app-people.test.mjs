@@ -419,9 +419,10 @@ test("people find each other, a second device joins alone, passkeys and sessions
     // 7. Recovery: the admin makes a recovery invite in the console; its link
     // opens the app's recovery, where Bob, on a clean browser, creates a new
     // passkey and lands signed in. His old passkey and sessions end.
+    // (From the users list: each row has the button; the user's page too,
+    // see admin.test.mjs.)
     await admin.page.goto(baseURL + "/admin/#/users");
-    await admin.page.click("a[href^='#/users/']:text-is('bob')");
-    await admin.page.click("button:text-is('Recovery invite')");
+    await admin.page.click("button[data-recovery=bob]");
     await admin.page.click("button[data-confirm=yes]");
     const recoveryLink = await admin.page.inputValue("#recovery-result input[aria-label='Recovery link']");
     const recoveryCode = await admin.page.inputValue("#recovery-result input[aria-label='Recovery code']");
@@ -450,6 +451,7 @@ test("people find each other, a second device joins alone, passkeys and sessions
 
     // 8. Delete the account: step-up, username typed; the goodbye page.
     await bob3.page.evaluate(() => { location.hash = "#/settings"; });
+    const beforeDeletion = logLines.length;
     s0 = stepUps();
     await bob3.page.fill("#delete-confirm", "bob");
     await bob3.page.click("#delete-account");
@@ -462,6 +464,12 @@ test("people find each other, a second device joins alone, passkeys and sessions
     await alice.page.click("#find");
     await alice.page.locator(".find .error", { hasText: "No one with that username" }).waitFor();
     alice.expectRefusals = false;
+    // Alice's app commits the MLS removal of the deleted account's devices
+    // from "Book club" (the server accepts it though their rows are gone).
+    const commitsAfter = () => logLines.slice(beforeDeletion).filter((l) => l.operation === "commitGroup");
+    for (let i = 0; i < 100 && !commitsAfter().some((l) => l.status === 201); i++) await alice.page.waitForTimeout(100);
+    assert.deepEqual(commitsAfter().map((l) => l.status).filter((st) => st !== 201), [], "no commit refused");
+    assert.ok(commitsAfter().some((l) => l.status === 201), "the removal of the deleted account's devices was committed");
 
     const total = performance.now() - started;
     console.log(`app-people figures: second device joined by itself in ${joinMs.toFixed(0)} ms (navigation to the conversation listed); ` +
