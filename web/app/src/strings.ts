@@ -180,6 +180,7 @@ export const t = {
   recoverLead: "Your admin gave you this recovery link. This browser creates a new passkey for your account; all your old passkeys and sessions end.",
   recoverCodeLabel: "Recovery code",
   recoverButton: "Create a new passkey and sign in",
+  recoverSignedIn: (u: string) => `This browser is signed in as ${u}: recovering signs it out here and erases its copy of that account's messages and keys.`,
   recoverDone: "Account recovered: your old passkeys no longer work.",
   errRecoveryInvalid: "This recovery link cannot be used: it is unknown, expired or used already. Ask your admin for a new one.",
   storageNote: "Your messages and keys are stored in this browser only, encrypted with a key this browser cannot export.",

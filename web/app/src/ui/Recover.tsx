@@ -5,7 +5,7 @@
 // account.
 import { useEffect, useState } from "preact/hooks"
 import { plainError } from "../core/errors"
-import { showToast } from "../core/state"
+import { me, showToast } from "../core/state"
 import { t } from "../strings"
 import { Splash } from "./Auth"
 import { ErrorText, useEngine } from "./common"
@@ -40,6 +40,7 @@ export function Recover({ code }: { code: string }) {
           <span class="field-label">{t.recoverCodeLabel}</span>
           <input id="recovery-code" class="input mono" required value={value} onInput={(e) => setValue(e.currentTarget.value)} autocomplete="off" spellcheck={false} />
         </label>
+        {me.value && <p class="hint" id="recover-signed-in">{t.recoverSignedIn(me.value.username)}</p>}
         <button id="recover" class="btn btn-primary btn-block" type="submit" disabled={busy}>{t.recoverButton}</button>
         <ErrorText text={error} />
       </form>
