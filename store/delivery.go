@@ -275,19 +275,22 @@ func (s *Store) CommitBundle(ctx context.Context, in CommitInput) (res *models.C
 			return err
 		}
 		// Removed devices: current members end now; former members (e.g.
-		// already cut off by a revocation) are accepted as a no-op; devices
-		// that never belonged are an error.
+		// already cut off by a revocation) are accepted as a no-op, and so
+		// are devices that no longer exist (deleted with their account,
+		// memberships and all, after they left: the members' Remove commit
+		// follows); existing devices that never belonged are an error.
 		var ending []string
 		for i, d := range in.RemoveDevices {
 			if slices.Contains(members, d) {
 				ending = append(ending, d)
 				continue
 			}
-			var n int
-			if err := tx.NewRaw(`SELECT COUNT(*) FROM group_members WHERE group_id = ? AND device_id = ?`, in.GroupID, d).Scan(ctx, &n); err != nil {
+			var n, exists int
+			if err := tx.NewRaw(`SELECT (SELECT COUNT(*) FROM group_members WHERE group_id = ? AND device_id = ?), (SELECT COUNT(*) FROM devices WHERE id = ?)`,
+				in.GroupID, d, d).Scan(ctx, &n, &exists); err != nil {
 				return fmt.Errorf("check removed device: %w", err)
 			}
-			if n == 0 {
+			if n == 0 && exists > 0 {
 				e := models.Errorf(models.EINVALID, "not_a_member_device", "removed device %d (%s) was never a member of this group", i, d)
 				e.Index = &i
 				return e

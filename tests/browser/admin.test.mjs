@@ -7,7 +7,8 @@
 // server log, signs out and in again with the passkey, creates an invite;
 // a member registers with it through the public API (in a second browser
 // context with its own authenticator); the admin revokes the member's
-// sessions in the UI and the member's token gets 401; the audit log page
+// sessions in the UI and the member's token gets 401, and makes a
+// recovery invite for them (its link shown once); the audit log page
 // lists every step. Each page is saved as a screenshot in artifacts/admin.
 //
 // The admin UI and API listen on their own address (--admin-listen), so
@@ -239,6 +240,19 @@ async function story(page, cdp, authenticatorId, problems) {
   await page.click("dialog[open] [data-confirm]");
   await page.waitForSelector(".toast:has-text('1 session(s) revoked')");
   await page.waitForSelector("text=No active sessions.");
+
+  // 5b. A recovery invite for the member: its link opens the member app's
+  // recovery on the public address; link and code are shown once.
+  await page.click("button:has-text('Recovery invite')");
+  await page.waitForSelector("dialog[open]");
+  await page.click("dialog[open] [data-confirm]");
+  await page.waitForSelector("#recovery-result");
+  const recoveryCode = await page.inputValue("#recovery-result input[aria-label='Recovery code']");
+  assert.equal(await page.inputValue("#recovery-result input[aria-label='Recovery link']"), apiURL + "/app/#/recover?code=" + recoveryCode);
+  await shot(page, "07b-recovery-invite");
+  await page.reload();
+  await page.waitForSelector("text=Bob's phone");
+  assert.equal(await page.locator("#recovery-result").count(), 0, "the recovery code is not shown again");
 
   // 6. The member's token is dead.
   const after = await api("GET", "/v1/me", member);

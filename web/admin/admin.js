@@ -446,9 +446,10 @@
     const search = /** @type {HTMLInputElement} */ (h("input", { class: "input", type: "search", placeholder: "Search username or name", value: q, "aria-label": "Search users", id: "user-search" }));
     const list = h("section", { class: "panel" }, loading());
     const more = h("div", { class: "more" });
+    const recovery = h("div", { id: "recovery-slot" });
     const form = h("form", { class: "toolbar", role: "search" }, search, h("button", { class: "btn", type: "submit" }, "Search"));
     form.addEventListener("submit", (ev) => { ev.preventDefault(); go("/users" + (search.value.trim() ? "?q=" + encodeURIComponent(search.value.trim()) : "")); });
-    page("Users", form, list, more);
+    page("Users", form, recovery, list, more);
     /** @type {any[]} */
     const rows = [];
     /** @param {string} [after] */
@@ -466,15 +467,37 @@
             userStatus(u),
             num(u.devices),
             ago(u.last_seen_at),
+            h("button", { class: "btn btn-small btn-ghost", type: "button", "data-recovery": u.username, onclick: async (/** @type {Event} */ ev) => {
+              const b = /** @type {HTMLButtonElement} */ (ev.currentTarget);
+              await busy(b, async () => {
+                try { await recoveryInvite(u, recovery); } catch (e) { toast(e instanceof Error ? e.message : String(e), "error"); }
+              });
+            } }, "Recovery invite"),
           ]);
         }
-        replace(list, table(["Username", "Name", "Role", "Status", "Devices", "Last seen"], rows, q ? "No user matches “" + q + "”." : "No users yet."));
+        replace(list, table(["Username", "Name", "Role", "Status", "Devices", "Last seen", ""], rows, q ? "No user matches “" + q + "”." : "No users yet."));
         replace(more, res.next_after ? h("button", { class: "btn btn-ghost", type: "button", onclick: () => load(res.next_after) }, "Load more") : null);
       } catch (e) {
         replace(list, errorBox(e));
       }
     };
     await load();
+  }
+
+  /**
+   * Makes a recovery invite for a user after a confirmation and shows its
+   * link and code once in slot.
+   * @param {any} u @param {HTMLElement} slot
+   */
+  async function recoveryInvite(u, slot) {
+    if (!await confirmDialog({ title: "Recovery invite for " + u.username + "?", body: "A one-time link that lets " + u.username + " create a new passkey on a new device. When they use it, every passkey and session they have now ends. Give it to them over a channel you trust: whoever holds it can take over the account for 24 hours.", action: "Create recovery invite" })) return;
+    const r = await api("POST", "/v1/admin/users/" + u.id + "/recovery-invite", { expires_in_hours: 24 });
+    replace(slot, h("div", { class: "panel panel-accent", id: "recovery-result" },
+      h("div", { class: "panel-head" }, h("h2", null, "Recovery invite for " + u.username)),
+      h("p", { class: "muted" }, "Shown only now: the server keeps only its hash. Valid until " + when(r.invite.expires_at) + ", once."),
+      copyField("Recovery link", r.link, "Opens the member app's recovery with the code filled in."),
+      copyField("Recovery code", r.code)));
+    toast("Recovery invite created");
   }
 
   /** @param {string} id */
@@ -497,6 +520,7 @@
       }));
       return b;
     };
+    const recovery = h("div", { id: "recovery-slot" });
     const actions = h("div", { class: "actions" },
       u.disabled_at
         ? action("Enable", "", async () => {
@@ -518,6 +542,7 @@
         const r = await api("POST", "/v1/admin/users/" + u.id + "/remove-from-groups", {});
         toast("Removed from " + r.groups + " group(s)"); viewUser(id);
       }),
+      action("Recovery invite", "", () => recoveryInvite(u, recovery)),
       action("Delete user", "btn-danger", async () => {
         if (!await confirmDialog({ title: "Delete " + u.username + " for good?", body: "Their account, passkeys, devices, sessions, key packages and group memberships are deleted. This cannot be undone.", action: "Delete user", danger: true, typed: u.username })) return;
         await api("DELETE", "/v1/admin/users/" + u.id);
@@ -538,6 +563,7 @@
       h("div", { class: "title-row" }, h("h1", { class: "page-title" }, u.username), u.role === "admin" ? badge("admin", "accent") : badge("member"), userStatus(u)),
       self ? h("p", { class: "muted" }, "This is you: you cannot disable or delete your own account here.") : null,
       actions,
+      recovery,
       h("section", { class: "panel" }, facts),
       h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Devices")), devices),
       h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", null, "Active sessions")), sessions));

@@ -13,7 +13,7 @@ import type { components, paths } from "./schema.js"
 import { fromBase64, toBase64, toBase64url, utf8 } from "./bytes.js"
 import { ApiError, type Problem } from "./errors.js"
 import { Feed, pollOnce, type FeedEvent, type Transport } from "./feed.js"
-import { MlsClient, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
+import { MlsClient, MlsError, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
 import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
 import type { Authenticator, CreationOptionsJSON, RequestOptionsJSON } from "./webauthn.js"
@@ -723,7 +723,16 @@ export class SovereignClient {
     const max = this.o.maxAttempts ?? 5
     for (let attempt = 1; ; attempt++) {
       const r = await this.lock.run(async () => {
-        const { message: bytes } = await this.mls.encrypt(groupId, plaintext)
+        let bytes: Uint8Array
+        try {
+          bytes = (await this.mls.encrypt(groupId, plaintext)).message
+        } catch (e) {
+          // A member left and its Remove proposal is not committed yet: MLS
+          // sends nothing in an epoch with proposals pending, so commit it
+          // first (below) and encrypt in the new epoch.
+          if ((await this.mls.pendingRemovals(groupId)).length > 0) return { pending: true as const }
+          throw e
+        }
         // One key for every attempt of this message unless it lost an epoch
         // race (409: the server stored nothing): a retry after a lost answer
         // returns the first receipt instead of storing a second copy.
@@ -733,6 +742,11 @@ export class SovereignClient {
           body: { message: toBase64(bytes) },
         })
       })
+      if ("pending" in r) {
+        if (attempt >= max) throw new MlsError("a member's removal is still pending in this group")
+        await this.commitIfNeeded(groupId, async () => ((await this.mls.pendingRemovals(groupId)).length > 0 ? {} : null))
+        continue
+      }
       if (r.response.status === 409 && attempt < max) {
         await this.catchUpGroup(groupId, problemOf(r.error, r.response, "sendMessage").problem.current_epoch)
         continue

@@ -1,7 +1,8 @@
 // Issue 14 end to end, real MLS (ts-mls) through the real server: the
 // directory, display names, a new device of Bob that is announced to his
 // phone and joins his three groups by external commit, leaving a group (a
-// self-Remove proposal another member's client commits), the last member
+// self-Remove proposal another member's client commits, or the next
+// sender's before its message), the last member
 // leaving deletes the group, and a device away longer than --retention
 // rejoins its group by itself after the feed's 410.
 import { test, after } from "node:test"
@@ -134,6 +135,26 @@ test("people: directory, display names, a new device joins by external commit, l
   await until("bob reads it", () => bob.texts(g0).includes("without the laptop"))
   assert.ok(!laptop.texts().includes("without the laptop"))
   assert.ok(!(await laptop.client.mls.hasGroup(g0)))
+
+  // A message right after a member left: MLS sends nothing in an epoch with
+  // a proposal pending, so send commits the laptop's removal first. (Alice
+  // and Bob are paused; Alice reads the proposal and her automatic commit
+  // is cancelled, so the pending removal is certainly hers to commit.)
+  const g1 = gids[1]!
+  await alice.stop()
+  await bob.stop()
+  assert.equal(await laptop.client.leaveGroup(g1), false)
+  await until("alice has the laptop's removal pending", async () => {
+    await alice.client.catchUp()
+    return (await alice.client.mls.pendingRemovals(g1)).length === 1
+  })
+  alice.client.stop()
+  await alice.client.send(g1, "right after the laptop left")
+  assert.deepEqual(await alice.client.mls.pendingRemovals(g1), [], "send committed the pending removal first")
+  assert.ok(!(await alice.client.mls.members(g1)).some((m) => m.deviceId === laptop.client.deviceId))
+  alice.start()
+  bob.start()
+  await until("bob reads it", () => bob.texts(g1).includes("right after the laptop left"))
 
   // Everyone leaves group 2: the last leave deletes it.
   const g2 = gids[2]!

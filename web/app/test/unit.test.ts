@@ -74,3 +74,42 @@ test("attachment envelopes keep a well-formed pointer only", () => {
   const noThumb = decodeEnvelope(encodeEnvelope({ type: "attachment", id: "x", t: 1, file: { ...file, thumbnail: { id: 3 } as never, mime: "<b>" } }))
   assert.ok(noThumb?.type === "attachment" && noThumb.file.thumbnail === undefined && noThumb.file.mime === undefined)
 })
+
+test("routes: a recovery link opens recovery with its code, in both spellings", async () => {
+  const { parse } = await import("../src/ui/routes")
+  assert.deepEqual(parse("#/recover?code=k3xq-7b2m"), { v: "recover", code: "k3xq-7b2m" })
+  assert.deepEqual(parse("#/recover#k3xq-7b2m"), { v: "recover", code: "k3xq-7b2m" })
+  assert.deepEqual(parse("#/recover"), { v: "recover", code: "" })
+  assert.deepEqual(parse("#/goodbye"), { v: "goodbye" })
+  assert.deepEqual(parse("#abcd-efgh"), { v: "join", code: "abcd-efgh" }, "an invite link still opens registration")
+  assert.deepEqual(parse("#/c/AbC_-1"), { v: "chat", id: "AbC_-1" })
+})
+
+test("usernames as typed are trimmed, lose a leading @ and are case-folded", async () => {
+  const { normalUsername } = await import("../src/core/people")
+  assert.equal(normalUsername("  @Bob.M "), "bob.m")
+  assert.equal(normalUsername("alice"), "alice")
+})
+
+test("account notices become banners, except for the device that made the change", async () => {
+  const { alertFor } = await import("../src/core/notices")
+  const ev = (result: unknown) => ({ seq: 1, eventId: "e1", kind: "notice", result, event: { serverTime: "2026-12-02T07:00:00Z" } }) as never
+  const nd = alertFor(ev({ kind: "new_device", deviceId: "d2", deviceName: "Firefox on Android", createdAt: "2026-12-02T07:00:00Z" }), "d1")
+  assert.equal(nd?.review, "devices")
+  assert.match(nd!.text, /^A new device signed in: Firefox on Android, .+ — not you\?$/)
+  assert.equal(alertFor(ev({ kind: "new_device", deviceId: "d1", deviceName: "me", createdAt: "" }), "d1"), undefined, "not about myself")
+  const added = alertFor(ev({ kind: "notice", notice: { type: "passkey_added", name: "YubiKey", by_device_id: "d2" } }), "d1")
+  assert.equal(added?.review, "settings")
+  assert.match(added!.text, /^A passkey was added to your account: YubiKey/)
+  assert.equal(alertFor(ev({ kind: "notice", notice: { type: "passkey_added", name: "YubiKey", by_device_id: "d1" } }), "d1"), undefined, "I added it here")
+  const removed = alertFor(ev({ kind: "notice", notice: { type: "passkey_removed", name: "Old phone", reason: "recovery" } }), "d1")
+  assert.match(removed!.text, /^A passkey was removed from your account: Old phone.*recovered by an admin/)
+  assert.equal(alertFor(ev({ kind: "notice", notice: { type: "key_packages_low" } }), "d1"), undefined)
+})
+
+test("account refusals become sentences", () => {
+  assert.equal(plainError(new ApiError(409, { code: "last_passkey" }, "deleteMyPasskey")), t.errLastPasskey)
+  assert.equal(plainError(new ApiError(403, { code: "step_up_required" }, "deleteMe")), t.errStepUp)
+  assert.equal(plainError(new ApiError(403, { code: "invite_invalid" }, "recoverBegin")), t.errRecoveryInvalid)
+  assert.equal(plainError(new ApiError(403, { code: "invite_invalid" }, "registerBegin")), t.errInviteInvalid)
+})

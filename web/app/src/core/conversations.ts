@@ -5,13 +5,19 @@
 import { ApiError, fromBase64, fromBase64url, toBase64url, type ClientEvent, type SovereignClient } from "@sovereign-im/client"
 import type { AppDB, Sealer } from "../storage/db"
 import { COLORS, decodeEnvelope, encodeEnvelope, type Envelope } from "./envelope"
-import { conversations, me, messages, openConversation, type Conversation, type Member, type Message } from "./state"
+import { conversations, me, messages, nameOf, openConversation, type Conversation, type Member, type Message } from "./state"
 import { t } from "../strings"
 import { attachmentLabel } from "./attachments"
 
 export class Conversations {
   /** The newest message from someone else this page decrypted (the service worker asks for it when a push arrives). */
   lastIncoming?: { fromName: string; t: number; at: number }
+  /** Conversations waiting to re-send their name and colour to a device that joined by itself (external commit). */
+  private metaDue = new Map<string, ReturnType<typeof setTimeout>>()
+  /** group/username pairs already announced as having left (their removal commit says nothing more). */
+  private left = new Set<string>()
+  /** Every member device seen per conversation (the server's list drops a device that left before its removal is committed). */
+  private known = new Map<string, Member>()
   constructor(
     private readonly db: AppDB,
     private readonly sealer: Sealer,
@@ -69,10 +75,22 @@ export class Conversations {
   /** The server's member list (device → user), used to name senders. */
   async refreshMembers(id: string): Promise<Member[]> {
     const g = await this.client().group(fromBase64url(id))
-    const members = (g.members ?? []).map((m) => ({ deviceId: m.device_id, userId: m.user_id, username: m.username }))
+    const members = (g.members ?? []).map((m) => ({ deviceId: m.device_id, userId: m.user_id, username: m.username, displayName: m.display_name || undefined }))
+    for (const m of members) this.known.set(id + "/" + m.deviceId, m)
     const c = this.conv(id) ?? this.fresh(id)
     await this.saveConv({ ...c, members })
     return members
+  }
+
+  /** The users who still have a device in this device's MLS view of the group, except the given devices. */
+  private async usersInTree(id: string, except: string[] = []): Promise<Set<string>> {
+    const tree = await this.client().mls.members(fromBase64url(id)).catch(() => [])
+    const users = new Set<string>()
+    for (const d of tree) {
+      const m = this.known.get(id + "/" + d.deviceId)
+      if (m && !except.includes(d.deviceId)) users.add(m.userId)
+    }
+    return users
   }
 
   // --- incoming ------------------------------------------------------------------
@@ -93,6 +111,11 @@ export class Conversations {
         const c = this.conv(id)
         if (!c) return
         const before = new Map(c.members.map((m) => [m.deviceId, m]))
+        if (r.removedSelf && r.committerDeviceId && before.get(r.committerDeviceId)?.userId === me.value?.userId) {
+          // My other device left this conversation for me (it removed this device first).
+          await this.forget(id)
+          return
+        }
         if (r.removedSelf) {
           await this.saveConv({ ...c, state: "removed" })
           await this.system(id, e.eventId, Date.parse(e.event.serverTime), t.removedFromChat)
@@ -102,17 +125,39 @@ export class Conversations {
         const after = new Map(members.map((m) => [m.deviceId, m]))
         const userNames = (ms: Member[]) => new Set(ms.map((m) => m.username))
         const was = userNames([...before.values()])
-        const now = userNames(members)
+        // Who is gone is read from the MLS tree after the commit: the
+        // server's list may already lack someone who left just after it.
+        const still = await this.usersInTree(id)
         for (const d of r.removedDevices) {
-          const u = before.get(d)?.username
-          if (u && was.has(u) && !now.has(u)) await this.system(id, `${e.eventId}/-${u}`, Date.parse(e.event.serverTime), t.memberRemoved(u))
+          const m = before.get(d) ?? this.known.get(id + "/" + d)
+          const u = m?.username
+          if (m && u && was.has(u) && !still.has(m.userId) && !this.left.has(id + "/" + u)) await this.system(id, `${e.eventId}/-${u}`, Date.parse(e.event.serverTime), t.memberRemoved(u))
         }
+        // A device joined by itself (external commit: a new device of a
+        // member, or one rejoining): it could not read the name and colour
+        // sent before, so tell it again, once per conversation.
+        if (r.committerDeviceId && r.addedDevices.includes(r.committerDeviceId)) this.resendMetaSoon(id)
         for (const d of r.addedDevices) {
           const u = after.get(d)?.username
           if (u && !was.has(u)) {
             was.add(u)
             await this.system(id, `${e.eventId}/+${u}`, Date.parse(e.event.serverTime), t.memberAdded(u))
           }
+        }
+        return
+      }
+      case "proposal": {
+        // A member left: it proposed its own removal (the server ended its
+        // membership at once; another member's client commits it).
+        const id = toBase64url(r.groupId)
+        const c = this.conv(id)
+        if (!c || !r.senderDeviceId || !r.removesDevices.includes(r.senderDeviceId)) return
+        const who = this.known.get(id + "/" + r.senderDeviceId) ?? c.members.find((m) => m.deviceId === r.senderDeviceId)
+        await this.refreshMembers(id).catch(() => undefined)
+        const pending = await this.client().mls.pendingRemovals(fromBase64url(id)).catch(() => r.removesDevices)
+        if (who && !(await this.usersInTree(id, [...pending, ...r.removesDevices])).has(who.userId) && !this.left.has(id + "/" + who.username)) {
+          this.left.add(id + "/" + who.username)
+          await this.system(id, `${e.eventId}/left-${who.username}`, Date.parse(e.event.serverTime), t.memberLeft(nameOf(who)))
         }
         return
       }
@@ -129,6 +174,9 @@ export class Conversations {
         }
         const mine = from?.userId === me.value?.userId
         if (env.type === "meta") {
+          const due = this.metaDue.get(id)
+          if (due) clearTimeout(due)
+          this.metaDue.delete(id)
           c = this.conv(id) ?? c
           await this.saveConv({ ...c, name: env.name ?? c.name, color: env.color ?? c.color })
           if (env.name && env.name !== c.name) await this.system(id, env.id, env.t, t.chatRenamed(env.name))
@@ -144,13 +192,14 @@ export class Conversations {
           t: time,
           ...body,
           fromUser: from?.userId,
-          fromName: from?.username ?? t.unnamedPending,
+          fromName: from ? nameOf(from) : t.unnamedPending,
+          fromUsername: from?.username,
           fromDevice: r.senderDeviceId,
           mine,
           state: mine ? "sent" : "received",
         })
         if (!fresh) return
-        if (!mine) this.lastIncoming = { fromName: from?.username ?? t.unnamedPending, t: time, at: Date.now() }
+        if (!mine) this.lastIncoming = { fromName: from ? nameOf(from) : t.unnamedPending, t: time, at: Date.now() }
         const viewing = openConversation.value === id && document.visibilityState === "visible"
         const cur = this.conv(id) ?? c // re-read: other changes may have landed while we awaited
         await this.saveConv({ ...cur, lastTime: time, lastText: env.type === "attachment" ? attachmentLabel(env.file, env.voice) : env.text, unread: viewing || mine ? cur.unread : cur.unread + 1 })
@@ -241,6 +290,63 @@ export class Conversations {
     if (!c) return
     const env: Envelope = { type: "meta", id: crypto.randomUUID(), t: Date.now(), name: c.name, color: c.color }
     await this.client().send(fromBase64url(id), encodeEnvelope(env), { idempotencyKey: env.id })
+  }
+
+  /**
+   * Leaves a conversation for me: my other devices in it are removed by a
+   * commit first (a member cannot commit its own removal), then this device
+   * proposes its own removal, which the others' clients commit. The
+   * conversation and its history are deleted from this browser.
+   */
+  async leave(id: string): Promise<void> {
+    if (this.conv(id)?.state !== "active") return this.forget(id) // no longer a member: nothing to tell anyone
+    const self = me.value!
+    const gid = fromBase64url(id)
+    const client = this.client()
+    const inTree = new Set((await client.mls.members(gid)).map((m) => m.deviceId))
+    const myOthers = ((await client.group(gid)).members ?? []).filter((m) => m.user_id === self.userId && m.device_id !== self.deviceId && inTree.has(m.device_id))
+    if (myOthers.length) await client.removeDevices(gid, myOthers.map((m) => m.device_id))
+    await client.leaveGroup(gid)
+    await this.forget(id)
+  }
+
+  /** Deletes a conversation and its messages from this browser. */
+  async forget(id: string): Promise<void> {
+    const { [id]: _gone, ...rest } = conversations.value
+    conversations.value = rest
+    const { [id]: _msgs, ...restMsgs } = messages.value
+    messages.value = restMsgs
+    await this.db.transaction("rw", [this.db.convs, this.db.msgs], async () => {
+      await this.db.convs.delete(id)
+      await this.db.msgs.where("[conv+t]").between([id, -Infinity], [id, Infinity]).delete()
+    })
+  }
+
+  /** Empties the in-memory conversations (the browser's data is being cleared). */
+  forgetAll(): void {
+    conversations.value = {}
+    messages.value = {}
+  }
+
+  /** Shows a conversation this device joined by itself (external commit), with its members. */
+  async joinedExternally(id: string): Promise<void> {
+    const c = this.conv(id) ?? this.fresh(id)
+    await this.saveConv({ ...c, state: "active", lastTime: Date.now() })
+    await this.refreshMembers(id).catch(() => undefined)
+  }
+
+  /**
+   * Re-sends the conversation's name and colour after a random wait of up to
+   * 2 s, unless another member's meta message arrives first (usually one
+   * member sends it; a second copy changes nothing).
+   */
+  private resendMetaSoon(id: string): void {
+    if (this.metaDue.has(id)) return
+    const timer = setTimeout(() => {
+      this.metaDue.delete(id)
+      if (this.conv(id)?.state === "active") void this.sendMeta(id).catch(() => undefined)
+    }, Math.random() * 2000)
+    this.metaDue.set(id, timer)
   }
 
   /** Marks conversations as needing this device to be added again (after a 410). */

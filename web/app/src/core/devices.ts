@@ -1,9 +1,8 @@
 // My devices: the server's list, each with the fingerprint of its MLS
 // signature key as my conversations see it, and the rule that brings a new
-// device of mine into my conversations: any of my other devices that is
-// online adds it (it claims my own user's key packages: the server never
-// hands out the caller's own).
-import { fromBase64url, toHex, type SovereignClient } from "@sovereign-im/client"
+// device of mine into my conversations: it joins them by itself, by
+// external commit (none of my other devices has to be online).
+import { fromBase64, fromBase64url, toBase64url, toHex, type SovereignClient } from "@sovereign-im/client"
 import type { Conversations } from "./conversations"
 import { conversations, me } from "./state"
 
@@ -24,7 +23,7 @@ export async function fingerprint(key: Uint8Array): Promise<string> {
 }
 
 export class Devices {
-  private syncing?: Promise<void>
+  private syncing?: Promise<string[]>
 
   constructor(
     private readonly convs: Conversations,
@@ -63,28 +62,37 @@ export class Devices {
     if (!r.response.ok) throw new Error(`revoke failed: ${r.response.status}`)
   }
 
-  /** Adds my active devices that are missing from my active conversations. */
-  sync(): Promise<void> {
-    this.syncing ??= this.doSync().finally(() => (this.syncing = undefined))
+  /**
+   * Joins, by external commit, each conversation where another device of
+   * mine is a member and this one is not (a new device, or one a
+   * conversation gained while it was away). It needs no other device of
+   * mine to be online: the server keeps each group's GroupInfo. The server
+   * takes one commit per epoch: a join that lost the race (409) is retried
+   * by the SDK on the new epoch, and a group this device was meanwhile
+   * added to by a Welcome is no longer listed, so it is never joined twice.
+   */
+  sync(): Promise<string[]> {
+    this.syncing ??= this.joinMine().finally(() => (this.syncing = undefined))
     return this.syncing
   }
 
-  private async doSync(): Promise<void> {
-    const self = me.value
-    if (!self) return
-    const r = await this.client().api.GET("/v1/me/devices", {})
-    const mine = new Set((r.data?.devices ?? []).filter((d) => !d.revoked_at && d.id !== self.deviceId).map((d) => d.id))
-    if (mine.size === 0) return
-    for (const c of Object.values(conversations.value)) {
-      if (c.state !== "active") continue
-      const inGroup = new Set((await this.client().mls.members(fromBase64url(c.id)).catch(() => [])).map((m) => m.deviceId))
-      if (!inGroup.has(self.deviceId)) continue
-      const missing = [...mine].filter((d) => !inGroup.has(d))
-      if (missing.length === 0) continue
-      const kps = (await this.convs.claim([self.username])).filter((k) => missing.includes(k.deviceId))
-      if (kps.length === 0) continue
-      await this.convs.addDevices(c.id, kps)
-      await this.convs.sendMeta(c.id)
+  private async joinMine(): Promise<string[]> {
+    if (!me.value) return []
+    const client = this.client()
+    const r = await client.api.GET("/v1/me/groups", {})
+    const joined: string[] = []
+    for (const g of r.data?.groups ?? []) {
+      const gid = fromBase64(g.id)
+      const id = toBase64url(gid)
+      if (await client.mls.hasGroup(gid)) continue
+      try {
+        await client.joinExternally(gid)
+      } catch {
+        continue // retried on the next round
+      }
+      await this.convs.joinedExternally(id)
+      joined.push(id)
     }
+    return joined
   }
 }

@@ -7,13 +7,15 @@ import { AppDB, SealedKeyValueStore, Sealer } from "../storage/db"
 import { Attachments } from "./attachments"
 import { Conversations } from "./conversations"
 import { Devices } from "./devices"
+import { onAccountNotice } from "./notices"
+import { People } from "./people"
 import { Outbox } from "./outbox"
 import { BrowserPasskeys, deviceName } from "./passkeys"
-import { banner, booted, me, network } from "./state"
+import { accountAlerts, banner, booted, me, network } from "./state"
 import { t } from "../strings"
 
-/** How often an online device checks for a new device of mine to add (until the server notifies it). */
-const DEVICE_SYNC_MS = 10_000
+/** How often an online device checks for conversations of mine it is not in yet (it joins them by external commit). */
+const JOIN_SYNC_MS = 15_000
 
 export class Engine {
   readonly passkeys = new BrowserPasskeys()
@@ -21,6 +23,7 @@ export class Engine {
   readonly outbox: Outbox
   readonly devices: Devices
   readonly attachments: Attachments
+  readonly people: People
   private client!: SovereignClient
   private stop?: AbortController
   private timers: ReturnType<typeof setInterval>[] = []
@@ -34,6 +37,7 @@ export class Engine {
     this.outbox = new Outbox(db, sealer, this.convs, c)
     this.devices = new Devices(this.convs, c)
     this.attachments = new Attachments(this.convs, this.outbox, c)
+    this.people = new People(c)
   }
 
   static async boot(): Promise<Engine> {
@@ -56,6 +60,7 @@ export class Engine {
       authenticator: this.passkeys,
     })
     this.client.on((ev) => this.convs.onEvent(ev))
+    this.client.on(onAccountNotice)
   }
 
   get sdk(): SovereignClient {
@@ -66,9 +71,9 @@ export class Engine {
   async register(f: { invite?: string; username: string; displayName: string }): Promise<string> {
     await this.freshStorageIfSignedOut()
     await this.client.register({ inviteCode: f.invite || undefined, username: f.username.trim().toLowerCase(), displayName: f.displayName.trim(), deviceName: deviceName() })
-    const role = await this.role()
-    await this.started(role)
-    return role
+    const p = await this.profile()
+    await this.started(p)
+    return p.role
   }
 
   /** Signs in with a passkey (autofill: wait for the browser's suggestion instead of a prompt). */
@@ -84,7 +89,26 @@ export class Engine {
       await this.clearLocalData()
       await this.client.login({ username: opts.username || undefined, deviceName: deviceName() })
     }
-    await this.started(await this.role())
+    await this.started(await this.profile())
+  }
+
+  /**
+   * Recovers my account with an admin's recovery invite: this browser
+   * becomes a new device (any old data here is cleared), a new passkey is
+   * created, and the server ends every old passkey and session.
+   */
+  async recover(code: string): Promise<void> {
+    await this.clearLocalData()
+    await this.client.recover({ inviteCode: code.trim(), deviceName: deviceName() })
+    await this.started(await this.profile())
+  }
+
+  /** Deletes my account for good (step-up with a passkey, my username typed again), then this browser's data. */
+  async deleteAccount(): Promise<void> {
+    this.halt()
+    await this.client.deleteAccount()
+    await this.clearLocalData()
+    me.value = null
   }
 
   /**
@@ -98,15 +122,17 @@ export class Engine {
 
   private async clearLocalData(): Promise<void> {
     this.halt()
+    this.convs.forgetAll()
+    accountAlerts.value = []
     await this.db.transaction("rw", [this.db.kv, this.db.convs, this.db.msgs, this.db.outbox], async () => {
       await Promise.all([this.db.kv.clear(), this.db.convs.clear(), this.db.msgs.clear(), this.db.outbox.clear()])
     })
     await this.openClient()
   }
 
-  private async role(): Promise<string> {
+  private async profile(): Promise<{ role: string; displayName?: string }> {
     const r = await this.client.api.GET("/v1/me", {})
-    return r.data?.user.role ?? "member"
+    return { role: r.data?.user.role ?? "member", displayName: r.data?.user.display_name }
   }
 
   async logout(): Promise<void> {
@@ -127,15 +153,22 @@ export class Engine {
     this.client.stop()
   }
 
-  private async started(role?: string): Promise<void> {
-    me.value = { userId: this.client.userId, username: this.client.username, deviceId: this.client.deviceId, role }
+  private async started(p?: { role?: string; displayName?: string }): Promise<void> {
+    me.value = { userId: this.client.userId, username: this.client.username, deviceId: this.client.deviceId, role: p?.role, displayName: p?.displayName }
+    if (!p) {
+      void this.profile()
+        .then((x) => {
+          if (me.value) me.value = { ...me.value, ...x }
+        })
+        .catch(() => undefined)
+    }
     await this.convs.load()
     await this.outbox.restore()
     this.client.replenishKeyPackages().catch(() => undefined)
     this.follow()
     this.outbox.kick()
     void this.devices.sync().catch(() => undefined)
-    this.timers.push(setInterval(() => void this.devices.sync().catch(() => undefined), DEVICE_SYNC_MS))
+    this.timers.push(setInterval(() => void this.devices.sync().catch(() => undefined), JOIN_SYNC_MS))
   }
 
   /** Follows the feed until stopped; reconnects on failures, stops on 401, resyncs on 410. */
@@ -183,7 +216,7 @@ export class Engine {
     await this.openClient()
     await this.convs.markRejoin(groups)
     banner.value = t.resyncNotice(groups.length)
-    await this.started(me.value?.role)
+    await this.started(me.value ?? undefined)
   }
 
   /**

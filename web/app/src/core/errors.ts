@@ -8,7 +8,15 @@ export function plainError(e: unknown): string {
     switch (e.code) {
       case "invite_invalid":
       case "invite_required":
-        return t.errInviteInvalid
+        return e.operation.startsWith("recover") ? t.errRecoveryInvalid : t.errInviteInvalid
+      case "last_passkey":
+        return t.errLastPasskey
+      case "step_up_required":
+        return t.errStepUp
+      case "last_admin":
+        return t.errLastAdmin
+      case "user_not_found":
+        return t.errUserNotFound
       case "username_taken":
         return t.errUsernameTaken
       case "verification_failed":

@@ -7,6 +7,8 @@ export interface Member {
   deviceId: string
   userId: string
   username: string
+  /** The display name the server lists (people may change it: identify them by username). */
+  displayName?: string
 }
 
 export interface Conversation {
@@ -38,6 +40,8 @@ export interface Message {
   voice?: boolean
   fromUser?: string
   fromName?: string
+  /** The sender's username (fromName is their display name). */
+  fromUsername?: string
   fromDevice?: string
   mine: boolean
   state: MessageState
@@ -49,6 +53,7 @@ export interface Me {
   username: string
   deviceId: string
   role?: string
+  displayName?: string
 }
 
 export const me = signal<Me | null>(null)
@@ -56,9 +61,22 @@ export const booted = signal(false)
 export const conversations = signal<Record<string, Conversation>>({})
 export const messages = signal<Record<string, Message[]>>({})
 export const openConversation = signal<string | null>(null)
-export const network = signal<"online" | "offline" | "connecting">(navigator.onLine ? "connecting" : "offline")
+export const network = signal<"online" | "offline" | "connecting">(typeof navigator === "undefined" || navigator.onLine ? "connecting" : "offline")
 export const banner = signal<string | null>(null)
 export const toast = signal<string | null>(null)
+
+/** An account notice to show in a banner (a new device, a passkey added or removed) with where to review it. */
+export interface AccountAlert {
+  id: string
+  text: string
+  review: "devices" | "settings"
+}
+export const accountAlerts = signal<AccountAlert[]>([])
+
+/** How a person is named in lists: display name, else username. */
+export function nameOf(m: { username: string; displayName?: string }): string {
+  return m.displayName?.trim() || m.username
+}
 
 export const sortedConversations = computed(() =>
   Object.values(conversations.value).sort((a, b) => b.lastTime - a.lastTime),

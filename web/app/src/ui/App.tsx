@@ -7,6 +7,8 @@ import { Chat } from "./Chat"
 import { ChatList, NewChat } from "./Chats"
 import { Banner, NetworkStatus, Toast } from "./common"
 import { DevicesView } from "./Devices"
+import { AccountAlerts } from "./Notices"
+import { Goodbye, Recover } from "./Recover"
 import { parse, route } from "./router"
 import { SettingsView } from "./Settings"
 
@@ -24,6 +26,8 @@ function Nav() {
 export function App() {
   if (!booted.value) return <main class="splash"><p class="muted">{t.loading}</p></main>
   const view = parse(route.value)
+  if (view.v === "recover") return <><Banner /><Recover code={view.code} /></>
+  if (view.v === "goodbye" && !me.value) return <Goodbye />
   if (view.v === "join" && !me.value) return <><Banner /><Join code={view.code} /></>
   if (!me.value) return <><Banner /><SignIn /></>
   const main =
@@ -36,6 +40,7 @@ export function App() {
     <div class={"shell" + (main ? " has-main" : "")}>
       <NetworkStatus />
       <Banner />
+      <AccountAlerts />
       <div class="panes">
         <div class="side">
           <ChatList current={view.v === "chat" ? view.id : undefined} />

@@ -7,7 +7,7 @@ import { t } from "../strings"
 import { ErrorText, useEngine } from "./common"
 import { go } from "./router"
 
-function Splash({ title, lead, children }: { title: string; lead: string; children: preact.ComponentChildren }) {
+export function Splash({ title, lead, children }: { title: string; lead: string; children: preact.ComponentChildren }) {
   return (
     <main class="splash">
       <div class="splash-card">

@@ -3,11 +3,12 @@
 import { useEffect, useRef, useState } from "preact/hooks"
 import { plainError } from "../core/errors"
 import { UserFacingError } from "../core/conversations"
-import { conversations, me, messages, openConversation, type Message } from "../core/state"
+import { conversations, me, messages, nameOf, openConversation, showToast, type Message } from "../core/state"
 import { t } from "../strings"
 import { ErrorText, TopBar, useEngine, when } from "./common"
 import { titleOf } from "./Chats"
 import { AttachControls, AttachmentBody, useDropAndPaste } from "./Attachment"
+import { go } from "./router"
 
 const STATE_TEXT: Record<string, string> = { queued: t.msgQueued, sending: t.msgSending, sent: t.msgSent, failed: t.msgFailed }
 
@@ -22,7 +23,7 @@ function MessageRow({ m }: { m: Message }) {
   if (m.kind === "system") return <li class="msg-system">{m.text}</li>
   return (
     <li class={"msg" + (m.mine ? " mine" : "")} data-state={m.state} data-id={m.id}>
-      {!m.mine && <span class="msg-from">{m.fromName}</span>}
+      {!m.mine && <span class="msg-from" title={m.fromUsername && "@" + m.fromUsername}>{m.fromName}</span>}
       <MessageBody m={m} />
       <span class="msg-meta">
         <time>{when(m.t)}</time>
@@ -58,7 +59,10 @@ function Members({ id }: { id: string }) {
       <ul>
         {users.map((m) => (
           <li key={m.username}>
-            <span>{m.username === me.value?.username ? `${m.username} (${t.you})` : m.username}</span>
+            <span class="member-name">
+              {nameOf(m)}
+              {m.username === me.value?.username && ` (${t.you})`} <span class="muted small">@{m.username}</span>
+            </span>
             {m.username !== me.value?.username && c.state === "active" && (
               <button class="btn btn-small btn-danger" type="button" data-remove={m.username}
                 onClick={() => confirm(t.confirmRemove(m.username)) && void run(() => engine.convs.removePerson(id, m.username))}>
@@ -80,6 +84,10 @@ function Members({ id }: { id: string }) {
           </form>
         </>
       )}
+      <button class="btn btn-small btn-danger" type="button" id="leave-chat"
+        onClick={() => confirm(t.confirmLeave) && void run(async () => { await engine.convs.leave(id); showToast(t.leftChat); go("/") })}>
+        {t.leaveChat}
+      </button>
       <ErrorText text={error} />
     </aside>
   )

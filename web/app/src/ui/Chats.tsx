@@ -2,17 +2,18 @@
 import { useState } from "preact/hooks"
 import { plainError } from "../core/errors"
 import { UserFacingError } from "../core/conversations"
-import { me, sortedConversations, type Conversation } from "../core/state"
+import { me, nameOf, sortedConversations, type Conversation } from "../core/state"
 import { t } from "../strings"
 import { Avatar, ErrorText, TopBar, useEngine, when } from "./common"
+import { FindPerson } from "./People"
 import { go } from "./router"
 
-/** What a conversation is called: its name (from inside MLS), else the other members' usernames. */
+/** What a conversation is called: its name (from inside MLS), else the other members' display names. */
 export function titleOf(c: Conversation): string {
   if (c.name) return c.name
   const mine = me.value?.username
-  const names = [...new Set(c.members.map((m) => m.username))].filter((u) => u !== mine)
-  return c.members.length ? t.unnamedWith(names) : t.unnamedPending
+  const people = new Map(c.members.filter((m) => m.username !== mine).map((m) => [m.username, nameOf(m)]))
+  return c.members.length ? t.unnamedWith([...people.values()]) : t.unnamedPending
 }
 
 export function ChatList({ current }: { current?: string }) {
@@ -79,7 +80,11 @@ export function NewChat() {
   return (
     <section class="pane pane-main">
       <TopBar title={t.newChatTitle} back="/" />
+      <div class="pad">
+        <FindPerson />
+      </div>
       <form class="form pad" onSubmit={submit}>
+        <h2 class="section-title">{t.groupTitle}</h2>
         <label class="field">
           <span class="field-label">{t.newChatPeople}</span>
           <input id="new-people" class="input" required value={people} onInput={(e) => setPeople(e.currentTarget.value)} autocapitalize="none" spellcheck={false} />

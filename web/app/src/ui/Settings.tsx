@@ -5,6 +5,8 @@ import { pushState, pushSupported, subscribePush, unsubscribePush, type PushStat
 import { me } from "../core/state"
 import { t } from "../strings"
 import { TopBar, useEngine } from "./common"
+import { DeleteAccount, PasskeysSetting, SessionsSetting } from "./Passkeys"
+import { DisplayNameSetting } from "./People"
 import { go } from "./router"
 
 export type Theme = "system" | "light" | "dark"
@@ -80,6 +82,7 @@ export function SettingsView() {
       <TopBar title={t.settingsTitle} back="/" />
       <div class="pad">
         <p>{t.signedInAs(me.value?.username ?? "")}</p>
+        <DisplayNameSetting />
         <fieldset class="field">
           <legend class="field-label">{t.theme}</legend>
           {(["system", "light", "dark"] as Theme[]).map((v) => (
@@ -90,10 +93,13 @@ export function SettingsView() {
           ))}
         </fieldset>
         <PushSetting />
+        <PasskeysSetting />
+        <SessionsSetting />
         <p class="muted small">{t.storageNote}</p>
         <button id="signout" class="btn btn-danger" type="button" onClick={() => void engine.logout().then(() => go("/signin"))}>
           {t.signOut}
         </button>
+        <DeleteAccount />
       </div>
     </section>
   )
