@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/danielgtaylor/huma/v2/sse"
 
 	"github.com/sovereign-im/sovereign/models"
@@ -214,6 +215,12 @@ type stream struct {
 	counted   func()      // ends its count in the open-streams gauge
 	body      *bodyWriter // SSE only
 	scratch   []byte      // SSE only: event header buffer
+	// SSE only: the request and response, for detaching (sse_detached.go);
+	// detached is set once a goroutine of its own owns the stream.
+	req      *http.Request
+	rw       http.ResponseWriter
+	detached bool
+	gone     func() bool // a detached stream's check that the client is still there
 }
 
 // openStream checks the cursor (410), takes a stream slot (429) and
@@ -291,10 +298,15 @@ func (h *handler) openSSE(api huma.API) func(huma.Context, func(huma.Context)) {
 			h.writeProblem(api, ctx, err)
 			return
 		}
-		defer st.close()
+		defer func() {
+			if !st.detached {
+				st.close()
+			}
+		}()
 		ctx.SetHeader("Cache-Control", "no-store")
 		ctx.SetHeader("X-Accel-Buffering", "no")
 		st.body = newBodyWriter(ctx.BodyWriter())
+		st.req, st.rw = humago.Unwrap(ctx)
 		next(huma.WithValue(ctx, streamKey{}, st))
 	}
 }
@@ -321,6 +333,10 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 	if st == nil {
 		return
 	}
+	if canDetach(st.req) && st.detach(ctx, st.rw) {
+		st.detached = true
+		return
+	}
 	ctx, cancel := st.context(ctx)
 	defer cancel()
 	// Send the headers now: the client knows the stream is open (and its
@@ -328,37 +344,7 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 	if err := st.body.flush(); err != nil {
 		return
 	}
-	tick := time.NewTicker(streamTick)
-	defer tick.Stop()
-	lastBeat := time.Now()
-	for {
-		evs, err := st.reader.Next(ctx, streamBatch, tick.C)
-		if err != nil {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, realtime.ErrSessionEnded) && !errors.Is(err, realtime.ErrHubClosed) {
-				h.log().WarnContext(ctx, "event stream", "err", err)
-			}
-			return
-		}
-		if len(evs) > 0 {
-			if err := st.writeSSE(evs); err != nil {
-				return
-			}
-			h.delivered(evs)
-			continue
-		}
-		if st.expired() {
-			return
-		}
-		if time.Since(lastBeat) >= st.heartbeat {
-			lastBeat = time.Now()
-			if !st.stillValid(ctx) {
-				return
-			}
-			if err := send(sse.Message{Data: Ping{Time: h.now().UTC().Format(time.RFC3339)}}); err != nil {
-				return
-			}
-		}
-	}
+	h.streamLoop(ctx, st, func(p Ping) error { return send(sse.Message{Data: p}) })
 }
 
 // writeSSE writes a batch of message events and flushes once. The events'
@@ -482,18 +468,22 @@ func (h *handler) writeProblem(api huma.API, ctx huma.Context, err error) {
 	}
 }
 
-// bodyWriter is an SSE response body: writes go to net/http's buffer and
-// reach the client on flush. rc is the response's controller (nil when the
-// body is not an http.ResponseWriter), made once per stream.
+// bodyWriter is an SSE response body: writes go to a buffer (net/http's,
+// or a detached stream's chunkWriter) and reach the client on flush.
 type bodyWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
+	w          io.Writer
+	flushFn    func() error
+	deadlineFn func(time.Time)
 }
 
+// newBodyWriter wraps net/http's response body; its controller is made once
+// per stream.
 func newBodyWriter(w io.Writer) *bodyWriter {
 	b := &bodyWriter{w: w}
 	if rw, ok := w.(http.ResponseWriter); ok {
-		b.rc = http.NewResponseController(rw)
+		rc := http.NewResponseController(rw)
+		b.flushFn = rc.Flush
+		b.deadlineFn = func(t time.Time) { _ = rc.SetWriteDeadline(t) }
 	}
 	return b
 }
@@ -501,14 +491,14 @@ func newBodyWriter(w io.Writer) *bodyWriter {
 func (b *bodyWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 func (b *bodyWriter) flush() error {
-	if b.rc != nil {
-		return b.rc.Flush()
+	if b.flushFn != nil {
+		return b.flushFn()
 	}
 	return nil
 }
 
 func (b *bodyWriter) setWriteDeadline(t time.Time) {
-	if b.rc != nil {
-		_ = b.rc.SetWriteDeadline(t)
+	if b.deadlineFn != nil {
+		b.deadlineFn(t)
 	}
 }

@@ -33,6 +33,7 @@ type sseStream struct {
 	events chan sseEvent
 	done   chan struct{} // closed when the server ends the stream
 	cancel context.CancelFunc
+	err    error // why reading ended (nil: a clean end of the body); read after done
 }
 
 func openSSE(t *testing.T, s *testutil.Server, token string, query string, headers ...string) (*sseStream, *http.Response) {
@@ -78,6 +79,7 @@ func openSSE(t *testing.T, s *testutil.Server, token string, query string, heade
 				cur.Data = line[6:]
 			}
 		}
+		st.err = sc.Err()
 	}()
 	t.Cleanup(st.close)
 	return st, resp

@@ -127,7 +127,6 @@ func (h *Hub) Subscribe(deviceID, sessionID string) *Subscription {
 		SessionID: sessionID,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
-		ring:      make([]*Item, h.buffer),
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -277,6 +276,16 @@ func (s *Subscription) push(e *Item) {
 		// Ended, or already catching up from the store: nothing to keep.
 		s.mu.Unlock()
 		return
+	case s.n == len(s.ring) && len(s.ring) < s.hub.buffer:
+		// The ring starts empty and grows to the hub's bound, so an idle
+		// stream holds no buffer at all.
+		ring := make([]*Item, min(max(2*len(s.ring), 8), s.hub.buffer))
+		for i := range s.n {
+			ring[i] = s.ring[(s.head+i)%len(s.ring)]
+		}
+		s.ring, s.head = ring, 0
+		s.ring[s.n] = e
+		s.n++
 	case s.n == len(s.ring):
 		// Fallen behind: drop the buffer (it is all in the store) so memory
 		// stays bounded, and let the reader catch up from its cursor.

@@ -19,6 +19,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// upgrade: the request asked to switch protocols (a hijack answers
+	// 101); other hijacked requests are streams answered 200 by hand.
+	upgrade bool
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -46,7 +49,10 @@ func (r *statusRecorder) Flush() {
 func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if h, ok := r.ResponseWriter.(http.Hijacker); ok {
 		if r.status == 0 {
-			r.status = http.StatusSwitchingProtocols
+			r.status = http.StatusOK
+			if r.upgrade {
+				r.status = http.StatusSwitchingProtocols
+			}
 		}
 		return h.Hijack()
 	}
@@ -60,7 +66,7 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: w, upgrade: r.Header.Get("Upgrade") != ""}
 		ctx := metrics.EnsureOperationSlot(r.Context())
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		level := slog.LevelInfo

@@ -1,0 +1,198 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2/sse"
+
+	"github.com/sovereign-im/sovereign/realtime"
+)
+
+// Detached SSE streams (HTTP/1.1). An idle stream served by net/http keeps
+// the connection's goroutine with the whole handler chain on its stack
+// (middleware, Huma, the stream loop: its stack grows to 16–32 KiB), the
+// connection's 4 KiB read and write buffers and its background reader. Once
+// the stream is accepted (cursor checked, slot taken, subscribed), a
+// stream over HTTP/1.1 is taken over instead: the connection is hijacked,
+// the response head is written by hand (the same status and headers the
+// middleware and Huma set, chunked), the handler returns, and the stream is
+// served by one fresh goroutine with one small buffer that grows only
+// while a batch is written. No goroutine waits in a read: every
+// peerCheckTicks seconds a non-blocking peek at the socket tells whether
+// the client left (peerGone). Everything else is the
+// same loop (streamLoop): heartbeats, session checks, expiry, shutdown
+// (the server's Stopping context), revocation (the hub ends the
+// subscription). HTTP/2 streams keep net/http's path.
+
+// detachedBufKeep is the largest buffer an idle detached stream keeps
+// between writes.
+const detachedBufKeep = 1024
+
+// peerCheckTicks is how many stream ticks pass between two checks that the
+// client is still connected (a detached stream has no read to tell it).
+const peerCheckTicks = 3
+
+// canDetach reports whether the stream's request can be taken over.
+func canDetach(r *http.Request) bool {
+	return r != nil && r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method == http.MethodGet
+}
+
+// detach hijacks the connection and serves the stream on new goroutines.
+// It reports false when the connection cannot be hijacked (the caller then
+// serves the stream as before). On true the stream belongs to the new
+// goroutine, which closes it.
+func (st *stream) detach(ctx context.Context, w http.ResponseWriter) bool {
+	head := responseHead(w.Header())
+	// Bytes the client sent after its request (it should send none) are
+	// dropped with net/http's buffers.
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	_ = conn.SetReadDeadline(time.Time{}) // the server's ReadTimeout no longer applies
+	_ = conn.SetWriteDeadline(time.Now().Add(sse.WriteTimeout))
+	if _, err := conn.Write(head); err != nil {
+		_ = conn.Close()
+		st.close()
+		return true
+	}
+	// Hold nothing of net/http's: the response and request reach its
+	// connection state and buffers, which the hijack made garbage.
+	st.req, st.rw = nil, nil
+	cw := &chunkWriter{conn: conn}
+	st.body = &bodyWriter{w: cw, flushFn: cw.flush, deadlineFn: func(t time.Time) { _ = conn.SetWriteDeadline(t) }}
+	// The request's context ends when the handler returns: keep its values
+	// (principal, logger), not its end.
+	sctx, cancel := st.context(context.WithoutCancel(ctx))
+	st.gone = func() bool { return peerGone(conn) }
+	go func() {
+		defer st.close()
+		defer conn.Close()
+		defer cancel()
+		if st.h.streamLoop(sctx, st, st.writePing) {
+			_ = conn.SetWriteDeadline(time.Now().Add(sse.WriteTimeout))
+			_, _ = conn.Write([]byte("0\r\n\r\n")) // the end of the chunked body
+		}
+	}()
+	return true
+}
+
+// responseHead is the status line and headers of a stream's response, as
+// net/http would write them for a chunked 200.
+func responseHead(h http.Header) []byte {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	hh := h.Clone()
+	hh.Del("Content-Length")
+	hh.Del("Transfer-Encoding")
+	hh.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	_ = hh.Write(&b)
+	b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	return b.Bytes()
+}
+
+// chunkWriter collects a batch and writes it as one HTTP/1.1 chunk.
+type chunkWriter struct {
+	conn net.Conn
+	mu   sync.Mutex
+	buf  []byte
+}
+
+func (c *chunkWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.buf = append(c.buf, p...)
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+func (c *chunkWriter) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buf) == 0 {
+		return nil
+	}
+	var size [20]byte
+	n := strconv.AppendInt(size[:0], int64(len(c.buf)), 16)
+	n = append(n, '\r', '\n')
+	bufs := net.Buffers{n, c.buf, []byte("\r\n")}
+	_, err := bufs.WriteTo(c.conn)
+	if cap(c.buf) > detachedBufKeep {
+		c.buf = nil
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+// writePing writes a ping event as Huma's sender does ("event: ping",
+// "data: <json>", blank line) and flushes.
+func (st *stream) writePing(p Ping) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
+	for _, part := range [][]byte{[]byte("event: ping\ndata: "), raw, []byte("\n\n")} {
+		if _, err := st.body.Write(part); err != nil {
+			return err
+		}
+	}
+	return st.body.flush()
+}
+
+// streamLoop serves an open stream until it ends; ended is true when it
+// ended on the server's side (session over, revoked, shutdown) rather than
+// by a failed write or the client leaving.
+func (h *handler) streamLoop(ctx context.Context, st *stream, ping func(Ping) error) (ended bool) {
+	tick := time.NewTicker(streamTick)
+	defer tick.Stop()
+	lastBeat := time.Now()
+	checks := 0
+	for {
+		evs, err := st.reader.Next(ctx, streamBatch, tick.C)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return h.d.Stopping != nil && h.d.Stopping.Err() != nil
+			}
+			if !errors.Is(err, realtime.ErrSessionEnded) && !errors.Is(err, realtime.ErrHubClosed) {
+				h.log().WarnContext(ctx, "event stream", "err", err)
+			}
+			return true
+		}
+		if len(evs) > 0 {
+			if err := st.writeSSE(evs); err != nil {
+				return false
+			}
+			h.delivered(evs)
+			continue
+		}
+		if st.expired() {
+			return true
+		}
+		if st.gone != nil {
+			if checks++; checks%peerCheckTicks == 0 && st.gone() {
+				return false
+			}
+		}
+		if time.Since(lastBeat) >= st.heartbeat {
+			lastBeat = time.Now()
+			if !st.stillValid(ctx) {
+				return true
+			}
+			if err := ping(Ping{Time: h.now().UTC().Format(time.RFC3339)}); err != nil {
+				return false
+			}
+		}
+	}
+}
+
+var _ io.Writer = (*chunkWriter)(nil)
