@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -139,6 +140,15 @@ func (op *specOp) documented(status int) bool {
 	return ok
 }
 
+// takes reports whether the document lists contentType for op's body.
+func (op *specOp) takes(contentType string) bool {
+	if op.RequestBody == nil {
+		return false
+	}
+	_, ok := op.RequestBody.Content[contentType]
+	return ok
+}
+
 func (op *specOp) bearer() bool {
 	for _, m := range op.Security {
 		if _, ok := m["bearer"]; ok {
@@ -209,16 +219,18 @@ type bodyVariant struct {
 }
 
 // hostileBodies are the JSON bodies sent to an operation whose body schema
-// is s: broken syntax, the wrong shape, and for every property of the
-// object a wrong type, out-of-range numbers, bad base64 and strings far
-// beyond any limit.
+// is s: broken syntax and the wrong shape at the top, then, for every
+// property of the object and of the objects within it (to a depth of
+// three), the wrong type, out-of-range numbers, bad base64, invalid
+// UTF-8, control characters and strings or arrays far beyond any limit,
+// each in an otherwise well-formed body.
 func (d *specDoc) hostileBodies(s *specSchema) []bodyVariant {
 	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
 	out := []bodyVariant{
 		{"empty body", []byte{}},
 		{"malformed JSON", []byte(`{"a":`)},
 		{"trailing garbage", []byte(`{} {}`)},
-		{"not UTF-8", []byte("{\"a\":\"\xff\xfe\"}")},
+		{"not UTF-8", []byte("{\"\xff\xfe\":\"\xff\xfe\"}")},
 		{"null", []byte(`null`)},
 		{"a string", []byte(`"x"`)},
 		{"a number", []byte(`12345678901234567890123`)},
@@ -226,76 +238,106 @@ func (d *specDoc) hostileBodies(s *specSchema) []bodyVariant {
 		{"deep nesting", []byte(deep)},
 		{"empty object", []byte(`{}`)},
 	}
+	for _, v := range d.valueVariants(s, "", 0) {
+		raw, err := json.Marshal(v.value)
+		if err != nil {
+			panic(fmt.Sprintf("%s: %v", v.name, err))
+		}
+		// Raw JSON the encoder cannot write (numbers beyond float64,
+		// bytes that are not UTF-8) stands in a placeholder string.
+		for ph, lit := range rawLiterals {
+			raw = bytes.ReplaceAll(raw, []byte(`"`+ph+`"`), []byte(lit))
+		}
+		out = append(out, bodyVariant{"body" + v.name, raw})
+	}
+	return out
+}
+
+// rawLiterals are JSON texts json.Marshal cannot produce, by placeholder.
+var rawLiterals = map[string]string{
+	"§BEYOND_INT64§": "92233720368547758080",
+	"§1E308§":        "1e308",
+	"§NOT_UTF8§":     "\"\xff\xfe\xfd\"",
+}
+
+type valueVariant struct {
+	name  string
+	value any
+}
+
+// valueVariants are hostile replacements for a value of schema s at path
+// name: each is the whole value with exactly one thing wrong.
+func (d *specDoc) valueVariants(s *specSchema, name string, depth int) []valueVariant {
 	s = d.resolve(s)
-	if s == nil || s.typ() != "object" {
-		return out
+	if s == nil {
+		return nil
 	}
-	base, _ := d.sample(s).(map[string]any)
-	with := func(name string, v any) []byte {
-		m := make(map[string]any, len(base)+1)
-		for k, x := range base {
-			m[k] = x
+	v := func(what string, x any) valueVariant { return valueVariant{name + ": " + what, x} }
+	var out []valueVariant
+	if name != "" {
+		out = append(out, v("null", nil))
+	}
+	switch s.typ() {
+	case "string":
+		out = append(out,
+			v("number for string", 42),
+			v("object for string", map[string]any{"a": 1}),
+			v("100k string", strings.Repeat("A", 100_000)),
+			v("control characters", "a\x00b\u202e\x1b[31m"),
+			v("not UTF-8", "§NOT_UTF8§"),
+		)
+		if s.isBase64() {
+			out = append(out, v("bad base64", "!!not*base64!!"), v("base64 with bad padding", "QUJD=A"))
 		}
-		m[name] = v
-		raw, _ := json.Marshal(m)
-		return raw
-	}
-	withRaw := func(name, rawValue string) []byte {
-		raw := with(name, "§PLACEHOLDER§")
-		return []byte(strings.Replace(string(raw), `"§PLACEHOLDER§"`, rawValue, 1))
-	}
-	out = append(out, bodyVariant{"unknown field", with("zz_unknown_field", 1)})
-	names := make([]string, 0, len(s.Properties))
-	for name := range s.Properties {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		p := d.resolve(s.Properties[name])
-		if p == nil {
-			continue
+		if s.Format == "date-time" {
+			out = append(out, v("bad date-time", "yesterday"))
 		}
-		field := func(what string) string { return name + ": " + what }
-		out = append(out, bodyVariant{field("null"), with(name, nil)})
-		switch p.typ() {
-		case "string":
-			out = append(out,
-				bodyVariant{field("number for string"), with(name, 42)},
-				bodyVariant{field("object for string"), with(name, map[string]any{"a": 1})},
-				bodyVariant{field("100k string"), with(name, strings.Repeat("A", 100_000))},
-				bodyVariant{field("control characters"), with(name, "a\x00b\u202e\x1b[31m")},
-			)
-			if p.isBase64() {
-				out = append(out,
-					bodyVariant{field("bad base64"), with(name, "!!not*base64!!")},
-					bodyVariant{field("base64 with bad padding"), with(name, "QUJD=A")},
-				)
+	case "integer", "number":
+		out = append(out,
+			v("string for number", "1"),
+			v("negative", -1),
+			v("most negative int64", math.MinInt64),
+			v("beyond int64", "§BEYOND_INT64§"),
+			v("1e308", "§1E308§"),
+			v("fraction", 1.5),
+		)
+	case "boolean":
+		out = append(out, v("string for boolean", "true"))
+	case "array":
+		out = append(out,
+			v("string for array", "x"),
+			v("array of wrong items", []any{map[string]any{"zz": []any{}}, 7, "x", nil}),
+			v("10k items", make([]any, 10_000)),
+		)
+		if depth < 3 && s.Items != nil {
+			for _, iv := range d.valueVariants(s.Items, name+"[0]", depth+1) {
+				out = append(out, valueVariant{iv.name, []any{iv.value}})
 			}
-			if p.Format == "date-time" {
-				out = append(out, bodyVariant{field("bad date-time"), with(name, "yesterday")})
+		}
+	case "object":
+		out = append(out, v("array for object", []any{1}), v("string for object", "x"))
+		base, _ := d.sample(s).(map[string]any)
+		with := func(prop string, x any) map[string]any {
+			m := make(map[string]any, len(base)+1)
+			for k, y := range base {
+				m[k] = y
 			}
-		case "integer", "number":
-			out = append(out,
-				bodyVariant{field("string for number"), with(name, "1")},
-				bodyVariant{field("negative"), with(name, -1)},
-				bodyVariant{field("most negative int64"), with(name, math.MinInt64)},
-				bodyVariant{field("beyond int64"), withRaw(name, "92233720368547758080")},
-				bodyVariant{field("1e308"), withRaw(name, "1e308")},
-				bodyVariant{field("fraction"), with(name, 1.5)},
-			)
-		case "boolean":
-			out = append(out, bodyVariant{field("string for boolean"), with(name, "true")})
-		case "array":
-			out = append(out,
-				bodyVariant{field("string for array"), with(name, "x")},
-				bodyVariant{field("array of wrong items"), with(name, []any{map[string]any{"zz": []any{}}, 7, "x", nil})},
-				bodyVariant{field("10k items"), with(name, make([]any, 10_000))},
-			)
-		case "object":
-			out = append(out,
-				bodyVariant{field("array for object"), with(name, []any{1})},
-				bodyVariant{field("string for object"), with(name, "x")},
-			)
+			m[prop] = x
+			return m
+		}
+		out = append(out, valueVariant{name + ": unknown field", with("zz_unknown_field", 1)})
+		if depth >= 3 {
+			return out
+		}
+		props := make([]string, 0, len(s.Properties))
+		for prop := range s.Properties {
+			props = append(props, prop)
+		}
+		sort.Strings(props)
+		for _, prop := range props {
+			for _, pv := range d.valueVariants(s.Properties[prop], name+"."+prop, depth+1) {
+				out = append(out, valueVariant{pv.name, with(prop, pv.value)})
+			}
 		}
 	}
 	return out

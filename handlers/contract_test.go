@@ -251,11 +251,26 @@ func (w *walker) walk(op *specOp) {
 		over.contentType = "application/octet-stream"
 	}
 	w.send(op, over)
+	if _, ok := op.RequestBody.Content["application/octet-stream"]; ok {
+		for _, b := range []struct {
+			what string
+			raw  []byte
+		}{
+			{"empty", nil},
+			{"one byte", []byte{0}},
+			{"random bytes", bytes.Repeat([]byte{0xff, 0x00, 0xa1, 0x7b}, 64)},
+			{"JSON as bytes", []byte(`{"a":1}`)},
+		} {
+			r := w.base(op, "octet-stream body: "+b.what)
+			r.body, r.contentType, r.hasBody = b.raw, "application/octet-stream", true
+			w.send(op, r)
+		}
+	}
 	if !isJSON {
 		return
 	}
 	for _, v := range w.doc.hostileBodies(json.Schema) {
-		r := w.base(op, "body: "+v.name)
+		r := w.base(op, v.name)
 		r.body, r.contentType, r.hasBody = v.raw, "application/json", true
 		w.send(op, r)
 	}
@@ -320,6 +335,8 @@ func (w *walker) send(op *specOp, r request) (*http.Response, problem) {
 	switch {
 	case resp.StatusCode >= 500 && resp.StatusCode != http.StatusInsufficientStorage:
 		w.finding(op, r, "5xx", resp.StatusCode, p)
+	case resp.StatusCode == http.StatusUnsupportedMediaType && r.hasBody && op.takes(r.contentType):
+		w.finding(op, r, "415 for a content type the document lists", resp.StatusCode, p)
 	case !op.documented(resp.StatusCode):
 		w.finding(op, r, fmt.Sprintf("undocumented %d", resp.StatusCode), resp.StatusCode, p)
 	}

@@ -49,6 +49,14 @@ func (h *handler) limitBodies(api huma.API) {
 			// exactly limit bytes.
 			op.MaxBodyBytes = limit + 1
 		}
+		// A RawBody field next to a JSON Body (the ceremony finish steps
+		// keep the exact bytes for the WebAuthn library) makes Huma list
+		// application/octet-stream too, which it then refuses with 415:
+		// the document lists only what the operation takes.
+		if c := op.RequestBody.Content; c["application/json"] != nil && c["application/octet-stream"] != nil &&
+			c["application/octet-stream"].Schema != nil && c["application/octet-stream"].Schema.Format == "binary" {
+			delete(c, "application/octet-stream")
+		}
 		// Huma answers these itself for any operation with a body: 400 for
 		// a body that is not JSON (or missing when required), 413 beyond
 		// the limit, 415 for a content type the operation does not take.

@@ -4197,7 +4197,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["AddPasskeyFinishInputBody"];
-                "application/octet-stream": string;
             };
         };
         responses: {
@@ -4390,7 +4389,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["LoginFinishInputBody"];
-                "application/octet-stream": string;
             };
         };
         responses: {
@@ -4619,7 +4617,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["RecoverFinishInputBody"];
-                "application/octet-stream": string;
             };
         };
         responses: {
@@ -4812,7 +4809,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["RegisterFinishInputBody"];
-                "application/octet-stream": string;
             };
         };
         responses: {
@@ -5014,7 +5010,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["StepUpFinishInputBody"];
-                "application/octet-stream": string;
             };
         };
         responses: {
