@@ -65,6 +65,10 @@ func TestContractHoldsUnderHostileInput(t *testing.T) {
 	t.Logf("contract walk: %d operations, %d requests in %v; statuses %s", w.walked, w.sent, elapsed.Round(time.Millisecond), strings.Join(statuses, " "))
 }
 
+// maxProblemBytes bounds a problem's size: the walk sends fields of 100 KB
+// and a problem must not repeat them.
+const maxProblemBytes = 8 << 10
+
 // walker sends the hostile requests and judges the answers.
 type walker struct {
 	t        *testing.T
@@ -328,8 +332,16 @@ func (w *walker) send(op *specOp, r request) (*http.Response, problem) {
 	if resp.StatusCode >= 400 {
 		if err := json.Unmarshal(raw, &p); err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
 			w.finding(op, r, "error that is not a problem", resp.StatusCode, problem{Detail: fmt.Sprintf("%.200s", raw)})
-		} else if p.Code == "" {
-			w.finding(op, r, "problem without a code", resp.StatusCode, p)
+		} else {
+			if p.Code == "" {
+				w.finding(op, r, "problem without a code", resp.StatusCode, p)
+			}
+			if p.Status != resp.StatusCode {
+				w.finding(op, r, "problem status unlike the response's", resp.StatusCode, p)
+			}
+			if len(raw) > maxProblemBytes {
+				w.finding(op, r, "problem that repeats the input", resp.StatusCode, problem{Code: p.Code, Detail: fmt.Sprintf("%d bytes", len(raw))})
+			}
 		}
 	}
 	switch {
