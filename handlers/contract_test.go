@@ -49,6 +49,13 @@ func TestContractHoldsUnderHostileInput(t *testing.T) {
 	if w.walked != len(ops) || len(ops) < 60 {
 		t.Errorf("walked %d of %d operations", w.walked, len(ops))
 	}
+	// The credentials stayed good to the end, so hostile input reached
+	// each operation's own checks, not only authentication.
+	for _, op := range ops {
+		if op.bearer() && (len(op.Parameters) > 0 || op.RequestBody != nil) && w.reached[op.OperationID] == 0 {
+			t.Errorf("%s: no hostile request got past authentication", op.OperationID)
+		}
+	}
 	kinds := make([]string, 0, len(w.findings))
 	for k := range w.findings {
 		kinds = append(kinds, k)
@@ -81,6 +88,7 @@ type walker struct {
 	sent     int
 	findings map[string]int
 	statuses map[int]int
+	reached  map[string]int // answers past authentication, by operation
 }
 
 func newWalker(t *testing.T, s *testutil.Server, doc *specDoc) *walker {
@@ -126,6 +134,7 @@ func newWalker(t *testing.T, s *testutil.Server, doc *specDoc) *walker {
 		},
 		findings: map[string]int{},
 		statuses: map[int]int{},
+		reached:  map[string]int{},
 	}
 }
 
@@ -328,6 +337,9 @@ func (w *walker) send(op *specOp, r request) (*http.Response, problem) {
 		}
 	}
 	w.statuses[resp.StatusCode]++
+	if r.token != "" && resp.StatusCode != http.StatusUnauthorized && !(op.admin() && r.token == w.member.Token) {
+		w.reached[op.OperationID]++
+	}
 	var p problem
 	if resp.StatusCode >= 400 {
 		if err := json.Unmarshal(raw, &p); err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
