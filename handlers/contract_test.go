@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/testutil"
 )
 
@@ -372,4 +373,29 @@ func (w *walker) finding(op *specOp, r request, kind string, status int, p probl
 	w.t.Helper()
 	w.findings[kind]++
 	w.t.Errorf("%s %s %s (%s): %s: got %d %q %s", op.OperationID, op.method, op.path, r.what, kind, status, p.Code, p.Detail)
+}
+
+// TestUnsafeParametersAreRefused is what the contract walk found on the
+// admin search and audit filters: a NUL or bytes that are not UTF-8 in a
+// parameter reached the database and came back as a 500 (SQLite's
+// tokenizer, PostgreSQL's text type). Now any declared parameter holding
+// them is a 422 before the operation runs.
+func TestUnsafeParametersAreRefused(t *testing.T) {
+	s := testutil.NewServer(t)
+	admin := s.SeedAccount(t, "admin", models.RoleAdmin)
+	for _, path := range []string{
+		"/v1/admin/users?q=%00",
+		"/v1/admin/users?after=a%00b",
+		"/v1/admin/audit?actor=%FF%FE",
+		"/v1/admin/audit?target=%00",
+		"/v1/users/ab%00",
+		"/v1/users?prefix=%C3%28%C3%28",
+	} {
+		r := s.Do(t, "GET", path, admin.Token, nil)
+		expectProblem(t, r, http.StatusUnprocessableEntity, "validation_failed")
+	}
+	// Well-formed UTF-8 beyond ASCII is no reason to refuse.
+	if r := s.Do(t, "GET", "/v1/admin/users?q=%C3%A9t%C3%A9", admin.Token, nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("UTF-8 search: %d %s", r.StatusCode, r.Body)
+	}
 }
