@@ -33,6 +33,9 @@ import (
 // matches the document (testutil.ValidatingTransport), and every problem
 // must carry its machine-readable code: 401 "unauthenticated" with
 // WWW-Authenticate, a member's 403 on admin operations "admin_required".
+// Another member asking for the member's group, device, session, passkey
+// or attachment by id is never served (only the directory's {user} and
+// {username} operations answer any member).
 func TestContractHoldsUnderHostileInput(t *testing.T) {
 	const maxBody = 16 << 10
 	s := testutil.NewServer(t, func(c *config.Config) {
@@ -84,6 +87,7 @@ type walker struct {
 	doc      *specDoc
 	member   testutil.Account
 	admin    testutil.Account
+	outsider testutil.Account  // another member: in no group, owns none of the ids
 	values   map[string]string // real path parameter values, by name or "path:name"
 	walked   int
 	sent     int
@@ -96,6 +100,7 @@ func newWalker(t *testing.T, s *testutil.Server, doc *specDoc) *walker {
 	t.Helper()
 	admin, _ := s.RegisterAdmin(t, "walkadmin")
 	member, _ := s.RegisterMember(t, "walkmember")
+	outsider, _ := s.RegisterMember(t, "walkoutsider")
 	gid := []byte("contract-walk-group-0001")
 	createGroup(t, s, member, gid)
 	r := s.Do(t, "POST", "/v1/attachments", member.Token, map[string]any{"group_id": base64.RawURLEncoding.EncodeToString(gid), "size": 16})
@@ -120,7 +125,7 @@ func newWalker(t *testing.T, s *testutil.Server, doc *specDoc) *walker {
 		t.Fatalf("attachment %q, invite %q", att.ID, inv.Invite.ID)
 	}
 	return &walker{
-		t: t, s: s, doc: doc, member: member, admin: admin,
+		t: t, s: s, doc: doc, member: member, admin: admin, outsider: outsider,
 		values: map[string]string{
 			"group_id":                    base64.RawURLEncoding.EncodeToString(gid),
 			"device_id":                   member.DeviceID,
@@ -224,6 +229,17 @@ func (w *walker) walk(op *specOp) {
 			}
 		}
 	}
+	if op.bearer() && !op.admin() && hasPathParameter(op) {
+		// Someone else's ids: the member's group, device, session,
+		// passkey and attachment, asked for by another member.
+		r := w.base(op, "another member's ids")
+		r.token = w.outsider.Token
+		resp, p := w.send(op, r)
+		public := strings.Contains(op.path, "{user}") || strings.Contains(op.path, "{username}")
+		if resp.StatusCode < 300 && !public {
+			w.finding(op, r, "another member's resource served", resp.StatusCode, p)
+		}
+	}
 	for _, p := range op.Parameters {
 		for _, v := range hostileValues(p.In, w.doc.resolve(p.Schema)) {
 			if p.Name == "timeout" && v == "" {
@@ -288,6 +304,15 @@ func (w *walker) walk(op *specOp) {
 		r.body, r.contentType, r.hasBody = v.raw, "application/json", true
 		w.send(op, r)
 	}
+}
+
+func hasPathParameter(op *specOp) bool {
+	for _, p := range op.Parameters {
+		if p.In == "path" {
+			return true
+		}
+	}
+	return false
 }
 
 // send sends r to op and checks the answer: a documented status, never a
