@@ -134,7 +134,7 @@ type AdminSettingsOutput struct {
 type UpdateSettingsInput struct {
 	Body struct {
 		Set   settings.Overrides `json:"set,omitempty" doc:"Values to set; each overrides its configuration option until reset"`
-		Reset []string           `json:"reset,omitempty" maxItems:"16" uniqueItems:"true" doc:"Names of settings to return to the configured value" enum:"registration_mode,messages_per_minute,auth_per_minute,auth_burst,claims_per_minute,directory"`
+		Reset []string           `json:"reset,omitempty" maxItems:"16" doc:"Names of settings to return to the configured value, each once (422 duplicate_reset otherwise)" enum:"registration_mode,messages_per_minute,auth_per_minute,auth_burst,claims_per_minute,directory"`
 	}
 }
 
@@ -274,6 +274,18 @@ func (h *handler) adminUpdateSettings(ctx context.Context, in *UpdateSettingsInp
 	set := in.Body.Set
 	if err := set.Validate(); err != nil {
 		return nil, h.fail(ctx, err)
+	}
+	// Uniqueness is checked here, not by the schema's uniqueItems: Huma's
+	// uniqueItems check panics on an item that is not a string (a JSON
+	// object in the array), before the enum check refuses it.
+	seen := make(map[string]bool, len(in.Body.Reset))
+	for i, name := range in.Body.Reset {
+		if seen[name] {
+			e := models.Errorf(models.EINVALID, "duplicate_reset", "reset names %q twice", name)
+			e.Index = &i
+			return nil, h.fail(ctx, e)
+		}
+		seen[name] = true
 	}
 	if len(set.Encode()) == 0 && len(in.Body.Reset) == 0 {
 		return nil, h.fail(ctx, models.Errorf(models.EINVALID, "nothing_to_change", "give settings to set or to reset"))

@@ -190,6 +190,8 @@ func TestAdminSettingsOverrideConfigAtRunTime(t *testing.T) {
 		`{"set":{"unknown":1}}`,
 		`{}`,
 		`{"set":{"auth_burst":5},"reset":["auth_burst"]}`,
+		`{"reset":["auth_burst","auth_burst"]}`, // duplicate_reset
+		`{"reset":[{"a":1},"auth_burst"]}`,      // was a 500 (Huma's uniqueItems check panicked)
 	} {
 		r := s.Do(t, "PATCH", "/v1/admin/settings", admin.Token, []byte(body))
 		if r.StatusCode != http.StatusUnprocessableEntity {

@@ -74,6 +74,7 @@ func Register(api huma.API, d *Deps) {
 	h.limitBodies(api)
 	api.UseMiddleware(nameOperation)
 	api.UseMiddleware(h.authenticate(api))
+	api.UseMiddleware(h.refuseUnsafeParameters(api))
 	h.registerSystem(api)
 	h.registerAuth(api)
 	h.registerStepUp(api)
