@@ -87,6 +87,9 @@ type Store struct {
 	quota   int64
 	// userQuota bounds one user's attachment bytes.
 	userQuota int64
+	// caps are the per-user counts (groups, devices) in force; see
+	// SetUserCaps.
+	caps userCaps
 
 	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 
