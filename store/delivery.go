@@ -330,13 +330,13 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 		}
 
 		// Commits are stored bytes too: a bundle that adds members (its
-		// Welcome is stored for each added device) or grows the GroupInfo
-		// must fit the group's quota. A commit that adds nobody is always
-		// accepted, so members of a full group can still remove a
-		// compromised device.
+		// Welcome is stored once, with a pointer per added device) or grows
+		// the GroupInfo must fit the group's quota. A commit that adds
+		// nobody is always accepted, so members of a full group can still
+		// remove a compromised device.
 		infoGrowth := int64(len(in.GroupInfo)) - oldInfo
 		if len(added) > 0 {
-			need := used + int64(len(in.Commit)) + int64(len(in.Welcome))*int64(len(added)) + max(infoGrowth, 0)
+			need := used + int64(len(in.Commit)) + int64(len(in.Welcome)) + max(infoGrowth, 0)
 			if need > s.quota {
 				return models.Errorf(models.EQUOTA, "group_quota_exceeded",
 					"the group's storage quota (%d bytes) cannot hold this commit and its Welcomes; messages are freed as members acknowledge them or as they expire", s.quota)
@@ -368,6 +368,12 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 			return fmt.Errorf("clear pending removals: %w", err)
 		}
 		publish(tx, commit, members)
+		var welcomeID int64
+		if len(added) > 0 {
+			if welcomeID, err = insertWelcome(ctx, tx, in.GroupID, in.Welcome); err != nil {
+				return err
+			}
+		}
 		for _, d := range added {
 			if _, err := tx.NewRaw(`INSERT INTO group_members (group_id, device_id, joined_seq) VALUES (?, ?, ?)`,
 				in.GroupID, d, commit.Seq).Exec(ctx); err != nil {
@@ -375,7 +381,7 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 			}
 			welcome := &models.Event{Kind: models.KindWelcome, GroupID: in.GroupID, Epoch: &newEpoch, SenderDeviceID: in.DeviceID,
 				RecipientDeviceID: d, Payload: in.Welcome}
-			if err := insertEvent(ctx, tx, welcome); err != nil {
+			if err := insertWelcomePointer(ctx, tx, welcome, welcomeID); err != nil {
 				return err
 			}
 			res.Welcomes = append(res.Welcomes, models.WelcomeReceipt{DeviceID: d, ID: welcome.ID, Seq: welcome.Seq})
