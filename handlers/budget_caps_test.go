@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/mls"
 	"github.com/sovereign-im/sovereign/mls/mlstest"
 	"github.com/sovereign-im/sovereign/models"
 	"github.com/sovereign-im/sovereign/testutil"
@@ -128,4 +129,35 @@ func TestDeviceCapRefusesANewDevice(t *testing.T) {
 		t.Fatalf("revoke: %d %s", r.StatusCode, r.Body)
 	}
 	s.Login(t, pk, testutil.LoginOptions{DeviceName: "new phone"})
+}
+
+// TestRequirePadding: with --require-padding the send path refuses an
+// application message whose padded content (ciphertext less the 16-byte
+// AEAD tag) is not a padding bucket (422 unpadded_message, nothing
+// stored) and accepts one that is; proposals and commits are not
+// checked; without the flag, any size is accepted (the default).
+func TestRequirePadding(t *testing.T) {
+	s := testutil.NewServer(t, func(c *config.Config) { c.Limits.RequirePadding = true })
+	alice := s.SeedAccount(t, "alice", models.RoleMember)
+	gid := []byte("padding-group-0001")
+	createGroup(t, s, alice, gid)
+	for _, n := range []int{0, 100, 255, 257, 271, 1000, 5000} {
+		r := send(t, s, alice, gid, mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, n+mls.AEADTagBytes))
+		expectProblem(t, r, http.StatusUnprocessableEntity, "unpadded_message")
+	}
+	if _, used := storedBytes(t, s, gid); used != 0 {
+		t.Fatalf("refused messages stored %d bytes", used)
+	}
+	for _, n := range []int{256, 272, 1024, 5120, 60 * 1024} {
+		if !mls.IsPaddedLength(n) {
+			t.Fatalf("%d is not a bucket", n)
+		}
+		mustSend(t, s, alice, gid, mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, n+mls.AEADTagBytes))
+	}
+	mustSend(t, s, alice, gid, mlstest.PrivateMessage(gid, 0, mls.ContentProposal, nil, 77))
+
+	plain := testutil.NewServer(t)
+	bob := plain.SeedAccount(t, "bob", models.RoleMember)
+	createGroup(t, plain, bob, gid)
+	mustSend(t, plain, bob, gid, mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 100))
 }

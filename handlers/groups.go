@@ -379,7 +379,10 @@ func (h *handler) registerGroups(api huma.API) {
 		Summary:     "Send an application or proposal message",
 		Description: "Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. " +
 			"The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). " +
-			"Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).",
+			"Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). " +
+			"With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte " +
+			"AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with " +
+			"422 `unpadded_message`.",
 		Tags:          []string{TagGroups},
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,

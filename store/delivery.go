@@ -70,6 +70,11 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 			return nil, false, models.Errorf(models.EINVALID, "public_application_message", "application messages must be PrivateMessages (RFC 9420 §6.2)")
 		}
 		kind = models.KindApplication
+		if s.requirePadding && !m.IsPadded() {
+			return nil, false, models.Errorf(models.EINVALID, "unpadded_message",
+				"this server requires padded messages (--require-padding): the ciphertext holds %d bytes of content, not one of the padding buckets (%d bytes would be); use an SDK that pads, or pad the PrivateMessageContent to mls.PaddedLength",
+				len(m.Ciphertext)-mls.AEADTagBytes, mls.PaddedLength(len(m.Ciphertext)-mls.AEADTagBytes))
+		}
 	case mls.ContentProposal:
 		kind = models.KindProposal
 	default:
