@@ -4,15 +4,19 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/mls"
 	"github.com/sovereign-im/sovereign/mls/mlstest"
 	"github.com/sovereign-im/sovereign/models"
+	"github.com/sovereign-im/sovereign/settings"
 	"github.com/sovereign-im/sovereign/testutil"
 )
 
@@ -160,4 +164,16 @@ func TestRequirePadding(t *testing.T) {
 	bob := plain.SeedAccount(t, "bob", models.RoleMember)
 	createGroup(t, plain, bob, gid)
 	mustSend(t, plain, bob, gid, mlstest.PrivateMessage(gid, 0, mls.ContentApplication, nil, 100))
+}
+
+// TestSettingsResetEnumNamesEverySetting: the reset list's enum (a struct
+// tag, so it cannot be computed) names exactly the settings there are.
+func TestSettingsResetEnumNamesEverySetting(t *testing.T) {
+	f, ok := reflect.TypeOf(handlers.UpdateSettingsInput{}.Body).FieldByName("Reset")
+	if !ok {
+		t.Fatal("no Reset field")
+	}
+	if got, want := strings.Split(f.Tag.Get("enum"), ","), settings.KeyNames(); !slices.Equal(got, want) {
+		t.Fatalf("reset enum %v, settings %v", got, want)
+	}
 }

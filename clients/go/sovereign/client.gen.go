@@ -440,7 +440,10 @@ const (
 	AuthBurst         UpdateSettingsInputBodyReset = "auth_burst"
 	AuthPerMinute     UpdateSettingsInputBodyReset = "auth_per_minute"
 	ClaimsPerMinute   UpdateSettingsInputBodyReset = "claims_per_minute"
+	DevicesPerUser    UpdateSettingsInputBodyReset = "devices_per_user"
 	Directory         UpdateSettingsInputBodyReset = "directory"
+	GroupsPerHour     UpdateSettingsInputBodyReset = "groups_per_hour"
+	GroupsPerUser     UpdateSettingsInputBodyReset = "groups_per_user"
 	MessagesPerMinute UpdateSettingsInputBodyReset = "messages_per_minute"
 	RegistrationMode  UpdateSettingsInputBodyReset = "registration_mode"
 )
@@ -454,7 +457,13 @@ func (e UpdateSettingsInputBodyReset) Valid() bool {
 		return true
 	case ClaimsPerMinute:
 		return true
+	case DevicesPerUser:
+		return true
 	case Directory:
+		return true
+	case GroupsPerHour:
+		return true
+	case GroupsPerUser:
 		return true
 	case MessagesPerMinute:
 		return true

@@ -2586,7 +2586,7 @@ export interface components {
         };
         UpdateSettingsInputBody: {
             /** @description Names of settings to return to the configured value */
-            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute" | "directory")[] | null;
+            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute" | "directory" | "groups_per_user" | "groups_per_hour" | "devices_per_user")[] | null;
             /** @description Values to set; each overrides its configuration option until reset */
             set?: components["schemas"]["Overrides"];
         };
