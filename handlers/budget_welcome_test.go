@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/handlers"
@@ -36,7 +37,8 @@ func storedBytes(t *testing.T, s *testutil.Server, gid []byte) (stored, used int
 // stored": the commit's Welcome is now stored once, with a pointer per
 // added device, and counted once in bytes_used (so the 60-device commit
 // fits a 64 KiB quota that 60 copies would not); every device's feed still
-// delivers the Welcome's bytes unchanged (long-poll, SSE, group history);
+// delivers the Welcome's bytes unchanged (long-poll, SSE, WebSocket, group
+// history);
 // when every device has acknowledged it, the stored Welcome goes and its
 // bytes are given back.
 func TestWelcomeIsStoredOncePerCommit(t *testing.T) {
@@ -105,7 +107,7 @@ func TestWelcomeIsStoredOncePerCommit(t *testing.T) {
 	st, _ := openSSE(t, s, own[0].Token, "?after=0")
 	defer st.close()
 	for {
-		ev, ok := st.next(t, 5e9)
+		ev, ok := st.next(t, 5*time.Second)
 		if !ok {
 			t.Fatal("SSE: no welcome")
 		}
@@ -114,6 +116,24 @@ func TestWelcomeIsStoredOncePerCommit(t *testing.T) {
 				t.Fatalf("SSE welcome payload differs (%d bytes)", len(ev.Payload))
 			}
 			break
+		}
+	}
+	ws, _, err := dialWS(t, s, own[1].Token, "?after=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for found := false; !found; {
+		f, err := ws.frame(t, 5*time.Second)
+		if err != nil {
+			t.Fatalf("WebSocket: no welcome: %v", err)
+		}
+		for _, ev := range f.Events {
+			if ev.Kind == "welcome" {
+				if !bytes.Equal(ev.Payload, welcome) {
+					t.Fatalf("WebSocket welcome payload differs (%d bytes)", len(ev.Payload))
+				}
+				found = true
+			}
 		}
 	}
 	h := history(t, s, own[devices-1], gid)
