@@ -91,6 +91,10 @@ type Limits struct {
 	KeyPackagesPerDevice  int           `flag:"key-packages-per-device" usage:"normal key packages one device may hold (all suites together)" validate:"gte=1,lte=100000"`
 	MaxAttachmentBytes    int64         `flag:"max-attachment-bytes" usage:"largest encrypted attachment" validate:"gte=1024"`
 	UserQuotaBytes        int64         `flag:"user-quota-bytes" usage:"attachment bytes one user may store in all groups together" validate:"gte=65536"`
+	GroupsPerUser         int           `flag:"groups-per-user" usage:"groups a user's devices may be members of when it creates another (default of the groups_per_user setting)" validate:"gte=1,lte=100000"`
+	GroupsPerHour         int           `flag:"groups-per-hour" usage:"groups one user may create per hour, all its devices together (default of the groups_per_hour setting)" validate:"gte=1,lte=100000"`
+	DevicesPerUser        int           `flag:"devices-per-user" usage:"devices (not revoked) one user may have; signing in on another is refused until one is revoked (default of the devices_per_user setting)" validate:"gte=1,lte=10000"`
+	RequirePadding        bool          `flag:"require-padding" usage:"refuse application messages whose size is not one of the SDKs' padding buckets (hides message lengths from the server's store)"`
 }
 
 // Default returns the configuration that makes `sovereign serve` work with no
@@ -133,6 +137,9 @@ func Default() Config {
 			KeyPackagesPerDevice:  1000,
 			MaxAttachmentBytes:    100 << 20,
 			UserQuotaBytes:        2 << 30,
+			GroupsPerUser:         200,
+			GroupsPerHour:         30,
+			DevicesPerUser:        20,
 		},
 	}
 }

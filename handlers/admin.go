@@ -134,7 +134,7 @@ type AdminSettingsOutput struct {
 type UpdateSettingsInput struct {
 	Body struct {
 		Set   settings.Overrides `json:"set,omitempty" doc:"Values to set; each overrides its configuration option until reset"`
-		Reset []string           `json:"reset,omitempty" maxItems:"16" doc:"Names of settings to return to the configured value, each once (422 duplicate_reset otherwise)" enum:"registration_mode,messages_per_minute,auth_per_minute,auth_burst,claims_per_minute,directory"`
+		Reset []string           `json:"reset,omitempty" maxItems:"16" doc:"Names of settings to return to the configured value, each once (422 duplicate_reset otherwise)" enum:"registration_mode,messages_per_minute,auth_per_minute,auth_burst,claims_per_minute,directory,groups_per_user,groups_per_hour,devices_per_user"`
 	}
 }
 

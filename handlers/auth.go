@@ -205,10 +205,12 @@ func (h *handler) registerAuth(api huma.API) {
 			"fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, " +
 			"one of your own existing devices again (so an app whose session expired keeps its device id, key " +
 			"packages and groups). A revoked device can never sign in again. A passkey whose signature counter did " +
-			"not increase is treated as cloned: the login fails and the passkey is blocked.",
+			"not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 " +
+			"`device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` " +
+			"setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.",
 		Tags:     []string{TagAuth},
 		Security: public,
-		Errors:   append([]int{http.StatusForbidden, http.StatusNotFound, http.StatusGone}, ceremonyErrors...),
+		Errors:   append([]int{http.StatusForbidden, http.StatusNotFound, http.StatusGone, http.StatusInsufficientStorage}, ceremonyErrors...),
 	}, h.loginFinish)
 
 	huma.Register(api, huma.Operation{

@@ -223,6 +223,15 @@ func (h *handler) messagesPerMinute() int {
 	return h.d.Config.Limits.MessagesPerMinute
 }
 
+// groupsPerHour is the group-creation limit in force (the run-time
+// setting).
+func (h *handler) groupsPerHour() int {
+	if h.d.Settings != nil {
+		return h.d.Settings.Get().GroupsPerHour
+	}
+	return h.d.Config.Limits.GroupsPerHour
+}
+
 // allowSend takes one token from the user's message budget.
 func (h *handler) allowSend(p *models.Principal) error {
 	if ok, wait := h.sendLimiter.Allow(p.UserID, 1); !ok {
@@ -237,6 +246,18 @@ func (h *handler) registerGroups(api huma.API) {
 	perMin := h.d.Config.Limits.MessagesPerMinute
 	h.sendLimiter = ratelimit.New(perMin, perMin, h.now)
 	h.followSetting(func(v settings.Values) { h.sendLimiter.SetRate(v.MessagesPerMinute, v.MessagesPerMinute) })
+	lim := h.d.Config.Limits
+	h.groupLimiter = ratelimit.NewPer(lim.GroupsPerHour, lim.GroupsPerHour, time.Hour, h.now)
+	setCaps := func(groups, devices int) {
+		if h.d.Store != nil { // nil when only the OpenAPI document is built
+			h.d.Store.SetUserCaps(groups, devices)
+		}
+	}
+	setCaps(lim.GroupsPerUser, lim.DevicesPerUser)
+	h.followSetting(func(v settings.Values) {
+		h.groupLimiter.SetRatePer(v.GroupsPerHour, v.GroupsPerHour, time.Hour)
+		setCaps(v.GroupsPerUser, v.DevicesPerUser)
+	})
 	maxMsg, sendBody, commitBody := h.messageLimits()
 
 	huma.Register(api, huma.Operation{
@@ -247,12 +268,15 @@ func (h *handler) registerGroups(api huma.API) {
 		Description: "Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. " + groupIDDoc +
 			" Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that " +
 			"is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the " +
-			"caller is not a member of, whether or not it exists.",
+			"caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` " +
+			"groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once " +
+			"its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).",
 		Tags:          []string{TagGroups},
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,
 		MaxBodyBytes:  sendBody,
-		Errors:        []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity},
+		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge,
+			http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusInsufficientStorage},
 	}, func(ctx context.Context, in *CreateGroupInput) (*GroupOutput, error) {
 		p := PrincipalFrom(ctx)
 		id, err := decodeGroupID(in.Body.GroupID)
@@ -261,6 +285,11 @@ func (h *handler) registerGroups(api huma.API) {
 		}
 		if err := h.checkSize("group_info", in.Body.GroupInfo, maxMsg); err != nil {
 			return nil, h.fail(ctx, err)
+		}
+		if ok, wait := h.groupLimiter.Allow(p.UserID, 1); !ok {
+			e := models.Errorf(models.ERATELIMIT, "group_rate_limited", "too many new groups: at most %d per hour per user", h.groupsPerHour())
+			e.RetryAfter = wait
+			return nil, h.fail(ctx, e)
 		}
 		g, err := h.d.Store.CreateGroup(ctx, p.DeviceID, id, in.Body.GroupInfo)
 		if err != nil {
@@ -350,7 +379,10 @@ func (h *handler) registerGroups(api huma.API) {
 		Summary:     "Send an application or proposal message",
 		Description: "Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. " +
 			"The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). " +
-			"Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).",
+			"Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). " +
+			"With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte " +
+			"AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with " +
+			"422 `unpadded_message`.",
 		Tags:          []string{TagGroups},
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,

@@ -96,6 +96,9 @@ type handler struct {
 	d *Deps
 	// sendLimiter holds each user's message budget (--messages-per-minute).
 	sendLimiter *ratelimit.Limiter
+	// groupLimiter holds each user's group-creation budget
+	// (--groups-per-hour).
+	groupLimiter *ratelimit.Limiter
 	// authLimit limits ceremony requests per client IP.
 	authLimit *ratelimit.Limiter
 	// acks bounds ack writes per device (handlers/acks.go).

@@ -28,6 +28,12 @@ type bucket struct {
 // New returns a limiter allowing perMinute events per minute per key with
 // bursts of up to burst events. now may be nil (time.Now).
 func New(perMinute, burst int, now func() time.Time) *Limiter {
+	return NewPer(perMinute, burst, time.Minute, now)
+}
+
+// NewPer returns a limiter allowing n events per period per key with bursts
+// of up to burst events (NewPer(30, 30, time.Hour, nil): 30 an hour).
+func NewPer(n, burst int, period time.Duration, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
@@ -35,7 +41,7 @@ func New(perMinute, burst int, now func() time.Time) *Limiter {
 		burst = 1
 	}
 	return &Limiter{
-		rate:    float64(perMinute) / 60,
+		rate:    float64(n) / period.Seconds(),
 		burst:   float64(burst),
 		now:     now,
 		buckets: make(map[string]*bucket),
@@ -44,9 +50,15 @@ func New(perMinute, burst int, now func() time.Time) *Limiter {
 
 // SetRate changes the limits at run time (existing buckets keep their tokens).
 func (l *Limiter) SetRate(perMinute, burst int) {
+	l.SetRatePer(perMinute, burst, time.Minute)
+}
+
+// SetRatePer changes the limits to n events per period with bursts of up to
+// burst (existing buckets keep their tokens).
+func (l *Limiter) SetRatePer(n, burst int, period time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rate = float64(perMinute) / 60
+	l.rate = float64(n) / period.Seconds()
 	l.burst = float64(max(burst, 1))
 }
 

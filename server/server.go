@@ -90,6 +90,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		AllowInsecurePermissions: cfg.AllowInsecurePermissions,
 		Synchronous:              cfg.Synchronous,
 		GroupQuotaBytes:          cfg.Limits.GroupQuotaBytes,
+		RequirePadding:           cfg.Limits.RequirePadding,
 		UserQuotaBytes:           cfg.Limits.UserQuotaBytes,
 		Now:                      opts.Now,
 		Logger:                   log,

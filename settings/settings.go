@@ -31,6 +31,9 @@ type Values struct {
 	AuthBurst         int    `json:"auth_burst" doc:"Passkey ceremony requests per client IP in a burst"`
 	ClaimsPerMinute   int    `json:"claims_per_minute" doc:"Key-package claims per claiming user per minute, all its devices together"`
 	Directory         string `json:"directory" enum:"exact,search" doc:"exact: users are found by exact username only; search: signed-in users may also search usernames by prefix"`
+	GroupsPerUser     int    `json:"groups_per_user" doc:"Groups a user's devices may be members of when it creates another"`
+	GroupsPerHour     int    `json:"groups_per_hour" doc:"Groups one user may create per hour, all its devices together"`
+	DevicesPerUser    int    `json:"devices_per_user" doc:"Devices (not revoked) one user may have; another sign-in is refused until one is revoked"`
 }
 
 // Overrides are the values an admin set; nil fields follow the
@@ -42,6 +45,9 @@ type Overrides struct {
 	AuthBurst         *int    `json:"auth_burst,omitempty" minimum:"1" maximum:"1000" doc:"Passkey ceremony requests per client IP in a burst"`
 	ClaimsPerMinute   *int    `json:"claims_per_minute,omitempty" minimum:"1" maximum:"10000" doc:"Key-package claims per claiming user per minute, all its devices together"`
 	Directory         *string `json:"directory,omitempty" enum:"exact,search" doc:"exact: users are found by exact username only; search: signed-in users may also search usernames by prefix"`
+	GroupsPerUser     *int    `json:"groups_per_user,omitempty" minimum:"1" maximum:"100000" doc:"Groups a user's devices may be members of when it creates another"`
+	GroupsPerHour     *int    `json:"groups_per_hour,omitempty" minimum:"1" maximum:"100000" doc:"Groups one user may create per hour, all its devices together"`
+	DevicesPerUser    *int    `json:"devices_per_user,omitempty" minimum:"1" maximum:"10000" doc:"Devices (not revoked) one user may have; another sign-in is refused until one is revoked"`
 }
 
 // Key describes one setting.
@@ -62,6 +68,9 @@ var Keys = []Key{
 	{Name: "auth_burst", Flag: "auth-burst", Min: 1, Max: 1000},
 	{Name: "claims_per_minute", Flag: "claims-per-minute", Min: 1, Max: 10000},
 	{Name: "directory", Flag: "directory", Enum: []string{"exact", "search"}},
+	{Name: "groups_per_user", Flag: "groups-per-user", Min: 1, Max: 100000},
+	{Name: "groups_per_hour", Flag: "groups-per-hour", Min: 1, Max: 100000},
+	{Name: "devices_per_user", Flag: "devices-per-user", Min: 1, Max: 10000},
 }
 
 // KeyNames are the names of Keys, for validation enums.
@@ -91,6 +100,9 @@ func Defaults(cfg config.Config) Values {
 		AuthBurst:         cfg.Limits.AuthBurst,
 		ClaimsPerMinute:   cfg.Limits.ClaimsPerMinute,
 		Directory:         cfg.Directory,
+		GroupsPerUser:     cfg.Limits.GroupsPerUser,
+		GroupsPerHour:     cfg.Limits.GroupsPerHour,
+		DevicesPerUser:    cfg.Limits.DevicesPerUser,
 	}
 }
 

@@ -265,6 +265,10 @@ WHERE id = ? AND user_id = ? AND clone_warning = 0 AND (sign_count < ? OR (sign_
 				return models.Errorf(models.EFORBIDDEN, "device_revoked", "this device was revoked and can never sign in again")
 			}
 		} else {
+			// A new device must fit the account's device cap.
+			if err := s.checkDeviceCap(ctx, tx, l.UserID); err != nil {
+				return err
+			}
 			if deviceID, err = InsertDevice(ctx, tx, l.UserID, l.DeviceName); err != nil {
 				return err
 			}

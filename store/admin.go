@@ -309,6 +309,17 @@ func (s *Store) deleteAccount(ctx context.Context, tx *Tx, check, actor models.A
 		u.ID, u.ID).Scan(ctx, &devices, &passkeys); err != nil {
 		return fmt.Errorf("count user's things: %w", err)
 	}
+	// The events addressed to its devices (Welcomes, notices) would go by
+	// ON DELETE CASCADE; deleting them here gives their bytes, and a stored
+	// Welcome no other device points at, back to their groups.
+	var addressed []int64
+	if err := tx.NewRaw(`SELECT e.seq FROM events e JOIN devices d ON d.id = e.recipient_device_id WHERE d.user_id = ?`,
+		u.ID).Scan(ctx, &addressed); err != nil {
+		return fmt.Errorf("list events addressed to the user: %w", err)
+	}
+	if _, err := DeleteEvents(ctx, tx, addressed); err != nil {
+		return err
+	}
 	if _, err := tx.NewRaw(`DELETE FROM users WHERE id = ?`, u.ID).Exec(ctx); err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}

@@ -70,6 +70,11 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 			return nil, false, models.Errorf(models.EINVALID, "public_application_message", "application messages must be PrivateMessages (RFC 9420 §6.2)")
 		}
 		kind = models.KindApplication
+		if s.requirePadding && !m.IsPadded() {
+			return nil, false, models.Errorf(models.EINVALID, "unpadded_message",
+				"this server requires padded messages (--require-padding): the ciphertext holds %d bytes of content, not one of the padding buckets (%d bytes would be); use an SDK that pads, or pad the PrivateMessageContent to mls.PaddedLength",
+				len(m.Ciphertext)-mls.AEADTagBytes, mls.PaddedLength(len(m.Ciphertext)-mls.AEADTagBytes))
+		}
 	case mls.ContentProposal:
 		kind = models.KindProposal
 	default:
@@ -333,13 +338,13 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 		}
 
 		// Commits are stored bytes too: a bundle that adds members (its
-		// Welcome is stored for each added device) or grows the GroupInfo
-		// must fit the group's quota. A commit that adds nobody is always
-		// accepted, so members of a full group can still remove a
-		// compromised device.
+		// Welcome is stored once, with a pointer per added device) or grows
+		// the GroupInfo must fit the group's quota. A commit that adds
+		// nobody is always accepted, so members of a full group can still
+		// remove a compromised device.
 		infoGrowth := int64(len(in.GroupInfo)) - oldInfo
 		if len(added) > 0 {
-			need := used + int64(len(in.Commit)) + int64(len(in.Welcome))*int64(len(added)) + max(infoGrowth, 0)
+			need := used + int64(len(in.Commit)) + int64(len(in.Welcome)) + max(infoGrowth, 0)
 			if need > s.quota {
 				return models.Errorf(models.EQUOTA, "group_quota_exceeded",
 					"the group's storage quota (%d bytes) cannot hold this commit and its Welcomes; messages are freed as members acknowledge them or as they expire", s.quota)
@@ -371,6 +376,12 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 			return fmt.Errorf("clear pending removals: %w", err)
 		}
 		publish(tx, commit, members)
+		var welcomeID int64
+		if len(added) > 0 {
+			if welcomeID, err = insertWelcome(ctx, tx, in.GroupID, in.Welcome); err != nil {
+				return err
+			}
+		}
 		for _, d := range added {
 			if _, err := tx.NewRaw(`INSERT INTO group_members (group_id, device_id, joined_seq) VALUES (?, ?, ?)`,
 				in.GroupID, d, commit.Seq).Exec(ctx); err != nil {
@@ -378,7 +389,7 @@ WHERE c.claimer_device_id = ? AND c.ref = ?`, in.DeviceID, ref).Scan(ctx, &owner
 			}
 			welcome := &models.Event{Kind: models.KindWelcome, GroupID: in.GroupID, Epoch: &newEpoch, SenderDeviceID: in.DeviceID,
 				RecipientDeviceID: d, Payload: in.Welcome}
-			if err := insertEvent(ctx, tx, welcome); err != nil {
+			if err := insertWelcomePointer(ctx, tx, welcome, welcomeID); err != nil {
 				return err
 			}
 			res.Welcomes = append(res.Welcomes, models.WelcomeReceipt{DeviceID: d, ID: welcome.ID, Seq: welcome.Seq})

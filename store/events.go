@@ -46,6 +46,38 @@ func (tx *Tx) nextServerTS(ctx context.Context) (int64, error) {
 // ServerTime. A group's bytes_used grows by the payload size, so that
 // bytes_used is always the sum of the payloads stored under the group.
 func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
+	return insertEventRow(ctx, tx, ev, ev.Payload, nil)
+}
+
+// insertWelcomePointer stores a welcome event ev for one added device that
+// points at the commit's stored Welcome (welcomeID, see insertWelcome): its
+// own payload is empty, so it adds nothing to the group's bytes_used. ev's
+// Payload (the Welcome bytes) is what is published.
+func insertWelcomePointer(ctx context.Context, tx *Tx, ev *models.Event, welcomeID int64) error {
+	return insertEventRow(ctx, tx, ev, []byte{}, welcomeID)
+}
+
+// insertWelcome stores a commit's Welcome once, counted once in its
+// group's bytes_used, and returns its id for the pointers.
+func insertWelcome(ctx context.Context, tx *Tx, groupID, welcome []byte) (int64, error) {
+	var id int64
+	if err := tx.NewRaw(`INSERT INTO welcomes (group_id, payload, created_at) VALUES (?, ?, ?) RETURNING id`,
+		groupID, welcome, models.Millis(tx.Now())).Scan(ctx, &id); err != nil {
+		return 0, fmt.Errorf("insert welcome: %w", err)
+	}
+	upd, err := tx.stmt(ctx, qAddGroupBytes)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := upd.ExecContext(ctx, len(welcome), groupID); err != nil {
+		return 0, fmt.Errorf("count welcome bytes: %w", err)
+	}
+	return id, nil
+}
+
+// insertEventRow stores ev with stored as its payload column and
+// welcomeID (nil or an int64) as its pointer.
+func insertEventRow(ctx context.Context, tx *Tx, ev *models.Event, stored []byte, welcomeID any) error {
 	ts, err := tx.nextServerTS(ctx)
 	if err != nil {
 		return err
@@ -61,7 +93,7 @@ func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
 		return err
 	}
 	err = ins.QueryRowContext(ctx, ev.ID, ts, string(ev.Kind), nullBytes(ev.GroupID), epoch,
-		nullString(ev.SenderDeviceID), nullString(ev.RecipientDeviceID), ev.Payload).Scan(&ev.Seq)
+		nullString(ev.SenderDeviceID), nullString(ev.RecipientDeviceID), stored, welcomeID).Scan(&ev.Seq)
 	if err != nil {
 		return fmt.Errorf("insert %s event: %w", ev.Kind, err)
 	}
@@ -71,7 +103,7 @@ func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
 		if err != nil {
 			return err
 		}
-		if _, err := upd.ExecContext(ctx, len(ev.Payload), ev.GroupID); err != nil {
+		if _, err := upd.ExecContext(ctx, len(stored), ev.GroupID); err != nil {
 			return fmt.Errorf("count group bytes: %w", err)
 		}
 	}
@@ -139,6 +171,7 @@ func (r *eventRow) event() *models.Event {
 // use case and gives their bytes back to their groups' quotas. Every
 // deletion of events (retention here, ack-based cleanup in sync) must go
 // through it so that groups.bytes_used stays the sum of stored payloads.
+// A stored Welcome goes with the last welcome event that points at it.
 func DeleteEvents(ctx context.Context, tx *Tx, seqs []int64) (int64, error) {
 	var deleted int64
 	for start := 0; start < len(seqs); start += 500 {
@@ -152,6 +185,11 @@ WHERE seq IN (?) AND group_id IS NOT NULL GROUP BY group_id`, bun.In(chunk)).Sca
 		if err != nil {
 			return deleted, fmt.Errorf("sum deleted bytes: %w", err)
 		}
+		var welcomes []int64
+		if err := tx.NewRaw(`SELECT DISTINCT welcome_id FROM events WHERE seq IN (?) AND welcome_id IS NOT NULL`,
+			bun.In(chunk)).Scan(ctx, &welcomes); err != nil {
+			return deleted, fmt.Errorf("list deleted welcome pointers: %w", err)
+		}
 		res, err := tx.NewRaw(`DELETE FROM events WHERE seq IN (?)`, bun.In(chunk)).Exec(ctx)
 		if err != nil {
 			return deleted, fmt.Errorf("delete events: %w", err)
@@ -163,8 +201,34 @@ WHERE seq IN (?) AND group_id IS NOT NULL GROUP BY group_id`, bun.In(chunk)).Sca
 				return deleted, fmt.Errorf("free group bytes: %w", err)
 			}
 		}
+		if err := deleteUnreferencedWelcomes(ctx, tx, welcomes); err != nil {
+			return deleted, err
+		}
 	}
 	return deleted, nil
+}
+
+// deleteUnreferencedWelcomes deletes those of the stored Welcomes ids that
+// no event points at any more and gives their bytes back to their groups.
+func deleteUnreferencedWelcomes(ctx context.Context, tx *Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var gone []struct {
+		GroupID []byte `bun:"group_id"`
+		Bytes   int64  `bun:"bytes"`
+	}
+	err := tx.NewRaw(`DELETE FROM welcomes WHERE id IN (?) AND NOT EXISTS (SELECT 1 FROM events e WHERE e.welcome_id = welcomes.id)
+RETURNING group_id, length(payload) AS bytes`, bun.In(ids)).Scan(ctx, &gone)
+	if err != nil {
+		return fmt.Errorf("delete welcomes: %w", err)
+	}
+	for _, g := range gone {
+		if _, err := tx.NewRaw(`UPDATE groups SET bytes_used = MAX(0, bytes_used - ?) WHERE id = ?`, g.Bytes, g.GroupID).Exec(ctx); err != nil {
+			return fmt.Errorf("free welcome bytes: %w", err)
+		}
+	}
+	return nil
 }
 
 // retentionChunk bounds the rows one retention use case deletes, so the

@@ -21,7 +21,11 @@ import (
 // MaxFeedPage bounds one feed read.
 const MaxFeedPage = 1000
 
-const eventColumns = `e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id, e.payload`
+// eventColumns are the columns of an event as read; a welcome event that
+// points at its commit's stored Welcome (welcome_id) reads those bytes as
+// its payload, so it is delivered as if it held them.
+const eventColumns = `e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id,
+  CASE WHEN e.welcome_id IS NULL THEN e.payload ELSE (SELECT w.payload FROM welcomes w WHERE w.id = e.welcome_id) END AS payload`
 
 // feedSQL selects the feed of device ?2 after cursor ?1, in seq order, at
 // most ?3 rows (a page plus one, to tell whether more are waiting).

@@ -77,6 +77,9 @@ func (s *Store) CreateGroup(ctx context.Context, deviceID string, groupID, group
 		if taken > 0 {
 			return groupIDTaken(ctx, tx, groupID, deviceID)
 		}
+		if err := s.checkGroupCap(ctx, tx, deviceID); err != nil {
+			return err
+		}
 		// The GroupInfo is stored bytes like any message: counted in the
 		// group's bytes_used.
 		_, err := tx.NewRaw(`INSERT INTO groups (id, epoch, group_info, bytes_used, created_by_device, created_at) VALUES (?, 0, ?, ?, ?, ?)`,
@@ -220,14 +223,14 @@ func (s *Store) GroupHistory(ctx context.Context, deviceID string, groupID []byt
 	// Two index range scans (group events by (group_id, seq), events
 	// addressed to the device by (recipient_device_id, seq)), merged.
 	err = s.rdb.NewRaw(`SELECT * FROM (
-  SELECT e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id, e.payload
+  SELECT `+eventColumns+`
   FROM events e
   WHERE e.group_id = ? AND e.recipient_device_id IS NULL AND e.seq > ?
     AND EXISTS (SELECT 1 FROM group_members m
                 WHERE m.group_id = e.group_id AND m.device_id = ?
                   AND m.joined_seq < e.seq AND (m.left_seq IS NULL OR e.seq <= m.left_seq))
   UNION ALL
-  SELECT e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id, e.payload
+  SELECT `+eventColumns+`
   FROM events e
   WHERE e.recipient_device_id = ? AND e.seq > ? AND e.group_id = ?
 ) AS history ORDER BY seq LIMIT ?`, groupID, after, deviceID, deviceID, after, groupID, limit+1).Scan(ctx, &rows)

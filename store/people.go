@@ -206,7 +206,9 @@ func (s *Store) externalCommit(ctx context.Context, in CommitInput, m *mls.Messa
 			return err
 		}
 		newEpoch := epoch + 1
-		if _, err := tx.NewRaw(`UPDATE groups SET epoch = ?, group_info = ? WHERE id = ?`, int64(newEpoch), nullBytes(in.GroupInfo), in.GroupID).Exec(ctx); err != nil {
+		// The new GroupInfo replaces the old one in the group's bytes_used.
+		if _, err := tx.NewRaw(`UPDATE groups SET epoch = ?, group_info = ?, bytes_used = MAX(0, bytes_used + ?) WHERE id = ?`,
+			int64(newEpoch), nullBytes(in.GroupInfo), int64(len(in.GroupInfo))-int64(len(g.GroupInfo)), in.GroupID).Exec(ctx); err != nil {
 			return fmt.Errorf("advance epoch: %w", err)
 		}
 		for _, d := range ending {

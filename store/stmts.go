@@ -18,8 +18,8 @@ const (
 	qGroupForSend = `SELECT g.epoch, g.bytes_used, g.members_version,
   EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.device_id = ? AND m.left_seq IS NULL)
 FROM groups g WHERE g.id = ?`
-	qInsertEvent = `INSERT INTO events (id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+	qInsertEvent = `INSERT INTO events (id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload, welcome_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 	qAddGroupBytes = `UPDATE groups SET bytes_used = bytes_used + ? WHERE id = ?`
 	qActiveMembers = `SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`
 	qIdemLookup    = `SELECT request_hash, response FROM idempotency_keys WHERE device_id = ? AND key = ?`

@@ -60,6 +60,9 @@ type Options struct {
 	// GroupQuotaBytes bounds the stored message bytes of one group; 0
 	// means the threat model's default (1 GiB).
 	GroupQuotaBytes int64
+	// RequirePadding refuses application messages whose ciphertext is not
+	// padded to one of the SDKs' buckets (mls.IsPaddedLength).
+	RequirePadding bool
 	// PushOnline turns Web Push queueing on: it reports whether a device
 	// has an open stream (such devices get no push). Nil means push is off.
 	PushOnline func(deviceID string) bool
@@ -93,6 +96,11 @@ type Store struct {
 	quota    int64
 	// userQuota bounds one user's attachment bytes.
 	userQuota int64
+	// caps are the per-user counts (groups, devices) in force; see
+	// SetUserCaps.
+	caps userCaps
+	// requirePadding: see Options.RequirePadding.
+	requirePadding bool
 
 	keyPackagesLow func(ctx context.Context, tx *Tx, low models.KeyPackageLow) error
 
@@ -142,7 +150,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.KeyPackagesLow = NotifyKeyPackagesLow
 	}
 	s := &Store{path: opts.Path, eng: eng, wdb: wdb, rdb: rdb, now: opts.Now, log: opts.Logger, pub: opts.Publisher,
-		quota: opts.GroupQuotaBytes, userQuota: opts.UserQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache()}
+		quota: opts.GroupQuotaBytes, userQuota: opts.UserQuotaBytes, keyPackagesLow: opts.KeyPackagesLow, auth: newAuthCache(),
+		requirePadding: opts.RequirePadding}
 	if eng.name() != "sqlite" {
 		s.path = ""
 	}

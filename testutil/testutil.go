@@ -89,6 +89,9 @@ func newServer(t testing.TB, log *slog.Logger, opts server.Options, mutate ...fu
 	cfg.LogLevel = "warn"
 	cfg.Limits.AuthRequestsPerMin = 100000
 	cfg.Limits.AuthBurst = 100000
+	// Tests create groups freely; the tests of the group budgets set the
+	// rate they check.
+	cfg.Limits.GroupsPerHour = 100000
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -159,7 +159,7 @@ func TestGoSDKFullFlow(t *testing.T) {
 	}
 
 	// An application message from Alice reaches Bob byte for byte.
-	msg := mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, 300)
+	msg := mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, padded)
 	receipt, err := alice.s.Send(ctx, gid, msg)
 	if err != nil {
 		t.Fatalf("send: %v", err)

@@ -123,7 +123,7 @@ func TestStreamResumesWithLastEventID(t *testing.T) {
 	const n = 30
 	want := make([]int64, 0, n)
 	for i := range n {
-		r, err := alice.s.Send(ctx, gid, mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, 100))
+		r, err := alice.s.Send(ctx, gid, mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, padded))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +180,7 @@ func TestStreamFallsBackToLongPoll(t *testing.T) {
 	if w := next(t, st, "welcome"); w.Kind != sovereign.EventBodyKindWelcome {
 		t.Fatalf("first event %+v", w)
 	}
-	r, err := alice.s.Send(ctx, gid, mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, 100))
+	r, err := alice.s.Send(ctx, gid, mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, padded))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestStreamAutoAckAndResumeFromAcked(t *testing.T) {
 	gid := groupWith(t, ctx, alice, bob)
 	var seqs []int64
 	for range 3 {
-		r, err := alice.s.Send(ctx, gid, mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, 100))
+		r, err := alice.s.Send(ctx, gid, mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, padded))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +281,7 @@ func TestSendRetriesWithTheSameKey(t *testing.T) {
 	gid := groupWith(t, ctx, alice, bob)
 
 	p.set(func(p *proxy) { p.dropReplies = 2 })
-	msg := mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, 100)
+	msg := mlstest.PrivateMessage(gid, 1, mls.ContentApplication, nil, padded)
 	r, err := alice.s.Send(ctx, gid, msg)
 	if err != nil {
 		t.Fatalf("send through a flaky proxy: %v", err)

@@ -622,6 +622,9 @@
     { key: "auth_per_minute", label: "Sign-in requests per minute", help: "Passkey ceremony requests per client address per minute.", min: 1, max: 10000 },
     { key: "auth_burst", label: "Sign-in burst", help: "Passkey ceremony requests per client address in a burst.", min: 1, max: 1000 },
     { key: "claims_per_minute", label: "Key-package claims per minute", help: "Claims per claiming device per minute.", min: 1, max: 10000 },
+    { key: "groups_per_user", label: "Groups per user", help: "Groups a user may be in when creating another.", min: 1, max: 100000 },
+    { key: "groups_per_hour", label: "Groups created per hour", help: "Groups one user may create per hour, all devices together.", min: 1, max: 100000 },
+    { key: "devices_per_user", label: "Devices per user", help: "Devices (not revoked) one user may have; more sign-ins are refused until one is revoked.", min: 1, max: 10000 },
   ];
 
   async function viewSettings() {

@@ -440,7 +440,10 @@ const (
 	AuthBurst         UpdateSettingsInputBodyReset = "auth_burst"
 	AuthPerMinute     UpdateSettingsInputBodyReset = "auth_per_minute"
 	ClaimsPerMinute   UpdateSettingsInputBodyReset = "claims_per_minute"
+	DevicesPerUser    UpdateSettingsInputBodyReset = "devices_per_user"
 	Directory         UpdateSettingsInputBodyReset = "directory"
+	GroupsPerHour     UpdateSettingsInputBodyReset = "groups_per_hour"
+	GroupsPerUser     UpdateSettingsInputBodyReset = "groups_per_user"
 	MessagesPerMinute UpdateSettingsInputBodyReset = "messages_per_minute"
 	RegistrationMode  UpdateSettingsInputBodyReset = "registration_mode"
 )
@@ -454,7 +457,13 @@ func (e UpdateSettingsInputBodyReset) Valid() bool {
 		return true
 	case ClaimsPerMinute:
 		return true
+	case DevicesPerUser:
+		return true
 	case Directory:
+		return true
+	case GroupsPerHour:
+		return true
+	case GroupsPerUser:
 		return true
 	case MessagesPerMinute:
 		return true
@@ -1481,8 +1490,17 @@ type Overrides struct {
 	// ClaimsPerMinute Key-package claims per claiming user per minute, all its devices together
 	ClaimsPerMinute *int64 `json:"claims_per_minute,omitempty"`
 
+	// DevicesPerUser Devices (not revoked) one user may have; another sign-in is refused until one is revoked
+	DevicesPerUser *int64 `json:"devices_per_user,omitempty"`
+
 	// Directory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
 	Directory *OverridesDirectory `json:"directory,omitempty"`
+
+	// GroupsPerHour Groups one user may create per hour, all its devices together
+	GroupsPerHour *int64 `json:"groups_per_hour,omitempty"`
+
+	// GroupsPerUser Groups a user's devices may be members of when it creates another
+	GroupsPerUser *int64 `json:"groups_per_user,omitempty"`
 
 	// MessagesPerMinute Messages one user may send per minute
 	MessagesPerMinute *int64 `json:"messages_per_minute,omitempty"`
@@ -1978,8 +1996,17 @@ type Values struct {
 	// ClaimsPerMinute Key-package claims per claiming user per minute, all its devices together
 	ClaimsPerMinute int64 `json:"claims_per_minute"`
 
+	// DevicesPerUser Devices (not revoked) one user may have; another sign-in is refused until one is revoked
+	DevicesPerUser int64 `json:"devices_per_user"`
+
 	// Directory exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
 	Directory ValuesDirectory `json:"directory"`
+
+	// GroupsPerHour Groups one user may create per hour, all its devices together
+	GroupsPerHour int64 `json:"groups_per_hour"`
+
+	// GroupsPerUser Groups a user's devices may be members of when it creates another
+	GroupsPerUser int64 `json:"groups_per_user"`
 
 	// MessagesPerMinute Messages one user may send per minute
 	MessagesPerMinute int64 `json:"messages_per_minute"`
@@ -2573,7 +2600,7 @@ type ClientInterface interface {
 
 	// LoginFinishWithBody Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2582,7 +2609,7 @@ type ClientInterface interface {
 
 	// LoginFinish Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2720,7 +2747,7 @@ type ClientInterface interface {
 
 	// CreateGroupWithBody Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2729,7 +2756,7 @@ type ClientInterface interface {
 
 	// CreateGroup Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2795,7 +2822,7 @@ type ClientInterface interface {
 
 	// SendMessageWithBody Send an application or proposal message
 	//
-	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2804,7 +2831,7 @@ type ClientInterface interface {
 
 	// SendMessage Send an application or proposal message
 	//
-	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3636,7 +3663,7 @@ func (c *Client) LoginBegin(ctx context.Context, body LoginBeginJSONRequestBody,
 
 // LoginFinishWithBody Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3655,7 +3682,7 @@ func (c *Client) LoginFinishWithBody(ctx context.Context, contentType string, bo
 
 // LoginFinish Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3953,7 +3980,7 @@ func (c *Client) ListGroups(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // CreateGroupWithBody Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3972,7 +3999,7 @@ func (c *Client) CreateGroupWithBody(ctx context.Context, contentType string, bo
 
 // CreateGroup Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4118,7 +4145,7 @@ func (c *Client) ListGroupMessages(ctx context.Context, groupId string, params *
 
 // SendMessageWithBody Send an application or proposal message
 //
-// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4137,7 +4164,7 @@ func (c *Client) SendMessageWithBody(ctx context.Context, groupId string, params
 
 // SendMessage Send an application or proposal message
 //
-// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7762,7 +7789,7 @@ type ClientWithResponsesInterface interface {
 
 	// LoginFinishWithBodyWithResponse Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7771,7 +7798,7 @@ type ClientWithResponsesInterface interface {
 
 	// LoginFinishWithResponse Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7915,7 +7942,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateGroupWithBodyWithResponse Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7924,7 +7951,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateGroupWithResponse Create a group
 	//
-	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+	// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7996,7 +8023,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendMessageWithBodyWithResponse Send an application or proposal message
 	//
-	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8005,7 +8032,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendMessageWithResponse Send an application or proposal message
 	//
-	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+	// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -10142,6 +10169,8 @@ type LoginFinishResponse struct {
 	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *Problem
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10192,6 +10221,11 @@ func (r LoginFinishResponse) GetApplicationproblemJSON429() *Problem {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r LoginFinishResponse) GetApplicationproblemJSON500() *Problem {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r LoginFinishResponse) GetApplicationproblemJSON507() *Problem {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -11003,8 +11037,12 @@ type CreateGroupResponse struct {
 	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *Problem
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -11047,9 +11085,19 @@ func (r CreateGroupResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
 }
 
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r CreateGroupResponse) GetApplicationproblemJSON500() *Problem {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r CreateGroupResponse) GetApplicationproblemJSON507() *Problem {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -13752,7 +13800,7 @@ func (c *ClientWithResponses) LoginBeginWithResponse(ctx context.Context, body L
 
 // LoginFinishWithBodyWithResponse Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13767,7 +13815,7 @@ func (c *ClientWithResponses) LoginFinishWithBodyWithResponse(ctx context.Contex
 
 // LoginFinishWithResponse Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14007,7 +14055,7 @@ func (c *ClientWithResponses) ListGroupsWithResponse(ctx context.Context, reqEdi
 
 // CreateGroupWithBodyWithResponse Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14022,7 +14070,7 @@ func (c *ClientWithResponses) CreateGroupWithBodyWithResponse(ctx context.Contex
 
 // CreateGroupWithResponse Create a group
 //
-// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+// Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14142,7 +14190,7 @@ func (c *ClientWithResponses) ListGroupMessagesWithResponse(ctx context.Context,
 
 // SendMessageWithBodyWithResponse Send an application or proposal message
 //
-// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14157,7 +14205,7 @@ func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Contex
 
 // SendMessageWithResponse Send an application or proposal message
 //
-// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+// Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16192,6 +16240,13 @@ func ParseLoginFinishResponse(rsp *http.Response) (*LoginFinishResponse, error) 
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
 	}
 
 	return response, nil
@@ -16896,12 +16951,26 @@ func ParseCreateGroupResponse(rsp *http.Response) (*CreateGroupResponse, error) 
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
 
 	}
 

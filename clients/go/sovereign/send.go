@@ -25,6 +25,9 @@ func NewIdempotencyKey() string {
 // 5xx answers with the same key, so the server stores the message once
 // however often it is sent. Other answers are an *APIError (409 with
 // CurrentEpoch when the message's epoch is out of the accepted window).
+// An application message that is not padded to a padding bucket is
+// refused with ErrUnpadded before anything is sent, unless the session was
+// made WithUnpaddedMessages (see PaddingFor).
 func (s *Session) Send(ctx context.Context, groupID, message []byte) (*ReceiptBody, error) {
 	return s.SendWithKey(ctx, groupID, message, NewIdempotencyKey())
 }
@@ -33,6 +36,11 @@ func (s *Session) Send(ctx context.Context, groupID, message []byte) (*ReceiptBo
 // with the message in an outbox so that a restarted program resends it
 // under the same key.
 func (s *Session) SendWithKey(ctx context.Context, groupID, message []byte, key string) (*ReceiptBody, error) {
+	if !s.unpadded {
+		if err := CheckPadded(message); err != nil {
+			return nil, err
+		}
+	}
 	gid := EncodeGroupID(groupID)
 	var out *ReceiptBody
 	err := s.withRetry(ctx, "send", func() (int, http.Header, []byte, error) {

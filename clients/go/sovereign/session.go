@@ -39,6 +39,8 @@ type Session struct {
 	token  string
 	http   *http.Client
 	retry  RetryPolicy
+	// unpadded lets Send post application messages that are not padded.
+	unpadded bool
 }
 
 // SessionOption configures NewSession.
@@ -50,6 +52,12 @@ func WithHTTP(hc *http.Client) SessionOption { return func(s *Session) { s.http 
 
 // WithRetry sets how Send and Commit retry transient failures.
 func WithRetry(p RetryPolicy) SessionOption { return func(s *Session) { s.retry = p } }
+
+// WithUnpaddedMessages lets Send post application messages that are not
+// padded to a padding bucket (by default it refuses them with
+// ErrUnpadded: a server run with --require-padding would, and padding keeps
+// message lengths from the server).
+func WithUnpaddedMessages() SessionOption { return func(s *Session) { s.unpadded = true } }
 
 // RetryPolicy bounds the retries of idempotent sends.
 type RetryPolicy struct {

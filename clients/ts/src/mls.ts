@@ -40,6 +40,7 @@ import { ratchetTreeFromExtension } from "ts-mls/groupInfo.js"
 import { decryptSenderData } from "ts-mls/privateMessage.js"
 import { randomBytes } from "@noble/hashes/utils.js"
 import { equal, toHex, utf8 } from "./bytes.js"
+import { padmeLength } from "./attachments.js"
 import type { ClientStore, GroupRecord } from "./storage.js"
 
 /** Suite 0x0001: X25519, AES-128-GCM, SHA-256, Ed25519. */
@@ -87,6 +88,35 @@ export interface MlsClientOptions {
   /** Key-package lifetime in seconds (default 60 days; the server caps it, 90 days by default). */
   keyPackageLifetime?: number
   clientConfig?: Partial<ClientConfig>
+  /**
+   * Pad application messages to a size bucket (default true): the padded
+   * content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is
+   * paddedLength(n) bytes, so the server stores sizes that leak O(log log n)
+   * bits of a message's length. A server run with --require-padding refuses
+   * anything else. false: ts-mls's own padding (clientConfig.paddingConfig).
+   */
+  padding?: boolean
+}
+
+/** The smallest padding bucket (bytes of padded PrivateMessageContent). */
+export const MIN_PADDED_BYTES = 256
+/** The AEAD tag length of every RFC 9420 cipher suite. */
+export const AEAD_TAG_BYTES = 16
+/**
+ * Upper bound of what a PrivateMessageContent adds to application data:
+ * its length prefix (at most 4 bytes) and the signature with its prefix
+ * (at most 2 + 139 bytes: ECDSA P-521 in DER; Ed25519 needs 1 + 64).
+ */
+const CONTENT_OVERHEAD_BOUND = 4 + 2 + 139
+
+/** The padding bucket for n bytes of content: at least 256, then Padmé lengths (as the server's mls.PaddedLength). */
+export function paddedLength(n: number): number {
+  return padmeLength(Math.max(n, MIN_PADDED_BYTES))
+}
+
+/** Whether n bytes of padded content is a bucket (what --require-padding checks). */
+export function isPaddedLength(n: number): boolean {
+  return n >= MIN_PADDED_BYTES && padmeLength(n) === n
 }
 
 export interface GeneratedKeyPackage {
@@ -204,6 +234,7 @@ export class MlsClient {
     private readonly cs: CiphersuiteImpl,
     private readonly config: ClientConfig,
     private readonly lifetimeSeconds: number,
+    private readonly padding: boolean,
   ) {}
 
   static async open(deviceId: string, store: ClientStore, opts: MlsClientOptions = {}): Promise<MlsClient> {
@@ -211,7 +242,7 @@ export class MlsClient {
     const suite = opts.suite ?? DEFAULT_SUITE
     const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite))
     const config: ClientConfig = { ...defaultClientConfig, authService: sovereignAuthService, ...opts.clientConfig }
-    return new MlsClient(deviceId, store, suite, cs, config, opts.keyPackageLifetime ?? 60 * 24 * 3600)
+    return new MlsClient(deviceId, store, suite, cs, config, opts.keyPackageLifetime ?? 60 * 24 * 3600, opts.padding ?? true)
   }
 
   private credential(): Credential {
@@ -443,9 +474,21 @@ export class MlsClient {
   async encrypt(groupId: Uint8Array, plaintext: Uint8Array): Promise<{ message: Uint8Array; epoch: number }> {
     const { rec, state } = await this.load(groupId)
     if (state.groupActiveState.kind !== "active") throw new MlsError("we are no longer a member of this group")
-    const r = await createApplicationMessage(state, plaintext, this.cs)
+    // ts-mls pads the encoded content up to padUntilLength; with a bound on
+    // the content's length as the target's floor, it comes out at exactly
+    // the bucket.
+    const padded: ClientState = this.padding
+      ? {
+          ...state,
+          clientConfig: {
+            ...state.clientConfig,
+            paddingConfig: { kind: "padUntilLength", padUntilLength: paddedLength(plaintext.length + CONTENT_OVERHEAD_BOUND) },
+          },
+        }
+      : state
+    const r = await createApplicationMessage(padded, plaintext, this.cs)
     // The sending generation is consumed whether or not the send succeeds: persist first.
-    await this.save(groupId, r.newState, rec.lastSeq)
+    await this.save(groupId, { ...r.newState, clientConfig: this.config }, rec.lastSeq)
     for (const c of r.consumed) zeroOutUint8Array(c)
     const message = encodeMlsMessage({ version: "mls10", wireformat: "mls_private_message", privateMessage: r.privateMessage })
     return { message, epoch: epochOf(state) }

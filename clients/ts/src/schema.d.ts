@@ -461,7 +461,7 @@ export interface paths {
         put?: never;
         /**
          * Finish login
-         * @description Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked.
+         * @description Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
          */
         post: operations["loginFinish"];
         delete?: never;
@@ -645,7 +645,7 @@ export interface paths {
         put?: never;
         /**
          * Create a group
-         * @description Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists.
+         * @description Creates a group with a client-chosen MLS group id. The calling device is its first member, at epoch 0. MLS group_id bytes, base64url without padding (RFC 4648 §5). 1 to 255 bytes, chosen by the group's creator. Choose the id at random (the SDKs use 32 random bytes): an id that is taken answers 409 `group_exists` to a device that is a member of that group, and to anyone else the same 403 `not_member` every group operation gives for a group the caller is not a member of, whether or not it exists. Each user has budgets (admin settings): at most `groups_per_hour` groups created per hour, all its devices together (429 `group_rate_limited` with Retry-After), and no new group once its devices are members of `groups_per_user` groups (507 `group_limit_reached`: leave a group first).
          */
         post: operations["createGroup"];
         delete?: never;
@@ -749,7 +749,7 @@ export interface paths {
         put?: never;
         /**
          * Send an application or proposal message
-         * @description Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507).
+         * @description Stores an MLS application message (PrivateMessage) or proposal (Public or PrivateMessage) and delivers it to the group's member devices. The message's group_id must be the URL's (422 otherwise) and its epoch within current-2 … current (409 with current_epoch otherwise). Limits: --max-message-bytes (413), --messages-per-minute per user (429 with Retry-After), --group-quota-bytes per group (507). With --require-padding, an application message whose padded content (the PrivateMessage's ciphertext less its 16-byte AEAD tag) is not a padding bucket (at least 256 bytes and a Padmé length; the SDKs pad so by default) is refused with 422 `unpadded_message`.
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -2120,10 +2120,25 @@ export interface components {
              */
             claims_per_minute?: number;
             /**
+             * Format: int64
+             * @description Devices (not revoked) one user may have; another sign-in is refused until one is revoked
+             */
+            devices_per_user?: number;
+            /**
              * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
              * @enum {string}
              */
             directory?: "exact" | "search";
+            /**
+             * Format: int64
+             * @description Groups one user may create per hour, all its devices together
+             */
+            groups_per_hour?: number;
+            /**
+             * Format: int64
+             * @description Groups a user's devices may be members of when it creates another
+             */
+            groups_per_user?: number;
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -2571,7 +2586,7 @@ export interface components {
         };
         UpdateSettingsInputBody: {
             /** @description Names of settings to return to the configured value, each once (422 duplicate_reset otherwise) */
-            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute" | "directory")[] | null;
+            reset?: ("registration_mode" | "messages_per_minute" | "auth_per_minute" | "auth_burst" | "claims_per_minute" | "directory" | "groups_per_user" | "groups_per_hour" | "devices_per_user")[] | null;
             /** @description Values to set; each overrides its configuration option until reset */
             set?: components["schemas"]["Overrides"];
         };
@@ -2626,10 +2641,25 @@ export interface components {
              */
             claims_per_minute: number;
             /**
+             * Format: int64
+             * @description Devices (not revoked) one user may have; another sign-in is refused until one is revoked
+             */
+            devices_per_user: number;
+            /**
              * @description exact: users are found by exact username only; search: signed-in users may also search usernames by prefix
              * @enum {string}
              */
             directory: "exact" | "search";
+            /**
+             * Format: int64
+             * @description Groups one user may create per hour, all its devices together
+             */
+            groups_per_hour: number;
+            /**
+             * Format: int64
+             * @description Groups a user's devices may be members of when it creates another
+             */
+            groups_per_user: number;
             /**
              * Format: int64
              * @description Messages one user may send per minute
@@ -4482,6 +4512,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Insufficient Storage */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     logout: {
@@ -5321,8 +5360,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Insufficient Storage */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

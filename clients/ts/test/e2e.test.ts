@@ -91,7 +91,8 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
 }
 
 test("end to end: three MLS clients through the real server, which sees only ciphertext", { timeout: 180_000 }, async () => {
-  const srv = await ServerProcess.start()
+  // --require-padding: every message the SDK sends must be padded to a bucket (it pads by default).
+  const srv = await ServerProcess.start(["--require-padding"])
   cleanups.push(() => srv.cleanup())
   assert.ok(srv.adminInvite, "first start prints a one-time admin invite")
 

@@ -5,7 +5,10 @@ import { test } from "node:test"
 import assert from "node:assert/strict"
 import { randomUUID } from "node:crypto"
 import { decodeMlsMessage } from "ts-mls"
-import { MlsClient, type PendingCommit, type Received, parseKeyPackage, LAST_RESORT_EXTENSION, DEFAULT_SUITE, deviceIdentity } from "../src/mls.js"
+import {
+  MlsClient, type PendingCommit, type Received, parseKeyPackage, LAST_RESORT_EXTENSION, DEFAULT_SUITE, deviceIdentity,
+  isPaddedLength, paddedLength, AEAD_TAG_BYTES,
+} from "../src/mls.js"
 import { ClientStore, MemoryKeyValueStore } from "../src/storage.js"
 import { utf8, toHex } from "../src/bytes.js"
 
@@ -268,4 +271,37 @@ test("prepareCommit validates its inputs", async () => {
   await assert.rejects(alice.mls.prepareCommit(groupId, { removeDevices: [randomUUID()] }), /not a member/)
   await assert.rejects(alice.mls.prepareCommit(groupId, { removeDevices: [alice.id] }), /itself/)
   await assert.rejects(alice.mls.prepareCommit(new Uint8Array(32)), /unknown group/)
+})
+
+// The padded content of a PrivateMessage: its ciphertext less the AEAD tag.
+function paddedContentOf(message: Uint8Array): number {
+  const m = decodeMlsMessage(message, 0)![0]
+  assert.equal(m.wireformat, "mls_private_message")
+  return (m as { privateMessage: { ciphertext: Uint8Array } }).privateMessage.ciphertext.length - AEAD_TAG_BYTES
+}
+
+test("padding: application messages are padded to a bucket by default, and still decrypt; padding: false opts out", async () => {
+  assert.deepEqual([0, 256, 257, 300, 1000, 65000].map(paddedLength), [256, 256, 272, 304, 1024, 65536])
+  assert.ok(isPaddedLength(272) && !isPaddedLength(257) && !isPaddedLength(255))
+  const { log, alice, bob, groupId } = await setup()
+  await bob.sync(log)
+  const sizes = new Set<number>()
+  for (const n of [0, 1, 100, 111, 112, 200, 1000, 4000, 20000]) {
+    const text = "x".repeat(n)
+    const { message } = await alice.mls.encrypt(groupId, utf8.encode(text))
+    const content = paddedContentOf(message)
+    assert.ok(isPaddedLength(content), `${n}-byte message: padded content of ${content} bytes is not a bucket`)
+    sizes.add(content)
+    log.send(alice.id, groupId, message)
+    await bob.sync(log)
+    assert.equal(bob.got.at(-1), text, "the padded message decrypts to its text")
+  }
+  assert.ok(sizes.has(256) && sizes.size < 9, `short messages share the smallest bucket: ${[...sizes].join(", ")}`)
+
+  const kv = new MemoryKeyValueStore()
+  const id = randomUUID()
+  const unpadded = new Peer("dave", id, await MlsClient.open(id, new ClientStore(kv), { padding: false }), kv)
+  const { groupId: g2 } = await unpadded.mls.createGroup()
+  const { message } = await unpadded.mls.encrypt(g2, utf8.encode("y".repeat(1000)))
+  assert.ok(!isPaddedLength(paddedContentOf(message)), "with padding: false the size is the content's own")
 })
