@@ -392,7 +392,10 @@ func convert(v any, typ string) (any, error) {
 	case "bytea":
 		switch x := v.(type) {
 		case []byte:
-			return slices.Clone(x), nil
+			// Never nil: the driver reads a zero-length BLOB (a welcome
+			// event's payload, whose bytes live in welcomes) as a nil
+			// slice, which pgx would send as NULL.
+			return append([]byte{}, x...), nil
 		case string:
 			return []byte(x), nil
 		}
