@@ -23,6 +23,8 @@ import (
 
 	"github.com/go-playground/validator/v10"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sovereign-im/sovereign/geoip"
 )
 
 // Config is the server configuration.
@@ -54,6 +56,7 @@ type Config struct {
 	Push                     bool          `flag:"push" usage:"Web Push: send content-free wake-ups to subscribed devices that have no open stream (--push=false: no subscriptions accepted, nothing sent)"`
 	PushContact              string        `flag:"push-contact" usage:"contact for push services in the VAPID sub claim: mailto:… or https:… (default: the public URL)" validate:"omitempty,pushcontact"`
 	PushAllowHosts           []string      `flag:"push-allow-hosts" usage:"comma-separated push endpoint host names or IP addresses allowed although they are not public (and over http://), e.g. a self-hosted UnifiedPush distributor on the LAN (default: none)" validate:"dive,pushhost"`
+	GeoIPDB                  string        `flag:"geoip-db" usage:"MaxMind-format database (GeoLite2-City, GeoLite2-Country or DB-IP lite .mmdb) to add the country and city of a new device's sign-in to the new_device notice; looked up locally, no request leaves the server (empty: off, the default)" validate:"omitempty,file,mmdb"`
 	PprofListen              string        `flag:"pprof-listen" usage:"debugging: serve Go's net/http/pprof profiles on this loopback address, e.g. 127.0.0.1:6060 (empty: off)" validate:"omitempty,hostport,loopback"`
 
 	Limits Limits
@@ -276,6 +279,9 @@ func newValidator() *validator.Validate {
 		u, err := url.Parse(s)
 		return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") && u.Host != ""
 	})
+	_ = v.RegisterValidation("mmdb", func(fl validator.FieldLevel) bool {
+		return geoip.Check(fl.Field().String()) == nil
+	})
 	_ = v.RegisterValidation("hostport", func(fl validator.FieldLevel) bool {
 		host, port, err := net.SplitHostPort(fl.Field().String())
 		if err != nil {
@@ -369,6 +375,8 @@ func explain(fe validator.FieldError) string {
 		return "must be at most " + fe.Param()
 	case "file":
 		return "must name a readable file"
+	case "mmdb":
+		return "is not a MaxMind DB with countries: give a GeoLite2-City, GeoLite2-Country or DB-IP lite .mmdb file"
 	case "eq=0|gte=24h":
 		return "must be 0 (keep forever) or at least 24h"
 	default:

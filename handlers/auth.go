@@ -673,6 +673,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 		UserID: user.ID, PasskeyID: passkey.ID, SignCount: cred.Authenticator.SignCount,
 		Flags: uint8(parsed.Response.AuthenticatorData.Flags), DeviceID: in.Body.DeviceID, DeviceName: deviceName,
 		TokenHash: hash, SessionTTL: h.d.Config.SessionTTL, ClientIP: h.actor(ctx, nil).IP,
+		Location: h.signInLocation(ctx, in.Body.DeviceID),
 	})
 	if errors.Is(err, store.ErrCloneDetected) {
 		return nil, h.fail(ctx, h.cloneDetected(ctx, passkey, passkey.SignCount, parsed.Response.AuthenticatorData.Counter))
@@ -681,6 +682,18 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 		return nil, h.fail(ctx, err)
 	}
 	return grant(token, si), nil
+}
+
+// signInLocation is the coarse location of a new device's sign-in for its
+// new_device notice: nil without --geoip-db, when the sign-in is on a
+// known device (deviceID set: no notice), or for a private or unknown
+// address. The lookup is local and happens before the use case, outside
+// the write transaction; the address is neither stored nor logged here.
+func (h *handler) signInLocation(ctx context.Context, deviceID string) *models.Location {
+	if h.d.GeoIP == nil || deviceID != "" {
+		return nil
+	}
+	return h.d.GeoIP.Locate(clientip.From(ctx))
 }
 
 // cloneDetected blocks a passkey whose counter did not increase, records

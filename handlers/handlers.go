@@ -14,6 +14,7 @@ import (
 
 	"github.com/sovereign-im/sovereign/blobstore"
 	"github.com/sovereign-im/sovereign/config"
+	"github.com/sovereign-im/sovereign/geoip"
 	"github.com/sovereign-im/sovereign/metrics"
 	"github.com/sovereign-im/sovereign/ratelimit"
 	"github.com/sovereign-im/sovereign/realtime"
@@ -48,6 +49,9 @@ type Deps struct {
 	// Blobs stores attachment bytes; nil only while building the OpenAPI
 	// document.
 	Blobs blobstore.Blobs
+	// GeoIP locates a new device's sign-in for its new_device notice
+	// (country and city); nil without --geoip-db, the default.
+	GeoIP geoip.Locator
 }
 
 // Tags group operations in the OpenAPI document.

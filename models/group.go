@@ -88,11 +88,22 @@ const NoticeNewDevice = "new_device"
 // each other active device of the user when a new device signs in (never
 // for the user's first device).
 type NewDeviceNotice struct {
-	Type       string `json:"type"`
-	DeviceID   string `json:"device_id"`
-	DeviceName string `json:"device_name"`
-	UserID     string `json:"user_id"`
-	CreatedAt  string `json:"created_at"` // RFC 3339
+	Type       string `json:"type" enum:"new_device" doc:"Always new_device"`
+	DeviceID   string `json:"device_id" doc:"The new device"`
+	DeviceName string `json:"device_name" doc:"The new device's name, as its sign-in gave it"`
+	UserID     string `json:"user_id" doc:"The user (yours)"`
+	CreatedAt  string `json:"created_at" doc:"When the new device signed in (RFC 3339)"` // RFC 3339
+	// Location is where the sign-in came from, coarsely; nil when the
+	// server has no --geoip-db, or the address is private or unknown.
+	Location *Location `json:"location,omitempty" doc:"Coarse location of the sign-in's client address, looked up in the server's local GeoIP database (--geoip-db); absent when the server has none (the default), or for a private or unknown address. Never the address itself."`
+}
+
+// Location is a client address's coarse location, as sign-in notices show
+// it: a country and at most a city name; never coordinates, a postal code
+// or the address.
+type Location struct {
+	Country string `json:"country" pattern:"^[A-Z]{2}$" doc:"ISO 3166-1 alpha-2 country code, e.g. DE"`
+	City    string `json:"city,omitempty" maxLength:"128" doc:"City name in English, e.g. Berlin; absent when the database has none for the address (a country database)"`
 }
 
 // NoticeKeyPackagesExpiring tells a device that key packages of its stock

@@ -25,6 +25,7 @@ import (
 	"github.com/sovereign-im/sovereign/config"
 	"github.com/sovereign-im/sovereign/docs"
 	"github.com/sovereign-im/sovereign/egress"
+	"github.com/sovereign-im/sovereign/geoip"
 	"github.com/sovereign-im/sovereign/handlers"
 	"github.com/sovereign-im/sovereign/maintenance"
 	"github.com/sovereign-im/sovereign/metrics"
@@ -70,6 +71,7 @@ type Server struct {
 	push       *push.Worker // nil with --push=false
 	closeOnce  sync.Once
 	blobs      blobstore.Blobs
+	geo        *geoip.DB // nil without --geoip-db
 }
 
 // New opens the store and builds the HTTP handler; it does not listen.
@@ -78,6 +80,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		opts.Now = time.Now
 	}
 	config.Derive(&cfg)
+	geo, err := openGeoIP(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	hub := realtime.New(realtime.Options{})
 	var pushOnline func(string) bool
 	if cfg.Push {
@@ -122,7 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	reg := metrics.New()
 	registerServerMetrics(reg, st, hub)
 	s := &Server{cfg: cfg, log: log, store: st, hub: hub, settings: live, adminReady: opts.AdminReady, stopping: stopping, stopStream: stopStreams,
-		metrics: reg, blobs: blobs}
+		metrics: reg, blobs: blobs, geo: geo}
 
 	deps := &handlers.Deps{
 		Store: st, Config: cfg, Log: log, Now: opts.Now, Stopping: stopping, WebAuthn: wa,
@@ -131,6 +137,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Settings: live,
 		Metrics:  reg,
 		Blobs:    blobs,
+	}
+	if geo != nil { // a nil *geoip.DB must not become a non-nil Locator
+		deps.GeoIP = geo
 	}
 	if cfg.Push {
 		vapid, err := push.LoadVAPID(ctx, st)
@@ -424,11 +433,28 @@ func (s *Server) Close() error {
 			s.push.Stop()
 		}
 		err = s.store.Close()
+		if s.geo != nil {
+			_ = s.geo.Close()
+		}
 		st := s.store.WriterStats()
 		s.log.Info("writer stopped", "commits", st.Batches, "use_cases", st.UseCases,
 			"running", st.Running.Round(time.Millisecond), "committing", st.Commit.Round(time.Millisecond))
 	})
 	return err
+}
+
+// openGeoIP opens --geoip-db, or returns nil when it is not set (the
+// default: sign-in notices carry no location).
+func openGeoIP(cfg config.Config, log *slog.Logger) (*geoip.DB, error) {
+	if cfg.GeoIPDB == "" {
+		return nil, nil
+	}
+	db, err := geoip.Open(cfg.GeoIPDB)
+	if err != nil {
+		return nil, fmt.Errorf("--geoip-db: %w", err)
+	}
+	log.Info("new-device notices carry the sign-in's country and city", "geoip_db", cfg.GeoIPDB, "type", db.Type())
+	return db, nil
 }
 
 // Listeners are the bound sockets of a server: the API address and, with

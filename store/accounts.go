@@ -216,6 +216,9 @@ type Login struct {
 	SessionTTL time.Duration
 	// ClientIP is recorded in the audit log when an admin signs in.
 	ClientIP string
+	// Location is the client address's coarse location for the new_device
+	// notice of a new device (nil: none, e.g. without --geoip-db).
+	Location *models.Location
 }
 
 // ErrCloneDetected is returned when a passkey's signature counter did not
@@ -272,7 +275,7 @@ WHERE id = ? AND user_id = ? AND clone_warning = 0 AND (sign_count < ? OR (sign_
 			if deviceID, err = InsertDevice(ctx, tx, l.UserID, l.DeviceName); err != nil {
 				return err
 			}
-			if err := notifyNewDevice(ctx, tx, l.UserID, deviceID, l.DeviceName); err != nil {
+			if err := notifyNewDevice(ctx, tx, l.UserID, deviceID, l.DeviceName, l.Location); err != nil {
 				return err
 			}
 		}

@@ -366,15 +366,16 @@ func deleteGroupIfEmpty(ctx context.Context, tx *Tx, groupID []byte) (bool, erro
 }
 
 // notifyNewDevice posts a new_device notice to every other active device
-// of the user, inside the sign-in use case that created deviceID.
-func notifyNewDevice(ctx context.Context, tx *Tx, userID, deviceID, deviceName string) error {
+// of the user, inside the sign-in use case that created deviceID, with the
+// sign-in's coarse location when the server looked one up (loc may be nil).
+func notifyNewDevice(ctx context.Context, tx *Tx, userID, deviceID, deviceName string, loc *models.Location) error {
 	var others []string
 	if err := tx.NewRaw(`SELECT id FROM devices WHERE user_id = ? AND id <> ? AND revoked_at IS NULL ORDER BY created_at, id`,
 		userID, deviceID).Scan(ctx, &others); err != nil {
 		return fmt.Errorf("list other devices: %w", err)
 	}
 	n := models.NewDeviceNotice{Type: models.NoticeNewDevice, DeviceID: deviceID, DeviceName: deviceName, UserID: userID,
-		CreatedAt: tx.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")}
+		CreatedAt: tx.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), Location: loc}
 	for _, d := range others {
 		if _, err := AppendDeviceNotice(ctx, tx, d, n); err != nil {
 			return err

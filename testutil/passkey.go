@@ -172,6 +172,9 @@ type LoginOptions struct {
 	DeviceID string
 	// DeviceName names the new device (default "test device").
 	DeviceName string
+	// Headers are extra request headers of the finish request, as name,
+	// value pairs (e.g. X-Forwarded-For behind --trusted-proxies).
+	Headers []string
 }
 
 // Login signs in with a passkey through the real login ceremony over HTTP
@@ -206,7 +209,7 @@ func (s *Server) LoginResponse(t testing.TB, pk *Passkey, o LoginOptions) *Respo
 		}
 		finish["device_name"] = name
 	}
-	return s.Do(t, http.MethodPost, "/v1/auth/login/finish", "", finish)
+	return s.Do(t, http.MethodPost, "/v1/auth/login/finish", "", finish, o.Headers...)
 }
 
 // StepUp runs the step-up ceremony for an account change with one of the
