@@ -117,7 +117,7 @@ type EventBody struct {
 	SenderDeviceID    string    `json:"sender_device_id,omitempty" doc:"Sending device; absent for server notices"`
 	RecipientDeviceID string    `json:"recipient_device_id,omitempty" doc:"Set on events addressed to one device (welcomes)"`
 	ServerTime        time.Time `json:"server_time" doc:"Server timestamp (microsecond precision); never decreases along the sequence"`
-	Payload           []byte    `json:"payload" doc:"The MLSMessage as sent (base64); for notices, a JSON document"`
+	Payload           []byte    `json:"payload" doc:"The MLSMessage as sent (base64); for notices, a JSON document with a type (for type new_device, see the NewDeviceNotice schema)"`
 }
 
 func eventBody(e *models.Event) EventBody {

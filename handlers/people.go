@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -43,6 +44,9 @@ type DeleteMeInput struct {
 }
 
 func (h *handler) registerPeople(api huma.API) {
+	// Notice payloads travel base64 inside EventBody.payload; their schema
+	// is a component of its own so that clients can decode them.
+	api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[models.NewDeviceNotice](), true, "")
 	huma.Register(api, huma.Operation{
 		OperationID: "listJoinableGroups",
 		Method:      http.MethodGet,

@@ -1248,7 +1248,7 @@ type EventBody struct {
 	// Kind What the payload is
 	Kind EventBodyKind `json:"kind"`
 
-	// Payload The MLSMessage as sent (base64); for notices, a JSON document
+	// Payload The MLSMessage as sent (base64); for notices, a JSON document with a type (for type new_device, see the NewDeviceNotice schema)
 	Payload []byte `json:"payload"`
 
 	// RecipientDeviceId Set on events addressed to one device (welcomes)

@@ -67,12 +67,17 @@ export interface ResyncResult {
 /** A user as the directory shows them. */
 export type DirectoryUser = Schemas["DirectoryUserBody"]
 
+/** A sign-in's coarse location: ISO country code and, with a city database, the city's English name. */
+export type SignInLocation = Schemas["Location"]
+
 /** A new_device notice: another device of this user signed in for the first time. */
 export interface NewDeviceNotice {
   kind: "new_device"
   deviceId: string
   deviceName: string
   createdAt: string
+  /** Where the sign-in came from, coarsely; only when the server has a GeoIP database (--geoip-db, off by default). */
+  location?: SignInLocation
 }
 
 /** What the app is told about each processed feed event. */
@@ -816,7 +821,7 @@ export class SovereignClient {
         }
         result =
           notice.type === "new_device" && typeof notice.device_id === "string"
-            ? { kind: "new_device", deviceId: notice.device_id, deviceName: String(notice.device_name ?? ""), createdAt: String(notice.created_at ?? "") }
+            ? newDeviceNotice(notice, notice.device_id)
             : { kind: "notice", notice }
       } else {
         result = await this.mls.receive(ev)
@@ -1039,6 +1044,16 @@ function removedDeviceOf(n: Record<string, unknown>): string | undefined {
 
 function isKeyPackagesLow(n: Record<string, unknown>): boolean {
   return typeof n.type === "string" && n.type === "key_packages_low"
+}
+
+/** The SDK event of a new_device notice; a location is kept only when well-formed. */
+export function newDeviceNotice(n: Record<string, unknown>, deviceId: string): NewDeviceNotice {
+  const out: NewDeviceNotice = { kind: "new_device", deviceId, deviceName: String(n.device_name ?? ""), createdAt: String(n.created_at ?? "") }
+  const loc = n.location as Record<string, unknown> | undefined
+  if (loc && typeof loc === "object" && typeof loc.country === "string" && /^[A-Z]{2}$/.test(loc.country)) {
+    out.location = typeof loc.city === "string" && loc.city !== "" ? { country: loc.country, city: loc.city } : { country: loc.country }
+  }
+  return out
 }
 
 import { parseKeyPackage } from "./mls.js"

@@ -1889,7 +1889,7 @@ export interface components {
              * @enum {string}
              */
             kind: "application" | "proposal" | "commit" | "welcome" | "notice";
-            /** @description The MLSMessage as sent (base64); for notices, a JSON document */
+            /** @description The MLSMessage as sent (base64); for notices, a JSON document with a type (for type new_device, see the NewDeviceNotice schema) */
             payload: string;
             /** @description Set on events addressed to one device (welcomes) */
             recipient_device_id?: string;
@@ -2060,6 +2060,12 @@ export interface components {
             /** @description Groups this device is a member of, oldest membership first */
             groups: components["schemas"]["GroupSummaryBody"][] | null;
         };
+        Location: {
+            /** @description City name in English, e.g. Berlin; absent when the database has none for the address (a country database) */
+            city?: string;
+            /** @description ISO 3166-1 alpha-2 country code, e.g. DE */
+            country: string;
+        };
         LoginBeginInputBody: {
             /**
              * @description Log in as this user (the options list their passkeys). Omit for a discoverable login: the authenticator offers the passkeys it holds for this server.
@@ -2102,6 +2108,23 @@ export interface components {
             user_id: string;
             /** @description The user's username */
             username: string;
+        };
+        NewDeviceNotice: {
+            /** @description When the new device signed in (RFC 3339) */
+            created_at: string;
+            /** @description The new device */
+            device_id: string;
+            /** @description The new device's name, as its sign-in gave it */
+            device_name: string;
+            /** @description Coarse location of the sign-in's client address, looked up in the server's local GeoIP database (--geoip-db); absent when the server has none (the default), or for a private or unknown address. Never the address itself. */
+            location?: components["schemas"]["Location"];
+            /**
+             * @description Always new_device
+             * @enum {string}
+             */
+            type: "new_device";
+            /** @description The user (yours) */
+            user_id: string;
         };
         Overrides: {
             /**

@@ -158,7 +158,8 @@ export const t = {
   confirmLeave: "Leave this conversation? It disappears from all your devices and you cannot read it any more. The others see that you left.",
   leftChat: "You left the conversation.",
   // account notices
-  newDeviceBanner: (name: string, when: string) => `A new device signed in: ${name}${when ? ", " + when : ""} — not you?`,
+  newDeviceBanner: (name: string, when: string, near = "") =>
+    `A new device signed in: ${name}${near ? ", near " + near : ""}${when ? ", " + when : ""} — not you?`,
   passkeyAddedBanner: (name: string, when: string) => `A passkey was added to your account: ${name}${when ? ", " + when : ""} — not you?`,
   passkeyRemovedBanner: (name: string, when: string, reason: string) =>
     `A passkey was removed from your account: ${name}${when ? ", " + when : ""}${reason === "recovery" ? " (account recovered by an admin)" : ""}.`,

@@ -98,6 +98,12 @@ test("account notices become banners, except for the device that made the change
   assert.equal(nd?.review, "devices")
   assert.match(nd!.text, /^A new device signed in: Firefox on Android, .+ — not you\?$/)
   assert.equal(alertFor(ev({ kind: "new_device", deviceId: "d1", deviceName: "me", createdAt: "" }), "d1"), undefined, "not about myself")
+  // With the server's --geoip-db the notice has a coarse location.
+  const near = alertFor(ev({ kind: "new_device", deviceId: "d3", deviceName: "Firefox on Linux", createdAt: "2026-12-02T07:00:00Z", location: { country: "DE", city: "Berlin" } }), "d1")
+  assert.match(near!.text, /^A new device signed in: Firefox on Linux, near Berlin, Germany, .+ — not you\?$/)
+  const country = alertFor(ev({ kind: "new_device", deviceId: "d3", deviceName: "phone", createdAt: "", location: { country: "FR" } }), "d1")
+  assert.match(country!.text, /^A new device signed in: phone, near France/)
+  assert.doesNotMatch(nd!.text, /near/, "no location, no near")
   const added = alertFor(ev({ kind: "notice", notice: { type: "passkey_added", name: "YubiKey", by_device_id: "d2" } }), "d1")
   assert.equal(added?.review, "settings")
   assert.match(added!.text, /^A passkey was added to your account: YubiKey/)

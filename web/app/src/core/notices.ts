@@ -3,7 +3,7 @@
 // where to review it (My devices, Settings), so that a change made behind
 // my back shows on every device of mine. A change this device made itself
 // is not announced to it again.
-import type { ClientEvent } from "@sovereign-im/client"
+import type { ClientEvent, SignInLocation } from "@sovereign-im/client"
 import { accountAlerts, me, type AccountAlert } from "./state"
 import { t } from "../strings"
 
@@ -15,7 +15,8 @@ export function alertFor(e: ClientEvent, myDeviceId: string | undefined): Accoun
   const r = e.result
   if (r.kind === "new_device") {
     if (r.deviceId === myDeviceId) return undefined
-    return { id: e.eventId, text: t.newDeviceBanner(r.deviceName || t.unnamedDevice, stamp(r.createdAt || e.event.serverTime)), review: "devices" }
+    const text = t.newDeviceBanner(r.deviceName || t.unnamedDevice, stamp(r.createdAt || e.event.serverTime), place(r.location))
+    return { id: e.eventId, text, review: "devices" }
   }
   if (r.kind !== "notice") return undefined
   const n = r.notice
@@ -36,6 +37,20 @@ export function onAccountNotice(e: ClientEvent): void {
 
 export function dismissAlert(id: string): void {
   accountAlerts.value = accountAlerts.value.filter((a) => a.id !== id)
+}
+
+/** "Berlin, Germany" from {country: "DE", city: "Berlin"}: the server's
+ * coarse location of a sign-in (only with --geoip-db), the country named in
+ * English like the rest of the app's strings. */
+export function place(loc: SignInLocation | undefined): string {
+  if (!loc?.country) return ""
+  let country = loc.country
+  try {
+    country = new Intl.DisplayNames(["en"], { type: "region" }).of(loc.country) ?? loc.country
+  } catch {
+    // an unknown code stays as it is
+  }
+  return loc.city ? `${loc.city}, ${country}` : country
 }
 
 function stamp(iso: string): string {
