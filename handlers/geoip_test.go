@@ -55,6 +55,7 @@ func TestNewDeviceNoticeLocation(t *testing.T) {
 	if n.DeviceID != phone.DeviceID || n.Location == nil || *n.Location != (models.Location{Country: "DE", City: "Berlin"}) {
 		t.Fatalf("notice %s", raw)
 	}
+	testutil.ValidateComponent(t, "NewDeviceNotice", raw)
 	for _, never := range []string{public, "81.2.69", "latitude", "longitude", "52.52", "postal", "10115", "accuracy"} {
 		if strings.Contains(string(raw), never) {
 			t.Errorf("notice carries %q: %s", never, raw)
@@ -79,6 +80,7 @@ func TestNewDeviceNoticeLocation(t *testing.T) {
 		if n.DeviceID != laptop.DeviceID || n.Location != nil || strings.Contains(string(raw), "location") {
 			t.Fatalf("sign-in %d from a non-public address: %s", i, raw)
 		}
+		testutil.ValidateComponent(t, "NewDeviceNotice", raw)
 	}
 
 	// Signing in again on a known device posts no notice at all.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
 
 	"github.com/sovereign-im/sovereign/api"
 )
@@ -105,4 +106,39 @@ func (vt *ValidatingTransport) RoundTrip(req *http.Request) (*http.Response, err
 
 func isAPIPath(p string) bool {
 	return !strings.HasPrefix(p, "/docs") && !strings.HasPrefix(p, "/admin") && !strings.HasPrefix(p, "/openapi")
+}
+
+// ValidateComponent fails the test unless payload (JSON) matches the
+// schema named name in the OpenAPI document's components, e.g. a notice
+// payload, which travels base64 inside an event and so escapes the
+// ValidatingTransport.
+func ValidateComponent(t testing.TB, name string, payload []byte) {
+	t.Helper()
+	raw, err := api.OpenAPI()
+	if err != nil {
+		t.Fatalf("build spec: %v", err)
+	}
+	doc, err := libopenapi.NewDocument(raw)
+	if err != nil {
+		t.Fatalf("parse spec: %v", err)
+	}
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		t.Fatalf("build spec model: %v", err)
+	}
+	proxy, ok := model.Model.Components.Schemas.Get(name)
+	if !ok {
+		t.Fatalf("no component schema %s", name)
+	}
+	sv := schema_validation.NewSchemaValidator()
+	if ok, errs := sv.ValidateSchemaBytes(proxy.Schema(), payload); !ok {
+		var msgs []string
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+			for _, se := range e.SchemaValidationErrors {
+				msgs = append(msgs, se.Reason)
+			}
+		}
+		t.Errorf("%s does not match schema %s: %s", payload, name, strings.Join(msgs, "; "))
+	}
 }
