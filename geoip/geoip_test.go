@@ -81,3 +81,20 @@ func TestOpenRefusesOtherFiles(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLocate: one lookup of a public address in a small City
+// database (what a new device's sign-in pays with --geoip-db).
+func BenchmarkLocate(b *testing.B) {
+	db, err := geoip.Open(geoiptest.Write(b, "GeoLite2-City", geoiptest.TestNetwork))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	addr := netip.MustParseAddr("81.2.69.142")
+	b.ReportAllocs()
+	for b.Loop() {
+		if db.Locate(addr) == nil {
+			b.Fatal("not located")
+		}
+	}
+}
