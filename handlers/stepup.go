@@ -16,8 +16,8 @@ import (
 )
 
 // StepUpHeaderDoc documents the header every stepped-up operation reads.
-const stepUpHeaderDoc = "Step-up grant from `stepUpFinish`, made for this operation (and, for deleting a passkey, this " +
-	"passkey) by this session within the last 60 seconds; single use. Without a valid one: 403 `step_up_required`."
+const stepUpHeaderDoc = "Step-up grant from `stepUpFinish`, made for this operation (and its target: the passkey deleted, " +
+	"the user acted on) by this session within the last 60 seconds; single use. Without a valid one: 403 `step_up_required`."
 
 // StepUpBeginInput starts a step-up.
 type StepUpBeginInput struct {
