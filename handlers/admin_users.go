@@ -78,6 +78,12 @@ type AdminUserInput struct {
 	ID string `path:"id" format:"uuid" doc:"User id"`
 }
 
+// AdminDeleteUserInput deletes a user after the admin's step-up.
+type AdminDeleteUserInput struct {
+	ID     string `path:"id" format:"uuid" doc:"User id"`
+	StepUp string `header:"Sovereign-Step-Up" maxLength:"128" doc:"Step-up grant from stepUpFinish, made by this admin session for delete_user and this user within the last 60 seconds; single use. Without a valid one: 403 step_up_required."`
+}
+
 // AdminUserOutput answers GET /v1/admin/users/{id}.
 type AdminUserOutput struct {
 	Body AdminUserDetail
@@ -114,7 +120,8 @@ func adminInvite(i store.InviteInfo) AdminInvite {
 
 // CreateInviteInput makes an invite.
 type CreateInviteInput struct {
-	Body struct {
+	StepUp string `header:"Sovereign-Step-Up" maxLength:"128" doc:"For an admin invite only: a step-up grant from stepUpFinish, made by this admin session for admin_invite within the last 60 seconds; single use. Without a valid one an admin invite is refused with 403 step_up_required; a member invite needs none."`
+	Body   struct {
 		Role           string `json:"role" enum:"admin,member" default:"member" doc:"Role the invite grants"`
 		ExpiresInHours int    `json:"expires_in_hours" minimum:"1" maximum:"8760" default:"168" doc:"Hours until the invite stops working (1 hour to 1 year)"`
 		Uses           int    `json:"uses" minimum:"1" maximum:"1000" default:"1" doc:"How many registrations it allows"`
@@ -212,7 +219,8 @@ func (h *handler) registerAdminUsers(api huma.API) {
 		Description: "Deletes the account and everything that belongs to it: its devices leave their groups (with notices, " +
 			"reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages " +
 			"are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled " +
-			"admin (409). Recorded in the audit log.",
+			"admin (409). Needs a step-up by the admin's own passkey, made for delete_user and this user (`Sovereign-Step-Up` " +
+			"header; 403 `step_up_required` without a valid one). Recorded in the audit log.",
 	}, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity), h.adminDeleteUser)
 
 	huma.Register(api, h.adminOp(api, huma.Operation{
@@ -221,7 +229,10 @@ func (h *handler) registerAdminUsers(api huma.API) {
 		Path:          "/v1/admin/invites",
 		Summary:       "Create an invite",
 		DefaultStatus: http.StatusCreated,
-		Description:   "Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).",
+		Description: "Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An " +
+			"invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite " +
+			"(`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot " +
+			"mint admins. Recorded in the audit log (without the code).",
 	}, http.StatusUnprocessableEntity), h.adminCreateInvite)
 
 	huma.Register(api, h.adminOp(api, huma.Operation{
@@ -335,13 +346,13 @@ func (h *handler) adminRemoveUserFromGroups(ctx context.Context, in *AdminUserIn
 	})
 }
 
-func (h *handler) adminDeleteUser(ctx context.Context, in *AdminUserInput) (*struct{}, error) {
+func (h *handler) adminDeleteUser(ctx context.Context, in *AdminDeleteUserInput) (*struct{}, error) {
 	_, actor, err := h.admin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.d.Store.DeleteUser(ctx, actor, in.ID); err != nil {
-		return nil, h.fail(ctx, err)
+	if err := h.d.Store.DeleteUser(ctx, actor, in.ID, h.adminStepUp(ctx, in.StepUp, models.StepUpDeleteUser, in.ID)); err != nil {
+		return nil, h.stepUpRefused(ctx, actor, models.StepUpDeleteUser, in.ID, err)
 	}
 	return nil, nil
 }
@@ -351,10 +362,15 @@ func (h *handler) adminCreateInvite(ctx context.Context, in *CreateInviteInput) 
 	if err != nil {
 		return nil, err
 	}
-	code, inv, err := h.d.Store.AdminCreateInvite(ctx, actor, store.NewInvite{Role: models.Role(in.Body.Role), CreatedBy: p.UserID,
-		TTL: time.Duration(in.Body.ExpiresInHours) * time.Hour, Uses: in.Body.Uses})
+	role := models.Role(in.Body.Role)
+	var su *store.StepUpCheck
+	if role == models.RoleAdmin {
+		su = h.adminStepUp(ctx, in.StepUp, models.StepUpAdminInvite, "")
+	}
+	code, inv, err := h.d.Store.AdminCreateInvite(ctx, actor, store.NewInvite{Role: role, CreatedBy: p.UserID,
+		TTL: time.Duration(in.Body.ExpiresInHours) * time.Hour, Uses: in.Body.Uses}, su)
 	if err != nil {
-		return nil, h.fail(ctx, err)
+		return nil, h.stepUpRefused(ctx, actor, models.StepUpAdminInvite, "", err)
 	}
 	out := &CreateInviteOutput{}
 	out.Body.Invite = adminInvite(store.InviteInfo{Invite: *inv, CreatedByUsername: p.Username, Status: store.InviteActive})

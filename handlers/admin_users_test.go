@@ -280,7 +280,7 @@ func TestAdminRemoveUserFromGroups(t *testing.T) {
 // to the groups.
 func TestAdminDeleteUser(t *testing.T) {
 	s := testutil.NewServer(t)
-	admin := s.SeedAccount(t, "root", models.RoleAdmin)
+	admin, adminKey := s.RegisterAdmin(t, "root")
 	alice := s.SeedAccount(t, "alice", models.RoleMember)
 	bob, _ := s.RegisterMember(t, "bob")
 	s.UploadKeyPackages(t, bob, 3, true)
@@ -292,7 +292,8 @@ func TestAdminDeleteUser(t *testing.T) {
 	if r := s.Do(t, "DELETE", "/v1/admin/users/"+admin.UserID, admin.Token, nil); r.StatusCode != http.StatusConflict {
 		t.Fatalf("self-delete: %d", r.StatusCode)
 	}
-	if r := s.Do(t, "DELETE", "/v1/admin/users/"+bob.UserID, admin.Token, nil); r.StatusCode != http.StatusNoContent {
+	if r := s.Do(t, "DELETE", "/v1/admin/users/"+bob.UserID, admin.Token, nil, "Sovereign-Step-Up",
+		s.StepUp(t, admin.Token, adminKey, "delete_user", bob.UserID)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.StatusCode, r.Body)
 	}
 	if r := s.Do(t, "GET", "/v1/me", bob.Token, nil); r.StatusCode != http.StatusUnauthorized {

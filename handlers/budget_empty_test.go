@@ -64,7 +64,7 @@ func rowsOf(t *testing.T, s *testutil.Server, gids ...[]byte) map[string]int {
 // GroupInfo and attachment rows; a group another user is still in stays.
 func TestGroupsWithoutMembersAreDeleted(t *testing.T) {
 	s := testutil.NewServer(t)
-	admin := s.SeedAccount(t, "root", models.RoleAdmin)
+	admin, adminKey := s.RegisterAdmin(t, "root")
 	bob := s.SeedAccount(t, "bob", models.RoleMember)
 	gone := func(t *testing.T, what string, gids ...[]byte) {
 		t.Helper()
@@ -72,9 +72,9 @@ func TestGroupsWithoutMembersAreDeleted(t *testing.T) {
 			t.Fatalf("%s: rows left of groups without members: %v", what, left)
 		}
 	}
-	adminDo := func(method, path string) {
+	adminDo := func(method, path string, headers ...string) {
 		t.Helper()
-		r := s.Do(t, method, path, admin.Token, nil)
+		r := s.Do(t, method, path, admin.Token, nil, headers...)
 		if r.StatusCode >= 300 {
 			t.Fatalf("%s %s: %d %s", method, path, r.StatusCode, r.Body)
 		}
@@ -95,7 +95,7 @@ func TestGroupsWithoutMembersAreDeleted(t *testing.T) {
 		if left := rowsOf(t, s, gids...); left["welcomes"] != 20 || left["attachments"] != 20 {
 			t.Fatalf("before the deletion: %v", left)
 		}
-		adminDo("DELETE", "/v1/admin/users/"+mallory.UserID)
+		adminDo("DELETE", "/v1/admin/users/"+mallory.UserID, "Sovereign-Step-Up", s.StepUp(t, admin.Token, adminKey, "delete_user", mallory.UserID))
 		gone(t, "after the admin deleted the account", gids...)
 		if left := rowsOf(t, s, shared); left["groups"] != 1 {
 			t.Fatalf("the group Bob is still in was deleted: %v", left)

@@ -16,7 +16,7 @@ import (
 // disabled and deleted users answer byte for byte the same.
 func TestDirectoryLookup(t *testing.T) {
 	s := testutil.NewServer(t)
-	admin := s.SeedAccount(t, "root", models.RoleAdmin)
+	admin, adminKey := s.RegisterAdmin(t, "root")
 	alice := s.SeedAccount(t, "alice", models.RoleMember)
 	bob := s.SeedAccount(t, "bob", models.RoleMember)
 	bob2 := s.SeedDevice(t, bob, "")
@@ -49,7 +49,8 @@ func TestDirectoryLookup(t *testing.T) {
 	if r := s.Do(t, "POST", "/v1/admin/users/"+carol.UserID+"/disable", admin.Token, nil); r.StatusCode != http.StatusOK {
 		t.Fatalf("disable: %d %s", r.StatusCode, r.Body)
 	}
-	if r := s.Do(t, "DELETE", "/v1/admin/users/"+dave.UserID, admin.Token, nil); r.StatusCode != http.StatusNoContent {
+	if r := s.Do(t, "DELETE", "/v1/admin/users/"+dave.UserID, admin.Token, nil, "Sovereign-Step-Up",
+		s.StepUp(t, admin.Token, adminKey, "delete_user", dave.UserID)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.StatusCode, r.Body)
 	}
 	var bodies [][]byte

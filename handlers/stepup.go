@@ -16,14 +16,15 @@ import (
 )
 
 // StepUpHeaderDoc documents the header every stepped-up operation reads.
-const stepUpHeaderDoc = "Step-up grant from `stepUpFinish`, made for this operation (and, for deleting a passkey, this " +
-	"passkey) by this session within the last 60 seconds; single use. Without a valid one: 403 `step_up_required`."
+const stepUpHeaderDoc = "Step-up grant from `stepUpFinish`, made for this operation (and its target: the passkey deleted, " +
+	"the user acted on) by this session within the last 60 seconds; single use. Without a valid one: 403 `step_up_required`."
 
 // StepUpBeginInput starts a step-up.
 type StepUpBeginInput struct {
 	Body struct {
-		Operation string `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions,delete_account" doc:"The account change the step-up is for"`
+		Operation string `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions,delete_account,recovery_invite,admin_invite,delete_user" doc:"The account change the step-up is for"`
 		PasskeyID string `json:"passkey_id,omitempty" format:"uuid" doc:"For delete_passkey: the passkey to delete (the grant is good for it only)"`
+		UserID    string `json:"user_id,omitempty" format:"uuid" doc:"For recovery_invite and delete_user (admins only): the user acted on (the grant is good for them only)"`
 	}
 }
 
@@ -39,8 +40,9 @@ type StepUpFinishInput struct {
 // StepUpGrant is the proof a step-up leaves.
 type StepUpGrant struct {
 	StepUp    string    `json:"step_up" doc:"Send as the Sovereign-Step-Up header of the operation, once, before expires_at"`
-	Operation string    `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions,delete_account" doc:"The operation it allows"`
+	Operation string    `json:"operation" enum:"add_passkey,delete_passkey,end_other_sessions,delete_account,recovery_invite,admin_invite,delete_user" doc:"The operation it allows"`
 	PasskeyID string    `json:"passkey_id,omitempty" format:"uuid" doc:"For delete_passkey: the passkey it allows deleting"`
+	UserID    string    `json:"user_id,omitempty" format:"uuid" doc:"For recovery_invite and delete_user: the user it allows acting on"`
 	ExpiresAt time.Time `json:"expires_at" doc:"The grant is refused after this time"`
 }
 
@@ -99,8 +101,9 @@ type recoverPayload struct {
 
 // RecoveryInviteInput makes a recovery invite.
 type RecoveryInviteInput struct {
-	ID   string `path:"id" format:"uuid" doc:"User id"`
-	Body struct {
+	ID     string `path:"id" format:"uuid" doc:"User id"`
+	StepUp string `header:"Sovereign-Step-Up" maxLength:"128" doc:"Step-up grant from stepUpFinish, made by this admin session for recovery_invite and this user within the last 60 seconds; single use. Without a valid one: 403 step_up_required."`
+	Body   struct {
 		ExpiresInHours int `json:"expires_in_hours,omitempty" minimum:"1" maximum:"168" default:"24" doc:"Hours until the invite stops working (1 hour to 7 days)"`
 	}
 }
@@ -122,8 +125,10 @@ func (h *handler) registerStepUp(api huma.API) {
 		Method:      http.MethodPost,
 		Path:        "/v1/auth/step-up/begin",
 		Summary:     "Begin a step-up",
-		Description: "Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh " +
-			"assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options " +
+		Description: "Adding or deleting a passkey, ending all other sessions and deleting the account need more than a " +
+			"session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin " +
+			"operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, " +
+			"deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options " +
 			"listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). " +
 			"Rate-limited per client IP.",
 		Tags:     []string{TagAuth},
@@ -139,8 +144,8 @@ func (h *handler) registerStepUp(api huma.API) {
 		Summary:     "Finish a step-up",
 		Description: "Verifies the assertion against the pending step-up (which must belong to this session; consumed " +
 			"once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of " +
-			"that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a " +
-			"passkey) this passkey.",
+			"that operation within 60 seconds. A grant is good once, for this session, this operation and its target " +
+			"(the passkey deleted, the user acted on).",
 		Tags:          []string{TagAuth},
 		Security:      bearer,
 		DefaultStatus: http.StatusCreated,
@@ -187,23 +192,22 @@ func (h *handler) registerRecoveryAdmin(api huma.API) {
 		DefaultStatus: http.StatusCreated,
 		Description: "For a user who lost their passkeys or whose account was taken over: a one-use code (in this " +
 			"response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old " +
-			"passkeys and every session end then. Recorded in the audit log (without the code).",
+			"passkeys and every session end then. Needs a step-up by the admin's own passkey, made for " +
+			"recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a " +
+			"stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).",
 	}, http.StatusNotFound, http.StatusUnprocessableEntity), h.adminCreateRecoveryInvite)
 }
 
 func (h *handler) stepUpBegin(ctx context.Context, in *StepUpBeginInput) (*RequestCeremonyOutput, error) {
 	p := PrincipalFrom(ctx)
 	op := models.StepUpOperation(in.Body.Operation)
-	target := ""
-	switch op {
-	case models.StepUpDeletePasskey:
-		if in.Body.PasskeyID == "" {
-			return nil, h.fail(ctx, models.Errorf(models.EINVALID, "passkey_id_required", "a delete_passkey step-up names the passkey (passkey_id)"))
-		}
-		target = in.Body.PasskeyID
-	case models.StepUpAddPasskey, models.StepUpEndOtherSessions, models.StepUpDeleteAccount:
-		if in.Body.PasskeyID != "" {
-			return nil, h.fail(ctx, models.Errorf(models.EINVALID, "unexpected_passkey_id", "only a delete_passkey step-up names a passkey"))
+	target, err := stepUpTarget(op, in.Body.PasskeyID, in.Body.UserID)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	if op.AdminOnly() {
+		if _, _, err := h.admin(ctx); err != nil {
+			return nil, err
 		}
 	}
 	u, err := h.d.Store.UserByID(ctx, p.UserID)
@@ -303,7 +307,61 @@ func (h *handler) stepUpFinish(ctx context.Context, in *StepUpFinishInput) (*Ste
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &StepUpGrantOutput{Body: StepUpGrant{StepUp: token, Operation: string(op), PasskeyID: target, ExpiresAt: expires}}, nil
+	g := StepUpGrant{StepUp: token, Operation: string(op), ExpiresAt: expires}
+	if op.TargetsUser() {
+		g.UserID = target
+	} else {
+		g.PasskeyID = target
+	}
+	return &StepUpGrantOutput{Body: g}, nil
+}
+
+// stepUpTarget checks that a step-up names what its operation binds the
+// grant to (a passkey, a user, or nothing) and returns it.
+func stepUpTarget(op models.StepUpOperation, passkeyID, userID string) (string, error) {
+	if op != models.StepUpDeletePasskey && passkeyID != "" {
+		return "", models.Errorf(models.EINVALID, "unexpected_passkey_id", "only a delete_passkey step-up names a passkey")
+	}
+	if !op.TargetsUser() && userID != "" {
+		return "", models.Errorf(models.EINVALID, "unexpected_user_id", "only a recovery_invite or delete_user step-up names a user")
+	}
+	switch {
+	case op == models.StepUpDeletePasskey:
+		if passkeyID == "" {
+			return "", models.Errorf(models.EINVALID, "passkey_id_required", "a delete_passkey step-up names the passkey (passkey_id)")
+		}
+		return passkeyID, nil
+	case op.TargetsUser():
+		if userID == "" {
+			return "", models.Errorf(models.EINVALID, "user_id_required", "a %s step-up names the user (user_id)", op)
+		}
+		return userID, nil
+	}
+	return "", nil
+}
+
+// adminStepUp is the step-up check of an admin operation: the grant must be
+// this admin session's, for op and target.
+func (h *handler) adminStepUp(ctx context.Context, token string, op models.StepUpOperation, target string) *store.StepUpCheck {
+	c := h.stepUpCheck(ctx, token, op, target)
+	return &c
+}
+
+// stepUpRefused records an admin operation refused for want of a valid
+// step-up grant (one aggregated audit entry per admin per minute: a stolen
+// admin token trying its luck shows in the log) and returns err to answer.
+func (h *handler) stepUpRefused(ctx context.Context, actor models.Actor, op models.StepUpOperation, target string, err error) error {
+	if errors.Is(err, store.ErrStepUpRequired) {
+		detail := map[string]any{"operation": string(op)}
+		if target != "" {
+			detail["target_id"] = target
+		}
+		if aerr := h.d.Store.AuditAggregated(ctx, models.AuditEntry{Actor: actor, Action: models.AuditStepUpDenied,
+			Detail: detail}, "operation", string(op)); aerr != nil {
+			h.log().WarnContext(ctx, "audit step-up denial", "err", aerr)
+		}
+	}
+	return h.fail(ctx, err)
 }
 
 func (h *handler) stepUpCheck(ctx context.Context, token string, op models.StepUpOperation, target string) store.StepUpCheck {
@@ -368,9 +426,10 @@ func (h *handler) adminCreateRecoveryInvite(ctx context.Context, in *RecoveryInv
 	if hours == 0 {
 		hours = 24
 	}
-	code, inv, err := h.d.Store.CreateRecoveryInvite(ctx, actor, in.ID, time.Duration(hours)*time.Hour)
+	code, inv, err := h.d.Store.CreateRecoveryInvite(ctx, actor, in.ID, time.Duration(hours)*time.Hour,
+		h.adminStepUp(ctx, in.StepUp, models.StepUpRecoveryInvite, in.ID))
 	if err != nil {
-		return nil, h.fail(ctx, err)
+		return nil, h.stepUpRefused(ctx, actor, models.StepUpRecoveryInvite, in.ID, err)
 	}
 	out := &RecoveryInviteOutput{}
 	out.Body.Invite = AdminInvite{ID: inv.ID, Role: string(inv.Role), Status: "active", UsesLeft: inv.UsesLeft,

@@ -180,7 +180,7 @@ func TestPasskeyChangesAuditedAndAnnounced(t *testing.T) {
 // session end, as the threat model's recovery steps ask.
 func TestAdminRecoveryInvite(t *testing.T) {
 	s := testutil.NewServer(t)
-	admin, _ := s.RegisterAdmin(t, "root")
+	admin, adminKey := s.RegisterAdmin(t, "root")
 	alice, oldKey := s.RegisterMember(t, "alice")
 	thief := s.Login(t, oldKey, testutil.LoginOptions{DeviceName: "stolen phone"})
 
@@ -188,7 +188,8 @@ func TestAdminRecoveryInvite(t *testing.T) {
 		Code string `json:"code"`
 		Link string `json:"link"`
 	}
-	r := s.Do(t, "POST", "/v1/admin/users/"+alice.UserID+"/recovery-invite", admin.Token, map[string]any{})
+	r := s.Do(t, "POST", "/v1/admin/users/"+alice.UserID+"/recovery-invite", admin.Token, map[string]any{},
+		"Sovereign-Step-Up", s.StepUp(t, admin.Token, adminKey, "recovery_invite", alice.UserID))
 	r.JSON(t, &inv)
 	if r.StatusCode != http.StatusCreated || inv.Code == "" {
 		t.Fatalf("recovery invite = %d %s", r.StatusCode, r.Body)

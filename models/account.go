@@ -175,7 +175,24 @@ const (
 	StepUpDeletePasskey    StepUpOperation = "delete_passkey"
 	StepUpEndOtherSessions StepUpOperation = "end_other_sessions"
 	StepUpDeleteAccount    StepUpOperation = "delete_account"
+	// The admin operations that could turn a stolen admin token into
+	// stolen accounts need a step-up by the admin's own passkey too.
+	StepUpRecoveryInvite StepUpOperation = "recovery_invite" // bound to the user
+	StepUpAdminInvite    StepUpOperation = "admin_invite"    // an invite granting the admin role
+	StepUpDeleteUser     StepUpOperation = "delete_user"     // bound to the user
 )
 
 // StepUpOperations lists them, for validation and documentation.
-var StepUpOperations = []StepUpOperation{StepUpAddPasskey, StepUpDeletePasskey, StepUpEndOtherSessions, StepUpDeleteAccount}
+var StepUpOperations = []StepUpOperation{StepUpAddPasskey, StepUpDeletePasskey, StepUpEndOtherSessions, StepUpDeleteAccount,
+	StepUpRecoveryInvite, StepUpAdminInvite, StepUpDeleteUser}
+
+// AdminOnly reports whether only an admin may step up for the operation.
+func (o StepUpOperation) AdminOnly() bool {
+	return o == StepUpRecoveryInvite || o == StepUpAdminInvite || o == StepUpDeleteUser
+}
+
+// TargetsUser reports whether a grant for the operation is bound to a user
+// id (the account acted on).
+func (o StepUpOperation) TargetsUser() bool {
+	return o == StepUpRecoveryInvite || o == StepUpDeleteUser
+}

@@ -43,6 +43,10 @@ const (
 	AuditSessionsEnded      = "session.end_others"
 	AuditRecoveryInvite     = "user.recovery_invite"
 	AuditUserRecovered      = "auth.recover"
+	// AuditStepUpDenied is an admin operation refused for want of a valid
+	// step-up grant (a stolen admin token trying it, say): aggregated per
+	// admin per minute, as AuditAdminDenied.
+	AuditStepUpDenied = "auth.step_up_denied"
 )
 
 // AuditActions lists every action, for filters and documentation.
@@ -51,6 +55,7 @@ var AuditActions = []string{
 	AuditInviteCreate, AuditInviteRevoke, AuditSettingsUpdate,
 	AuditUserRegistered, AuditAdminSignIn, AuditLoginFailed, AuditCloneWarning, AuditAdminDenied,
 	AuditPruned, AuditAccountDeleted, AuditPasskeyAdded, AuditPasskeyRemoved, AuditSessionsEnded, AuditRecoveryInvite, AuditUserRecovered,
+	AuditStepUpDenied,
 }
 
 // Audit target types.

@@ -278,9 +278,12 @@ func (s *Store) RemoveUserFromGroups(ctx context.Context, actor models.Actor, us
 // device-addressed events (ON DELETE CASCADE). Group messages its devices
 // sent stay: they belong to the groups' histories. Invites it created stay,
 // unattributed. Admins cannot delete themselves or the last enabled admin.
-func (s *Store) DeleteUser(ctx context.Context, actor models.Actor, userID string) error {
+// An admin's request over HTTP presents a step-up grant for delete_user and
+// this user (su), taken in the same use case; su is nil only for callers on
+// the host, which is full trust already.
+func (s *Store) DeleteUser(ctx context.Context, actor models.Actor, userID string, su *StepUpCheck) error {
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		return s.deleteAccount(ctx, tx, actor, actor, userID, models.AuditUserDelete)
+		return s.deleteAccount(ctx, tx, actor, actor, userID, models.AuditUserDelete, su)
 	})
 }
 
@@ -288,9 +291,13 @@ func (s *Store) DeleteUser(ctx context.Context, actor models.Actor, userID strin
 // or by its user (DeleteOwnAccount): check is the actor whose admin rights
 // adminTarget checks (zero for the user's own deletion), actor the one the
 // audit entry names, action its audit action.
-func (s *Store) deleteAccount(ctx context.Context, tx *Tx, check, actor models.Actor, userID, action string) error {
+func (s *Store) deleteAccount(ctx context.Context, tx *Tx, check, actor models.Actor, userID, action string, su *StepUpCheck) error {
 	u, err := adminTarget(ctx, tx, check, userID, true)
 	if err != nil {
+		return err
+	}
+	detail := map[string]any{}
+	if err := takeAdminStepUp(ctx, tx, su, detail); err != nil {
 		return err
 	}
 	groups, err := activeGroupCount(ctx, tx, u.ID)
@@ -323,6 +330,6 @@ func (s *Store) deleteAccount(ctx context.Context, tx *Tx, check, actor models.A
 	if _, err := tx.NewRaw(`DELETE FROM users WHERE id = ?`, u.ID).Exec(ctx); err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	return AppendAudit(ctx, tx, userAudit(actor, action, u, map[string]any{
-		"role": u.Role, "devices": devices, "passkeys": passkeys, "groups": groups, "sessions_revoked": len(ids)}))
+	detail["role"], detail["devices"], detail["passkeys"], detail["groups"], detail["sessions_revoked"] = u.Role, devices, passkeys, groups, len(ids)
+	return AppendAudit(ctx, tx, userAudit(actor, action, u, detail))
 }

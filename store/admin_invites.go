@@ -56,14 +56,24 @@ func (r *inviteRow) info(now int64) InviteInfo {
 
 // AdminCreateInvite creates an invite for an admin and records it in the
 // audit log (never the code), in one use case. The code exists only in
-// the return value.
-func (s *Store) AdminCreateInvite(ctx context.Context, actor models.Actor, in NewInvite) (string, *models.Invite, error) {
-	return s.CreateAuditedInvite(ctx, actor, in, nil)
+// the return value. An invite granting the admin role needs the admin's
+// step-up grant for admin_invite (su), taken in the same use case; su is
+// nil for a member invite.
+func (s *Store) AdminCreateInvite(ctx context.Context, actor models.Actor, in NewInvite, su *StepUpCheck) (string, *models.Invite, error) {
+	if in.Role == models.RoleAdmin && su == nil {
+		return "", nil, ErrStepUpRequired
+	}
+	return s.createAuditedInvite(ctx, actor, in, nil, su)
 }
 
-// CreateAuditedInvite is AdminCreateInvite with extra facts for the audit
-// entry's detail (the command line records itself as the actor there).
+// CreateAuditedInvite is AdminCreateInvite for the command line on the host
+// (full trust: no step-up), with extra facts for the audit entry's detail
+// (the command line records itself as the actor there).
 func (s *Store) CreateAuditedInvite(ctx context.Context, actor models.Actor, in NewInvite, extra map[string]any) (string, *models.Invite, error) {
+	return s.createAuditedInvite(ctx, actor, in, extra, nil)
+}
+
+func (s *Store) createAuditedInvite(ctx context.Context, actor models.Actor, in NewInvite, extra map[string]any, su *StepUpCheck) (string, *models.Invite, error) {
 	if err := validateInvite(in); err != nil {
 		return "", nil, err
 	}
@@ -72,11 +82,15 @@ func (s *Store) CreateAuditedInvite(ctx context.Context, actor models.Actor, in 
 		inv  *models.Invite
 	)
 	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		detail := map[string]any{}
+		if err := takeAdminStepUp(ctx, tx, su, detail); err != nil {
+			return err
+		}
 		var err error
 		if code, inv, err = insertInvite(ctx, tx, in); err != nil {
 			return err
 		}
-		detail := map[string]any{"role": string(inv.Role), "uses": inv.UsesLeft, "expires_at": inv.ExpiresAt.Format(time.RFC3339)}
+		detail["role"], detail["uses"], detail["expires_at"] = string(inv.Role), inv.UsesLeft, inv.ExpiresAt.Format(time.RFC3339)
 		for k, v := range extra {
 			detail[k] = v
 		}

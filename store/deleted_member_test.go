@@ -22,7 +22,7 @@ func TestRemoveCommitAfterAccountDeletion(t *testing.T) {
 	if err := s.rdb.NewRaw(`SELECT user_id FROM devices WHERE id = ?`, bob).Scan(ctx, &bobUser); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteUser(ctx, models.Actor{}, bobUser); err != nil {
+	if err := s.DeleteUser(ctx, models.Actor{}, bobUser, nil); err != nil {
 		t.Fatal(err)
 	}
 	var left int

@@ -391,7 +391,7 @@ func notifyNewDevice(ctx context.Context, tx *Tx, userID, deviceID, deviceName s
 // rows go. The last enabled admin cannot delete their own account.
 func (s *Store) DeleteOwnAccount(ctx context.Context, actor models.Actor) error {
 	return s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-		return s.deleteAccount(ctx, tx, models.Actor{}, actor, actor.UserID, models.AuditAccountDeleted)
+		return s.deleteAccount(ctx, tx, models.Actor{}, actor, actor.UserID, models.AuditAccountDeleted, nil)
 	})
 }
 

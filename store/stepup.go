@@ -32,7 +32,8 @@ type StepUp struct {
 	SignCount uint32
 	Flags     uint8
 	Operation models.StepUpOperation
-	// Target is the passkey id of a delete_passkey grant, else empty.
+	// Target is the passkey id of a delete_passkey grant, the user id of a
+	// recovery_invite or delete_user grant, else empty.
 	Target    string
 	TokenHash []byte
 	TTL       time.Duration
@@ -146,6 +147,21 @@ func takeStepUp(ctx context.Context, tx *Tx, c StepUpCheck) (string, error) {
 		return "", ErrStepUpRequired
 	}
 	return p.PasskeyID, nil
+}
+
+// takeAdminStepUp takes an admin's step-up grant (su; nil: a caller on the
+// host, which needs none) in the use case of the admin action it allows and
+// notes the passkey that made it in the action's audit detail.
+func takeAdminStepUp(ctx context.Context, tx *Tx, su *StepUpCheck, detail map[string]any) error {
+	if su == nil {
+		return nil
+	}
+	passkey, err := takeStepUp(ctx, tx, *su)
+	if err != nil {
+		return err
+	}
+	detail["step_up_passkey_id"] = passkey
+	return nil
 }
 
 // TakeStepUp consumes a step-up grant on its own (for a change that is a
@@ -386,7 +402,10 @@ WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND recovery_user_id IS
 // CreateRecoveryInvite makes a one-use recovery invite for a user (an
 // admin's action, audited): whoever redeems it registers a new passkey for
 // that account, and the old passkeys and every session end then.
-func (s *Store) CreateRecoveryInvite(ctx context.Context, actor models.Actor, userID string, ttl time.Duration) (string, *models.Invite, error) {
+//
+// The admin's step-up grant for recovery_invite and this user (su) is taken
+// in the same use case; su is nil only for callers on the host.
+func (s *Store) CreateRecoveryInvite(ctx context.Context, actor models.Actor, userID string, ttl time.Duration, su *StepUpCheck) (string, *models.Invite, error) {
 	var (
 		code string
 		inv  *models.Invite
@@ -394,6 +413,10 @@ func (s *Store) CreateRecoveryInvite(ctx context.Context, actor models.Actor, us
 	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		u, err := adminTarget(ctx, tx, actor, userID, false)
 		if err != nil {
+			return err
+		}
+		detail := map[string]any{}
+		if err := takeAdminStepUp(ctx, tx, su, detail); err != nil {
 			return err
 		}
 		in := NewInvite{Role: models.Role(u.Role), CreatedBy: actor.UserID, TTL: ttl, Uses: 1}
@@ -407,8 +430,8 @@ func (s *Store) CreateRecoveryInvite(ctx context.Context, actor models.Actor, us
 		if _, err := tx.NewRaw(`UPDATE invites SET recovery_user_id = ? WHERE id = ?`, u.ID, inv.ID).Exec(ctx); err != nil {
 			return fmt.Errorf("mark recovery invite: %w", err)
 		}
-		return AppendAudit(ctx, tx, userAudit(actor, models.AuditRecoveryInvite, u, map[string]any{"invite_id": inv.ID,
-			"expires_at": inv.ExpiresAt.UTC().Format(time.RFC3339)}))
+		detail["invite_id"], detail["expires_at"] = inv.ID, inv.ExpiresAt.UTC().Format(time.RFC3339)
+		return AppendAudit(ctx, tx, userAudit(actor, models.AuditRecoveryInvite, u, detail))
 	})
 	if err != nil {
 		return "", nil, err

@@ -214,11 +214,14 @@ func (s *Server) LoginResponse(t testing.TB, pk *Passkey, o LoginOptions) *Respo
 
 // StepUp runs the step-up ceremony for an account change with one of the
 // account's passkeys and returns the grant to send as the Sovereign-Step-Up
-// header. target is the passkey id of a delete_passkey step-up.
+// header. target is the passkey id of a delete_passkey step-up, the user id
+// of a recovery_invite or delete_user one (an admin's).
 func (s *Server) StepUp(t testing.TB, token string, with *Passkey, operation, target string) string {
 	t.Helper()
 	body := map[string]any{"operation": operation}
-	if target != "" {
+	if target != "" && models.StepUpOperation(operation).TargetsUser() {
+		body["user_id"] = target
+	} else if target != "" {
 		body["passkey_id"] = target
 	}
 	c := s.Begin(t, "/v1/auth/step-up/begin", token, body)

@@ -8,8 +8,10 @@
 // a member registers with it through the public API (in a second browser
 // context with its own authenticator); the admin revokes the member's
 // sessions in the UI and the member's token gets 401, and makes a
-// recovery invite for them (its link shown once); the audit log page
-// lists every step. Each page is saved as a screenshot in artifacts/admin.
+// recovery invite for them (its link shown once); an admin invite, the
+// recovery invite and deleting the member each ask for the admin's passkey
+// again (a step-up: the authenticator's signature counter moves by one);
+// the audit log page lists every step. Each page is saved as a screenshot in artifacts/admin.
 //
 // The admin UI and API listen on their own address (--admin-listen), so
 // the test also proves the public address does not serve them.
@@ -197,6 +199,18 @@ async function story(page, cdp, authenticatorId, problems) {
   await page.waitForSelector("table .badge-ok");
   await shot(page, "04-invites");
 
+  // 3b. An admin invite needs the admin's own passkey again (a step-up: a
+  // stolen session token alone must not mint admins): the console asks for
+  // it and the virtual authenticator signs one more assertion.
+  const signCount = async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials[0].signCount;
+  let signed = await signCount();
+  await page.selectOption("#invite-role", "admin");
+  await page.click("#create-invite");
+  await page.waitForSelector("#invite-result .badge:has-text('admin')");
+  assert.equal(await signCount(), signed + 1, "the admin invite asked for the admin's passkey");
+  const adminLink = await page.inputValue("#invite-result input[aria-label='Invite link']");
+  assert.ok(adminLink.startsWith(adminURL + "/invite?role=admin#"), adminLink);
+
   // 4. A member registers with it through the public API, in a browser
   // context of their own with their own authenticator.
   const memberCtx = await browser.newContext({ bypassCSP: true });
@@ -243,10 +257,12 @@ async function story(page, cdp, authenticatorId, problems) {
 
   // 5b. A recovery invite for the member: its link opens the member app's
   // recovery on the public address; link and code are shown once.
+  signed = await signCount();
   await page.click("button:has-text('Recovery invite')");
   await page.waitForSelector("dialog[open]");
   await page.click("dialog[open] [data-confirm]");
   await page.waitForSelector("#recovery-result");
+  assert.equal(await signCount(), signed + 1, "the recovery invite asked for the admin's passkey");
   const recoveryCode = await page.inputValue("#recovery-result input[aria-label='Recovery code']");
   assert.equal(await page.inputValue("#recovery-result input[aria-label='Recovery link']"), apiURL + "/app/#/recover?code=" + recoveryCode);
   await shot(page, "07b-recovery-invite");
@@ -258,11 +274,20 @@ async function story(page, cdp, authenticatorId, problems) {
   const after = await api("GET", "/v1/me", member);
   assert.equal(after.status, 401, "revoked token must answer 401");
 
+  // 6b. Deleting the member: typed confirmation, then the admin's passkey.
+  signed = await signCount();
+  await page.click("button:has-text('Delete user')");
+  await page.waitForSelector("dialog[open]");
+  await page.fill("dialog[open] input", "bob");
+  await page.click("dialog[open] [data-confirm]");
+  await page.waitForSelector(".toast:has-text('bob deleted')");
+  assert.equal(await signCount(), signed + 1, "deleting a user asked for the admin's passkey");
+
   // 7. The audit log lists these actions.
   await page.click("a.nav-link:has-text('Audit log')");
   await page.waitForSelector("table");
   const text = await page.locator("table").innerText();
-  for (const want of ["Registered", "Admin signed in", "Created invite", "Revoked sessions", "Refused admin request"]) {
+  for (const want of ["Registered", "Admin signed in", "Created invite", "Revoked sessions", "Refused admin request", "Created recovery invite", "Deleted user"]) {
     assert.ok(text.includes(want), `audit log lacks "${want}":\n${text}`);
   }
   assert.ok(text.includes("bob") && text.includes("root"));

@@ -409,10 +409,14 @@ test("people find each other, a second device joins alone, passkeys and sessions
     // passkey and lands signed in. His old passkey and sessions end.
     // (From the users list: each row has the button; the user's page too,
     // see admin.test.mjs.)
+    // The console asks for the admin's own passkey first (a step-up for
+    // recovery_invite and Bob): an admin token alone makes no recovery invite.
     await admin.page.goto(baseURL + "/admin/#/users");
+    s0 = stepUps();
     await admin.page.click("button[data-recovery=bob]");
     await admin.page.click("button[data-confirm=yes]");
     const recoveryLink = await admin.page.inputValue("#recovery-result input[aria-label='Recovery link']");
+    assert.equal(stepUps(), s0 + 1, "the recovery invite made one step-up, by the admin");
     const recoveryCode = await admin.page.inputValue("#recovery-result input[aria-label='Recovery code']");
     assert.equal(recoveryLink, `${baseURL}/app/#/recover?code=${recoveryCode}`);
     await shot(admin, "09-admin-recovery-invite");

@@ -139,13 +139,15 @@
    * api calls the server. A 401 ends the local session and returns to
    * sign-in (unless quiet).
    * @param {string} method @param {string} path @param {any} [body]
-   * @param {{auth?: boolean}} [opts]
+   * @param {{auth?: boolean, stepUp?: string}} [opts] stepUp: a step-up
+   * grant, sent as the Sovereign-Step-Up header
    */
   async function api(method, path, body, opts = {}) {
     /** @type {Record<string,string>} */
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (opts.auth !== false && session.token) headers.Authorization = "Bearer " + session.token;
+    if (opts.stepUp) headers["Sovereign-Step-Up"] = opts.stepUp;
     let res;
     try {
       res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "omit", cache: "no-store" });
@@ -209,6 +211,29 @@
     }
     if (handle) rememberDevice(handle, grant.device_id);
     return grant;
+  }
+
+  /**
+   * Asks for the admin's own passkey before an action that could take an
+   * account over if only the session token were stolen (a recovery invite,
+   * an admin invite, deleting a user) and returns the step-up grant the
+   * server wants in the Sovereign-Step-Up header: single use, 60 seconds,
+   * for this operation and (userId) this user.
+   * @param {string} operation @param {string} [userId]
+   */
+  async function stepUp(operation, userId) {
+    /** @type {any} */
+    const body = { operation };
+    if (userId) body.user_id = userId;
+    const begin = await api("POST", "/v1/auth/step-up/begin", body);
+    let credential;
+    try {
+      credential = await passkeys.signIn(begin.options);
+    } catch (e) {
+      throw new Error("Confirm with your passkey to do this. " + webauthnMessage(e));
+    }
+    const grant = await api("POST", "/v1/auth/step-up/finish", { ceremony_id: begin.ceremony_id, credential });
+    return /** @type {string} */ (grant.step_up);
   }
 
   /** @param {{invite: string, username: string, display: string}} f */
@@ -490,8 +515,9 @@
    * @param {any} u @param {HTMLElement} slot
    */
   async function recoveryInvite(u, slot) {
-    if (!await confirmDialog({ title: "Recovery invite for " + u.username + "?", body: "A one-time link that lets " + u.username + " create a new passkey on a new device. When they use it, every passkey and session they have now ends. Give it to them over a channel you trust: whoever holds it can take over the account for 24 hours.", action: "Create recovery invite" })) return;
-    const r = await api("POST", "/v1/admin/users/" + u.id + "/recovery-invite", { expires_in_hours: 24 });
+    if (!await confirmDialog({ title: "Recovery invite for " + u.username + "?", body: "A one-time link that lets " + u.username + " create a new passkey on a new device. When they use it, every passkey and session they have now ends. Give it to them over a channel you trust: whoever holds it can take over the account for 24 hours. You confirm with your own passkey next.", action: "Create recovery invite" })) return;
+    const grant = await stepUp("recovery_invite", u.id);
+    const r = await api("POST", "/v1/admin/users/" + u.id + "/recovery-invite", { expires_in_hours: 24 }, { stepUp: grant });
     replace(slot, h("div", { class: "panel panel-accent", id: "recovery-result" },
       h("div", { class: "panel-head" }, h("h2", null, "Recovery invite for " + u.username)),
       h("p", { class: "muted" }, "Shown only now: the server keeps only its hash. Valid until " + when(r.invite.expires_at) + ", once."),
@@ -544,8 +570,8 @@
       }),
       action("Recovery invite", "", () => recoveryInvite(u, recovery)),
       action("Delete user", "btn-danger", async () => {
-        if (!await confirmDialog({ title: "Delete " + u.username + " for good?", body: "Their account, passkeys, devices, sessions, key packages and group memberships are deleted. This cannot be undone.", action: "Delete user", danger: true, typed: u.username })) return;
-        await api("DELETE", "/v1/admin/users/" + u.id);
+        if (!await confirmDialog({ title: "Delete " + u.username + " for good?", body: "Their account, passkeys, devices, sessions, key packages and group memberships are deleted. This cannot be undone. You confirm with your own passkey next.", action: "Delete user", danger: true, typed: u.username })) return;
+        await api("DELETE", "/v1/admin/users/" + u.id, undefined, { stepUp: await stepUp("delete_user", u.id) });
         toast(u.username + " deleted"); go("/users");
       }, self));
     const facts = h("dl", { class: "facts" },
@@ -600,7 +626,10 @@
       ev.preventDefault();
       busy(submit, async () => {
         try {
-          const res = await api("POST", "/v1/admin/invites", { role: role.value, expires_in_hours: Number(expires.value), uses: Number(uses.value) });
+          // An admin invite needs the admin's passkey too: a stolen
+          // session token alone must not mint admins.
+          const grant = role.value === "admin" ? await stepUp("admin_invite") : undefined;
+          const res = await api("POST", "/v1/admin/invites", { role: role.value, expires_in_hours: Number(expires.value), uses: Number(uses.value) }, { stepUp: grant });
           replace(result, h("div", { class: "panel panel-accent", id: "invite-result" },
             h("div", { class: "panel-head" }, h("h2", null, "Invite created"), badge(res.invite.role, res.invite.role === "admin" ? "accent" : "")),
             h("p", { class: "muted" }, "The code is shown only now: the server keeps only its hash. Send the link or the code to the person you invite."),
@@ -689,6 +718,8 @@
     "auth.clone_warning": "Cloned passkey blocked",
     "auth.admin_denied": "Refused admin request",
     "audit.pruned": "Old entries deleted",
+    "user.recovery_invite": "Created recovery invite",
+    "auth.step_up_denied": "Refused without passkey check",
   };
 
   /** @param {any} d */
@@ -696,7 +727,7 @@
     return Object.entries(d || {}).map(([k, v]) => k + "=" + (v === null ? "reset" : typeof v === "object" ? JSON.stringify(v) : String(v))).join(" · ");
   }
 
-  const WARN = new Set(["auth.login_failed", "auth.clone_warning", "auth.admin_denied", "user.delete", "user.disable"]);
+  const WARN = new Set(["auth.login_failed", "auth.clone_warning", "auth.admin_denied", "auth.step_up_denied", "user.delete", "user.disable", "user.recovery_invite"]);
 
   /** @param {any} e */
   function auditTarget(e) {

@@ -390,9 +390,12 @@ func (e RequestOptionsUserVerification) Valid() bool {
 // Defines values for StepUpBeginInputBodyOperation.
 const (
 	StepUpBeginInputBodyOperationAddPasskey       StepUpBeginInputBodyOperation = "add_passkey"
+	StepUpBeginInputBodyOperationAdminInvite      StepUpBeginInputBodyOperation = "admin_invite"
 	StepUpBeginInputBodyOperationDeleteAccount    StepUpBeginInputBodyOperation = "delete_account"
 	StepUpBeginInputBodyOperationDeletePasskey    StepUpBeginInputBodyOperation = "delete_passkey"
+	StepUpBeginInputBodyOperationDeleteUser       StepUpBeginInputBodyOperation = "delete_user"
 	StepUpBeginInputBodyOperationEndOtherSessions StepUpBeginInputBodyOperation = "end_other_sessions"
+	StepUpBeginInputBodyOperationRecoveryInvite   StepUpBeginInputBodyOperation = "recovery_invite"
 )
 
 // Valid indicates whether the value is a known member of the StepUpBeginInputBodyOperation enum.
@@ -400,11 +403,17 @@ func (e StepUpBeginInputBodyOperation) Valid() bool {
 	switch e {
 	case StepUpBeginInputBodyOperationAddPasskey:
 		return true
+	case StepUpBeginInputBodyOperationAdminInvite:
+		return true
 	case StepUpBeginInputBodyOperationDeleteAccount:
 		return true
 	case StepUpBeginInputBodyOperationDeletePasskey:
 		return true
+	case StepUpBeginInputBodyOperationDeleteUser:
+		return true
 	case StepUpBeginInputBodyOperationEndOtherSessions:
+		return true
+	case StepUpBeginInputBodyOperationRecoveryInvite:
 		return true
 	default:
 		return false
@@ -414,9 +423,12 @@ func (e StepUpBeginInputBodyOperation) Valid() bool {
 // Defines values for StepUpGrantOperation.
 const (
 	StepUpGrantOperationAddPasskey       StepUpGrantOperation = "add_passkey"
+	StepUpGrantOperationAdminInvite      StepUpGrantOperation = "admin_invite"
 	StepUpGrantOperationDeleteAccount    StepUpGrantOperation = "delete_account"
 	StepUpGrantOperationDeletePasskey    StepUpGrantOperation = "delete_passkey"
+	StepUpGrantOperationDeleteUser       StepUpGrantOperation = "delete_user"
 	StepUpGrantOperationEndOtherSessions StepUpGrantOperation = "end_other_sessions"
+	StepUpGrantOperationRecoveryInvite   StepUpGrantOperation = "recovery_invite"
 )
 
 // Valid indicates whether the value is a known member of the StepUpGrantOperation enum.
@@ -424,11 +436,17 @@ func (e StepUpGrantOperation) Valid() bool {
 	switch e {
 	case StepUpGrantOperationAddPasskey:
 		return true
+	case StepUpGrantOperationAdminInvite:
+		return true
 	case StepUpGrantOperationDeleteAccount:
 		return true
 	case StepUpGrantOperationDeletePasskey:
 		return true
+	case StepUpGrantOperationDeleteUser:
+		return true
 	case StepUpGrantOperationEndOtherSessions:
+		return true
+	case StepUpGrantOperationRecoveryInvite:
 		return true
 	default:
 		return false
@@ -1888,6 +1906,9 @@ type StepUpBeginInputBody struct {
 
 	// PasskeyId For delete_passkey: the passkey to delete (the grant is good for it only)
 	PasskeyId *openapi_types.UUID `json:"passkey_id,omitempty"`
+
+	// UserId For recovery_invite and delete_user (admins only): the user acted on (the grant is good for them only)
+	UserId *openapi_types.UUID `json:"user_id,omitempty"`
 }
 
 // StepUpBeginInputBodyOperation The account change the step-up is for
@@ -1915,6 +1936,9 @@ type StepUpGrant struct {
 
 	// StepUp Send as the Sovereign-Step-Up header of the operation, once, before expires_at
 	StepUp string `json:"step_up"`
+
+	// UserId For recovery_invite and delete_user: the user it allows acting on
+	UserId *openapi_types.UUID `json:"user_id,omitempty"`
 }
 
 // StepUpGrantOperation The operation it allows
@@ -2081,6 +2105,12 @@ type AdminListInvitesParams struct {
 	All *bool `form:"all,omitempty" json:"all,omitempty"`
 }
 
+// AdminCreateInviteParams defines parameters for AdminCreateInvite.
+type AdminCreateInviteParams struct {
+	// SovereignStepUp For an admin invite only: a step-up grant from stepUpFinish, made by this admin session for admin_invite within the last 60 seconds; single use. Without a valid one an admin invite is refused with 403 step_up_required; a member invite needs none.
+	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
+}
+
 // AdminListUsersParams defines parameters for AdminListUsers.
 type AdminListUsersParams struct {
 	// Q Part of a username or display name (any case)
@@ -2091,6 +2121,18 @@ type AdminListUsersParams struct {
 
 	// Limit Page size
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// AdminDeleteUserParams defines parameters for AdminDeleteUser.
+type AdminDeleteUserParams struct {
+	// SovereignStepUp Step-up grant from stepUpFinish, made by this admin session for delete_user and this user within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
+	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
+}
+
+// AdminCreateRecoveryInviteParams defines parameters for AdminCreateRecoveryInvite.
+type AdminCreateRecoveryInviteParams struct {
+	// SovereignStepUp Step-up grant from stepUpFinish, made by this admin session for recovery_invite and this user within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
+	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
 }
 
 // UploadAttachmentParams defines parameters for UploadAttachment.
@@ -2360,25 +2402,25 @@ type ClientInterface interface {
 
 	// AdminCreateInviteWithBody Create an invite
 	//
-	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-	AdminCreateInviteWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateInviteWithBody(ctx context.Context, params *AdminCreateInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminCreateInvite Create an invite
 	//
-	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-	AdminCreateInvite(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateInvite(ctx context.Context, params *AdminCreateInviteParams, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminRevokeInvite Revoke an invite
 	//
@@ -2440,12 +2482,12 @@ type ClientInterface interface {
 
 	// AdminDeleteUser Delete a user
 	//
-	// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+	// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Needs a step-up by the admin's own passkey, made for delete_user and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one). Recorded in the audit log.
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
-	AdminDeleteUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminDeleteUser(ctx context.Context, id openapi_types.UUID, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminGetUser Read a user
 	//
@@ -2476,25 +2518,25 @@ type ClientInterface interface {
 
 	// AdminCreateRecoveryInviteWithBody Make a recovery invite for a user
 	//
-	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-	AdminCreateRecoveryInviteWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateRecoveryInviteWithBody(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminCreateRecoveryInvite Make a recovery invite for a user
 	//
-	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-	AdminCreateRecoveryInvite(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminCreateRecoveryInvite(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminRemoveUserFromGroups Remove a user from all groups
 	//
@@ -2697,7 +2739,7 @@ type ClientInterface interface {
 
 	// StepUpBeginWithBody Begin a step-up
 	//
-	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2706,7 +2748,7 @@ type ClientInterface interface {
 
 	// StepUpBegin Begin a step-up
 	//
-	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2715,7 +2757,7 @@ type ClientInterface interface {
 
 	// StepUpFinishWithBody Finish a step-up
 	//
-	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2724,7 +2766,7 @@ type ClientInterface interface {
 
 	// StepUpFinish Finish a step-up
 	//
-	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3163,15 +3205,15 @@ func (c *Client) AdminListInvites(ctx context.Context, params *AdminListInvitesP
 
 // AdminCreateInviteWithBody Create an invite
 //
-// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-func (c *Client) AdminCreateInviteWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateInviteRequestWithBody(c.Server, contentType, body)
+func (c *Client) AdminCreateInviteWithBody(ctx context.Context, params *AdminCreateInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateInviteRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3184,15 +3226,15 @@ func (c *Client) AdminCreateInviteWithBody(ctx context.Context, contentType stri
 
 // AdminCreateInvite Create an invite
 //
-// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-func (c *Client) AdminCreateInvite(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateInviteRequest(c.Server, body)
+func (c *Client) AdminCreateInvite(ctx context.Context, params *AdminCreateInviteParams, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateInviteRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3323,13 +3365,13 @@ func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParam
 
 // AdminDeleteUser Delete a user
 //
-// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Needs a step-up by the admin's own passkey, made for delete_user and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one). Recorded in the audit log.
 //
 // Requires the admin role (403 otherwise).
 //
 // Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
-func (c *Client) AdminDeleteUser(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminDeleteUserRequest(c.Server, id)
+func (c *Client) AdminDeleteUser(ctx context.Context, id openapi_types.UUID, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3399,15 +3441,15 @@ func (c *Client) AdminEnableUser(ctx context.Context, id openapi_types.UUID, req
 
 // AdminCreateRecoveryInviteWithBody Make a recovery invite for a user
 //
-// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-func (c *Client) AdminCreateRecoveryInviteWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateRecoveryInviteRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) AdminCreateRecoveryInviteWithBody(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateRecoveryInviteRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3420,15 +3462,15 @@ func (c *Client) AdminCreateRecoveryInviteWithBody(ctx context.Context, id opena
 
 // AdminCreateRecoveryInvite Make a recovery invite for a user
 //
-// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-func (c *Client) AdminCreateRecoveryInvite(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminCreateRecoveryInviteRequest(c.Server, id, body)
+func (c *Client) AdminCreateRecoveryInvite(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateRecoveryInviteRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3870,7 +3912,7 @@ func (c *Client) RegisterFinish(ctx context.Context, body RegisterFinishJSONRequ
 
 // StepUpBeginWithBody Begin a step-up
 //
-// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3889,7 +3931,7 @@ func (c *Client) StepUpBeginWithBody(ctx context.Context, contentType string, bo
 
 // StepUpBegin Begin a step-up
 //
-// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3908,7 +3950,7 @@ func (c *Client) StepUpBegin(ctx context.Context, body StepUpBeginJSONRequestBod
 
 // StepUpFinishWithBody Finish a step-up
 //
-// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3927,7 +3969,7 @@ func (c *Client) StepUpFinishWithBody(ctx context.Context, contentType string, b
 
 // StepUpFinish Finish a step-up
 //
-// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4966,18 +5008,18 @@ func NewAdminListInvitesRequest(server string, params *AdminListInvitesParams) (
 }
 
 // NewAdminCreateInviteRequest calls the generic AdminCreateInvite builder with application/json body
-func NewAdminCreateInviteRequest(server string, body AdminCreateInviteJSONRequestBody) (*http.Request, error) {
+func NewAdminCreateInviteRequest(server string, params *AdminCreateInviteParams, body AdminCreateInviteJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminCreateInviteRequestWithBody(server, "application/json", bodyReader)
+	return NewAdminCreateInviteRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewAdminCreateInviteRequestWithBody constructs an http.Request for the AdminCreateInvite method, with any body, and a specified content type
-func NewAdminCreateInviteRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminCreateInviteRequestWithBody(server string, params *AdminCreateInviteParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5001,6 +5043,21 @@ func NewAdminCreateInviteRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.SovereignStepUp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Sovereign-Step-Up", *params.SovereignStepUp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Sovereign-Step-Up", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -5212,7 +5269,7 @@ func NewAdminListUsersRequest(server string, params *AdminListUsersParams) (*htt
 }
 
 // NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
-func NewAdminDeleteUserRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+func NewAdminDeleteUserRequest(server string, id openapi_types.UUID, params *AdminDeleteUserParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -5240,6 +5297,21 @@ func NewAdminDeleteUserRequest(server string, id openapi_types.UUID) (*http.Requ
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.SovereignStepUp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Sovereign-Step-Up", *params.SovereignStepUp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Sovereign-Step-Up", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -5348,18 +5420,18 @@ func NewAdminEnableUserRequest(server string, id openapi_types.UUID) (*http.Requ
 }
 
 // NewAdminCreateRecoveryInviteRequest calls the generic AdminCreateRecoveryInvite builder with application/json body
-func NewAdminCreateRecoveryInviteRequest(server string, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody) (*http.Request, error) {
+func NewAdminCreateRecoveryInviteRequest(server string, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, body AdminCreateRecoveryInviteJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminCreateRecoveryInviteRequestWithBody(server, id, "application/json", bodyReader)
+	return NewAdminCreateRecoveryInviteRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewAdminCreateRecoveryInviteRequestWithBody constructs an http.Request for the AdminCreateRecoveryInvite method, with any body, and a specified content type
-func NewAdminCreateRecoveryInviteRequestWithBody(server string, id openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminCreateRecoveryInviteRequestWithBody(server string, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -5390,6 +5462,21 @@ func NewAdminCreateRecoveryInviteRequestWithBody(server string, id openapi_types
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.SovereignStepUp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Sovereign-Step-Up", *params.SovereignStepUp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Sovereign-Step-Up", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7523,25 +7610,25 @@ type ClientWithResponsesInterface interface {
 
 	// AdminCreateInviteWithBodyWithResponse Create an invite
 	//
-	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-	AdminCreateInviteWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error)
+	AdminCreateInviteWithBodyWithResponse(ctx context.Context, params *AdminCreateInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error)
 
 	// AdminCreateInviteWithResponse Create an invite
 	//
-	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+	// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-	AdminCreateInviteWithResponse(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error)
+	AdminCreateInviteWithResponse(ctx context.Context, params *AdminCreateInviteParams, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error)
 
 	// AdminRevokeInviteWithResponse Revoke an invite
 	//
@@ -7611,14 +7698,14 @@ type ClientWithResponsesInterface interface {
 
 	// AdminDeleteUserWithResponse Delete a user
 	//
-	// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+	// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Needs a step-up by the admin's own passkey, made for delete_user and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one). Recorded in the audit log.
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
-	AdminDeleteUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+	AdminDeleteUserWithResponse(ctx context.Context, id openapi_types.UUID, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
 
 	// AdminGetUserWithResponse Read a user
 	//
@@ -7655,25 +7742,25 @@ type ClientWithResponsesInterface interface {
 
 	// AdminCreateRecoveryInviteWithBodyWithResponse Make a recovery invite for a user
 	//
-	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-	AdminCreateRecoveryInviteWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error)
+	AdminCreateRecoveryInviteWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error)
 
 	// AdminCreateRecoveryInviteWithResponse Make a recovery invite for a user
 	//
-	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+	// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 	//
 	// Requires the admin role (403 otherwise).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-	AdminCreateRecoveryInviteWithResponse(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error)
+	AdminCreateRecoveryInviteWithResponse(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error)
 
 	// AdminRemoveUserFromGroupsWithResponse Remove a user from all groups
 	//
@@ -7888,7 +7975,7 @@ type ClientWithResponsesInterface interface {
 
 	// StepUpBeginWithBodyWithResponse Begin a step-up
 	//
-	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7897,7 +7984,7 @@ type ClientWithResponsesInterface interface {
 
 	// StepUpBeginWithResponse Begin a step-up
 	//
-	// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+	// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7906,7 +7993,7 @@ type ClientWithResponsesInterface interface {
 
 	// StepUpFinishWithBodyWithResponse Finish a step-up
 	//
-	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7915,7 +8002,7 @@ type ClientWithResponsesInterface interface {
 
 	// StepUpFinishWithResponse Finish a step-up
 	//
-	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+	// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13378,15 +13465,15 @@ func (c *ClientWithResponses) AdminListInvitesWithResponse(ctx context.Context, 
 
 // AdminCreateInviteWithBodyWithResponse Create an invite
 //
-// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-func (c *ClientWithResponses) AdminCreateInviteWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error) {
-	rsp, err := c.AdminCreateInviteWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateInviteWithBodyWithResponse(ctx context.Context, params *AdminCreateInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error) {
+	rsp, err := c.AdminCreateInviteWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13395,15 +13482,15 @@ func (c *ClientWithResponses) AdminCreateInviteWithBodyWithResponse(ctx context.
 
 // AdminCreateInviteWithResponse Create an invite
 //
-// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+// Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/invites (the `AdminCreateInvite` operationId).
-func (c *ClientWithResponses) AdminCreateInviteWithResponse(ctx context.Context, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error) {
-	rsp, err := c.AdminCreateInvite(ctx, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateInviteWithResponse(ctx context.Context, params *AdminCreateInviteParams, body AdminCreateInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateInviteResponse, error) {
+	rsp, err := c.AdminCreateInvite(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13514,15 +13601,15 @@ func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, pa
 
 // AdminDeleteUserWithResponse Delete a user
 //
-// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+// Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Needs a step-up by the admin's own passkey, made for delete_user and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one). Recorded in the audit log.
 //
 // Requires the admin role (403 otherwise).
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
-func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
-	rsp, err := c.AdminDeleteUser(ctx, id, reqEditors...)
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id openapi_types.UUID, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13582,15 +13669,15 @@ func (c *ClientWithResponses) AdminEnableUserWithResponse(ctx context.Context, i
 
 // AdminCreateRecoveryInviteWithBodyWithResponse Make a recovery invite for a user
 //
-// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-func (c *ClientWithResponses) AdminCreateRecoveryInviteWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error) {
-	rsp, err := c.AdminCreateRecoveryInviteWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateRecoveryInviteWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error) {
+	rsp, err := c.AdminCreateRecoveryInviteWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13599,15 +13686,15 @@ func (c *ClientWithResponses) AdminCreateRecoveryInviteWithBodyWithResponse(ctx 
 
 // AdminCreateRecoveryInviteWithResponse Make a recovery invite for a user
 //
-// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+// For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
 //
 // Requires the admin role (403 otherwise).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/admin/users/{id}/recovery-invite (the `AdminCreateRecoveryInvite` operationId).
-func (c *ClientWithResponses) AdminCreateRecoveryInviteWithResponse(ctx context.Context, id openapi_types.UUID, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error) {
-	rsp, err := c.AdminCreateRecoveryInvite(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) AdminCreateRecoveryInviteWithResponse(ctx context.Context, id openapi_types.UUID, params *AdminCreateRecoveryInviteParams, body AdminCreateRecoveryInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateRecoveryInviteResponse, error) {
+	rsp, err := c.AdminCreateRecoveryInvite(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -13965,7 +14052,7 @@ func (c *ClientWithResponses) RegisterFinishWithResponse(ctx context.Context, bo
 
 // StepUpBeginWithBodyWithResponse Begin a step-up
 //
-// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13980,7 +14067,7 @@ func (c *ClientWithResponses) StepUpBeginWithBodyWithResponse(ctx context.Contex
 
 // StepUpBeginWithResponse Begin a step-up
 //
-// Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+// Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13995,7 +14082,7 @@ func (c *ClientWithResponses) StepUpBeginWithResponse(ctx context.Context, body 
 
 // StepUpFinishWithBodyWithResponse Finish a step-up
 //
-// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14010,7 +14097,7 @@ func (c *ClientWithResponses) StepUpFinishWithBodyWithResponse(ctx context.Conte
 
 // StepUpFinishWithResponse Finish a step-up
 //
-// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+// Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -83,7 +83,7 @@ export interface paths {
         put?: never;
         /**
          * Create an invite
-         * @description Makes an invite with a role, an expiry and a number of uses. The code is in this response only. Recorded in the audit log (without the code).
+         * @description Makes an invite with a role, an expiry and a number of uses. The code is in this response only. An invite granting the admin role needs a step-up by the admin's own passkey, made for admin_invite (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot mint admins. Recorded in the audit log (without the code).
          *
          *     Requires the admin role (403 otherwise).
          */
@@ -206,7 +206,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a user
-         * @description Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Recorded in the audit log.
+         * @description Deletes the account and everything that belongs to it: its devices leave their groups (with notices, reason `user_deleted`), its sessions end, and its passkeys, devices, key packages, memberships and device messages are deleted. Group messages it sent stay in the groups' histories. You cannot delete yourself or the last enabled admin (409). Needs a step-up by the admin's own passkey, made for delete_user and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one). Recorded in the audit log.
          *
          *     Requires the admin role (403 otherwise).
          */
@@ -271,7 +271,7 @@ export interface paths {
         put?: never;
         /**
          * Make a recovery invite for a user
-         * @description For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Recorded in the audit log (without the code).
+         * @description For a user who lost their passkeys or whose account was taken over: a one-use code (in this response only) with which the user registers a new passkey on a clean device (`recoverBegin`); the old passkeys and every session end then. Needs a step-up by the admin's own passkey, made for recovery_invite and this user (`Sovereign-Step-Up` header; 403 `step_up_required` without a valid one), so a stolen admin token alone cannot take an account over. Recorded in the audit log (without the code).
          *
          *     Requires the admin role (403 otherwise).
          */
@@ -581,7 +581,7 @@ export interface paths {
         put?: never;
         /**
          * Begin a step-up
-         * @description Adding or deleting a passkey and ending all other sessions need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
+         * @description Adding or deleting a passkey, ending all other sessions and deleting the account need more than a session token: a fresh assertion by one of the account's passkeys, made for that operation. So do the admin operations that could turn a stolen admin token into stolen accounts (a recovery invite, an admin invite, deleting a user; 403 `admin_required` for a member). This returns WebAuthn request options listing your usable passkeys; the challenge expires after the ceremony timeout (60 s by default). Rate-limited per client IP.
          */
         post: operations["stepUpBegin"];
         delete?: never;
@@ -601,7 +601,7 @@ export interface paths {
         put?: never;
         /**
          * Finish a step-up
-         * @description Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and (deleting a passkey) this passkey.
+         * @description Verifies the assertion against the pending step-up (which must belong to this session; consumed once) and returns a grant for the operation it was begun for: send it as the `Sovereign-Step-Up` header of that operation within 60 seconds. A grant is good once, for this session, this operation and its target (the passkey deleted, the user acted on).
          */
         post: operations["stepUpFinish"];
         delete?: never;
@@ -2557,12 +2557,17 @@ export interface components {
              * @description The account change the step-up is for
              * @enum {string}
              */
-            operation: "add_passkey" | "delete_passkey" | "end_other_sessions" | "delete_account";
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions" | "delete_account" | "recovery_invite" | "admin_invite" | "delete_user";
             /**
              * Format: uuid
              * @description For delete_passkey: the passkey to delete (the grant is good for it only)
              */
             passkey_id?: string;
+            /**
+             * Format: uuid
+             * @description For recovery_invite and delete_user (admins only): the user acted on (the grant is good for them only)
+             */
+            user_id?: string;
         };
         StepUpFinishInputBody: {
             /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
@@ -2580,7 +2585,7 @@ export interface components {
              * @description The operation it allows
              * @enum {string}
              */
-            operation: "add_passkey" | "delete_passkey" | "end_other_sessions" | "delete_account";
+            operation: "add_passkey" | "delete_passkey" | "end_other_sessions" | "delete_account" | "recovery_invite" | "admin_invite" | "delete_user";
             /**
              * Format: uuid
              * @description For delete_passkey: the passkey it allows deleting
@@ -2588,6 +2593,11 @@ export interface components {
             passkey_id?: string;
             /** @description Send as the Sovereign-Step-Up header of the operation, once, before expires_at */
             step_up: string;
+            /**
+             * Format: uuid
+             * @description For recovery_invite and delete_user: the user it allows acting on
+             */
+            user_id?: string;
         };
         SyncOutputBody: {
             /** @description Events after the cursor, in seq order; empty when the wait timed out */
@@ -2931,7 +2941,10 @@ export interface operations {
     adminCreateInvite: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description For an admin invite only: a step-up grant from stepUpFinish, made by this admin session for admin_invite within the last 60 seconds; single use. Without a valid one an admin invite is refused with 403 step_up_required; a member invite needs none. */
+                "Sovereign-Step-Up"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3396,7 +3409,10 @@ export interface operations {
     adminDeleteUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made by this admin session for delete_user and this user within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path: {
                 /** @description User id */
                 id: string;
@@ -3616,7 +3632,10 @@ export interface operations {
     adminCreateRecoveryInvite: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Step-up grant from stepUpFinish, made by this admin session for recovery_invite and this user within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                "Sovereign-Step-Up"?: string;
+            };
             path: {
                 /** @description User id */
                 id: string;
