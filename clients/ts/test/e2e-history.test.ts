@@ -55,6 +55,7 @@ class App {
     this.loop = this.client.run(this.ctrl.signal, { transport, pollTimeout: 2 }).catch(() => {})
   }
   async stop() {
+    if (this.ctrl.signal.aborted) return
     this.ctrl.abort()
     await this.loop
     this.client.stop()
@@ -70,7 +71,8 @@ async function until(what: string, cond: () => boolean, ms = 60_000) {
 }
 
 test("history verification: a dropped or reordered message is detected, an honest run raises no alarm", { timeout: 600_000 }, async () => {
-  const srv = await ServerProcess.start([])
+  // The honest run sends 1,000 messages within a minute or two: lift the per-user send budget.
+  const srv = await ServerProcess.start(["--messages-per-minute", "100000"])
   cleanups.push(() => srv.cleanup())
   const open = async (name: string, inviteCode: string, f?: typeof fetch) => {
     const c = await SovereignClient.open({
@@ -78,7 +80,9 @@ test("history verification: a dropped or reordered message is detected, an hones
     })
     await c.register({ inviteCode, username: name, displayName: name, deviceName: name + "'s device" })
     await c.replenishKeyPackages()
-    return new App(c)
+    const a = new App(c)
+    cleanups.push(() => a.stop()) // also when an assertion fails midway
+    return a
   }
   let aliceDevice = ""
   const fromAlice = (e: FeedEventJSON) => e.kind === "application" && e.sender_device_id === aliceDevice
@@ -183,8 +187,6 @@ test("history verification: a dropped or reordered message is detected, an hones
   console.log(`honest run: ${total} messages in 5 groups, sent and received in ${ms} ms (${(ms / total).toFixed(1)} ms per message)`)
   assert.equal(alice.mismatches.length, 0, `no alarm at Alice: ${JSON.stringify(alice.mismatches.map((m) => m.reason))}`)
   assert.equal(dave.mismatches.length, 0, `no alarm at Dave: ${JSON.stringify(dave.mismatches.map((m) => m.reason))}`)
-
-  for (const a of [alice, bob, carol, dave]) await a.stop()
 })
 
 // The fork a server could build by recomputing the whole chain for one
