@@ -118,11 +118,14 @@ type EventBody struct {
 	RecipientDeviceID string    `json:"recipient_device_id,omitempty" doc:"Set on events addressed to one device (welcomes)"`
 	ServerTime        time.Time `json:"server_time" doc:"Server timestamp (microsecond precision); never decreases along the sequence"`
 	Payload           []byte    `json:"payload" doc:"The MLSMessage as sent (base64); for notices, a JSON document with a type (for type new_device, see the NewDeviceNotice schema)"`
+	PrevHash          []byte    `json:"prev_hash,omitempty" doc:"Set on the group's chained events (every group event all members receive alike; not on welcomes or device notices): the hash of the group's previous chained event, 32 zero bytes for its first (base64). See docs/verification.md"`
+	Hash              []byte    `json:"hash,omitempty" doc:"Set with prev_hash: SHA-256 over a label, group_id, prev_hash, seq, kind, epoch, sender_device_id and payload (base64). See docs/verification.md"`
 }
 
 func eventBody(e *models.Event) EventBody {
 	b := EventBody{Seq: e.Seq, ID: e.ID, Kind: string(e.Kind), Epoch: e.Epoch, SenderDeviceID: e.SenderDeviceID,
-		RecipientDeviceID: e.RecipientDeviceID, ServerTime: e.ServerTime, Payload: e.Payload}
+		RecipientDeviceID: e.RecipientDeviceID, ServerTime: e.ServerTime, Payload: e.Payload,
+		PrevHash: e.PrevHash, Hash: e.Hash}
 	if e.GroupID != nil {
 		b.GroupID = encodeGroupID(e.GroupID)
 	}

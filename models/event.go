@@ -30,6 +30,11 @@ type Event struct {
 	SenderDeviceID    string
 	RecipientDeviceID string
 	Payload           []byte
+	// PrevHash and Hash place a chained event (see Chained) on its group's
+	// hash chain (ChainHash); both nil for other events and for events
+	// stored before the chain existed.
+	PrevHash []byte
+	Hash     []byte
 }
 
 // Publisher is told about committed changes that live streams must see. It

@@ -98,6 +98,9 @@ func insertEventRow(ctx context.Context, tx *Tx, ev *models.Event, stored []byte
 		return fmt.Errorf("insert %s event: %w", ev.Kind, err)
 	}
 	tx.w.maxSeq = max(tx.w.maxSeq, ev.Seq)
+	if ev.Chained() {
+		return appendChain(ctx, tx, ev, len(stored))
+	}
 	if ev.GroupID != nil {
 		upd, err := tx.stmt(ctx, qAddGroupBytes)
 		if err != nil {
@@ -147,6 +150,8 @@ type eventRow struct {
 	SenderDeviceID    sql.NullString `bun:"sender_device_id"`
 	RecipientDeviceID sql.NullString `bun:"recipient_device_id"`
 	Payload           []byte         `bun:"payload"`
+	PrevHash          []byte         `bun:"prev_hash"`
+	Hash              []byte         `bun:"hash"`
 }
 
 func (r *eventRow) event() *models.Event {
@@ -159,6 +164,8 @@ func (r *eventRow) event() *models.Event {
 		SenderDeviceID:    r.SenderDeviceID.String,
 		RecipientDeviceID: r.RecipientDeviceID.String,
 		Payload:           r.Payload,
+		PrevHash:          r.PrevHash,
+		Hash:              r.Hash,
 	}
 	if r.Epoch.Valid {
 		e := uint64(r.Epoch.Int64)

@@ -25,7 +25,8 @@ const MaxFeedPage = 1000
 // points at its commit's stored Welcome (welcome_id) reads those bytes as
 // its payload, so it is delivered as if it held them.
 const eventColumns = `e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.sender_device_id, e.recipient_device_id,
-  CASE WHEN e.welcome_id IS NULL THEN e.payload ELSE (SELECT w.payload FROM welcomes w WHERE w.id = e.welcome_id) END AS payload`
+  CASE WHEN e.welcome_id IS NULL THEN e.payload ELSE (SELECT w.payload FROM welcomes w WHERE w.id = e.welcome_id) END AS payload,
+  e.prev_hash, e.hash`
 
 // feedSQL selects the feed of device ?2 after cursor ?1, in seq order, at
 // most ?3 rows (a page plus one, to tell whether more are waiting).
@@ -107,7 +108,7 @@ func (s *Store) readFeed(ctx context.Context, deviceID string, after int64, n in
 	var rows []eventRow // most reads are of an empty or short backlog: no up-front buffer
 	for rs.Next() {
 		var r eventRow
-		if err := rs.Scan(&r.Seq, &r.ID, &r.ServerTS, &r.Kind, &r.GroupID, &r.Epoch, &r.SenderDeviceID, &r.RecipientDeviceID, &r.Payload); err != nil {
+		if err := rs.Scan(&r.Seq, &r.ID, &r.ServerTS, &r.Kind, &r.GroupID, &r.Epoch, &r.SenderDeviceID, &r.RecipientDeviceID, &r.Payload, &r.PrevHash, &r.Hash); err != nil {
 			return nil, fmt.Errorf("read feed: %w", err)
 		}
 		rows = append(rows, r)

@@ -21,6 +21,11 @@ FROM groups g WHERE g.id = ?`
 	qInsertEvent = `INSERT INTO events (id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload, welcome_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
 	qAddGroupBytes = `UPDATE groups SET bytes_used = bytes_used + ? WHERE id = ?`
+	// qChainHead, qSetEventChain and qAdvanceChain keep a group's hash
+	// chain (chain.go).
+	qChainHead     = `SELECT chain_head FROM groups WHERE id = ?`
+	qSetEventChain = `UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?`
+	qAdvanceChain  = `UPDATE groups SET bytes_used = bytes_used + ?, chain_head = ? WHERE id = ?`
 	qActiveMembers = `SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`
 	qIdemLookup    = `SELECT request_hash, response FROM idempotency_keys WHERE device_id = ? AND key = ?`
 	qIdemSave      = `INSERT INTO idempotency_keys (device_id, key, request_hash, response, created_at) VALUES (?, ?, ?, ?, ?)`
@@ -36,7 +41,7 @@ ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, version = push_outbox.
 	qRollbackSavepoint = `ROLLBACK TO uc`
 )
 
-var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qActiveMembers, qIdemLookup, qIdemSave, qPushEnqueue,
+var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qChainHead, qSetEventChain, qAdvanceChain, qActiveMembers, qIdemLookup, qIdemSave, qPushEnqueue,
 	qSavepoint, qReleaseSavepoint, qRollbackSavepoint}
 
 // prepareHot prepares the hot statements on the writer's connection. It

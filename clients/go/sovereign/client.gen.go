@@ -1260,6 +1260,9 @@ type EventBody struct {
 	// GroupId MLS group_id, base64url without padding
 	GroupId *string `json:"group_id,omitempty"`
 
+	// Hash Set with prev_hash: SHA-256 over a label, group_id, prev_hash, seq, kind, epoch, sender_device_id and payload (base64). See docs/verification.md
+	Hash *[]byte `json:"hash,omitempty"`
+
 	// Id Server-assigned UUID of the event
 	Id string `json:"id"`
 
@@ -1268,6 +1271,9 @@ type EventBody struct {
 
 	// Payload The MLSMessage as sent (base64); for notices, a JSON document with a type (for type new_device, see the NewDeviceNotice schema)
 	Payload []byte `json:"payload"`
+
+	// PrevHash Set on the group's chained events (every group event all members receive alike; not on welcomes or device notices): the hash of the group's previous chained event, 32 zero bytes for its first (base64). See docs/verification.md
+	PrevHash *[]byte `json:"prev_hash,omitempty"`
 
 	// RecipientDeviceId Set on events addressed to one device (welcomes)
 	RecipientDeviceId *string `json:"recipient_device_id,omitempty"`

@@ -13,6 +13,7 @@ import type { components, paths } from "./schema.js"
 import { fromBase64, toBase64, toBase64url, utf8 } from "./bytes.js"
 import { ApiError, type Problem } from "./errors.js"
 import { Feed, pollOnce, type FeedEvent, type Transport } from "./feed.js"
+import { HistoryVerifier, decodeHead, encodeHead, type HistoryMismatch } from "./chain.js"
 import { MlsClient, MlsError, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
 import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
@@ -93,6 +94,9 @@ export interface ClientEvent {
 
 export type Listener = (e: ClientEvent) => void | Promise<void>
 
+/** Told about each history_mismatch found (docs/verification.md). */
+export type HistoryListener = (m: HistoryMismatch) => void | Promise<void>
+
 /** A simple FIFO async mutex. */
 class Mutex {
   private tail: Promise<void> = Promise.resolve()
@@ -136,6 +140,11 @@ export class SovereignClient {
   private mlsClient?: MlsClient
   private readonly lock = new Mutex()
   private readonly listeners = new Set<Listener>()
+  private readonly historyListeners = new Set<HistoryListener>()
+  /** The group chains this client follows (docs/verification.md). */
+  readonly history = new HistoryVerifier()
+  /** Every history_mismatch found since the client was opened. */
+  readonly historyMismatches: HistoryMismatch[] = []
   private cursor = 0
   private ackedSeq = 0
   private ackTimer?: ReturnType<typeof setTimeout>
@@ -730,7 +739,7 @@ export class SovereignClient {
       const r = await this.lock.run(async () => {
         let bytes: Uint8Array
         try {
-          bytes = (await this.mls.encrypt(groupId, plaintext)).message
+          bytes = (await this.mls.encrypt(groupId, plaintext, encodeHead(this.history.head(groupId)))).message
         } catch (e) {
           // A member left and its Remove proposal is not committed yet: MLS
           // sends nothing in an epoch with proposals pending, so commit it
@@ -797,6 +806,16 @@ export class SovereignClient {
 
   // --- the feed ---------------------------------------------------------------------
 
+  /**
+   * Registers a listener for history_mismatch findings: the server withheld,
+   * reordered or forked a group's history for this device (or for the
+   * member whose message showed it). Returns a function removing it.
+   */
+  onHistoryMismatch(l: HistoryListener): () => void {
+    this.historyListeners.add(l)
+    return () => this.historyListeners.delete(l)
+  }
+
   /** Registers a listener for processed feed events; returns a function removing it. */
   on(l: Listener): () => void {
     this.listeners.add(l)
@@ -809,7 +828,11 @@ export class SovereignClient {
    * listeners run and before the seq is acknowledged.
    */
   async process(ev: FeedEvent): Promise<ClientEvent | undefined> {
+    const found: HistoryMismatch[] = []
     const out = await this.lock.run(async () => {
+      // The chain is checked before the cursor: an event below it that this
+      // device never saw is a reordering, not a duplicate.
+      found.push(...this.history.observe(ev))
       if (ev.seq <= this.cursor) return undefined
       let result: ClientEvent["result"]
       if (ev.kind === "notice") {
@@ -825,11 +848,18 @@ export class SovereignClient {
             : { kind: "notice", notice }
       } else {
         result = await this.mls.receive(ev)
+        if (result.kind === "application") {
+          found.push(...this.history.memberHead(result.groupId, decodeHead(result.authenticatedData), result.senderDeviceId))
+        }
       }
       this.cursor = ev.seq
       await this.store.putCursor(ev.seq)
       return { seq: ev.seq, eventId: ev.id, kind: ev.kind, groupId: ev.groupId ?? (result.kind === "joined" ? result.groupId : undefined), result, event: ev }
     })
+    for (const m of found) {
+      this.historyMismatches.push(m)
+      for (const l of this.historyListeners) await l(m)
+    }
     if (!out) return undefined
     this.scheduleAck()
     if (out.result.kind === "notice" && isKeyPackagesLow(out.result.notice)) this.replenishSoon()

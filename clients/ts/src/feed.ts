@@ -22,6 +22,10 @@ export interface FeedEvent {
   recipientDeviceId?: string
   serverTime: string
   payload: Uint8Array
+  /** The group chain's previous hash (chained group events only; docs/verification.md). */
+  prevHash?: Uint8Array
+  /** This event's chain hash. */
+  hash?: Uint8Array
 }
 
 export function decodeFeedEvent(e: FeedEventJSON): FeedEvent {
@@ -36,6 +40,8 @@ export function decodeFeedEvent(e: FeedEventJSON): FeedEvent {
     recipientDeviceId: e.recipient_device_id || undefined,
     serverTime: e.server_time,
     payload: fromBase64(e.payload ?? ""),
+    prevHash: e.prev_hash ? fromBase64(e.prev_hash) : undefined,
+    hash: e.hash ? fromBase64(e.hash) : undefined,
   }
 }
 

@@ -5,6 +5,7 @@
 // "@sovereign-im/client/testing".
 export * from "./attachments.js"
 export * from "./bytes.js"
+export * from "./chain.js"
 export * from "./errors.js"
 export * from "./feed.js"
 export * from "./mls.js"

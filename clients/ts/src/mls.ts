@@ -164,7 +164,15 @@ export interface MlsEvent {
 }
 
 export type Received =
-  | { kind: "application"; groupId: Uint8Array; epoch: number; plaintext: Uint8Array; senderDeviceId: string }
+  | {
+      kind: "application"
+      groupId: Uint8Array
+      epoch: number
+      plaintext: Uint8Array
+      senderDeviceId: string
+      /** The message's MLS authenticated data (the sender's chain head, see chain.ts). */
+      authenticatedData: Uint8Array
+    }
   | {
       kind: "commit"
       groupId: Uint8Array
@@ -471,7 +479,7 @@ export class MlsClient {
   }
 
   /** Encrypts an application message; the returned bytes go to the server as is. */
-  async encrypt(groupId: Uint8Array, plaintext: Uint8Array): Promise<{ message: Uint8Array; epoch: number }> {
+  async encrypt(groupId: Uint8Array, plaintext: Uint8Array, authenticatedData?: Uint8Array): Promise<{ message: Uint8Array; epoch: number }> {
     const { rec, state } = await this.load(groupId)
     if (state.groupActiveState.kind !== "active") throw new MlsError("we are no longer a member of this group")
     // ts-mls pads the encoded content up to padUntilLength; with a bound on
@@ -486,7 +494,7 @@ export class MlsClient {
           },
         }
       : state
-    const r = await createApplicationMessage(padded, plaintext, this.cs)
+    const r = await createApplicationMessage(padded, plaintext, this.cs, authenticatedData)
     // The sending generation is consumed whether or not the send succeeds: persist first.
     await this.save(groupId, { ...r.newState, clientConfig: this.config }, rec.lastSeq)
     for (const c of r.consumed) zeroOutUint8Array(c)
@@ -612,7 +620,8 @@ export class MlsClient {
 
     if (res.kind === "applicationMessage") {
       if (!senderDeviceId) throw new MlsError("application message from a sender without a device identity")
-      return { kind: "application", groupId: msgGroup, epoch: msgEpoch, plaintext: res.message, senderDeviceId }
+      const authenticatedData = m.wireformat === "mls_private_message" ? m.privateMessage.authenticatedData : new Uint8Array()
+      return { kind: "application", groupId: msgGroup, epoch: msgEpoch, plaintext: res.message, senderDeviceId, authenticatedData }
     }
     const contentType =
       m.wireformat === "mls_private_message" ? m.privateMessage.contentType : m.publicMessage.content.contentType

@@ -1882,6 +1882,8 @@ export interface components {
             epoch?: number;
             /** @description MLS group_id, base64url without padding */
             group_id?: string;
+            /** @description Set with prev_hash: SHA-256 over a label, group_id, prev_hash, seq, kind, epoch, sender_device_id and payload (base64). See docs/verification.md */
+            hash?: string;
             /** @description Server-assigned UUID of the event */
             id: string;
             /**
@@ -1891,6 +1893,8 @@ export interface components {
             kind: "application" | "proposal" | "commit" | "welcome" | "notice";
             /** @description The MLSMessage as sent (base64); for notices, a JSON document with a type (for type new_device, see the NewDeviceNotice schema) */
             payload: string;
+            /** @description Set on the group's chained events (every group event all members receive alike; not on welcomes or device notices): the hash of the group's previous chained event, 32 zero bytes for its first (base64). See docs/verification.md */
+            prev_hash?: string;
             /** @description Set on events addressed to one device (welcomes) */
             recipient_device_id?: string;
             /** @description Sending device; absent for server notices */

@@ -3,6 +3,8 @@
 // take the variable parts.
 export const t = {
   appName: "Sovereign",
+  historyMismatch:
+    "Warning: the server did not deliver this conversation's history as the other members see it (a message was withheld, reordered or changed). Compare with the others in person before trusting what you read here.",
   loading: "Opening…",
   // sign-in and registration
   signInTitle: "Sign in",

@@ -2,7 +2,7 @@
 // signs in, follows the feed (SSE with long-poll fallback, in the SDK),
 // handles 401 (signed out) and 410 (cursor older than retention), and wires
 // the conversations, the offline queue and my devices together.
-import { ApiError, FeedClosedError, SovereignClient, type Problem } from "@sovereign-im/client"
+import { ApiError, FeedClosedError, SovereignClient, toBase64url, type Problem } from "@sovereign-im/client"
 import { AppDB, SealedKeyValueStore, Sealer } from "../storage/db"
 import { Attachments } from "./attachments"
 import { Conversations } from "./conversations"
@@ -11,7 +11,7 @@ import { onAccountNotice } from "./notices"
 import { People } from "./people"
 import { Outbox } from "./outbox"
 import { BrowserPasskeys, deviceName } from "./passkeys"
-import { accountAlerts, banner, booted, me, network } from "./state"
+import { accountAlerts, banner, booted, historyWarnings, me, network } from "./state"
 import { t } from "../strings"
 
 /** How often an online device checks for conversations of mine it is not in yet (it joins them by external commit). */
@@ -61,6 +61,10 @@ export class Engine {
     })
     this.client.on((ev) => this.convs.onEvent(ev))
     this.client.on(onAccountNotice)
+    this.client.onHistoryMismatch((m) => {
+      const id = toBase64url(m.groupId)
+      if (!historyWarnings.value[id]) historyWarnings.value = { ...historyWarnings.value, [id]: m.reason }
+    })
   }
 
   get sdk(): SovereignClient {

@@ -64,6 +64,11 @@ export const openConversation = signal<string | null>(null)
 export const network = signal<"online" | "offline" | "connecting">(typeof navigator === "undefined" || navigator.onLine ? "connecting" : "offline")
 export const banner = signal<string | null>(null)
 export const toast = signal<string | null>(null)
+/**
+ * Conversations whose history the SDK found tampered with (history_mismatch,
+ * docs/verification.md), by conversation id: what was found, for the warning.
+ */
+export const historyWarnings = signal<Record<string, string>>({})
 
 /** An account notice to show in a banner (a new device, a passkey added or removed) with where to review it. */
 export interface AccountAlert {

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "preact/hooks"
 import { plainError } from "../core/errors"
 import { UserFacingError } from "../core/conversations"
-import { conversations, me, messages, nameOf, openConversation, showToast, type Message } from "../core/state"
+import { conversations, historyWarnings, me, messages, nameOf, openConversation, showToast, type Message } from "../core/state"
 import { t } from "../strings"
 import { ErrorText, TopBar, useEngine, when } from "./common"
 import { titleOf } from "./Chats"
@@ -133,6 +133,11 @@ export function Chat({ id }: { id: string }) {
       </TopBar>
       {c.state === "removed" && <p class="chat-note">{t.removedFromChat}</p>}
       {c.state === "rejoin" && <p class="chat-note">{t.rejoinNeeded}</p>}
+      {historyWarnings.value[id] && (
+        <div class="banner banner-alert" role="alert" id="history-warning" data-reason={historyWarnings.value[id]}>
+          <span>{t.historyMismatch}</span>
+        </div>
+      )}
       <div class="chat-body">
         <ol class="messages" id="messages" aria-live="polite">
           {list && list.length === 0 && <li class="msg-system">{t.noMessages}</li>}
