@@ -49,6 +49,8 @@ test("safety codes: equal for two people, new and equal after a third joins; the
   const [alice, bob, carol] = [await person(browser, "alice"), await person(browser, "bob"), await person(browser, "carol")];
   const people = [alice, bob, carol];
   try {
+    const res = await fetch(srv.baseURL + "/app/");
+    assert.match(res.headers.get("permissions-policy") ?? "", /camera=\(self\)/, "the app may use the camera (QR scan)");
     await register(alice, srv.memberInvite(), "alice", "Alice");
     await register(bob, srv.memberInvite(), "bob", "Bob");
     await register(carol, srv.memberInvite(), "carol", "Carol");

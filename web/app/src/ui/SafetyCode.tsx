@@ -14,11 +14,11 @@ import { ErrorText, useEngine } from "./common"
 
 /** The QR code of a text as SVG elements (no markup strings: Trusted Types are enforced). */
 function QrCode({ text }: { text: string }) {
-  const qr = useMemo(() => encode(text, { ecc: "M", border: 2 }), [text])
+  const qr = useMemo(() => encode(text, { ecc: "M", border: 4 }), [text])
   let d = ""
   qr.data.forEach((row, y) => row.forEach((dark, x) => dark && (d += `M${x} ${y}h1v1h-1z`)))
   return (
-    <svg id="safety-qr" class="safety-qr" viewBox={`0 0 ${qr.size} ${qr.size}`} width="208" height="208" role="img" aria-label={t.safetyQrLabel} data-payload={text} shape-rendering="crispEdges">
+    <svg id="safety-qr" class="safety-qr" viewBox={`0 0 ${qr.size} ${qr.size}`} width="232" height="232" role="img" aria-label={t.safetyQrLabel} data-payload={text} shape-rendering="crispEdges">
       <rect width={qr.size} height={qr.size} fill="#fff" />
       <path d={d} fill="#000" />
     </svg>
