@@ -6,7 +6,11 @@
 // is reset with a note that the members changed. (2) The history-mismatch
 // banner: Bob's feed is rewritten in his browser (long-poll answers, SSE
 // refused so the SDK falls back to long-poll) to drop one of Alice's
-// messages; his app shows the warning in the conversation. Any console
+// messages; his app shows the warning in the conversation. (3) The scan:
+// with Chromium's fake camera and a stand-in BarcodeDetector that "reads"
+// what the test shows it (Chromium on Linux has no detector), Bob's scan of
+// Alice's payload matches and marks the conversation verified; a payload
+// with another digest or epoch is told apart. Any console
 // error, page error or CSP violation fails a test.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -20,7 +24,8 @@ let srv, browser;
 before(async () => {
   mkdirSync(shots, { recursive: true });
   srv = await startServer();
-  browser = await launchBrowser();
+  // A fake camera for the scan test (its BarcodeDetector is stubbed: Chromium on Linux has none).
+  browser = await launchBrowser(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]);
 });
 
 after(async () => {
@@ -177,6 +182,62 @@ test("the history-mismatch banner shows when the server withholds a message from
     assert.deepEqual(people.flatMap((p) => p.problems), []);
   } finally {
     await bob.page.unrouteAll({ behavior: "ignoreErrors" });
+    for (const p of people) await p.ctx.close();
+  }
+});
+
+test("scanning the other person's QR code compares all of it", { timeout: 240000 }, async () => {
+  const alice = await person(browser, "alice3");
+  const bob = await person(browser, "bob3");
+  const people = [alice, bob];
+  // The stand-in detector returns window.__scan (set by the test) for every frame.
+  await bob.page.addInitScript(() => {
+    globalThis.BarcodeDetector = class {
+      async detect(video) {
+        if (!(video instanceof HTMLVideoElement) || video.readyState < 2) return [];
+        return globalThis.__scan ? [{ rawValue: globalThis.__scan, format: "qr_code" }] : [];
+      }
+    };
+  });
+  try {
+    await register(alice, srv.memberInvite(), "alice3", "Alice");
+    await register(bob, srv.memberInvite(), "bob3", "Bob");
+    await alice.page.click("#new-chat");
+    await alice.page.fill("#new-people", "bob3");
+    await alice.page.fill("#new-name", "Scan");
+    await alice.page.click("#new-start");
+    await alice.page.waitForSelector("#composer", { timeout: 30000 });
+    await bob.page.locator(`a.chat-item[data-chat="Scan"]`).waitFor({ timeout: 30000 });
+    await openChat(bob, "Scan");
+    for (const p of people) await p.page.click("#safety-toggle");
+    const a = await code(alice);
+    await codeAfter(bob, a.epoch - 1);
+
+    const scan = async (payload) => {
+      await bob.page.evaluate((v) => (globalThis.__scan = v), payload);
+      await bob.page.click("#safety-scan");
+      await bob.page.locator("#safety-video").waitFor({ timeout: 20000 }); // scanning (an earlier result is cleared)
+      await bob.page.locator("#safety-scan-result").waitFor({ timeout: 20000 });
+      const r = await bob.page.locator("#safety-scan-result").getAttribute("data-result");
+      await bob.page.evaluate(() => (globalThis.__scan = undefined));
+      return r;
+    };
+    // Another digest (one character changed), then another epoch: told apart, nothing marked.
+    const parts = a.qr.split(":");
+    const digest = parts[4];
+    const otherDigest = [...parts.slice(0, 4), (digest[0] === "A" ? "B" : "A") + digest.slice(1)].join(":");
+    assert.equal(await scan(otherDigest), "mismatch");
+    assert.match(await bob.page.locator("#safety-scan-result").textContent(), /do NOT match/);
+    assert.equal(await scan([...parts.slice(0, 3), String(a.epoch + 1), digest].join(":")), "other_epoch");
+    assert.equal(await scan("sovereign-safety:1:not-a-code"), "unreadable");
+    assert.equal(await bob.page.locator("#safety-verified").count(), 0);
+    // Alice's own payload: a match, and the conversation is marked verified.
+    assert.equal(await scan(a.qr), "match");
+    await bob.page.locator("#safety-verified").waitFor({ timeout: 10000 });
+    assert.equal(await bob.page.locator("#safety-verified").textContent(), `Marked as verified at epoch ${a.epoch}.`);
+    assert.equal(await bob.page.locator("#safety-video").count(), 0, "the camera is off again");
+    assert.deepEqual(people.flatMap((p) => p.problems), []);
+  } finally {
     for (const p of people) await p.ctx.close();
   }
 });

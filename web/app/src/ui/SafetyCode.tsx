@@ -130,7 +130,7 @@ export function SafetyPanel({ id }: { id: string }) {
           </button>
         )}
         {detectorClass() ? (
-          <button class="btn btn-small" type="button" id="safety-scan" aria-pressed={scanning} onClick={() => setScanning(!scanning)}>
+          <button class="btn btn-small" type="button" id="safety-scan" aria-pressed={scanning} onClick={() => { setResult(null); setScanning(!scanning) }}>
             {scanning ? t.safetyScanStop : t.safetyScan}
           </button>
         ) : (
