@@ -140,7 +140,8 @@ export class HistoryVerifier {
   snapshot(groupId: Uint8Array): ChainSnapshot | undefined {
     const c = this.chains.get(toHex(groupId))
     if (!c?.head) return undefined
-    const entries = [...c.seen.entries()].sort((a, b) => a[0] - b[0]).slice(-PERSISTED_HASHES)
+    // seen is in arrival order, which is seq order but for reordered events.
+    const entries = [...c.seen.entries()].slice(-PERSISTED_HASHES).sort((a, b) => a[0] - b[0])
     return { seen: entries.map(([seq, hex]) => ({ seq, hash: fromHex(hex) })) }
   }
 

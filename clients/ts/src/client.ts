@@ -878,7 +878,11 @@ export class SovereignClient {
           found.push(...this.history.memberHead(result.groupId, decodeHead(result.authenticatedData), result.committerDeviceId))
         }
       }
-      if (isChained(ev) && this.history.head(ev.groupId!)?.seq === ev.seq) {
+      if (result.kind === "joined" || (result.kind === "commit" && result.removedSelf)) {
+        // A new membership (a Welcome) starts this device's chain afresh; a removal ends it.
+        this.history.forget(result.groupId)
+        await this.store.deleteChain(result.groupId)
+      } else if (isChained(ev) && this.history.head(ev.groupId!)?.seq === ev.seq) {
         const snap = this.history.snapshot(ev.groupId!)
         if (snap) await this.store.putChain(ev.groupId!, snap)
       }
