@@ -5,7 +5,8 @@
 // detected at the first event after the restart; (b) commits carry their
 // sender's chain head too: a server that drops one of Alice's messages for
 // Bob and recomputes Bob's chain without it (continuity holds for Bob) is
-// caught by Alice's next commit, with no application message after it.
+// caught by Alice's next commit, with no application message after it;
+// (c) a member removed and added again starts a fresh chain (no false alarm).
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
 import { ServerProcess } from "./helpers/server.js"
@@ -169,4 +170,23 @@ test("history verification survives a restart, and commits carry their sender's 
   assert.equal(m.seq, last, "the commit's head names x2's seq")
   assert.equal(m.senderDeviceId, aliceDevice)
   assert.equal(alice.mismatches.length, 0, "Alice saw an honest history")
+
+  // (c) Removed, then added again by a Welcome: Dave's chain starts afresh,
+  // no false alarm for what he was not sent in between.
+  const dave = await register("dave", await srv.invite(), new MemoryKeyValueStore())
+  dave.start()
+  const g3 = await alice.client.createGroup()
+  await alice.client.addMembers(g3, ["dave"])
+  await until("dave joins", () => dave.joined.has(toHex(g3)))
+  await alice.client.send(g3, "d1")
+  await until("dave gets d1", () => dave.received.includes("d1"))
+  await alice.client.removeMembers(g3, ["dave"])
+  await alice.client.send(g3, "d2 (not for dave)")
+  dave.joined.clear()
+  await alice.client.addMembers(g3, ["dave"])
+  await until("dave is added again", () => dave.joined.has(toHex(g3)))
+  await alice.client.send(g3, "d3")
+  await until("dave gets d3", () => dave.received.includes("d3"))
+  assert.deepEqual(dave.received, ["d1", "d3"])
+  assert.deepEqual(dave.mismatches.map((m) => m.reason), [], "a new membership is not a gap")
 })
