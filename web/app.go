@@ -41,7 +41,7 @@ func AppHandler() http.Handler {
 		h := w.Header()
 		h.Set("Content-Security-Policy", appCSP)
 		h.Set("Cache-Control", "no-cache")
-		h.Set("Permissions-Policy", "publickey-credentials-get=(self), publickey-credentials-create=(self), camera=(), microphone=(self), geolocation=()")
+		h.Set("Permissions-Policy", "publickey-credentials-get=(self), publickey-credentials-create=(self), camera=(self), microphone=(self), geolocation=()")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

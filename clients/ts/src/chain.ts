@@ -5,7 +5,7 @@
 // on its own chain. A server that withholds, reorders or forks history
 // between members is detected by the next event or message that crosses it.
 import { sha256 } from "@noble/hashes/sha2.js"
-import { equal, toHex, utf8 } from "./bytes.js"
+import { equal, fromHex, toHex, utf8 } from "./bytes.js"
 import type { FeedEvent } from "./feed.js"
 
 const LABEL = utf8.encode("sovereign event chain v1")
@@ -93,6 +93,17 @@ export function decodeHead(b: Uint8Array): ChainHead | undefined {
 
 /** How many hashes per group a chain remembers (to check members' heads). */
 const REMEMBER = 4096
+/** How many of the latest hashes per group a snapshot keeps across restarts. */
+export const PERSISTED_HASHES = 32
+
+/**
+ * What a device keeps of one group's chain across restarts (ClientStore
+ * putChain): the latest chained events it verified, oldest first; the last
+ * one is its head.
+ */
+export interface ChainSnapshot {
+  seen: ChainHead[]
+}
 
 /** One group's chain as this device has seen it. */
 class GroupChain {
@@ -119,6 +130,40 @@ export class HistoryVerifier {
     let c = this.chains.get(k)
     if (!c) this.chains.set(k, (c = new GroupChain()))
     return c
+  }
+
+  /**
+   * The latest verified part of a group's chain, to persist after each
+   * event: after a restart, restore() makes the next event checked against
+   * it instead of trusted.
+   */
+  snapshot(groupId: Uint8Array): ChainSnapshot | undefined {
+    const c = this.chains.get(toHex(groupId))
+    if (!c?.head) return undefined
+    // seen is in arrival order, which is seq order but for reordered events.
+    const entries = [...c.seen.entries()].slice(-PERSISTED_HASHES).sort((a, b) => a[0] - b[0])
+    return { seen: entries.map(([seq, hex]) => ({ seq, hash: fromHex(hex) })) }
+  }
+
+  /**
+   * Restores a group's chain from a snapshot (at start, before any event).
+   * Members' heads older than the snapshot's first event cannot be checked.
+   */
+  restore(groupId: Uint8Array, s: ChainSnapshot): void {
+    if (s.seen.length === 0) return
+    const c = new GroupChain()
+    for (const h of [...s.seen].sort((a, b) => a.seq - b.seq)) {
+      c.seen.set(h.seq, toHex(h.hash))
+      c.hashes.add(toHex(h.hash))
+      c.head = { seq: h.seq, hash: h.hash }
+    }
+    c.first = s.seen.reduce((m, h) => Math.min(m, h.seq), Number.MAX_SAFE_INTEGER)
+    this.chains.set(toHex(groupId), c)
+  }
+
+  /** Forgets a group's chain (the device left it, or rejoined it afresh). */
+  forget(groupId: Uint8Array): void {
+    this.chains.delete(toHex(groupId))
   }
 
   /** This device's head of a group's chain (what its messages carry). */

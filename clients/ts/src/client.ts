@@ -10,10 +10,11 @@
 // the winning commit from its feed and builds its commit again.
 import createClient, { type Client } from "openapi-fetch"
 import type { components, paths } from "./schema.js"
-import { fromBase64, toBase64, toBase64url, utf8 } from "./bytes.js"
+import { fromBase64, fromHex, toBase64, toBase64url, utf8 } from "./bytes.js"
 import { ApiError, type Problem } from "./errors.js"
 import { Feed, pollOnce, type FeedEvent, type Transport } from "./feed.js"
-import { HistoryVerifier, decodeHead, encodeHead, type HistoryMismatch } from "./chain.js"
+import { HistoryVerifier, decodeHead, encodeHead, isChained, type HistoryMismatch } from "./chain.js"
+import type { SafetyCode } from "./safety.js"
 import { MlsClient, MlsError, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
 import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
@@ -174,6 +175,12 @@ export class SovereignClient {
     c.session = await c.store.getSession()
     c.cursor = await c.store.getCursor()
     c.ackedSeq = c.cursor
+    // The verified chain heads: after a restart the first event of each group is checked against them, not trusted.
+    for (const hex of await c.store.listChains()) {
+      const gid = fromHex(hex)
+      const snap = await c.store.getChain(gid)
+      if (snap) c.history.restore(gid, snap)
+    }
     if (c.session) c.mlsClient = await MlsClient.open(c.session.deviceId, c.store, o.mls)
     return c
   }
@@ -521,7 +528,7 @@ export class SovereignClient {
         const members = new Set((await this.mls.members(groupId)).map((m) => m.deviceId))
         const c = await change(members)
         if (c === null) return { skipped: true as const }
-        const pending: PendingCommit = await this.mls.prepareCommit(groupId, c)
+        const pending: PendingCommit = await this.mls.prepareCommit(groupId, c, encodeHead(this.history.head(groupId)))
         const r = await this.api.POST("/v1/groups/{group_id}/commits", {
           params: { path: { group_id: toBase64url(groupId) }, header: { "Idempotency-Key": crypto.randomUUID() } },
           body: {
@@ -625,6 +632,9 @@ export class SovereignClient {
         if (r.response.status === 409) return { conflict: problemOf(r.error, r.response, "commitGroup") }
         const body = ok(r, "commitGroup")
         await this.mls.applyExternalJoin(pending, body.commit.seq)
+        // A (re)join starts this device's view of the chain afresh (docs/verification.md, Limits).
+        this.history.forget(groupId)
+        await this.store.deleteChain(groupId)
         return { epoch: body.epoch }
       })
       if ("epoch" in outcome) return outcome.epoch!
@@ -659,12 +669,15 @@ export class SovereignClient {
     const max = this.o.maxAttempts ?? 5
     for (let attempt = 1; ; attempt++) {
       const r = await this.lock.run(async () => {
-        const { proposal } = await this.mls.prepareLeave(groupId)
+        const { proposal } = await this.mls.prepareLeave(groupId, encodeHead(this.history.head(groupId)))
         const res = await this.api.POST("/v1/groups/{group_id}/leave", {
           params: { path: { group_id: toBase64url(groupId) } },
           body: { proposal: toBase64(proposal) },
         })
-        if (res.response.ok) await this.mls.dropGroup(groupId)
+        if (res.response.ok) {
+          await this.mls.dropGroup(groupId)
+          this.history.forget(groupId)
+        }
         return res
       })
       if (r.response.status === 409 && attempt < max) {
@@ -816,6 +829,16 @@ export class SovereignClient {
     return () => this.historyListeners.delete(l)
   }
 
+  /**
+   * The conversation's safety code at this device's current epoch
+   * (docs/verification.md): the same for every member at that epoch, and
+   * different for a member of another group with the same id. Compare the
+   * digits by eye, or scan the other device's `qr` (compareSafetyQr).
+   */
+  async safetyCode(groupId: Uint8Array): Promise<SafetyCode> {
+    return this.lock.run(() => this.mls.safetyCode(groupId))
+  }
+
   /** Registers a listener for processed feed events; returns a function removing it. */
   on(l: Listener): () => void {
     this.listeners.add(l)
@@ -848,9 +871,20 @@ export class SovereignClient {
             : { kind: "notice", notice }
       } else {
         result = await this.mls.receive(ev)
-        if (result.kind === "application") {
+        // Application messages, commits and proposals carry their sender's chain head.
+        if (result.kind === "application" || result.kind === "proposal") {
           found.push(...this.history.memberHead(result.groupId, decodeHead(result.authenticatedData), result.senderDeviceId))
+        } else if (result.kind === "commit") {
+          found.push(...this.history.memberHead(result.groupId, decodeHead(result.authenticatedData), result.committerDeviceId))
         }
+      }
+      if (result.kind === "joined" || (result.kind === "commit" && result.removedSelf)) {
+        // A new membership (a Welcome) starts this device's chain afresh; a removal ends it.
+        this.history.forget(result.groupId)
+        await this.store.deleteChain(result.groupId)
+      } else if (isChained(ev) && this.history.head(ev.groupId!)?.seq === ev.seq) {
+        const snap = this.history.snapshot(ev.groupId!)
+        if (snap) await this.store.putChain(ev.groupId!, snap)
       }
       this.cursor = ev.seq
       await this.store.putCursor(ev.seq)

@@ -42,6 +42,7 @@ import { randomBytes } from "@noble/hashes/utils.js"
 import { equal, toHex, utf8 } from "./bytes.js"
 import { padmeLength } from "./attachments.js"
 import type { ClientStore, GroupRecord } from "./storage.js"
+import { safetyCodeOf, type SafetyCode } from "./safety.js"
 
 /** Suite 0x0001: X25519, AES-128-GCM, SHA-256, Ed25519. */
 export const DEFAULT_SUITE: CiphersuiteName = "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519"
@@ -182,6 +183,8 @@ export type Received =
       removedDevices: string[]
       /** True when this commit removed us: nothing after it can be read. */
       removedSelf: boolean
+      /** The commit's MLS authenticated data (the committer's chain head). */
+      authenticatedData: Uint8Array
     }
   | {
       kind: "proposal"
@@ -190,6 +193,8 @@ export type Received =
       senderDeviceId?: string
       /** Devices the proposal removes (a member leaving proposes its own removal). */
       removesDevices: string[]
+      /** The proposal's MLS authenticated data (the sender's chain head). */
+      authenticatedData: Uint8Array
     }
   | { kind: "joined"; groupId: Uint8Array; epoch: number; members: string[] }
   | { kind: "own"; groupId: Uint8Array }
@@ -326,6 +331,11 @@ export class MlsClient {
     return rec !== undefined && this.decodeState(rec.state).groupActiveState.kind === "active"
   }
 
+  /** The group's safety code at its current epoch (safety.ts, docs/verification.md). */
+  async safetyCode(groupId: Uint8Array): Promise<SafetyCode> {
+    return safetyCodeOf((await this.load(groupId)).state)
+  }
+
   /** The member devices of a group by leaf index, as our state sees them. */
   async members(groupId: Uint8Array): Promise<GroupMember[]> {
     return membersOf((await this.load(groupId)).state)
@@ -362,6 +372,7 @@ export class MlsClient {
   async prepareCommit(
     groupId: Uint8Array,
     change: { add?: Uint8Array[]; removeDevices?: string[] } = {},
+    authenticatedData?: Uint8Array,
   ): Promise<PendingCommit> {
     const { state } = await this.load(groupId)
     if (state.groupActiveState.kind !== "active") throw new MlsError("we are no longer a member of this group")
@@ -390,7 +401,7 @@ export class MlsClient {
     }
     const res = await createCommit(
       { state, cipherSuite: this.cs },
-      { extraProposals: proposals, ratchetTreeExtension: true },
+      { extraProposals: proposals, ratchetTreeExtension: true, authenticatedData },
     )
     return {
       groupId,
@@ -471,10 +482,10 @@ export class MlsClient {
    * A Remove proposal for our own leaf, as a PublicMessage (the server checks
    * it from the clear bytes): send it to POST …/leave, then dropGroup.
    */
-  async prepareLeave(groupId: Uint8Array): Promise<{ proposal: Uint8Array; epoch: number }> {
+  async prepareLeave(groupId: Uint8Array, authenticatedData?: Uint8Array): Promise<{ proposal: Uint8Array; epoch: number }> {
     const { state } = await this.load(groupId)
     if (state.groupActiveState.kind !== "active") throw new MlsError("we are no longer a member of this group")
-    const r = await createProposal(state, true, { proposalType: "remove", remove: { removed: state.privatePath.leafIndex } }, this.cs)
+    const r = await createProposal(state, true, { proposalType: "remove", remove: { removed: state.privatePath.leafIndex } }, this.cs, authenticatedData)
     return { proposal: encodeMlsMessage(r.message), epoch: epochOf(state) }
   }
 
@@ -599,6 +610,9 @@ export class MlsClient {
       externalJoiner = leaf ? deviceIdOf(leaf.credential) : undefined
     }
 
+    // Covered by the AEAD (PrivateMessage) or the sender's signature (PublicMessage).
+    const authenticatedData =
+      m.wireformat === "mls_private_message" ? m.privateMessage.authenticatedData : m.publicMessage.content.authenticatedData
     let committer: number | undefined
     const added: string[] = []
     const removedLeaves: number[] = []
@@ -620,7 +634,6 @@ export class MlsClient {
 
     if (res.kind === "applicationMessage") {
       if (!senderDeviceId) throw new MlsError("application message from a sender without a device identity")
-      const authenticatedData = m.wireformat === "mls_private_message" ? m.privateMessage.authenticatedData : new Uint8Array()
       return { kind: "application", groupId: msgGroup, epoch: msgEpoch, plaintext: res.message, senderDeviceId, authenticatedData }
     }
     const contentType =
@@ -628,7 +641,7 @@ export class MlsClient {
     if (contentType === "proposal") {
       const p = m.wireformat === "mls_public_message" && m.publicMessage.content.contentType === "proposal" ? m.publicMessage.content.proposal : undefined
       const removesDevices = p?.proposalType === "remove" ? [leafDevice(state, p.remove.removed)].filter((d): d is string => !!d) : []
-      return { kind: "proposal", groupId: msgGroup, epoch: msgEpoch, senderDeviceId, removesDevices }
+      return { kind: "proposal", groupId: msgGroup, epoch: msgEpoch, senderDeviceId, removesDevices, authenticatedData }
     }
     // Removed leaves are named by the tree before the commit.
     const removedDevices = removedLeaves.map((l) => leafDevice(state, l)).filter((d): d is string => !!d)
@@ -640,6 +653,7 @@ export class MlsClient {
       addedDevices: externalJoiner && !added.includes(externalJoiner) ? [...added, externalJoiner] : added,
       removedDevices,
       removedSelf: res.newState.groupActiveState.kind === "removedFromGroup",
+      authenticatedData,
     }
   }
 

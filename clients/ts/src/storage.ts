@@ -7,6 +7,7 @@
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js"
 import { randomBytes } from "@noble/hashes/utils.js"
 import { concat, fromBase64, toBase64, toHex, utf8 } from "./bytes.js"
+import type { ChainSnapshot } from "./chain.js"
 
 /** The backend an app provides. Values are opaque bytes; keys are short ASCII strings. */
 export interface KeyValueStore {
@@ -163,6 +164,31 @@ export class ClientStore {
   }
   async deleteGroup(groupId: Uint8Array): Promise<void> {
     await this.kv.delete("group/" + toHex(groupId))
+    await this.kv.delete("chain/" + toHex(groupId))
+  }
+
+  /** The verified part of a group's history chain (docs/verification.md), kept across restarts. */
+  async getChain(groupId: Uint8Array): Promise<ChainSnapshot | undefined> {
+    const b = await this.kv.get("chain/" + toHex(groupId))
+    if (!b) return undefined
+    const o = dec(b)
+    if (!Array.isArray(o.seen)) throw new Error("stored chain is corrupt")
+    return {
+      seen: (o.seen as unknown[]).map((e) => {
+        if (!Array.isArray(e) || typeof e[0] !== "number" || typeof e[1] !== "string") throw new Error("stored chain is corrupt")
+        return { seq: e[0], hash: fromBase64(e[1]) }
+      }),
+    }
+  }
+  async putChain(groupId: Uint8Array, s: ChainSnapshot): Promise<void> {
+    await this.kv.put("chain/" + toHex(groupId), enc({ seen: s.seen.map((h) => [h.seq, toBase64(h.hash)]) }))
+  }
+  async deleteChain(groupId: Uint8Array): Promise<void> {
+    await this.kv.delete("chain/" + toHex(groupId))
+  }
+  /** Hex group ids of every stored chain. */
+  async listChains(): Promise<string[]> {
+    return (await this.kv.keys("chain/")).map((k) => k.slice("chain/".length))
   }
   /** Hex group ids of every stored group. */
   async listGroups(): Promise<string[]> {

@@ -207,4 +207,26 @@ export const t = {
   recoverDone: "Account recovered: your old passkeys no longer work.",
   errRecoveryInvalid: "This recovery link cannot be used: it is unknown, expired or used already. Ask your admin for a new one.",
   storageNote: "Your messages and keys are stored in this browser only, encrypted with a key this browser cannot export.",
+  // safety codes (docs/verification.md)
+  safetyToggle: "Verify",
+  safetyTitle: "Verify safety code",
+  safetyLead:
+    "Compare this code with the other people in this conversation, in person or on a call you trust, or scan their QR code. If everyone sees the same code, nobody (not even the server) sits between you. It changes whenever someone joins or leaves.",
+  safetyEpoch: (n: number) => `For epoch ${n} of this conversation`,
+  safetyQrLabel: "QR code of this safety code",
+  safetyMark: "Mark as verified",
+  safetyUnmark: "Forget verification",
+  safetyVerified: (n: number) => `Marked as verified at epoch ${n}.`,
+  safetyChangedMembers: (n: number) =>
+    `You verified this conversation at epoch ${n}. The code changed since then because people or devices joined or left: compare again.`,
+  safetyChangedKeys: (n: number) => `You verified this conversation at epoch ${n}. The code changed since then with a key update: compare again.`,
+  safetyScan: "Scan their code",
+  safetyScanStop: "Stop scanning",
+  safetyScanning: "Camera: point it at the other person's safety QR code",
+  safetyNoScanner: "This browser cannot scan QR codes: compare the digits by eye.",
+  safetyScanMatch: "The codes match.",
+  safetyScanMismatch: "The codes do NOT match: the server may be showing you different conversations. Do not trust this conversation until you find out why.",
+  safetyScanOtherGroup: "That code belongs to another conversation.",
+  safetyScanOtherEpoch: "That code is for another epoch: one of you has not received the latest change yet. Wait a moment and scan again.",
+  safetyScanUnreadable: "That QR code is not a Sovereign safety code.",
 }

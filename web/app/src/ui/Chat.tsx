@@ -9,6 +9,7 @@ import { ErrorText, TopBar, useEngine, when } from "./common"
 import { titleOf } from "./Chats"
 import { AttachControls, AttachmentBody, useDropAndPaste } from "./Attachment"
 import { go } from "./router"
+import { SafetyPanel } from "./SafetyCode"
 
 const STATE_TEXT: Record<string, string> = { queued: t.msgQueued, sending: t.msgSending, sent: t.msgSent, failed: t.msgFailed }
 
@@ -99,6 +100,7 @@ export function Chat({ id }: { id: string }) {
   const list = messages.value[id]
   const [text, setText] = useState("")
   const [showMembers, setShowMembers] = useState(false)
+  const [showSafety, setShowSafety] = useState(false)
   const end = useRef<HTMLLIElement>(null)
   const drop = useDropAndPaste(id)
 
@@ -130,6 +132,9 @@ export function Chat({ id }: { id: string }) {
         <button class="btn btn-small" type="button" id="members-toggle" aria-expanded={showMembers} onClick={() => setShowMembers(!showMembers)}>
           {t.members}
         </button>
+        <button class="btn btn-small" type="button" id="safety-toggle" aria-expanded={showSafety} onClick={() => setShowSafety(!showSafety)}>
+          {t.safetyToggle}
+        </button>
       </TopBar>
       {c.state === "removed" && <p class="chat-note">{t.removedFromChat}</p>}
       {c.state === "rejoin" && <p class="chat-note">{t.rejoinNeeded}</p>}
@@ -145,6 +150,7 @@ export function Chat({ id }: { id: string }) {
           <li ref={end} class="end" aria-hidden="true" />
         </ol>
         {showMembers && <Members id={id} />}
+        {showSafety && <SafetyPanel id={id} />}
       </div>
       {c.state === "active" && (
         <form class="composer" onSubmit={send}>
