@@ -38,9 +38,6 @@ import (
 // retrying could acknowledge data that is not on disk.
 var ErrNotDurable = errors.New("store: the write-ahead log could not be made durable")
 
-// testSyncHook, when set by a test, runs before each sync of the syncer
-// (not the one at open); an error fails the sync as an fsync error would.
-var testSyncHook func() error
 
 // committedBatch is a batch the writer committed that is not yet durable.
 type committedBatch struct {
@@ -54,6 +51,9 @@ type syncer struct {
 	sync func() error
 	// watermark is the highest event seq that is durable.
 	watermark *atomic.Int64
+	// hook, when a test sets it, runs before each sync; an error fails
+	// the sync as an fsync error would.
+	hook atomic.Pointer[func() error]
 
 	mu      sync.Mutex
 	queue   []committedBatch
@@ -162,8 +162,8 @@ func (s *syncer) loop() {
 }
 
 func (s *syncer) syncOnce() error {
-	if h := testSyncHook; h != nil {
-		if err := h(); err != nil {
+	if h := s.hook.Load(); h != nil {
+		if err := (*h)(); err != nil {
 			return err
 		}
 	}
