@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pipelined group commit. On an engine whose COMMIT is not durable by
@@ -38,7 +39,6 @@ import (
 // retrying could acknowledge data that is not on disk.
 var ErrNotDurable = errors.New("store: the write-ahead log could not be made durable")
 
-
 // committedBatch is a batch the writer committed that is not yet durable.
 type committedBatch struct {
 	reqs   []*writeRequest
@@ -51,6 +51,9 @@ type syncer struct {
 	sync func() error
 	// watermark is the highest event seq that is durable.
 	watermark *atomic.Int64
+	// syncs and syncNanos count the syncs and the time spent in them.
+	syncs     atomic.Uint64
+	syncNanos atomic.Int64
 	// hook, when a test sets it, runs before each sync; an error fails
 	// the sync as an fsync error would.
 	hook atomic.Pointer[func() error]
@@ -162,6 +165,11 @@ func (s *syncer) loop() {
 }
 
 func (s *syncer) syncOnce() error {
+	start := time.Now()
+	defer func() {
+		s.syncs.Add(1)
+		s.syncNanos.Add(int64(time.Since(start)))
+	}()
 	if h := s.hook.Load(); h != nil {
 		if err := (*h)(); err != nil {
 			return err

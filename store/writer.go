@@ -145,14 +145,22 @@ type WriterStats struct {
 	Batches  uint64        // committed transactions
 	UseCases uint64        // use cases they held
 	Running  time.Duration // time spent running use cases (BEGIN to the last RELEASE)
-	Commit   time.Duration // time spent committing (page writes and fsync)
+	Commit   time.Duration // time spent in COMMIT (page writes, and the fsync when SQLite syncs itself)
+	// Syncs and Syncing count the syncer's fsyncs of the WAL and the time
+	// they took, beside the writer (zero without a syncer: see durable.go).
+	Syncs   uint64
+	Syncing time.Duration
 }
 
 // WriterStats reports how many batches and use cases the writer committed.
 func (s *Store) WriterStats() WriterStats {
 	w := s.writer
-	return WriterStats{Batches: w.batches.Load(), UseCases: w.useCases.Load(),
+	st := WriterStats{Batches: w.batches.Load(), UseCases: w.useCases.Load(),
 		Running: time.Duration(w.runNanos.Load()), Commit: time.Duration(w.commitNanos.Load())}
+	if w.sync != nil {
+		st.Syncs, st.Syncing = w.sync.syncs.Load(), time.Duration(w.sync.syncNanos.Load())
+	}
+	return st
 }
 
 func newWriter(db *bun.DB, eng engine, cl *cluster, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache,
