@@ -97,6 +97,10 @@ type WriterStats struct {
 	UseCases     uint64 `json:"use_cases"`
 	RunningNanos int64  `json:"running_ns"`
 	CommitNanos  int64  `json:"commit_ns"`
+	// Syncs and SyncNanos are the syncer's fsyncs of the WAL (SQLite at
+	// synchronous=FULL, where the commit is pipelined; 0 otherwise).
+	Syncs     uint64 `json:"syncs"`
+	SyncNanos int64  `json:"sync_ns"`
 }
 
 // writerStats reads the writer's counters; ok is false when the server's
@@ -115,6 +119,8 @@ func (e *Env) writerStats(ctx context.Context) (st WriterStats, ok bool) {
 		st.UseCases += one.UseCases
 		st.RunningNanos += one.RunningNanos
 		st.CommitNanos += one.CommitNanos
+		st.Syncs += one.Syncs
+		st.SyncNanos += one.SyncNanos
 	}
 	return st, true
 }
@@ -152,4 +158,12 @@ func addWriterStats(r *Result, a, b WriterStats, elapsed time.Duration) {
 	r.Add("writer busy committing (page writes, fsync)", commit.Seconds()/elapsed.Seconds()*100, "% of wall time", "")
 	r.Add("writer time per use case", float64(run.Microseconds())/useCases, "µs", "")
 	r.Add("writer time per commit", float64(commit.Microseconds())/batches/1000, "ms", "")
+	if syncs := float64(b.Syncs - a.Syncs); syncs > 0 {
+		// The pipelined commit: the fsync runs beside the writer.
+		sync := time.Duration(b.SyncNanos - a.SyncNanos)
+		r.Add("syncer fsyncs/s (beside the writer)", syncs/elapsed.Seconds(), "fsync/s", "")
+		r.Add("commits per fsync", batches/syncs, "", "")
+		r.Add("syncer busy in fsync", sync.Seconds()/elapsed.Seconds()*100, "% of wall time", "")
+		r.Add("time per fsync", float64(sync.Microseconds())/syncs/1000, "ms", "")
+	}
 }

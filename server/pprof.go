@@ -19,13 +19,15 @@ type WriterStatsJSON struct {
 	UseCases     uint64 `json:"use_cases"`
 	RunningNanos int64  `json:"running_ns"`
 	CommitNanos  int64  `json:"commit_ns"`
+	Syncs        uint64 `json:"syncs"`
+	SyncNanos    int64  `json:"sync_ns"`
 }
 
 func (s *Server) serveWriterStats(w http.ResponseWriter, _ *http.Request) {
 	st := s.store.WriterStats()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(WriterStatsJSON{Batches: st.Batches, UseCases: st.UseCases,
-		RunningNanos: int64(st.Running), CommitNanos: int64(st.Commit)})
+		RunningNanos: int64(st.Running), CommitNanos: int64(st.Commit), Syncs: st.Syncs, SyncNanos: int64(st.Syncing)})
 }
 
 // startPprof serves Go's profiles and the writer's counters on --pprof-listen (validated to be a

@@ -71,6 +71,17 @@ type engine interface {
 	isUniqueViolation(err error) bool
 	// dbBytes is the database's size on disk.
 	dbBytes(ctx context.Context, rdb *bun.DB) int64
+	// commitSync returns what makes every batch committed so far durable,
+	// for engines whose COMMIT returns before the data is on disk (SQLite
+	// at the default FULL runs its writer at synchronous=NORMAL and syncs
+	// the WAL itself, off the writer: see durable.go); nil when a COMMIT
+	// that returned is already durable (PostgreSQL) or the operator chose
+	// not to sync (--sqlite-synchronous NORMAL).
+	commitSync() func() error
+	// syncAll makes the database's files durable as they are (at open,
+	// before serving what a crashed process left in the page cache); only
+	// called when commitSync is not nil.
+	syncAll() error
 }
 
 // IsPostgres reports whether a --database value selects PostgreSQL.

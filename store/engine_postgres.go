@@ -48,6 +48,10 @@ func (*postgresEngine) rowID() string             { return "ctid" }
 func (*postgresEngine) unindexed(c string) string { return c }
 func (*postgresEngine) lastSeqSQL() string        { return `SELECT seq FROM event_head WHERE id = 1` }
 
+// A PostgreSQL COMMIT returns once durable (synchronous_commit on).
+func (*postgresEngine) commitSync() func() error { return nil }
+func (*postgresEngine) syncAll() error           { return nil }
+
 func (e *postgresEngine) beginBatch(ctx context.Context, tx bun.Tx) (int64, error) {
 	if e.unsafeNoBatchLock {
 		return 0, nil

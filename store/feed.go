@@ -29,7 +29,8 @@ const eventColumns = `e.seq, e.id, e.server_ts, e.kind, e.group_id, e.epoch, e.s
   e.prev_hash, e.hash`
 
 // feedSQL selects the feed of device ?2 after cursor ?1, in seq order, at
-// most ?3 rows (a page plus one, to tell whether more are waiting).
+// most ?3 rows (a page plus one, to tell whether more are waiting), none
+// above ?4 (the durable watermark, Store.readCap).
 // Membership intervals of one device in one group never overlap (one active
 // row per group and device), so UNION ALL yields no duplicates.
 //
@@ -67,12 +68,12 @@ SELECT * FROM (
     AND e.group_id IS NOT NULL AND e.recipient_device_id IS NULL
     AND e.seq > max(m.joined_seq, ?1)
     AND (m.left_seq IS NULL OR e.seq <= m.left_seq)
-    AND e.seq <= (SELECT seq FROM bound)
+    AND e.seq <= (SELECT seq FROM bound) AND e.seq <= ?4
   UNION ALL
   SELECT ` + eventColumns + `
   FROM events e
   WHERE e.recipient_device_id = ?2 AND e.seq > ?1
-    AND e.seq <= (SELECT seq FROM bound)
+    AND e.seq <= (SELECT seq FROM bound) AND e.seq <= ?4
 ) AS page
 ORDER BY seq
 LIMIT ?3`
@@ -100,7 +101,7 @@ func (s *Store) Feed(ctx context.Context, deviceID string, after int64, limit in
 
 // readFeed runs the prepared feed query.
 func (s *Store) readFeed(ctx context.Context, deviceID string, after int64, n int) ([]eventRow, error) {
-	rs, err := s.readStmts.feed.QueryContext(ctx, after, deviceID, n)
+	rs, err := s.readStmts.feed.QueryContext(ctx, after, deviceID, n, s.readCap())
 	if err != nil {
 		return nil, fmt.Errorf("read feed: %w", err)
 	}

@@ -220,20 +220,22 @@ func (s *Store) GroupHistory(ctx context.Context, deviceID string, groupID []byt
 		return nil, false, errNotMember()
 	}
 	var rows []eventRow
+	// Never an event above the durable watermark (see durable.go).
+	durable := s.readCap()
 	// Two index range scans (group events by (group_id, seq), events
 	// addressed to the device by (recipient_device_id, seq)), merged.
 	err = s.rdb.NewRaw(`SELECT * FROM (
   SELECT `+eventColumns+`
   FROM events e
-  WHERE e.group_id = ? AND e.recipient_device_id IS NULL AND e.seq > ?
+  WHERE e.group_id = ? AND e.recipient_device_id IS NULL AND e.seq > ? AND e.seq <= ?
     AND EXISTS (SELECT 1 FROM group_members m
                 WHERE m.group_id = e.group_id AND m.device_id = ?
                   AND m.joined_seq < e.seq AND (m.left_seq IS NULL OR e.seq <= m.left_seq))
   UNION ALL
   SELECT `+eventColumns+`
   FROM events e
-  WHERE e.recipient_device_id = ? AND e.seq > ? AND e.group_id = ?
-) AS history ORDER BY seq LIMIT ?`, groupID, after, deviceID, deviceID, after, groupID, limit+1).Scan(ctx, &rows)
+  WHERE e.recipient_device_id = ? AND e.seq > ? AND e.seq <= ? AND e.group_id = ?
+) AS history ORDER BY seq LIMIT ?`, groupID, after, durable, deviceID, deviceID, after, durable, groupID, limit+1).Scan(ctx, &rows)
 	if err != nil {
 		return nil, false, fmt.Errorf("read group history: %w", err)
 	}

@@ -47,8 +47,8 @@ var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qChainHea
 // prepareHot prepares the hot statements on the writer's connection. It
 // runs before the writer starts, while the connection is free.
 func prepareHot(ctx context.Context, db *bun.DB, eng engine) (map[string]*sql.Stmt, error) {
-	out := make(map[string]*sql.Stmt, len(hotQueries))
-	for _, q := range hotQueries {
+	out := make(map[string]*sql.Stmt, len(hotQueries)+1)
+	for _, q := range append(hotQueries[:len(hotQueries):len(hotQueries)], eng.lastSeqSQL()) {
 		st, err := db.DB.PrepareContext(ctx, eng.rebind(q))
 		if err != nil {
 			closeStmts(out)

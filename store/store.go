@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -109,6 +110,10 @@ type Store struct {
 	// auth caches resolved sessions; the writer invalidates it.
 	auth *authCache
 
+	// durable is the durable watermark: the highest event seq on disk
+	// (used only when the writer has a syncer; see readCap).
+	durable atomic.Int64
+
 	secretsMu sync.Mutex
 	secrets   map[string][]byte // ServerSecret's cache
 }
@@ -174,7 +179,29 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if eng.sharedWriters() {
 		cl = newCluster()
 	}
-	s.writer = newWriter(wdb, eng, cl, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth)
+	durableSync := eng.commitSync()
+	if durableSync != nil {
+		// What the files hold now may still be only in the page cache (a
+		// process that crashed before its sync): make it durable before
+		// any of it is served.
+		if err := eng.syncAll(); err != nil {
+			closeStmts(stmts)
+			s.readStmts.close()
+			_ = rdb.Close()
+			_ = wdb.Close()
+			return nil, fmt.Errorf("sync database at open: %w", err)
+		}
+		var seq sql.NullInt64
+		if err := wdb.NewRaw(eng.lastSeqSQL()).Scan(ctx, &seq); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			closeStmts(stmts)
+			s.readStmts.close()
+			_ = rdb.Close()
+			_ = wdb.Close()
+			return nil, fmt.Errorf("read last seq: %w", err)
+		}
+		s.durable.Store(seq.Int64)
+	}
+	s.writer = newWriter(wdb, eng, cl, opts.MaxBatch, opts.Now, opts.Logger, s.pub, stmts, s.auth, durableSync, &s.durable)
 	if opts.PushOnline != nil {
 		s.writer.push = &pushState{online: opts.PushOnline, subs: make(map[string]struct{})}
 		if err := s.loadPushSubscriptions(ctx); err != nil {
@@ -317,6 +344,11 @@ func (s *Store) Close() error {
 // Ready reports whether the database answers and every embedded migration is
 // applied.
 func (s *Store) Ready(ctx context.Context) error {
+	if s.writer.sync != nil {
+		if err := s.writer.sync.err(); err != nil {
+			return err
+		}
+	}
 	if err := s.rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping database: %w", err)
 	}

@@ -124,6 +124,10 @@ type writer struct {
 	members map[string]memberList
 	// push is nil when push is off.
 	push *pushState
+	// sync is nil when a COMMIT that returned is durable (or durability
+	// is off); otherwise it answers each committed batch once it is on
+	// disk (see durable.go).
+	sync *syncer
 }
 
 // memberList is a group's active member devices at one members_version.
@@ -141,17 +145,26 @@ type WriterStats struct {
 	Batches  uint64        // committed transactions
 	UseCases uint64        // use cases they held
 	Running  time.Duration // time spent running use cases (BEGIN to the last RELEASE)
-	Commit   time.Duration // time spent committing (page writes and fsync)
+	Commit   time.Duration // time spent in COMMIT (page writes, and the fsync when SQLite syncs itself)
+	// Syncs and Syncing count the syncer's fsyncs of the WAL and the time
+	// they took, beside the writer (zero without a syncer: see durable.go).
+	Syncs   uint64
+	Syncing time.Duration
 }
 
 // WriterStats reports how many batches and use cases the writer committed.
 func (s *Store) WriterStats() WriterStats {
 	w := s.writer
-	return WriterStats{Batches: w.batches.Load(), UseCases: w.useCases.Load(),
+	st := WriterStats{Batches: w.batches.Load(), UseCases: w.useCases.Load(),
 		Running: time.Duration(w.runNanos.Load()), Commit: time.Duration(w.commitNanos.Load())}
+	if w.sync != nil {
+		st.Syncs, st.Syncing = w.sync.syncs.Load(), time.Duration(w.sync.syncNanos.Load())
+	}
+	return st
 }
 
-func newWriter(db *bun.DB, eng engine, cl *cluster, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache) *writer {
+func newWriter(db *bun.DB, eng engine, cl *cluster, maxBatch int, now func() time.Time, log *slog.Logger, pub models.Publisher, stmts map[string]*sql.Stmt, auth *authCache,
+	durableSync func() error, watermark *atomic.Int64) *writer {
 	w := &writer{
 		stmts:    stmts,
 		auth:     auth,
@@ -167,6 +180,9 @@ func newWriter(db *bun.DB, eng engine, cl *cluster, maxBatch int, now func() tim
 		stopped:  make(chan struct{}),
 		members:  make(map[string]memberList),
 	}
+	if durableSync != nil {
+		w.sync = newSyncer(w, durableSync, watermark)
+	}
 	go w.loop()
 	return w
 }
@@ -181,7 +197,13 @@ func (w *writer) close() {
 }
 
 func (w *writer) loop() {
-	defer close(w.stopped)
+	defer func() {
+		// Answer the batches still waiting for their sync, then stop.
+		if w.sync != nil {
+			w.sync.close()
+		}
+		close(w.stopped)
+	}()
 	batch := make([]*writeRequest, 0, w.maxBatch)
 	for {
 		select {
@@ -216,6 +238,12 @@ func (w *writer) loop() {
 // commits once, then answers every caller and runs after-commit hooks.
 func (w *writer) commit(batch []*writeRequest) {
 	ctx := context.Background()
+	if w.sync != nil {
+		if err := w.sync.err(); err != nil {
+			w.finish(batch, err)
+			return
+		}
+	}
 	start := time.Now()
 	btx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -234,44 +262,33 @@ func (w *writer) commit(batch []*writeRequest) {
 		return
 	}
 	remoteGap := w.eng.sharedWriters() && head > w.knownHead
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
-			continue
-		}
-		if err := w.exec(ctx, btx, qSavepoint); err != nil {
-			w.abort(batch, btx, fmt.Errorf("savepoint: %w", err))
-			return
-		}
-		r.tx = &Tx{Tx: btx, now: w.now(), w: w}
-		// The use case runs detached from its request: a client that goes
-		// away mid-statement must not make the driver interrupt SQLite,
-		// which rolls back the whole batch transaction (every other use
-		// case of the batch would fail). Its own deadline still bounds it.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), UseCaseTimeout)
-		r.err = runUseCase(uctx, r.fn, r.tx)
-		if r.err == nil && len(r.tx.pushes) > 0 {
-			r.err = w.enqueuePushes(uctx, r.tx)
-		}
-		cancel()
-		r.ran, r.keepsAuth = true, r.tx.keepsAuth
-		if r.err != nil {
-			r.tx = nil
-			// Cached member lists may have been read inside the use case.
-			clear(w.members)
-			if err := w.exec(ctx, btx, qRollbackSavepoint); err != nil {
-				w.abort(batch, btx, fmt.Errorf("rollback to savepoint: %w", err))
-				return
+	for i := 0; ; i++ {
+		if i == len(batch) {
+			r, ok := w.more(len(batch))
+			if !ok {
+				break
 			}
+			batch = append(batch, r)
 		}
-		if err := w.exec(ctx, btx, qReleaseSavepoint); err != nil {
-			w.abort(batch, btx, fmt.Errorf("release savepoint: %w", err))
+		if err := w.run(ctx, btx, batch[i]); err != nil {
+			w.abort(batch, btx, err)
 			return
 		}
 	}
 	if err := w.eng.endBatch(ctx, btx, w.maxSeq); err != nil {
 		w.abort(batch, btx, err)
 		return
+	}
+	if w.sync != nil {
+		// The batch's head, however its events were inserted: what the
+		// watermark reaches once the batch is durable.
+		var head sql.NullInt64
+		err := btx.Tx.StmtContext(ctx, w.stmts[w.eng.lastSeqSQL()]).QueryRowContext(ctx).Scan(&head)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			w.abort(batch, btx, fmt.Errorf("read batch head: %w", err))
+			return
+		}
+		w.maxSeq = max(w.maxSeq, head.Int64)
 	}
 	ran := time.Now()
 	w.runNanos.Add(int64(ran.Sub(start)))
@@ -297,6 +314,17 @@ func (w *writer) commit(batch []*writeRequest) {
 	}
 	w.batches.Add(1)
 	w.useCases.Add(uint64(len(batch)))
+	if w.sync != nil {
+		// Answered by the syncer once durable; meanwhile the next batch runs.
+		w.sync.enqueue(batch, w.maxSeq)
+		return
+	}
+	w.answer(batch)
+}
+
+// answer runs the after-commit hooks of a durably committed batch and
+// answers its callers, in batch order.
+func (w *writer) answer(batch []*writeRequest) {
 	for _, r := range batch {
 		if r.err == nil && r.tx != nil {
 			for _, f := range r.tx.afterCommit {
@@ -305,6 +333,70 @@ func (w *writer) commit(batch []*writeRequest) {
 		}
 		r.done <- r.err
 	}
+}
+
+// more returns one more request for the open batch: with a syncer, while
+// the previous batch's sync is in flight, the writer keeps taking requests
+// into this transaction, so running them overlaps the fsync and the commit
+// that follows serves them all (batches stay as large as without the
+// pipeline). Without one (COMMIT is durable or durability is off) the
+// batch is what was waiting when it started.
+func (w *writer) more(n int) (*writeRequest, bool) {
+	if w.sync == nil || n >= w.maxBatch {
+		return nil, false
+	}
+	select {
+	case r := <-w.reqs:
+		return r, true
+	default:
+	}
+	for w.sync.busy() {
+		select {
+		case r := <-w.reqs:
+			return r, true
+		case <-w.sync.idle:
+		case <-w.quit:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// run runs one use case of the batch in its savepoint. An error is fatal
+// to the whole batch (the transaction is unusable); the use case's own
+// failure is recorded in r.err and rolled back to its savepoint.
+func (w *writer) run(ctx context.Context, btx bun.Tx, r *writeRequest) error {
+	if err := r.ctx.Err(); err != nil {
+		r.err = err
+		return nil
+	}
+	if err := w.exec(ctx, btx, qSavepoint); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	r.tx = &Tx{Tx: btx, now: w.now(), w: w}
+	// The use case runs detached from its request: a client that goes
+	// away mid-statement must not make the driver interrupt SQLite,
+	// which rolls back the whole batch transaction (every other use
+	// case of the batch would fail). Its own deadline still bounds it.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), UseCaseTimeout)
+	r.err = runUseCase(uctx, r.fn, r.tx)
+	if r.err == nil && len(r.tx.pushes) > 0 {
+		r.err = w.enqueuePushes(uctx, r.tx)
+	}
+	cancel()
+	r.ran, r.keepsAuth = true, r.tx.keepsAuth
+	if r.err != nil {
+		r.tx = nil
+		// Cached member lists may have been read inside the use case.
+		clear(w.members)
+		if err := w.exec(ctx, btx, qRollbackSavepoint); err != nil {
+			return fmt.Errorf("rollback to savepoint: %w", err)
+		}
+	}
+	if err := w.exec(ctx, btx, qReleaseSavepoint); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
 }
 
 // invalidateAuth bumps the authentication cache's generation unless every

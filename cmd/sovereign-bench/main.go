@@ -37,7 +37,7 @@ type options struct {
 	bin, url, dataDir, invite, origin, out, pprof string
 	pid, par                                      int
 	serverFlags                                   string
-	keep                                          bool
+	keep, table                                   bool
 	databases, instances                          string
 
 	ingest   bench.IngestOptions
@@ -64,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.pid, "pid", 0, "with --url: the server's pid, to read its RSS")
 	fs.StringVar(&o.dataDir, "data-dir", "", "data directory of the started server (default: a fresh temp dir, removed afterwards)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp data directory")
+	fs.BoolVar(&o.table, "table", false, "print issue #22's table (figure | today | target | measured) after the scenarios")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.pprof, "pprof-listen", "", "start the server with --pprof-listen on this loopback address")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the started server, space-separated")
@@ -230,14 +231,24 @@ func runConfig(ctx context.Context, o *options, dbc dbConfig, scenarios []string
 		fmt.Fprintf(stdout, "\n#### configuration %s\n", dbc.label)
 	}
 	fmt.Fprintf(stdout, "machine: %d CPUs (%s), %d MiB, %s, commit %s, %s\n", m.CPUs, m.CPUModel, m.MemoryMiB, m.GoVersion, m.Commit, m.Date)
+	// The server's RSS right after start, before any scenario.
+	var idleRSS int64
+	if env.PID != 0 {
+		idleRSS, _ = bench.RSS(env.PID)
+	}
 
 	code := 0
+	var results []*bench.Result
+	if o.table {
+		defer func() { bench.PrintIssue22Table(stdout, bench.Issue22Table(results, idleRSS)) }()
+	}
 	report := func(res *bench.Result, err error) {
 		if err != nil {
 			fmt.Fprintln(stderr, "sovereign-bench:", err)
 			code = 1
 			return
 		}
+		results = append(results, res)
 		res.Print(stdout)
 		if path, err := res.WriteJSON(o.out); err != nil {
 			fmt.Fprintln(stderr, "sovereign-bench: write result:", err)
