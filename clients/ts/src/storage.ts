@@ -212,6 +212,17 @@ export class ClientStore {
     return (await this.kv.keys("kp/")).map((k) => k.slice("kp/".length))
   }
 
+  /** The device's MLS signature key pair for a cipher suite (mls.ts), generated before the first sign-in. */
+  async getSignatureKey(suite: string): Promise<{ publicKey: Uint8Array; signKey: Uint8Array } | undefined> {
+    const b = await this.kv.get("sigkey/" + suite)
+    if (!b) return undefined
+    const o = dec(b)
+    return { publicKey: bytesField(o, "publicKey"), signKey: bytesField(o, "signKey") }
+  }
+  async putSignatureKey(suite: string, k: { publicKey: Uint8Array; signKey: Uint8Array }): Promise<void> {
+    await this.kv.put("sigkey/" + suite, enc({ publicKey: toBase64(k.publicKey), signKey: toBase64(k.signKey) }))
+  }
+
   /** The passkeys this device pinned for a user (attest-verifier.ts), undefined before first contact. */
   async getPins(userId: string): Promise<PinRecord | undefined> {
     const b = await this.kv.get("pins/" + userId)
