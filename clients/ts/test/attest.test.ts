@@ -129,3 +129,17 @@ test("EdDSA (Ed25519) and RS256 passkeys verify through WebCrypto", async () => 
   const es256AsEd = encodeCbor(new Map<number, number | Uint8Array>([[1, 2], [3, -8], [-1, 1], [-2, edRaw], [-3, edRaw]]))
   await refused(verifyAssertion(es256AsEd, edA, want(ch)), "unsupported_algorithm")
 })
+
+test("the challenges match the server's test vectors (docs/verification.md)", () => {
+  const nonce = Uint8Array.from({ length: 32 }, (_, i) => i)
+  const key = Uint8Array.from({ length: 32 }, (_, i) => 0xa0 + (i % 16))
+  assert.equal(
+    toHex(bindingChallenge(nonce, key, "0193f3c4-8f7a-7c2e-9d1b-3a4b5c6d7e8f")),
+    "3e2ebd06b0e89009c56f854e292bd597ed75ed73f128750d11f3bd73155b9f7a",
+  )
+  const cred = Uint8Array.from({ length: 16 }, (_, i) => i + 1)
+  assert.equal(
+    toHex(approvalChallenge(nonce, cred, fromHex("a5010203262001"))),
+    "8eba6bd5f2450fc0d552897421bf9c0de32804c907bdbe5ff841e1aded8e7a3e",
+  )
+})
