@@ -18,7 +18,7 @@ import { MlsClient, MlsError, parseKeyPackage, type MlsClientOptions, type Pendi
 import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
 import type { Authenticator, CreationOptionsJSON, RegistrationResponseJSON, RequestOptionsJSON } from "./webauthn.js"
-import { DeviceVerifier, type DeviceAlarm, type ServedUser } from "./attest-verifier.js"
+import { DeviceVerifier, type DeviceAlarm, type DeviceCheck, type ServedUser } from "./attest-verifier.js"
 import { ClientError, DeviceChecks, checkApprovalChallenge, checkBindingChallenge, type DeviceBindingAnswer, type PasskeyApprovalAnswer } from "./device-checks.js"
 import { ciphersuites } from "ts-mls"
 import { downloadAttachment, downloadAttachmentBlob, downloadAttachmentChunks, uploadAttachment, type AttachmentPointer, type AttachmentSource, type AttachmentTransport, type DownloadOptions, type UploadOptions } from "./attachments.js"
@@ -957,6 +957,30 @@ export class SovereignClient {
   /** Every device alarm raised since the client was opened. */
   get deviceAlarms(): readonly DeviceAlarm[] {
     return this.devices.alarms
+  }
+
+  /**
+   * Whether each member device of a group was approved by a passkey of its
+   * user, by device id (for a member list's verified marks).
+   */
+  async verifyGroupDevices(groupId: Uint8Array): Promise<Map<string, DeviceCheck>> {
+    const members = await this.lock.run(() => this.mls.members(groupId))
+    return this.checks.status(groupId, members)
+  }
+
+  /**
+   * My devices as the directory serves them, each with the passkey that
+   * approved it (credential id, base64url) when its binding verifies.
+   */
+  async verifyMyDevices(): Promise<{ deviceId: string; check: DeviceCheck }[]> {
+    this.checks.forget()
+    const me = await this.checks.user(this.userId)
+    const out: { deviceId: string; check: DeviceCheck }[] = []
+    for (const d of me.devices ?? []) {
+      const key = d.id === this.deviceId ? this.mls.signatureKey : d.signature_key ? fromBase64(d.signature_key) : undefined
+      out.push({ deviceId: d.id, check: key ? await this.devices.verifyDevice(me, d.id, key) : { ok: false, reason: "unbound", detail: "no binding" } })
+    }
+    return out
   }
 
   /** Devices of a group that failed verification and are still members: sending there is refused until they are removed. */

@@ -5,7 +5,7 @@
 // and approval challenges are recomputed before the authenticator is asked.
 import { equal, fromBase64, fromBase64url } from "./bytes.js"
 import { AttestationError, approvalChallenge, bindingChallenge } from "./attest.js"
-import { DeviceVerifier, type ServedUser } from "./attest-verifier.js"
+import { DeviceVerifier, type DeviceCheck, type ServedUser } from "./attest-verifier.js"
 import type { GroupMember } from "./mls.js"
 import type { ClientStore } from "./storage.js"
 import type { RegistrationResponseJSON } from "./webauthn.js"
@@ -185,6 +185,29 @@ export class DeviceChecks {
       await this.store.putUnverified(groupId, [...new Set([...before, ...failing])])
     }
     return failing
+  }
+
+  /**
+   * The verification state of every leaf of a group (what a member list
+   * shows), without new alarms for failures already reported.
+   */
+  async status(groupId: Uint8Array, leaves: GroupMember[]): Promise<Map<string, DeviceCheck>> {
+    const roster = await this.roster(groupId)
+    const owner = new Map(roster.map((m) => [m.device_id.toLowerCase(), m.user_id]))
+    const out = new Map<string, DeviceCheck>()
+    for (const l of leaves) {
+      const userId = owner.get(l.deviceId.toLowerCase())
+      if (!userId) {
+        out.set(l.deviceId, { ok: false, reason: "unknown_device", detail: `the server names no user for device ${l.deviceId}` })
+        continue
+      }
+      try {
+        out.set(l.deviceId, await this.verifier.verifyDevice(await this.user(userId), l.deviceId, l.signatureKey))
+      } catch (e) {
+        out.set(l.deviceId, { ok: false, reason: "lookup_failed", detail: (e as Error).message })
+      }
+    }
+    return out
   }
 
   /**

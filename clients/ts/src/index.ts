@@ -6,6 +6,7 @@
 export * from "./attachments.js"
 export * from "./attest.js"
 export * from "./attest-verifier.js"
+export * from "./device-checks.js"
 export * from "./bytes.js"
 export * from "./chain.js"
 export * from "./errors.js"

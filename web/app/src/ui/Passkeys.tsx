@@ -18,6 +18,7 @@ export function PasskeysSetting() {
   const [name, setName] = useState("")
   const [error, setError] = useState<string | null>(null)
   const [busy, setBusy] = useState(false)
+  const [approving, setApproving] = useState(false)
   const load = () => engine.sdk.passkeys().then(setList, (e) => setError(plainError(e)))
   useEffect(() => void load(), [])
 
@@ -60,10 +61,18 @@ export function PasskeysSetting() {
           </li>
         ))}
       </ul>
-      <form class="inline-form" onSubmit={(e) => { e.preventDefault(); void run(async () => { await engine.sdk.addPasskey({ name: name.trim() || undefined }); setName("") }, t.passkeyAdded) }}>
+      <form class="inline-form" onSubmit={(e) => { e.preventDefault(); void run(async () => {
+          try {
+            await engine.sdk.addPasskey({ name: name.trim() || undefined, onApprove: () => setApproving(true) })
+          } finally {
+            setApproving(false)
+          }
+          setName("")
+        }, t.passkeyAdded) }}>
         <input id="passkey-name" class="input" maxLength={64} aria-label={t.passkeyNameLabel} placeholder={t.passkeyNameLabel} value={name} onInput={(e) => setName(e.currentTarget.value)} />
         <button id="passkey-add" class="btn btn-small" type="submit" disabled={busy}>{t.passkeyAdd}</button>
       </form>
+      {approving && <p class="small" id="passkey-approve" role="status">{t.passkeyApprovePrompt}</p>}
       <ErrorText text={error} />
     </section>
   )
