@@ -26,8 +26,8 @@ export function creationKey(r: RegistrationResponseJSON): { credentialId: Uint8A
 }
 
 /** A new passkey on its own software authenticator. */
-export async function newPasskey(user = "alice"): Promise<TestPasskey> {
-  const auth = new SoftwareAuthenticator({ origin: ORIGIN })
+export async function newPasskey(user = "alice", origin = ORIGIN): Promise<TestPasskey> {
+  const auth = new SoftwareAuthenticator({ origin })
   const r = await auth.create({
     rp: { id: RP_ID, name: "Sovereign" },
     user: { id: toBase64url(randomBytes(16)), name: user, displayName: user },
