@@ -127,6 +127,8 @@ export class DeviceVerifier {
   readonly alarms: DeviceAlarm[] = []
   private readonly seen = new Set<string>()
   private readonly verified = new Set<string>()
+  /** Pins read or written, by user id (the store is the truth; this saves a read and a decode per check). */
+  private readonly pins = new Map<string, PinRecord>()
   /** Serialises pin updates per user. */
   private readonly userLocks = new Map<string, Promise<unknown>>()
 
@@ -205,7 +207,8 @@ export class DeviceVerifier {
         return false
       }
     })
-    const pins = await this.store.getPins(user.id)
+    const pins = this.pins.get(user.id) ?? (await this.store.getPins(user.id))
+    if (pins) this.pins.set(user.id, pins)
     if (!pins) {
       // First contact: trust on first use. Unapproved passkeys are the roots
       // (the registration's, a recovery's, passkeys added before approvals
@@ -284,6 +287,7 @@ export class DeviceVerifier {
       resets,
     }
     await this.store.putPins(r)
+    this.pins.set(userId, r)
   }
 
   /**
