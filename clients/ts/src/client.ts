@@ -860,7 +860,7 @@ export class SovereignClient {
     const max = this.o.maxAttempts ?? 5
     for (let attempt = 1; ; attempt++) {
       const r = await this.lock.run(async () => {
-        const bad = await this.checks.stillIn(groupId, await this.mls.members(groupId))
+        const bad = (await this.store.getUnverified(groupId)).length > 0 ? await this.checks.stillIn(groupId, await this.mls.members(groupId)) : []
         if (bad.length > 0) {
           throw new ClientError("unverified_device_in_group", `the group holds devices no passkey approved (${bad.join(", ")}): remove them before sending`)
         }

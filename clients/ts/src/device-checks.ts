@@ -218,7 +218,18 @@ export class DeviceChecks {
     const bad = await this.store.getUnverified(groupId)
     if (bad.length === 0) return []
     const present = new Set(members.map((m) => m.deviceId))
-    const left = bad.filter((d) => present.has(d))
+    let left = bad.filter((d) => present.has(d))
+    if (left.length > 0) {
+      // Checked again: a failure that was the network's (a lookup that did
+      // not answer) clears once the device verifies; only a passkey of its
+      // user can make it verify.
+      try {
+        const now = await this.status(groupId, members.filter((m) => left.includes(m.deviceId)))
+        left = left.filter((d) => !now.get(d)?.ok)
+      } catch {
+        // keep them all
+      }
+    }
     if (left.length !== bad.length) await this.store.putUnverified(groupId, left)
     return left
   }
