@@ -108,6 +108,19 @@ export class DeviceChecks {
     return u
   }
 
+  /**
+   * Checks a device of a user; a failure is checked once more against a
+   * fresh directory entry (the cached one may predate the device) before it
+   * is reported (when report is set).
+   */
+  async device(userRef: string, deviceId: string, key: Uint8Array, ctx: { groupId?: Uint8Array; where?: string }, report = true): Promise<DeviceCheck> {
+    const r = await this.verifier.verifyDevice(await this.user(userRef), deviceId, key)
+    if (r.ok) return r
+    this.users.delete(userRef)
+    const user = await this.user(userRef)
+    return report ? this.verifier.check(user, deviceId, key, ctx) : this.verifier.verifyDevice(user, deviceId, key)
+  }
+
   /** Forgets cached directory entries (after a change this client made). */
   forget(): void {
     this.users.clear()
@@ -119,10 +132,9 @@ export class DeviceChecks {
    */
   async keyPackages(userRef: string, kps: { bytes: Uint8Array; deviceId: string; signatureKey: Uint8Array }[], groupId?: Uint8Array): Promise<Uint8Array[]> {
     if (kps.length === 0) return []
-    const user = await this.user(userRef)
     const out: Uint8Array[] = []
     for (const k of kps) {
-      const r = await this.verifier.check(user, k.deviceId, k.signatureKey, { groupId, where: "key_package" })
+      const r = await this.device(userRef, k.deviceId, k.signatureKey, { groupId, where: "key_package" })
       if (r.ok) out.push(k.bytes)
     }
     return out
@@ -160,9 +172,9 @@ export class DeviceChecks {
         })
         continue
       }
-      let user: ServedUser
+      let r: DeviceCheck
       try {
-        user = await this.user(userId)
+        r = await this.device(userId, l.deviceId, l.signatureKey, { groupId, where })
       } catch (e) {
         failing.push(l.deviceId)
         this.verifier.raise({
@@ -177,7 +189,6 @@ export class DeviceChecks {
         })
         continue
       }
-      const r = await this.verifier.check(user, l.deviceId, l.signatureKey, { groupId, where })
       if (!r.ok) failing.push(l.deviceId)
     }
     if (failing.length > 0) {
@@ -202,7 +213,7 @@ export class DeviceChecks {
         continue
       }
       try {
-        out.set(l.deviceId, await this.verifier.verifyDevice(await this.user(userId), l.deviceId, l.signatureKey))
+        out.set(l.deviceId, await this.device(userId, l.deviceId, l.signatureKey, {}, false))
       } catch (e) {
         out.set(l.deviceId, { ok: false, reason: "lookup_failed", detail: (e as Error).message })
       }
