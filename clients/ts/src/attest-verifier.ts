@@ -86,9 +86,9 @@ export type DeviceCheck =
   | { ok: false; reason: string; detail: string }
 
 export interface DeviceVerifierOptions {
-  /** The relying party id the passkeys belong to (the server's domain). */
-  rpId: string
-  /** Origins accepted in clientDataJSON (default https://<rpId>). */
+  /** The relying party id the passkeys belong to (the server's domain), or how to learn it. */
+  rpId: string | (() => Promise<string>)
+  /** Origins accepted in clientDataJSON (default: the origins a browser allows for the rp id). */
   origins?: string[]
   /** Told about every alarm, once per (kind, user, device or passkey, group). */
   report?: (a: DeviceAlarm) => void
@@ -150,7 +150,7 @@ export class DeviceVerifier {
   private async verifyApproval(user: ServedUser, p: ServedPasskey, by: Uint8Array): Promise<void> {
     const a = assertionOf(p.approval!)
     const challenge = approvalChallenge(a.nonce, b(p.credential_id, "credential_id"), b(p.public_key, "public_key"))
-    await verifyAssertion(by, a, { challenge, rpId: this.o.rpId, origins: this.o.origins })
+    await verifyAssertion(by, a, { challenge, rpId: await this.rpId(), origins: this.o.origins })
   }
 
   /**
@@ -180,6 +180,18 @@ export class DeviceVerifier {
       if (next.length === left.length) return next.map((p) => ({ p, why: why.get(p) ?? "unapproved" }))
       left = next
     }
+  }
+
+  private rp?: Promise<string>
+  /** The rp id, learned once when given as a function. */
+  rpId(): Promise<string> {
+    const r = this.o.rpId
+    if (typeof r === "string") return Promise.resolve(r)
+    this.rp ??= r().catch((e: unknown) => {
+      this.rp = undefined
+      throw e
+    })
+    return this.rp
   }
 
   private withUserLock<T>(userId: string, f: () => Promise<T>): Promise<T> {
@@ -309,7 +321,7 @@ export class DeviceVerifier {
       const pk = trusted.keys.get(cred)
       if (!pk) return { ok: false, reason: "untrusted_passkey", detail: `device ${deviceId} was bound by a passkey ${user.username} never approved` }
       if (this.verified.has(cacheKey + "/" + toHex(pk))) return { ok: true, credentialId: cred }
-      await verifyAssertion(pk, a, { challenge: bindingChallenge(a.nonce, leafKey, deviceId), rpId: this.o.rpId, origins: this.o.origins })
+      await verifyAssertion(pk, a, { challenge: bindingChallenge(a.nonce, leafKey, deviceId), rpId: await this.rpId(), origins: this.o.origins })
       if (this.verified.size > 10_000) this.verified.clear()
       this.verified.add(cacheKey + "/" + toHex(pk))
       return { ok: true, credentialId: cred }

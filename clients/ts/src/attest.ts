@@ -221,8 +221,26 @@ export interface AssertionExpectation {
   challenge: Uint8Array
   /** The relying party id (the server's domain). */
   rpId: string
-  /** Origins accepted in clientDataJSON (default: https://<rpId>). */
+  /**
+   * Origins accepted in clientDataJSON. Default: every origin a browser lets
+   * use this rp id (https on the rp id or a subdomain of it; http too for
+   * localhost), as WebAuthn's own rule.
+   */
   origins?: string[]
+}
+
+/** Whether a browser would let origin use rpId: its host is rpId or a subdomain, over https (or http on localhost). */
+export function originFitsRpId(origin: string, rpId: string): boolean {
+  let u: URL
+  try {
+    u = new URL(origin)
+  } catch {
+    return false
+  }
+  if (u.origin !== origin) return false
+  const host = u.hostname
+  if (host !== rpId && !host.endsWith("." + rpId)) return false
+  return u.protocol === "https:" || (u.protocol === "http:" && (host === "localhost" || host.endsWith(".localhost")))
 }
 
 /**
@@ -249,9 +267,10 @@ export async function verifyAssertion(publicKey: Uint8Array, a: StoredAssertion,
     throw new AttestationError("wrong_challenge", "clientDataJSON.challenge is not base64url")
   }
   if (!equal(got, want.challenge)) throw new AttestationError("wrong_challenge", "the assertion signs another challenge")
-  const origins = want.origins && want.origins.length > 0 ? want.origins : [`https://${want.rpId}`]
-  if (typeof cd.origin !== "string" || !origins.includes(cd.origin)) {
-    throw new AttestationError("wrong_origin", `clientDataJSON.origin ${String(cd.origin)} is not ${origins.join(" or ")}`)
+  const fits =
+    typeof cd.origin === "string" && (want.origins && want.origins.length > 0 ? want.origins.includes(cd.origin) : originFitsRpId(cd.origin, want.rpId))
+  if (!fits) {
+    throw new AttestationError("wrong_origin", `clientDataJSON.origin ${String(cd.origin)} is not an origin of ${want.rpId}`)
   }
   if (cd.crossOrigin === true) throw new AttestationError("wrong_origin", "the assertion was made cross-origin")
   const ad = a.authenticatorData

@@ -60,10 +60,11 @@ export interface SovereignClientOptions {
   onResync?: (r: ResyncResult) => void
   /**
    * The WebAuthn relying party id of the server's passkeys, for checking
-   * device bindings (docs/verification.md). Default: the host of baseUrl.
+   * device bindings (docs/verification.md). Default: the one GET /v1/me
+   * names (rp_id), else the host of baseUrl.
    */
   rpId?: string
-  /** Origins accepted in the clientDataJSON of bindings and approvals. Default: baseUrl's origin and https://<rpId>. */
+  /** Origins accepted in the clientDataJSON of bindings and approvals. Default: those a browser allows for the rp id (https on it or a subdomain; http on localhost). */
   origins?: string[]
 }
 
@@ -173,10 +174,14 @@ export class SovereignClient {
     this.store = o.storage instanceof ClientStore ? o.storage : new ClientStore(o.storage)
     this.api = createClient<paths>({ baseUrl: o.baseUrl.replace(/\/$/, ""), fetch: o.fetch })
     const base = new URL(o.baseUrl)
-    const rpId = o.rpId ?? base.hostname
     this.devices = new DeviceVerifier(this.store, {
-      rpId,
-      origins: o.origins ?? [base.origin, `https://${rpId}`],
+      // The server names its rp id (GET /v1/me); a wrong one only makes
+      // checks fail: pinned passkeys sign for their own rp id only.
+      rpId: o.rpId ?? (async () => {
+        const r = await this.api.GET("/v1/me", {})
+        return r.data?.rp_id || base.hostname
+      }),
+      origins: o.origins,
       report: (a) => {
         for (const l of this.deviceListeners) void Promise.resolve(l(a)).catch(() => undefined)
       },

@@ -143,3 +143,21 @@ test("the challenges match the server's test vectors (docs/verification.md)", ()
     "8eba6bd5f2450fc0d552897421bf9c0de32804c907bdbe5ff841e1aded8e7a3e",
   )
 })
+
+test("without a list, an origin is accepted when a browser would let it use the rp id", async () => {
+  const { originFitsRpId } = await import("../src/attest.js")
+  assert.ok(originFitsRpId("https://chat.example.org", "example.org"))
+  assert.ok(originFitsRpId("https://example.org", "example.org"))
+  assert.ok(originFitsRpId("http://localhost:8080", "localhost"))
+  assert.ok(!originFitsRpId("http://example.org", "example.org"), "http only on localhost")
+  assert.ok(!originFitsRpId("https://badexample.org", "example.org"))
+  assert.ok(!originFitsRpId("https://example.org.evil.test", "example.org"))
+  assert.ok(!originFitsRpId("https://example.org/path", "example.org"))
+  const pk = await newPasskey()
+  const ch = randomBytes(32)
+  const a = await assertWith(pk, ch)
+  await verifyAssertion(pk.publicKey, a, { challenge: ch, rpId: RP_ID })
+  const cd = JSON.parse(utf8.decode(a.clientDataJSON)) as Record<string, unknown>
+  const evil = { ...a, clientDataJSON: utf8.encode(JSON.stringify({ ...cd, origin: "https://evil.test" })) }
+  await refused(verifyAssertion(pk.publicKey, evil, { challenge: ch, rpId: RP_ID }), "wrong_origin")
+})
