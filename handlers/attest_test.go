@@ -167,6 +167,9 @@ func TestBoundSignInStoresAndServesBinding(t *testing.T) {
 					t.Fatalf("passkeys %+v", u.Passkeys)
 				}
 				verifyLikeAPeer(t, s, a, want, unb64(t, u.Passkeys[0].PublicKey))
+				t.Logf("stored per binding: key %d + credential id %d + nonce %d + authenticatorData %d + clientDataJSON %d + signature %d bytes",
+					len(key), len(unb64(t, a.CredentialID)), len(unb64(t, a.Nonce)), len(unb64(t, a.AuthenticatorData)),
+					len(unb64(t, a.ClientDataJSON)), len(unb64(t, a.Signature)))
 			}
 			if !found {
 				t.Fatalf("bound device %s not served", g.DeviceID)
