@@ -19,7 +19,7 @@ import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
 import type { Authenticator, CreationOptionsJSON, RegistrationResponseJSON, RequestOptionsJSON } from "./webauthn.js"
 import { DeviceVerifier, type DeviceAlarm, type DeviceCheck, type ServedUser } from "./attest-verifier.js"
-import { ClientError, DeviceChecks, checkApprovalChallenge, checkBindingChallenge, type DeviceBindingAnswer, type PasskeyApprovalAnswer } from "./device-checks.js"
+import { ClientError, DeviceChecks, checkApprovalChallenge, checkBindingChallenge } from "./device-checks.js"
 import { ciphersuites } from "ts-mls"
 import { downloadAttachment, downloadAttachmentBlob, downloadAttachmentChunks, uploadAttachment, type AttachmentPointer, type AttachmentSource, type AttachmentTransport, type DownloadOptions, type UploadOptions } from "./attachments.js"
 
@@ -310,12 +310,12 @@ export class SovereignClient {
           username: l.username,
           device_signature_key: toBase64url(signatureKey),
           device_id: this.session?.deviceId,
-        } as Schemas["LoginBeginInputBody"],
+        },
       }),
       "loginBegin",
     )
     const options = begin.options as unknown as RequestOptionsJSON
-    checkBindingChallenge((begin as { device_binding?: DeviceBindingAnswer }).device_binding, options.challenge, signatureKey, this.session?.deviceId)
+    checkBindingChallenge(begin.device_binding, options.challenge, signatureKey, this.session?.deviceId)
     const credential = await this.authenticator().get(options)
     const device = this.session ? { device_id: this.session.deviceId } : { device_name: l.deviceName ?? "Sovereign client" }
     const grant = ok(
@@ -346,7 +346,7 @@ export class SovereignClient {
       "bindDeviceBegin",
     )
     const options = begin.options as unknown as RequestOptionsJSON
-    checkBindingChallenge(begin.device_binding as DeviceBindingAnswer, options.challenge, signatureKey, this.deviceId)
+    checkBindingChallenge(begin.device_binding, options.challenge, signatureKey, this.deviceId)
     const credential = await this.authenticator().get(options)
     const info = ok(
       await this.api.POST("/v1/me/devices/current/binding/finish", {
@@ -365,7 +365,7 @@ export class SovereignClient {
    */
   async deviceBindingNeeded(): Promise<boolean> {
     const list = ok(await this.api.GET("/v1/me/devices", {}), "listMyDevices")
-    const me = (list.devices ?? []).find((d) => d.id === this.deviceId) as (Schemas["DeviceInfo"] & { signature_key?: string; binding?: unknown }) | undefined
+    const me = (list.devices ?? []).find((d) => d.id === this.deviceId)
     if (!me) return false
     return !me.binding || !me.signature_key || toBase64url(fromBase64(me.signature_key)) !== toBase64url(this.mls.signatureKey)
   }
@@ -423,7 +423,7 @@ export class SovereignClient {
       "approvePasskeyBegin",
     )
     const options = ap.options as unknown as RequestOptionsJSON
-    checkApprovalChallenge(ap.passkey_approval as PasskeyApprovalAnswer, options.challenge, credential as RegistrationResponseJSON)
+    checkApprovalChallenge(ap.passkey_approval, options.challenge, credential as RegistrationResponseJSON)
     await o.onApprove?.()
     const approval = await this.authenticator().get(options)
     const info = ok(
