@@ -7,7 +7,7 @@
 // produce such an assertion without the user's passkey.
 import { sha256 } from "@noble/hashes/sha2.js"
 import { concat, equal, fromBase64url, toArrayBuffer, toBase64url, utf8 } from "./bytes.js"
-import { decodeCbor, type CborValue } from "./cbor.js"
+import { decodeCbor, type CborValue } from "./cbor-decode.js"
 import { FLAG_UP } from "./webauthn.js"
 
 /** The domain label of the device binding challenge. */

@@ -9,7 +9,7 @@ import { DeviceVerifier, type DeviceCheck, type ServedUser } from "./attest-veri
 import type { GroupMember } from "./mls.js"
 import type { ClientStore } from "./storage.js"
 import type { RegistrationResponseJSON } from "./webauthn.js"
-import { decodeCbor, type CborValue } from "./cbor.js"
+import { decodeCbor, type CborValue } from "./cbor-decode.js"
 import { parseAuthenticatorData } from "./webauthn.js"
 
 /** Raised by the SDK for a refusal of its own (not the server's); `code` is machine-readable. */
