@@ -379,6 +379,11 @@ test("people find each other, a second device joins alone, passkeys and sessions
     // 5. Leave: from Bob's second device; the conversation goes from both of
     // his devices, and Alice sees that Bob left and can still write.
     await bob2.page.click("#members-toggle");
+    // Every member device is marked verified (approved by a passkey of its person).
+    await bob2.page.locator("[data-member-device][data-verified=true]").first().waitFor({ timeout: 20000 });
+    await bob2.page.waitForFunction(() => document.querySelectorAll("[data-member-device][data-verified=unknown]").length === 0, null, { timeout: 20000 });
+    assert.equal(await bob2.page.locator("[data-member-device][data-verified=false]").count(), 0, "no member device is unverified");
+    await shot(bob2, "07b-verified-devices", "phone");
     await bob2.page.click("#leave-chat");
     await bob2.page.locator(`a.chat-item[data-chat="Alice Liddell"]`).waitFor({ state: "detached", timeout: 30000 });
     await bob.page.click("a[href='#/']");

@@ -82,7 +82,7 @@ function Members({ id }: { id: string }) {
                 const r = checks?.get(d.deviceId)
                 return (
                   <li key={d.deviceId} class="small" data-member-device={d.deviceId} data-verified={r ? String(r.ok) : "unknown"}>
-                    <code>{d.deviceId.slice(0, 8)}</code>{" "}
+                    <code title={d.deviceId}>…{d.deviceId.slice(-6)}</code>{" "}
                     {r?.ok && <span class="tag" title={t.deviceVerifiedTitle}>✓ {t.deviceVerified}</span>}
                     {r && !r.ok && <span class="tag tag-danger" title={t.deviceUnverifiedTitle} data-reason={r.reason}>⚠ {t.deviceUnverified}</span>}
                     {r && !r.ok && c.state === "active" && d.deviceId !== me.value?.deviceId && (
