@@ -22,6 +22,7 @@ import { SoftwareAuthenticator } from "../src/software-authenticator.js"
 import { fromBase64, toBase64, toBase64url, toHex, utf8 } from "../src/bytes.js"
 import { MlsClient } from "../src/mls.js"
 import { ClientError } from "../src/device-checks.js"
+import { AttestationError } from "../src/attest.js"
 import type { DeviceAlarm } from "../src/attest-verifier.js"
 import type { RequestOptionsJSON } from "../src/webauthn.js"
 import { bindDevice, newPasskey, served } from "./helpers/attest.js"
@@ -229,6 +230,33 @@ test("passkey-attested devices: injected devices and passkeys are refused and re
   const rogueAlarms = bob.app.alarms.filter((a) => a.deviceId === rogueId || a.credentialId === toBase64url(rogue.credentialId))
   assert.deepEqual(rogueAlarms.map((a) => [a.kind, a.reason]), [["passkey_unapproved", "unapproved"], ["device_unverified", "untrusted_passkey"]])
   injection = undefined
+
+  // A device signed in before bindings existed (the unbound device above,
+  // with its session) binds itself once, with one passkey prompt.
+  const legacyStore = new ClientStore(new MemoryKeyValueStore())
+  await legacyStore.putSession({ token: grant.token, userId: aliceUser.id, deviceId: ghostId, username: "alice" })
+  const legacy = await SovereignClient.open({ baseUrl: srv.url, storage: legacyStore, authenticator: alice.auth })
+  assert.equal(await legacy.deviceBindingNeeded(), true)
+  assert.equal(await legacy.verifyOwnDevice(), false)
+  await legacy.bindDevice()
+  assert.equal(await legacy.deviceBindingNeeded(), false)
+  assert.equal(await legacy.verifyOwnDevice(), true)
+
+  // A server that asks the sign-in to sign a challenge for another key is refused before the authenticator is asked.
+  let asked = 0
+  const counting = new SoftwareAuthenticator({ origin: srv.origin, credentials: alice.auth.credentials() })
+  const countingAuth = { create: counting.create.bind(counting), get: (o: Parameters<SoftwareAuthenticator["get"]>[0]) => (asked++, counting.get(o)) }
+  const swapNonce: typeof fetch = async (input, init) => {
+    const res = await fetch(input, init)
+    const url = input instanceof Request ? input.url : String(input)
+    if (!url.endsWith("/v1/auth/login/begin") || !res.ok) return res
+    const body = (await res.json()) as { device_binding?: { nonce: string } }
+    if (body.device_binding) body.device_binding.nonce = toBase64url(randomBytes(32))
+    return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } })
+  }
+  const tricked = await SovereignClient.open({ baseUrl: srv.url, storage: new MemoryKeyValueStore(), authenticator: countingAuth, fetch: swapNonce })
+  await assert.rejects(tricked.login({ username: "alice", deviceName: "tricked" }), (e: unknown) => e instanceof AttestationError && e.code === "binding_mismatch")
+  assert.equal(asked, 0, "the authenticator was never asked")
 
   // (c) An admin recovers Alice's account: her new passkey has no approval; peers see an account reset.
   const su = await root.app.client.api.POST("/v1/auth/step-up/begin", { body: { operation: "recovery_invite", user_id: aliceUser.id } })
