@@ -1,7 +1,9 @@
 // Settings for my account's security: my passkeys (add, remove), ending
 // my other sessions, deleting my account. The server asks for a fresh
-// passkey assertion (step-up) before each of these; the SDK runs that
-// ceremony first, so each action shows one extra passkey prompt.
+// passkey assertion (step-up) before removing, ending and deleting; adding
+// one is approved instead by an existing passkey over the new one's key,
+// right after it is created (docs/verification.md). Each action shows one
+// extra passkey prompt.
 import { useEffect, useState } from "preact/hooks"
 import type { Schemas } from "@sovereign-im/client"
 import { plainError } from "../core/errors"
