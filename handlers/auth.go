@@ -110,7 +110,9 @@ type RegisterFinishInput struct {
 // LoginBeginInput starts a login.
 type LoginBeginInput struct {
 	Body struct {
-		Username string `json:"username,omitempty" maxLength:"32" doc:"Log in as this user (the options list their passkeys). Omit for a discoverable login: the authenticator offers the passkeys it holds for this server." example:"alice"`
+		Username           string `json:"username,omitempty" maxLength:"32" doc:"Log in as this user (the options list their passkeys). Omit for a discoverable login: the authenticator offers the passkeys it holds for this server." example:"alice"`
+		DeviceSignatureKey string `json:"device_signature_key,omitempty" maxLength:"683" pattern:"^[A-Za-z0-9_-]+$" doc:"The device's MLS signature public key (1 to 512 bytes, base64url without padding). With it, the sign-in binds the key to the passkey assertion: the WebAuthn challenge is the device binding challenge over a server nonce, this key and the device id (see device_binding in the answer and docs/verification.md), and the finish step stores the assertion with the device."`
+		DeviceID           string `json:"device_id,omitempty" maxLength:"36" doc:"With device_signature_key: the existing device of yours to (re)bind (send the same device_id at the finish step). Omitted: the binding is for a new device, whose id the server allocates now." example:"0193f3c4-8f7a-7c2e-9d1b-3a4b5c6d7e8f"`
 	}
 }
 
@@ -121,16 +123,6 @@ type LoginFinishInput struct {
 		Credential AssertionCredential `json:"credential" doc:"The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it"`
 		DeviceID   string              `json:"device_id,omitempty" maxLength:"36" doc:"Sign in again as this existing device of yours (keeps its id, key packages and group memberships). Give device_id or device_name, not both." example:"0193f3c4-8f7a-7c2e-9d1b-3a4b5c6d7e8f"`
 		DeviceName string              `json:"device_name,omitempty" maxLength:"64" doc:"Create a new device with this name. Give device_id or device_name, not both." example:"Alice's laptop"`
-	}
-	RawBody []byte
-}
-
-// AddPasskeyFinishInput completes adding a passkey.
-type AddPasskeyFinishInput struct {
-	Body struct {
-		CeremonyID string                `json:"ceremony_id" minLength:"1" maxLength:"64" doc:"Id of the pending ceremony, from the begin step (single use, expires with the challenge)"`
-		Credential AttestationCredential `json:"credential" doc:"The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it"`
-		Name       string                `json:"name,omitempty" maxLength:"64" doc:"Name for the passkey (default: Passkey)" example:"YubiKey 5C"`
 	}
 	RawBody []byte
 }
@@ -189,7 +181,10 @@ func (h *handler) registerAuth(api huma.API) {
 		Description: "Returns WebAuthn request options. With `username`, the options list that user's passkeys; " +
 			"without, the login is discoverable (the authenticator offers its passkeys for this server and returns " +
 			"the user handle). An unknown username gets options that look the same but can never succeed. " +
-			"Rate-limited per client IP.",
+			"With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the " +
+			"device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the " +
+			"answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), " +
+			"and the finish step stores the assertion with the device. Rate-limited per client IP.",
 		Tags:     []string{TagAuth},
 		Security: public,
 		Errors:   ceremonyErrors,
@@ -207,40 +202,14 @@ func (h *handler) registerAuth(api huma.API) {
 			"packages and groups). A revoked device can never sign in again. A passkey whose signature counter did " +
 			"not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 " +
 			"`device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` " +
-			"setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.",
+			"setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. " +
+			"A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that " +
+			"`device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` " +
+			"otherwise); the device then carries the key and the assertion exactly as sent.",
 		Tags:     []string{TagAuth},
 		Security: public,
 		Errors:   append([]int{http.StatusForbidden, http.StatusNotFound, http.StatusGone, http.StatusInsufficientStorage}, ceremonyErrors...),
 	}, h.loginFinish)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "addPasskeyBegin",
-		Middlewares: limited,
-		Method:      http.MethodPost,
-		Path:        "/v1/auth/add-passkey/begin",
-		Summary:     "Begin adding a passkey",
-		Description: "For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` " +
-			"header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys " +
-			"are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.",
-		Tags:     []string{TagAuth},
-		Security: bearer,
-		Errors:   []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity, http.StatusTooManyRequests},
-	}, h.addPasskeyBegin)
-
-	huma.Register(api, huma.Operation{
-		OperationID: "addPasskeyFinish",
-		Middlewares: limited,
-		Method:      http.MethodPost,
-		Path:        "/v1/auth/add-passkey/finish",
-		Summary:     "Finish adding a passkey",
-		Description: "Verifies the attestation against the pending ceremony (which must belong to the signed-in " +
-			"user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a " +
-			"`passkey_added` notice in its feed.",
-		Tags:          []string{TagAuth},
-		Security:      bearer,
-		DefaultStatus: http.StatusCreated,
-		Errors:        append([]int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusGone}, ceremonyErrors...),
-	}, h.addPasskeyFinish)
 
 	huma.Register(api, huma.Operation{
 		OperationID:   "logout",
@@ -469,15 +438,20 @@ func (h *handler) logCeremonyFailure(ctx context.Context, what string, err error
 	h.log().InfoContext(ctx, what+" ceremony failed", "err", err)
 }
 
-func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*RequestCeremonyOutput, error) {
+func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*LoginCeremonyOutput, error) {
 	var (
 		assertion *protocol.CredentialAssertion
 		sd        *webauthn.SessionData
 		err       error
 	)
 	c := &models.Ceremony{Kind: models.CeremonyLogin}
+	var payload loginPayload
+	if payload.Binding, err = newBinding(in.Body.DeviceSignatureKey, in.Body.DeviceID); err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	opts := payload.Binding.loginOptions()
 	if in.Body.Username == "" {
-		assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin()
+		assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(opts...)
 	} else {
 		username, nerr := models.NormalizeUsername(in.Body.Username)
 		if nerr != nil {
@@ -503,33 +477,34 @@ func (h *handler) loginBegin(ctx context.Context, in *LoginBeginInput) (*Request
 		}
 		if uerr == nil && len(creds) > 0 {
 			c.UserID = u.ID
-			assertion, sd, err = h.d.WebAuthn.BeginLogin(newWAUser(u, creds))
+			assertion, sd, err = h.d.WebAuthn.BeginLogin(newWAUser(u, creds), opts...)
 		} else {
-			// Unknown username: options like a known one's, with decoy
-			// credentials derived from the username. The ceremony can never
-			// succeed.
-			c.Payload = []byte(decoyPayload)
-			assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(webauthn.WithAllowedCredentials(decoy))
+			// Unknown username: options like a known one's (a bound one's
+			// too: same device_binding), with decoy credentials derived from
+			// the username. The ceremony can never succeed.
+			payload.Decoy = true
+			assertion, sd, err = h.d.WebAuthn.BeginDiscoverableLogin(append(opts, webauthn.WithAllowedCredentials(decoy))...)
 		}
 	}
 	if err != nil {
 		return nil, h.fail(ctx, fmt.Errorf("begin login: %w", err))
 	}
-	opts, err := reshape[RequestOptions](assertion.Response)
+	ropts, err := reshape[RequestOptions](assertion.Response)
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
 	if c.SessionData, err = sessionDataJSON(sd); err != nil {
 		return nil, h.fail(ctx, err)
 	}
+	if c.Payload, err = json.Marshal(payload); err != nil {
+		return nil, h.fail(ctx, fmt.Errorf("encode ceremony payload: %w", err))
+	}
 	if err := h.d.Store.CreateCeremony(ctx, c, h.ceremonyTTL()); err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	return &RequestCeremonyOutput{Body: RequestCeremony{CeremonyID: c.ID, ExpiresAt: c.ExpiresAt, Options: opts}}, nil
+	return &LoginCeremonyOutput{Body: LoginCeremony{RequestCeremony: RequestCeremony{CeremonyID: c.ID, ExpiresAt: c.ExpiresAt,
+		Options: ropts}, DeviceBinding: payload.Binding.offer()}}, nil
 }
-
-// decoyPayload marks a login ceremony begun for an unknown username.
-const decoyPayload = `{"decoy":true}`
 
 // decoyShapes are the credential shapes (id length, transports as
 // browsers report them) of common authenticators: platform keychains,
@@ -609,6 +584,14 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
+	var payload loginPayload
+	if err := json.Unmarshal(c.Payload, &payload); err != nil {
+		return nil, h.fail(ctx, fmt.Errorf("decode ceremony payload: %w", err))
+	}
+	binding, err := payload.Binding.forLogin(sd, in.Body.DeviceID, deviceName)
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
 	var (
 		user  *models.User
 		creds []models.Credential
@@ -623,7 +606,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 	}
 	var cred *webauthn.Credential
 	switch {
-	case string(c.Payload) == decoyPayload:
+	case payload.Decoy:
 		err := errors.New("unknown user")
 		h.auditLoginFailure(ctx, "", err)
 		return nil, h.fail(ctx, ceremonyFailed(err))
@@ -673,7 +656,7 @@ func (h *handler) loginFinish(ctx context.Context, in *LoginFinishInput) (*Sessi
 		UserID: user.ID, PasskeyID: passkey.ID, SignCount: cred.Authenticator.SignCount,
 		Flags: uint8(parsed.Response.AuthenticatorData.Flags), DeviceID: in.Body.DeviceID, DeviceName: deviceName,
 		TokenHash: hash, SessionTTL: h.d.Config.SessionTTL, ClientIP: h.actor(ctx, nil).IP,
-		Location: h.signInLocation(ctx, in.Body.DeviceID),
+		Location: h.signInLocation(ctx, in.Body.DeviceID), Binding: binding.withAssertion(parsed),
 	})
 	if errors.Is(err, store.ErrCloneDetected) {
 		return nil, h.fail(ctx, h.cloneDetected(ctx, passkey, passkey.SignCount, parsed.Response.AuthenticatorData.Counter))
@@ -707,65 +690,4 @@ func (h *handler) cloneDetected(ctx context.Context, passkey *models.Credential,
 		return err
 	}
 	return store.ErrCloneDetected
-}
-
-func (h *handler) addPasskeyBegin(ctx context.Context, in *AddPasskeyBeginInput) (*CreationCeremonyOutput, error) {
-	p := PrincipalFrom(ctx)
-	if err := h.d.Store.TakeStepUp(ctx, h.stepUpCheck(ctx, in.StepUp, models.StepUpAddPasskey, "")); err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	u, err := h.d.Store.UserByID(ctx, p.UserID)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	creds, err := h.d.Store.CredentialsByUser(ctx, u.ID)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	creation, sd, err := h.d.WebAuthn.BeginRegistration(newWAUser(u, creds), webauthn.WithExclusions(credentialDescriptors(creds)))
-	if err != nil {
-		return nil, h.fail(ctx, fmt.Errorf("begin add passkey: %w", err))
-	}
-	return h.saveCreation(ctx, models.CeremonyAddPasskey, u.ID, creation, sd, nil)
-}
-
-func (h *handler) addPasskeyFinish(ctx context.Context, in *AddPasskeyFinishInput) (*PasskeyOutput, error) {
-	p := PrincipalFrom(ctx)
-	name, err := h.passkeyName(in.Body.Name)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	parsed, err := h.parseCreation(in.RawBody)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	c, err := h.d.Store.ConsumeCeremony(ctx, in.Body.CeremonyID, models.CeremonyAddPasskey)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	if c.UserID != p.UserID {
-		return nil, h.fail(ctx, store.ErrCeremonyGone)
-	}
-	sd, err := parseSessionData(c.SessionData)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	u, err := h.d.Store.UserByID(ctx, p.UserID)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	creds, err := h.d.Store.CredentialsByUser(ctx, u.ID)
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	cred, err := h.d.WebAuthn.CreateCredential(newWAUser(u, creds), sd, parsed)
-	if err != nil {
-		h.logCeremonyFailure(ctx, "add passkey", err)
-		return nil, h.fail(ctx, ceremonyFailed(err))
-	}
-	added, err := h.d.Store.AddCredential(ctx, h.actor(ctx, p), u.ID, fromWebAuthn(cred, name))
-	if err != nil {
-		return nil, h.fail(ctx, err)
-	}
-	return &PasskeyOutput{Body: passkeyInfo(*added)}, nil
 }

@@ -18,17 +18,47 @@ const TagUsers = "users"
 
 // DirectoryDeviceBody is an active device of a user in the directory.
 type DirectoryDeviceBody struct {
-	ID        string    `json:"id" format:"uuid" doc:"Device id"`
-	Name      string    `json:"name" doc:"Name given at sign-in" example:"Bob's phone"`
-	CreatedAt time.Time `json:"created_at" doc:"When the device first signed in"`
+	ID           string         `json:"id" format:"uuid" doc:"Device id"`
+	Name         string         `json:"name" doc:"Name given at sign-in" example:"Bob's phone"`
+	CreatedAt    time.Time      `json:"created_at" doc:"When the device first signed in"`
+	SignatureKey string         `json:"signature_key,omitempty" doc:"The device's MLS signature public key bound to a passkey, base64url; absent when unbound"`
+	Binding      *AssertionBody `json:"binding,omitempty" doc:"The assertion of a passkey of the user over the device binding challenge (docs/verification.md); absent when unbound: such a device is not approved by passkey"`
+}
+
+// DirectoryPasskeyBody is a passkey of a user as peers see it, to verify
+// device bindings and passkey approvals.
+type DirectoryPasskeyBody struct {
+	CredentialID string        `json:"credential_id" doc:"WebAuthn credential id, base64url"`
+	PublicKey    string        `json:"public_key" doc:"COSE_Key public key, base64url"`
+	CreatedAt    time.Time     `json:"created_at" doc:"When the passkey was registered"`
+	Recovered    bool          `json:"recovered" doc:"Made by an account recovery (an admin's recovery invite): an account reset, without approval"`
+	Approval     *ApprovalBody `json:"approval,omitempty" doc:"The approval by an existing passkey of the user over the passkey approval challenge; absent for the account's first passkey and a recovery's"`
+}
+
+// ApprovalBody is a passkey approval: an assertion by an existing passkey.
+type ApprovalBody struct {
+	ByCredentialID    string `json:"by_credential_id" doc:"The approving passkey (WebAuthn credential id), base64url"`
+	Nonce             string `json:"nonce" doc:"The server's 32-byte nonce in the challenge, base64url"`
+	AuthenticatorData string `json:"authenticator_data" doc:"authenticatorData as the client sent it, base64url"`
+	ClientDataJSON    string `json:"client_data_json" doc:"clientDataJSON as the client sent it, base64url"`
+	Signature         string `json:"signature" doc:"The assertion signature, base64url"`
+}
+
+func approvalBody(a *models.Assertion) *ApprovalBody {
+	if a == nil {
+		return nil
+	}
+	return &ApprovalBody{ByCredentialID: b64(a.CredentialID), Nonce: b64(a.Nonce), AuthenticatorData: b64(a.AuthenticatorData),
+		ClientDataJSON: b64(a.ClientDataJSON), Signature: b64(a.Signature)}
 }
 
 // DirectoryUserBody is a user as other signed-in users see them.
 type DirectoryUserBody struct {
-	ID          string                `json:"id" format:"uuid" doc:"User id"`
-	Username    string                `json:"username" doc:"Case-folded username" example:"bob"`
-	DisplayName string                `json:"display_name" doc:"Display name chosen by the user" example:"Bob Marley"`
-	Devices     []DirectoryDeviceBody `json:"devices,omitempty" nullable:"false" doc:"Active (not revoked) devices, oldest first; absent in search results"`
+	ID          string                 `json:"id" format:"uuid" doc:"User id"`
+	Username    string                 `json:"username" doc:"Case-folded username" example:"bob"`
+	DisplayName string                 `json:"display_name" doc:"Display name chosen by the user" example:"Bob Marley"`
+	Devices     []DirectoryDeviceBody  `json:"devices,omitempty" nullable:"false" doc:"Active (not revoked) devices, oldest first; absent in search results"`
+	Passkeys    []DirectoryPasskeyBody `json:"passkeys,omitempty" nullable:"false" doc:"The user's current passkeys with public keys and approvals, oldest first; absent in search results"`
 }
 
 func directoryUser(u *store.DirectoryUser) DirectoryUserBody {
@@ -36,7 +66,15 @@ func directoryUser(u *store.DirectoryUser) DirectoryUserBody {
 	if u.Devices != nil {
 		b.Devices = make([]DirectoryDeviceBody, len(u.Devices))
 		for i, d := range u.Devices {
-			b.Devices[i] = DirectoryDeviceBody{ID: d.ID, Name: d.Name, CreatedAt: models.FromMillis(d.CreatedAt)}
+			b.Devices[i] = DirectoryDeviceBody{ID: d.ID, Name: d.Name, CreatedAt: models.FromMillis(d.CreatedAt),
+				SignatureKey: signatureKey(d.SignatureKey), Binding: assertionBody(d.Binding())}
+		}
+	}
+	if u.Passkeys != nil {
+		b.Passkeys = make([]DirectoryPasskeyBody, len(u.Passkeys))
+		for i, p := range u.Passkeys {
+			b.Passkeys[i] = DirectoryPasskeyBody{CredentialID: b64(p.CredentialID), PublicKey: b64(p.PublicKey),
+				CreatedAt: models.FromMillis(p.CreatedAt), Recovered: p.Recovered, Approval: approvalBody(p.Approval)}
 		}
 	}
 	return b
@@ -44,7 +82,7 @@ func directoryUser(u *store.DirectoryUser) DirectoryUserBody {
 
 // LookupUserInput names a user by username.
 type LookupUserInput struct {
-	Username string `path:"username" minLength:"1" maxLength:"64" doc:"Exact username (any case)" example:"bob"`
+	Username string `path:"username" minLength:"1" maxLength:"64" doc:"Exact username (any case), or a user id" example:"bob"`
 }
 
 // LookupUserOutput is one user.
@@ -110,7 +148,9 @@ func (h *handler) registerDirectory(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/v1/users/{username}",
 		Summary:     "Find a user by username",
-		Description: "Exact match only: the user's id, username, display name and active devices, to start a conversation. " +
+		Description: "Exact match only (by username, or by user id): the user's id, username, display name and active devices, " +
+			"each with its signature key and passkey binding when bound, and the user's passkeys (public keys, approvals, " +
+			"recovered flag), to start a conversation and verify the devices (docs/verification.md). " +
 			"Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device " +
 			"like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.",
 		Tags:     []string{TagUsers},

@@ -35,11 +35,13 @@ type IdempotencyHeader struct {
 
 // MemberBody is one member device.
 type MemberBody struct {
-	DeviceID    string `json:"device_id" doc:"Member device"`
-	UserID      string `json:"user_id" doc:"The device's user"`
-	Username    string `json:"username" doc:"The user's username"`
-	DisplayName string `json:"display_name" doc:"The user's display name (the user may change it: show it, but identify people by username)"`
-	JoinedSeq   int64  `json:"joined_seq" doc:"The device receives the group's events with a sequence number above this"`
+	DeviceID     string         `json:"device_id" doc:"Member device"`
+	UserID       string         `json:"user_id" doc:"The device's user"`
+	Username     string         `json:"username" doc:"The user's username"`
+	DisplayName  string         `json:"display_name" doc:"The user's display name (the user may change it: show it, but identify people by username)"`
+	JoinedSeq    int64          `json:"joined_seq" doc:"The device receives the group's events with a sequence number above this"`
+	SignatureKey string         `json:"signature_key,omitempty" doc:"The device's MLS signature public key bound to a passkey, base64url; absent when unbound"`
+	Binding      *AssertionBody `json:"binding,omitempty" doc:"The passkey assertion over the device binding challenge (the user's passkeys come from the directory); absent when unbound"`
 }
 
 // GroupSummaryBody is a group in a list.
@@ -65,7 +67,8 @@ func groupSummary(g *models.Group) GroupSummaryBody {
 func groupBody(g *models.Group) GroupBody {
 	b := GroupBody{GroupSummaryBody: groupSummary(g), GroupInfo: g.GroupInfo, BytesUsed: g.BytesUsed, Members: make([]MemberBody, len(g.Members))}
 	for i, m := range g.Members {
-		b.Members[i] = MemberBody{DeviceID: m.DeviceID, UserID: m.UserID, Username: m.Username, DisplayName: m.DisplayName, JoinedSeq: m.JoinedSeq}
+		b.Members[i] = MemberBody{DeviceID: m.DeviceID, UserID: m.UserID, Username: m.Username, DisplayName: m.DisplayName, JoinedSeq: m.JoinedSeq,
+			SignatureKey: signatureKey(m.SignatureKey), Binding: assertionBody(m.Binding)}
 	}
 	return b
 }

@@ -81,6 +81,8 @@ func Register(api huma.API, d *Deps) {
 	api.UseMiddleware(h.refuseUnsafeParameters(api))
 	h.registerSystem(api)
 	h.registerAuth(api)
+	h.registerAddPasskey(api)
+	h.registerBinding(api)
 	h.registerStepUp(api)
 	h.registerMe(api)
 	h.registerPush(api)

@@ -17,19 +17,22 @@ const TagMe = "me"
 
 // DeviceInfo describes one of the user's devices (app installs).
 type DeviceInfo struct {
-	ID             string     `json:"id" format:"uuid" doc:"Device id"`
-	Name           string     `json:"name" doc:"Name given at sign-in" example:"Alice's phone"`
-	CreatedAt      time.Time  `json:"created_at" doc:"When the device first signed in"`
-	LastSeenAt     *time.Time `json:"last_seen_at,omitempty" doc:"Last authenticated request (updated at most once a minute)"`
-	RevokedAt      *time.Time `json:"revoked_at,omitempty" doc:"When the device was revoked; a revoked device can never sign in again"`
-	ActiveSessions int        `json:"active_sessions" doc:"Sessions of the device that are neither ended nor expired"`
-	Current        bool       `json:"current" doc:"True for the device making this request"`
-	Push           bool       `json:"push" doc:"The device has a Web Push subscription (PUT /v1/me/devices/current/push)"`
+	ID             string         `json:"id" format:"uuid" doc:"Device id"`
+	Name           string         `json:"name" doc:"Name given at sign-in" example:"Alice's phone"`
+	CreatedAt      time.Time      `json:"created_at" doc:"When the device first signed in"`
+	LastSeenAt     *time.Time     `json:"last_seen_at,omitempty" doc:"Last authenticated request (updated at most once a minute)"`
+	RevokedAt      *time.Time     `json:"revoked_at,omitempty" doc:"When the device was revoked; a revoked device can never sign in again"`
+	ActiveSessions int            `json:"active_sessions" doc:"Sessions of the device that are neither ended nor expired"`
+	Current        bool           `json:"current" doc:"True for the device making this request"`
+	Push           bool           `json:"push" doc:"The device has a Web Push subscription (PUT /v1/me/devices/current/push)"`
+	SignatureKey   string         `json:"signature_key,omitempty" doc:"The device's MLS signature public key bound to a passkey, base64url; absent when unbound"`
+	Binding        *AssertionBody `json:"binding,omitempty" doc:"The passkey assertion over the device binding challenge (docs/verification.md); absent when unbound"`
 }
 
 func deviceInfo(d store.DeviceInfo, current string) DeviceInfo {
 	return DeviceInfo{ID: d.ID, Name: d.Name, CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt, RevokedAt: d.RevokedAt,
-		ActiveSessions: d.ActiveSessions, Current: d.ID == current, Push: d.Push}
+		ActiveSessions: d.ActiveSessions, Current: d.ID == current, Push: d.Push,
+		SignatureKey: signatureKey(d.SignatureKey), Binding: assertionBody(d.Binding)}
 }
 
 // SessionInfo describes an active session.
@@ -100,6 +103,7 @@ type MeOutput struct {
 		User    UserInfo    `json:"user"`
 		Device  DeviceInfo  `json:"device"`
 		Session SessionInfo `json:"session"`
+		RPID    string      `json:"rp_id" doc:"The server's WebAuthn relying-party id: device bindings and passkey approvals are assertions for it (authenticatorData's rpIdHash = SHA-256(rp_id))" example:"chat.example.org"`
 	}
 }
 
@@ -181,6 +185,7 @@ func (h *handler) registerMe(api huma.API) {
 		}
 		out := &MeOutput{}
 		out.Body.User = userInfo(u)
+		out.Body.RPID = h.d.Config.RPID
 		out.Body.Device = deviceInfo(*d, p.DeviceID)
 		out.Body.Session = SessionInfo{ID: s.ID, DeviceID: s.DeviceID, DeviceName: d.Name, CreatedAt: s.CreatedAt,
 			LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt, Current: true}

@@ -53,7 +53,7 @@ type StepUpGrantOutput struct {
 
 // AddPasskeyBeginInput starts adding a passkey after a step-up.
 type AddPasskeyBeginInput struct {
-	StepUp string `header:"Sovereign-Step-Up" maxLength:"128" doc:"Step-up grant from stepUpFinish, made for add_passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required."`
+	StepUp string `header:"Sovereign-Step-Up" maxLength:"128" doc:"Optional: a step-up grant from stepUpFinish made for add_passkey by this session within the last 60 seconds, checked and spent when sent (an invalid one: 403 step_up_required). The approval by an existing passkey at addPasskeyFinish is what protects adding a passkey."`
 }
 
 // DeletePasskeyInput deletes a passkey after a step-up.

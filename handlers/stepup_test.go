@@ -63,9 +63,19 @@ func TestStolenTokenCannotTakeOverAccount(t *testing.T) {
 	stolen := laptop.Token // all the attacker has
 	attackerKey := s.NewPasskey()
 
-	// The reproduction: add-passkey with the token alone.
-	expectProblem(t, s.Do(t, "POST", "/v1/auth/add-passkey/begin", stolen, nil), http.StatusForbidden, "step_up_required")
+	// The reproduction: add-passkey with the token alone. The begin step
+	// answers (the step-up header is optional since passkey approval), but
+	// the finish needs the approval of one of alice's passkeys, which the
+	// attacker cannot make: neither without one, nor with the new passkey
+	// itself.
 	expectProblem(t, s.Do(t, "POST", "/v1/auth/add-passkey/begin", stolen, nil, store.StepUpHeader, "forged"), http.StatusForbidden, "step_up_required")
+	ac := s.Begin(t, "/v1/auth/add-passkey/begin", stolen, nil)
+	cred := attackerKey.Create(t, ac.Options)
+	expectProblem(t, s.Do(t, "POST", "/v1/auth/add-passkey/finish", stolen, map[string]any{"ceremony_id": ac.CeremonyID, "credential": cred}),
+		http.StatusForbidden, "approval_required")
+	if r := s.AddPasskeyResponse(t, stolen, attackerKey, attackerKey); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("add-passkey approved by the new passkey itself = %d %s", r.StatusCode, r.Body)
+	}
 	expectProblem(t, s.Do(t, "DELETE", "/v1/me/passkeys/"+alice.PasskeyID, stolen, nil), http.StatusForbidden, "step_up_required")
 	expectProblem(t, s.Do(t, "DELETE", "/v1/me/sessions", stolen, nil), http.StatusForbidden, "step_up_required")
 

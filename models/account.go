@@ -28,6 +28,13 @@ type Credential struct {
 	CloneDetectedAt   *time.Time
 	CreatedAt         time.Time
 	LastUsedAt        *time.Time
+	// Approval is the assertion of an existing passkey of the user over
+	// PasskeyApprovalChallenge for this one; nil for a registration's first
+	// passkey and for a recovery's.
+	Approval *Assertion
+	// Recovered is set on a passkey made by an account recovery (an admin's
+	// recovery invite): peers see an account reset.
+	Recovered bool
 }
 
 // Authenticator data flag bits (WebAuthn §6.1).
@@ -68,6 +75,12 @@ const (
 	// CeremonyRecover is a registration ceremony begun with a recovery
 	// invite.
 	CeremonyRecover CeremonyKind = "recover"
+	// CeremonyBindDevice is an assertion over a device binding challenge by
+	// a signed-in device (after registration, recovery, or a key change).
+	CeremonyBindDevice CeremonyKind = "bind_device"
+	// CeremonyApprovePasskey is an assertion by an existing passkey over
+	// the approval challenge of a passkey being added.
+	CeremonyApprovePasskey CeremonyKind = "approve_passkey"
 )
 
 // Ceremony is a pending WebAuthn ceremony held server-side between begin and

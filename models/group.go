@@ -24,6 +24,10 @@ type GroupMember struct {
 	// DisplayName is the user's display name, which the user may change.
 	DisplayName string
 	JoinedSeq   int64
+	// SignatureKey and Binding are the device's passkey binding (nil when
+	// unbound).
+	SignatureKey []byte
+	Binding      *Assertion
 }
 
 // Receipt is the server's record of one stored message: what a sender gets

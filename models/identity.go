@@ -35,6 +35,11 @@ type Device struct {
 	CreatedAt  time.Time
 	LastSeenAt *time.Time
 	RevokedAt  *time.Time
+	// SignatureKey is the device's MLS signature public key and Binding the
+	// passkey assertion over its binding challenge (DeviceBindingChallenge);
+	// both nil for a device signed in without binding.
+	SignatureKey []byte
+	Binding      *Assertion
 }
 
 // Session is a signed-in device. The token itself is never stored.

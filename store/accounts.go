@@ -83,10 +83,30 @@ type credentialRow struct {
 	CloneDetectedAt   *int64 `bun:"clone_detected_at"`
 	CreatedAt         int64  `bun:"created_at"`
 	LastUsedAt        *int64 `bun:"last_used_at"`
+	approvalCols
+}
+
+// approvalCols are a passkey's approval and recovered flag.
+type approvalCols struct {
+	ByCredentialID    []byte `bun:"approval_by_credential_id"`
+	Nonce             []byte `bun:"approval_nonce"`
+	AuthenticatorData []byte `bun:"approval_authenticator_data"`
+	ClientDataJSON    []byte `bun:"approval_client_data_json"`
+	Signature         []byte `bun:"approval_signature"`
+	Recovered         bool   `bun:"recovered"`
+}
+
+func (a *approvalCols) assertion() *models.Assertion {
+	if a.ByCredentialID == nil {
+		return nil
+	}
+	return &models.Assertion{CredentialID: a.ByCredentialID, Nonce: a.Nonce, AuthenticatorData: a.AuthenticatorData,
+		ClientDataJSON: a.ClientDataJSON, Signature: a.Signature}
 }
 
 const credentialCols = `id, credential_id, user_id, name, public_key, attestation_type, attestation_format, transports,
-attachment, flags, aaguid, sign_count, clone_warning, clone_detected_at, created_at, last_used_at`
+attachment, flags, aaguid, sign_count, clone_warning, clone_detected_at, created_at, last_used_at,
+approval_by_credential_id, approval_nonce, approval_authenticator_data, approval_client_data_json, approval_signature, recovered`
 
 func (r *credentialRow) model() models.Credential {
 	var transports []string
@@ -95,7 +115,8 @@ func (r *credentialRow) model() models.Credential {
 		AttestationType: r.AttestationType, AttestationFormat: r.AttestationFormat, Transports: transports,
 		Attachment: r.Attachment, Flags: uint8(r.Flags), AAGUID: r.AAGUID, SignCount: uint32(r.SignCount),
 		CloneWarning: r.CloneWarning, CloneDetectedAt: models.FromMillisPtr(r.CloneDetectedAt),
-		CreatedAt: models.FromMillis(r.CreatedAt), LastUsedAt: models.FromMillisPtr(r.LastUsedAt)}
+		CreatedAt: models.FromMillis(r.CreatedAt), LastUsedAt: models.FromMillisPtr(r.LastUsedAt),
+		Approval: r.assertion(), Recovered: r.approvalCols.Recovered}
 }
 
 // CredentialsByUser returns a user's passkeys, oldest first.
@@ -119,11 +140,21 @@ func insertCredential(ctx context.Context, tx *Tx, userID string, c *models.Cred
 	if err != nil {
 		return fmt.Errorf("encode transports: %w", err)
 	}
+	a := c.Approval
+	if a == nil {
+		a = &models.Assertion{}
+	}
+	recovered := 0
+	if c.Recovered {
+		recovered = 1
+	}
 	_, err = tx.NewRaw(`INSERT INTO credentials (id, credential_id, user_id, name, public_key, attestation_type, attestation_format,
-transports, attachment, flags, aaguid, sign_count, clone_warning, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+transports, attachment, flags, aaguid, sign_count, clone_warning, created_at,
+approval_by_credential_id, approval_nonce, approval_authenticator_data, approval_client_data_json, approval_signature, recovered)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.CredentialID, userID, c.Name, c.PublicKey, c.AttestationType, c.AttestationFormat,
-		string(transports), c.Attachment, int64(c.Flags), c.AAGUID, int64(c.SignCount), models.Millis(c.CreatedAt)).Exec(ctx)
+		string(transports), c.Attachment, int64(c.Flags), c.AAGUID, int64(c.SignCount), models.Millis(c.CreatedAt),
+		a.CredentialID, a.Nonce, a.AuthenticatorData, a.ClientDataJSON, a.Signature, recovered).Exec(ctx)
 	if err != nil {
 		if isUniqueViolation(err) {
 			return models.Errorf(models.ECONFLICT, "passkey_exists", "this passkey is already registered")
@@ -219,6 +250,19 @@ type Login struct {
 	// Location is the client address's coarse location for the new_device
 	// notice of a new device (nil: none, e.g. without --geoip-db).
 	Location *models.Location
+	// Binding, when set, binds the device's signature key to this login's
+	// assertion (a bound ceremony): a new device gets Binding.DeviceID, the
+	// id allocated when the ceremony began; an existing one (DeviceID set)
+	// must be that device.
+	Binding *DeviceBinding
+}
+
+// DeviceBinding is a device signature key and the passkey assertion over
+// its binding challenge, as the client sent it.
+type DeviceBinding struct {
+	DeviceID     string
+	SignatureKey []byte
+	Assertion    models.Assertion
 }
 
 // ErrCloneDetected is returned when a passkey's signature counter did not
@@ -245,14 +289,8 @@ func (s *Store) CompleteLogin(ctx context.Context, l Login) (*SignIn, error) {
 		if urow.DisabledAt != nil {
 			return models.Errorf(models.EFORBIDDEN, "account_disabled", "this account is disabled")
 		}
-		res, err := tx.NewRaw(`UPDATE credentials SET sign_count = ?, flags = ?, last_used_at = ?
-WHERE id = ? AND user_id = ? AND clone_warning = 0 AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`,
-			int64(l.SignCount), int64(l.Flags), now, l.PasskeyID, l.UserID, int64(l.SignCount), int64(l.SignCount)).Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("update credential: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return ErrCloneDetected
+		if err := useCredential(ctx, tx, l.UserID, l.PasskeyID, l.SignCount, l.Flags); err != nil {
+			return err
 		}
 		deviceID := l.DeviceID
 		if deviceID != "" {
@@ -272,10 +310,26 @@ WHERE id = ? AND user_id = ? AND clone_warning = 0 AND (sign_count < ? OR (sign_
 			if err := s.checkDeviceCap(ctx, tx, l.UserID); err != nil {
 				return err
 			}
-			if deviceID, err = InsertDevice(ctx, tx, l.UserID, l.DeviceName); err != nil {
-				return err
+			if l.Binding != nil {
+				deviceID = l.Binding.DeviceID
+				if err := insertDeviceID(ctx, tx, deviceID, l.UserID, l.DeviceName); err != nil {
+					return err
+				}
+			} else {
+				var err error
+				if deviceID, err = InsertDevice(ctx, tx, l.UserID, l.DeviceName); err != nil {
+					return err
+				}
 			}
 			if err := notifyNewDevice(ctx, tx, l.UserID, deviceID, l.DeviceName, l.Location); err != nil {
+				return err
+			}
+		}
+		if l.Binding != nil {
+			if deviceID != l.Binding.DeviceID {
+				return ErrBindingDevice
+			}
+			if err := setDeviceBinding(ctx, tx, deviceID, l.Binding); err != nil {
 				return err
 			}
 		}

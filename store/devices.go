@@ -32,14 +32,16 @@ type deviceRow struct {
 	RevokedAt  *int64 `bun:"revoked_at"`
 	Active     int    `bun:"active"`
 	Push       bool   `bun:"push"`
+	bindingCols
 }
 
 func (r *deviceRow) model() DeviceInfo {
 	return DeviceInfo{Device: models.Device{ID: r.ID, UserID: r.UserID, Name: r.Name, CreatedAt: models.FromMillis(r.CreatedAt),
-		LastSeenAt: models.FromMillisPtr(r.LastSeenAt), RevokedAt: models.FromMillisPtr(r.RevokedAt)}, ActiveSessions: r.Active, Push: r.Push}
+		LastSeenAt: models.FromMillisPtr(r.LastSeenAt), RevokedAt: models.FromMillisPtr(r.RevokedAt),
+		SignatureKey: r.SignatureKey, Binding: r.binding()}, ActiveSessions: r.Active, Push: r.Push}
 }
 
-const deviceQuery = `SELECT d.id, d.user_id, d.name, d.created_at, d.last_seen_at, d.revoked_at,
+const deviceQuery = `SELECT d.id, d.user_id, d.name, d.created_at, d.last_seen_at, d.revoked_at, ` + bindingSelect + `,
   (SELECT count(*) FROM sessions s WHERE s.device_id = d.id AND s.revoked_at IS NULL AND s.expires_at > ?) AS active,
   EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.device_id = d.id) AS push
 FROM devices d`

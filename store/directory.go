@@ -7,23 +7,42 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/sovereign-im/sovereign/models"
 )
 
-// DirectoryDevice is an active device as the directory shows it.
+// DirectoryDevice is an active device as the directory shows it, with its
+// signature key and passkey binding (nil when unbound).
 type DirectoryDevice struct {
 	ID        string `bun:"id"`
 	Name      string `bun:"name"`
 	CreatedAt int64  `bun:"created_at"`
+	bindingCols
+}
+
+// Binding is the device's passkey binding, nil when unbound.
+func (d *DirectoryDevice) Binding() *models.Assertion { return d.binding() }
+
+// DirectoryPasskey is a passkey as peers see it: what they need to verify
+// device bindings and passkey approvals.
+type DirectoryPasskey struct {
+	CredentialID []byte
+	PublicKey    []byte
+	CreatedAt    int64
+	Recovered    bool
+	Approval     *models.Assertion
 }
 
 // DirectoryUser is a user as other signed-in users may see them: no role,
-// no passkeys, no sessions, only active (not revoked) devices.
+// no sessions, only active (not revoked) devices, and (exact lookups only)
+// the passkeys' public keys and approvals.
 type DirectoryUser struct {
 	ID          string
 	Username    string
 	DisplayName string
 	Devices     []DirectoryDevice
+	Passkeys    []DirectoryPasskey
 }
 
 // errDirectoryNotFound is the one answer for a username that does not
@@ -33,17 +52,22 @@ func errDirectoryNotFound() error {
 	return models.Errorf(models.ENOTFOUND, "user_not_found", "no such user")
 }
 
-// LookupUser finds an enabled user by exact (case-folded) username, with
-// the user's active devices. Unknown, disabled and deleted users give the
-// same not-found error.
+// LookupUser finds an enabled user by exact (case-folded) username, or by
+// user id when name is a UUID, with the user's active devices and
+// passkeys. Unknown, disabled and deleted users give the same not-found
+// error.
 func (s *Store) LookupUser(ctx context.Context, username string) (*DirectoryUser, error) {
 	name := strings.ToLower(strings.TrimSpace(username))
+	col := "username"
+	if _, err := uuid.Parse(name); err == nil && len(name) == 36 {
+		col = "id"
+	}
 	var row struct {
 		ID          string `bun:"id"`
 		Username    string `bun:"username"`
 		DisplayName string `bun:"display_name"`
 	}
-	err := s.rdb.NewRaw(`SELECT id, username, display_name FROM users WHERE username = ? AND disabled_at IS NULL`, name).Scan(ctx, &row)
+	err := s.rdb.NewRaw(`SELECT id, username, display_name FROM users WHERE `+col+` = ? AND disabled_at IS NULL`, name).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errDirectoryNotFound()
 	}
@@ -51,12 +75,21 @@ func (s *Store) LookupUser(ctx context.Context, username string) (*DirectoryUser
 		return nil, fmt.Errorf("look up user: %w", err)
 	}
 	u := &DirectoryUser{ID: row.ID, Username: row.Username, DisplayName: row.DisplayName}
-	if err := s.rdb.NewRaw(`SELECT id, name, created_at FROM devices WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id`,
-		row.ID).Scan(ctx, &u.Devices); err != nil {
+	if err := s.rdb.NewRaw(`SELECT d.id, d.name, d.created_at, `+bindingSelect+` FROM devices d
+WHERE d.user_id = ? AND d.revoked_at IS NULL ORDER BY d.created_at, d.id`, row.ID).Scan(ctx, &u.Devices); err != nil {
 		return nil, fmt.Errorf("read user's devices: %w", err)
 	}
 	if u.Devices == nil {
 		u.Devices = []DirectoryDevice{}
+	}
+	creds, err := s.CredentialsByUser(ctx, row.ID)
+	if err != nil {
+		return nil, err
+	}
+	u.Passkeys = make([]DirectoryPasskey, len(creds))
+	for i, c := range creds {
+		u.Passkeys[i] = DirectoryPasskey{CredentialID: c.CredentialID, PublicKey: c.PublicKey, CreatedAt: models.Millis(c.CreatedAt),
+			Recovered: c.Recovered, Approval: c.Approval}
 	}
 	return u, nil
 }

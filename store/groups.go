@@ -185,8 +185,9 @@ func (s *Store) groupMembers(ctx context.Context, groupID []byte) ([]models.Grou
 		Username  string `bun:"username"`
 		Display   string `bun:"display_name"`
 		JoinedSeq int64  `bun:"joined_seq"`
+		bindingCols
 	}
-	err := s.rdb.NewRaw(`SELECT m.device_id, d.user_id, u.username, u.display_name, m.joined_seq
+	err := s.rdb.NewRaw(`SELECT m.device_id, d.user_id, u.username, u.display_name, m.joined_seq, `+bindingSelect+`
 FROM group_members m JOIN devices d ON d.id = m.device_id JOIN users u ON u.id = d.user_id
 WHERE m.group_id = ? AND m.left_seq IS NULL ORDER BY m.joined_seq, m.id`, groupID).Scan(ctx, &rows)
 	if err != nil {
@@ -194,7 +195,8 @@ WHERE m.group_id = ? AND m.left_seq IS NULL ORDER BY m.joined_seq, m.id`, groupI
 	}
 	out := make([]models.GroupMember, len(rows))
 	for i, r := range rows {
-		out[i] = models.GroupMember{DeviceID: r.DeviceID, UserID: r.UserID, Username: r.Username, DisplayName: r.Display, JoinedSeq: r.JoinedSeq}
+		out[i] = models.GroupMember{DeviceID: r.DeviceID, UserID: r.UserID, Username: r.Username, DisplayName: r.Display, JoinedSeq: r.JoinedSeq,
+			SignatureKey: r.SignatureKey, Binding: r.binding()}
 	}
 	return out, nil
 }

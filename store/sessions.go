@@ -108,12 +108,24 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, id, tokenHash, userID, deviceID, models.Millis(no
 // InsertDevice creates a device for a user inside a use case.
 func InsertDevice(ctx context.Context, tx *Tx, userID, name string) (string, error) {
 	id := uuid.Must(uuid.NewV7()).String()
+	if err := insertDeviceID(ctx, tx, id, userID, name); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// insertDeviceID creates a device under an id chosen before (a bound
+// sign-in allocates it when the ceremony begins).
+func insertDeviceID(ctx context.Context, tx *Tx, id, userID, name string) error {
 	_, err := tx.NewRaw(`INSERT INTO devices (id, user_id, name, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)`,
 		id, userID, name, models.Millis(tx.Now()), models.Millis(tx.Now())).Exec(ctx)
 	if err != nil {
-		return "", fmt.Errorf("insert device: %w", err)
+		if isUniqueViolation(err) {
+			return ErrBindingDevice
+		}
+		return fmt.Errorf("insert device: %w", err)
 	}
-	return id, nil
+	return nil
 }
 
 // InsertUser creates a user inside a use case, with a fresh random WebAuthn

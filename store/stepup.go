@@ -278,8 +278,15 @@ func (s *Store) EndOtherSessions(ctx context.Context, r EndOthers) (ended, remov
 // AddCredential registers another passkey for a signed-in user (whose
 // add-passkey ceremony began after a step-up), audits it and announces it
 // to every device of the user.
-func (s *Store) AddCredential(ctx context.Context, actor models.Actor, userID string, c models.Credential) (*models.Credential, error) {
+//
+// c.Approval is the approval by an existing passkey of the user (verified
+// by the caller); approver is that assertion's passkey use, written back
+// like a login's (ErrCloneDetected when its counter did not increase).
+func (s *Store) AddCredential(ctx context.Context, actor models.Actor, userID string, c models.Credential, approver CredentialUse) (*models.Credential, error) {
 	err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		if err := useCredential(ctx, tx, userID, approver.PasskeyID, approver.SignCount, approver.Flags); err != nil {
+			return err
+		}
 		if err := insertCredential(ctx, tx, userID, &c); err != nil {
 			return err
 		}
@@ -371,7 +378,10 @@ WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? AND recovery_user_id IS
 		if err != nil {
 			return err
 		}
+		// A recovery's passkey has no approval (the old passkeys are gone):
+		// peers see an account reset.
 		cred := r.Credential
+		cred.Approval, cred.Recovered = nil, true
 		if err := insertCredential(ctx, tx, u.ID, &cred); err != nil {
 			return err
 		}

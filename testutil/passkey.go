@@ -239,21 +239,12 @@ func (s *Server) StepUp(t testing.TB, token string, with *Passkey, operation, ta
 }
 
 // AddPasskey adds a new passkey to a signed-in account through the real
-// step-up (with an existing passkey of the account) and add-passkey
-// ceremonies, and returns it with its passkey id.
+// add-passkey ceremony and its approval by an existing passkey of the
+// account (with), and returns it with its passkey id.
 func (s *Server) AddPasskey(t testing.TB, token string, with *Passkey) (*Passkey, string) {
 	t.Helper()
 	pk := s.NewPasskey()
-	grant := s.StepUp(t, token, with, "add_passkey", "")
-	r := s.Do(t, http.MethodPost, "/v1/auth/add-passkey/begin", token, nil, "Sovereign-Step-Up", grant)
-	if r.StatusCode != http.StatusOK {
-		t.Fatalf("add passkey begin = %d %s", r.StatusCode, r.Body)
-	}
-	var c Ceremony
-	r.JSON(t, &c)
-	r = s.Do(t, http.MethodPost, "/v1/auth/add-passkey/finish", token, map[string]any{
-		"ceremony_id": c.CeremonyID, "credential": pk.Create(t, c.Options), "name": "second passkey",
-	})
+	r := s.AddPasskeyResponse(t, token, pk, with)
 	if r.StatusCode != http.StatusCreated {
 		t.Fatalf("add passkey = %d %s", r.StatusCode, r.Body)
 	}
@@ -262,6 +253,20 @@ func (s *Server) AddPasskey(t testing.TB, token string, with *Passkey) (*Passkey
 	}
 	r.JSON(t, &out)
 	return pk, out.ID
+}
+
+// AddPasskeyResponse runs the add-passkey ceremony for the new passkey pk,
+// approved by the passkey approver, and returns the finish response
+// whatever its status.
+func (s *Server) AddPasskeyResponse(t testing.TB, token string, pk, approver *Passkey) *Response {
+	t.Helper()
+	c := s.Begin(t, "/v1/auth/add-passkey/begin", token, nil)
+	cred := pk.Create(t, c.Options)
+	a := s.Begin(t, "/v1/auth/add-passkey/approve/begin", token, map[string]any{"ceremony_id": c.CeremonyID, "credential": cred})
+	return s.Do(t, http.MethodPost, "/v1/auth/add-passkey/finish", token, map[string]any{
+		"ceremony_id": c.CeremonyID, "credential": cred, "name": "second passkey",
+		"approval": map[string]any{"ceremony_id": a.CeremonyID, "credential": approver.Assert(t, a.Options)},
+	})
 }
 
 // DeletePasskey deletes a passkey after a step-up with another passkey

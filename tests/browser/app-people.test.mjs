@@ -12,7 +12,7 @@
 // device signs in and joins the conversation by itself (external commit)
 // and reads and writes. Bob's first device, opened again, shows the
 // new-device banner and the messages it missed. Bob adds a passkey and
-// removes it (each after a step-up ceremony); his second device shows a
+// removes it (adding it is approved by his existing passkey, removing it needs a step-up); his second device shows a
 // banner for each. Bob's second device leaves the conversation: it goes
 // from both of his devices and Alice sees that Bob left. Bob ends his
 // other sessions. The admin makes a recovery invite in the console; Bob,
@@ -330,7 +330,7 @@ test("people find each other, a second device joins alone, passkeys and sessions
     await bob.page.locator("#devices .device").nth(1).waitFor();
     assert.equal(await bob.page.locator(".banner-alert").count(), 0, "the banner is gone once reviewed");
 
-    // 4. Passkeys: add one and remove it, each after a step-up ceremony. The
+    // 4. Passkeys: add one (approved by the old one) and remove it (after a step-up). The
     // virtual authenticator refuses to create a passkey for an account it
     // already holds one of (the server excludes existing passkeys), as a
     // second authenticator would not: the test lends it one by taking the
@@ -345,11 +345,16 @@ test("people find each other, a second device joins alone, passkeys and sessions
       await bob.cdp.send("WebAuthn.removeCredential", { authenticatorId: bob.authenticatorId, credentialId });
       await r.continue();
     });
-    await bob.page.route("**/v1/auth/add-passkey/finish", async (r) => {
+    await bob.page.route("**/v1/auth/add-passkey/approve/begin", async (r) => {
       // (An authenticator keeps one discoverable passkey per account: the old
-      // one comes back as a non-discoverable credential, which step-ups can
-      // still use since the server names the passkeys it accepts.)
+      // one comes back as a non-discoverable credential, which the approval
+      // can still use since the server names the passkeys it accepts.)
       await bob.cdp.send("WebAuthn.addCredential", { authenticatorId: bob.authenticatorId, credential: { ...lent, isResidentCredential: false } });
+      await r.continue();
+    });
+    let approved = false;
+    await bob.page.route("**/v1/auth/add-passkey/finish", async (r) => {
+      approved = JSON.parse(r.request().postData() ?? "{}").approval?.credential?.id === lent.credentialId.replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
       await r.continue();
     });
     let s0 = stepUps();
@@ -357,7 +362,8 @@ test("people find each other, a second device joins alone, passkeys and sessions
     await bob.page.click("#passkey-add");
     await bob.page.locator("#passkeys .passkey-name", { hasText: "Backup key" }).waitFor({ timeout: 20000 });
     assert.equal(await bob.page.locator("#passkeys .device").count(), 2);
-    assert.equal(stepUps(), s0 + 1, "adding a passkey made one step-up");
+    assert.equal(stepUps(), s0, "adding a passkey needs no step-up: the approval by the old passkey replaces it");
+    assert.ok(approved, "the old passkey approved the new one");
     await bob2.page.locator(".banner-alert[data-alert=settings]", { hasText: "A passkey was added to your account: Backup key" }).waitFor({ timeout: 20000 });
     assert.equal(await bob.page.locator(".banner-alert").count(), 0, "the device that added it is not warned about itself");
     await shot(bob, "06-passkeys");
@@ -373,6 +379,11 @@ test("people find each other, a second device joins alone, passkeys and sessions
     // 5. Leave: from Bob's second device; the conversation goes from both of
     // his devices, and Alice sees that Bob left and can still write.
     await bob2.page.click("#members-toggle");
+    // Every member device is marked verified (approved by a passkey of its person).
+    await bob2.page.locator("[data-member-device][data-verified=true]").first().waitFor({ timeout: 20000 });
+    await bob2.page.waitForFunction(() => document.querySelectorAll("[data-member-device][data-verified=unknown]").length === 0, null, { timeout: 20000 });
+    assert.equal(await bob2.page.locator("[data-member-device][data-verified=false]").count(), 0, "no member device is unverified");
+    await shot(bob2, "07b-verified-devices", "phone");
     await bob2.page.click("#leave-chat");
     await bob2.page.locator(`a.chat-item[data-chat="Alice Liddell"]`).waitFor({ state: "detached", timeout: 30000 });
     await bob.page.click("a[href='#/']");
@@ -440,6 +451,9 @@ test("people find each other, a second device joins alone, passkeys and sessions
     const afterRecovery = `after the recovery ${tag()}`;
     await send(alice, afterRecovery);
     await sees(bob3, afterRecovery);
+    // Alice's app met Bob's recovered device (its join by external commit):
+    // his new passkey was approved by none of the old ones, an account reset.
+    await alice.page.locator("[data-trust=account_reset]", { hasText: "bob's account was recovered by an admin — compare safety codes" }).waitFor({ timeout: 20000 });
 
     // 8. Delete the account: step-up, username typed; the goodbye page.
     await bob3.page.evaluate(() => { location.hash = "#/settings"; });

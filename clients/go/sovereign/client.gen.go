@@ -560,6 +560,9 @@ type AckOutputBody struct {
 
 // AddPasskeyFinishInputBody defines model for AddPasskeyFinishInputBody.
 type AddPasskeyFinishInputBody struct {
+	// Approval The approval of the new passkey by an existing one (addPasskeyApproveBegin, then navigator.credentials.get()). Required: without it, 403 approval_required.
+	Approval *ApprovalInput `json:"approval,omitempty"`
+
 	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
 	CeremonyId string `json:"ceremony_id"`
 
@@ -826,6 +829,75 @@ type AdminUsersOutputBody struct {
 	Users     []AdminUser `json:"users"`
 }
 
+// ApprovalBody defines model for ApprovalBody.
+type ApprovalBody struct {
+	// AuthenticatorData authenticatorData as the client sent it, base64url
+	AuthenticatorData string `json:"authenticator_data"`
+
+	// ByCredentialId The approving passkey (WebAuthn credential id), base64url
+	ByCredentialId string `json:"by_credential_id"`
+
+	// ClientDataJson clientDataJSON as the client sent it, base64url
+	ClientDataJson string `json:"client_data_json"`
+
+	// Nonce The server's 32-byte nonce in the challenge, base64url
+	Nonce string `json:"nonce"`
+
+	// Signature The assertion signature, base64url
+	Signature string `json:"signature"`
+}
+
+// ApprovalCeremony defines model for ApprovalCeremony.
+type ApprovalCeremony struct {
+	// CeremonyId Send back with the finish step
+	CeremonyId string `json:"ceremony_id"`
+
+	// ExpiresAt The finish step must arrive before this time
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Options PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get
+	Options RequestOptions `json:"options"`
+
+	// PasskeyApproval options.challenge = SHA-256("sovereign passkey approval v1" ‖ 0x00 ‖ nonce ‖ u16 len ‖ credential_id ‖ u16 len ‖ public_key): recompute it (and check credential_id is the passkey just created) before asking an existing passkey
+	PasskeyApproval PasskeyApprovalOffer `json:"passkey_approval"`
+}
+
+// ApprovalInput defines model for ApprovalInput.
+type ApprovalInput struct {
+	// CeremonyId Id of the approval ceremony, from addPasskeyApproveBegin
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The result of navigator.credentials.get() over the approval options, as PublicKeyCredential.toJSON() gives it
+	Credential AssertionCredential `json:"credential"`
+}
+
+// ApproveBeginInputBody defines model for ApproveBeginInputBody.
+type ApproveBeginInputBody struct {
+	// CeremonyId Id of the pending add-passkey ceremony
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The new passkey: the result of navigator.credentials.create() for that ceremony
+	Credential AttestationCredential `json:"credential"`
+}
+
+// AssertionBody defines model for AssertionBody.
+type AssertionBody struct {
+	// AuthenticatorData authenticatorData as the client sent it, base64url
+	AuthenticatorData string `json:"authenticator_data"`
+
+	// ClientDataJson clientDataJSON as the client sent it, base64url
+	ClientDataJson string `json:"client_data_json"`
+
+	// CredentialId The passkey that signed (WebAuthn credential id), base64url
+	CredentialId string `json:"credential_id"`
+
+	// Nonce The server's 32-byte nonce in the challenge, base64url
+	Nonce string `json:"nonce"`
+
+	// Signature The assertion signature over authenticatorData ‖ SHA-256(clientDataJSON), base64url
+	Signature string `json:"signature"`
+}
+
 // AssertionCredential defines model for AssertionCredential.
 type AssertionCredential struct {
 	// AuthenticatorAttachment platform or cross-platform
@@ -999,6 +1071,36 @@ type AuthenticatorSelectionResidentKey string
 // AuthenticatorSelectionUserVerification Sovereign requires user verification (required)
 type AuthenticatorSelectionUserVerification string
 
+// BindingBeginInputBody defines model for BindingBeginInputBody.
+type BindingBeginInputBody struct {
+	// SignatureKey The device's MLS signature public key (1 to 512 bytes), base64url without padding
+	SignatureKey string `json:"signature_key"`
+}
+
+// BindingCeremony defines model for BindingCeremony.
+type BindingCeremony struct {
+	// CeremonyId Send back with the finish step
+	CeremonyId string `json:"ceremony_id"`
+
+	// DeviceBinding options.challenge = SHA-256("sovereign device binding v1" ‖ 0x00 ‖ nonce ‖ u16 len ‖ signature_key ‖ u16 len ‖ device_id): recompute it before asking the authenticator
+	DeviceBinding DeviceBindingOffer `json:"device_binding"`
+
+	// ExpiresAt The finish step must arrive before this time
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Options PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get
+	Options RequestOptions `json:"options"`
+}
+
+// BindingFinishInputBody defines model for BindingFinishInputBody.
+type BindingFinishInputBody struct {
+	// CeremonyId Id of the pending ceremony, from the begin step (single use, expires with the challenge)
+	CeremonyId string `json:"ceremony_id"`
+
+	// Credential The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it
+	Credential AssertionCredential `json:"credential"`
+}
+
 // ClaimedKeyPackage defines model for ClaimedKeyPackage.
 type ClaimedKeyPackage struct {
 	// DeviceId The device the package belongs to
@@ -1163,10 +1265,22 @@ type DeleteMeInputBody struct {
 	ConfirmUsername string `json:"confirm_username"`
 }
 
+// DeviceBindingOffer defines model for DeviceBindingOffer.
+type DeviceBindingOffer struct {
+	// DeviceId The device the binding is for (a new device's id, allocated now)
+	DeviceId openapi_types.UUID `json:"device_id"`
+
+	// Nonce The server's 32-byte nonce, base64url
+	Nonce string `json:"nonce"`
+}
+
 // DeviceInfo defines model for DeviceInfo.
 type DeviceInfo struct {
 	// ActiveSessions Sessions of the device that are neither ended nor expired
 	ActiveSessions int64 `json:"active_sessions"`
+
+	// Binding The passkey assertion over the device binding challenge (docs/verification.md); absent when unbound
+	Binding *AssertionBody `json:"binding,omitempty"`
 
 	// CreatedAt When the device first signed in
 	CreatedAt time.Time `json:"created_at"`
@@ -1190,6 +1304,9 @@ type DeviceInfo struct {
 
 	// RevokedAt When the device was revoked; a revoked device can never sign in again
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// SignatureKey The device's MLS signature public key bound to a passkey, base64url; absent when unbound
+	SignatureKey *string `json:"signature_key,omitempty"`
 }
 
 // DeviceListOutputBody defines model for DeviceListOutputBody.
@@ -1200,6 +1317,9 @@ type DeviceListOutputBody struct {
 
 // DirectoryDeviceBody defines model for DirectoryDeviceBody.
 type DirectoryDeviceBody struct {
+	// Binding The assertion of a passkey of the user over the device binding challenge (docs/verification.md); absent when unbound: such a device is not approved by passkey
+	Binding *AssertionBody `json:"binding,omitempty"`
+
 	// CreatedAt When the device first signed in
 	CreatedAt time.Time `json:"created_at"`
 
@@ -1210,6 +1330,27 @@ type DirectoryDeviceBody struct {
 	//
 	// Examples: Bob's phone
 	Name string `json:"name"`
+
+	// SignatureKey The device's MLS signature public key bound to a passkey, base64url; absent when unbound
+	SignatureKey *string `json:"signature_key,omitempty"`
+}
+
+// DirectoryPasskeyBody defines model for DirectoryPasskeyBody.
+type DirectoryPasskeyBody struct {
+	// Approval The approval by an existing passkey of the user over the passkey approval challenge; absent for the account's first passkey and a recovery's
+	Approval *ApprovalBody `json:"approval,omitempty"`
+
+	// CreatedAt When the passkey was registered
+	CreatedAt time.Time `json:"created_at"`
+
+	// CredentialId WebAuthn credential id, base64url
+	CredentialId string `json:"credential_id"`
+
+	// PublicKey COSE_Key public key, base64url
+	PublicKey string `json:"public_key"`
+
+	// Recovered Made by an account recovery (an admin's recovery invite): an account reset, without approval
+	Recovered bool `json:"recovered"`
 }
 
 // DirectoryUserBody defines model for DirectoryUserBody.
@@ -1224,6 +1365,9 @@ type DirectoryUserBody struct {
 
 	// Id User id
 	Id openapi_types.UUID `json:"id"`
+
+	// Passkeys The user's current passkeys with public keys and approvals, oldest first; absent in search results
+	Passkeys *[]DirectoryPasskeyBody `json:"passkeys,omitempty"`
 
 	// Username Case-folded username
 	//
@@ -1453,10 +1597,33 @@ type ListGroupsOutputBody struct {
 
 // LoginBeginInputBody defines model for LoginBeginInputBody.
 type LoginBeginInputBody struct {
+	// DeviceId With device_signature_key: the existing device of yours to (re)bind (send the same device_id at the finish step). Omitted: the binding is for a new device, whose id the server allocates now.
+	//
+	// Examples: 0193f3c4-8f7a-7c2e-9d1b-3a4b5c6d7e8f
+	DeviceId *string `json:"device_id,omitempty"`
+
+	// DeviceSignatureKey The device's MLS signature public key (1 to 512 bytes, base64url without padding). With it, the sign-in binds the key to the passkey assertion: the WebAuthn challenge is the device binding challenge over a server nonce, this key and the device id (see device_binding in the answer and docs/verification.md), and the finish step stores the assertion with the device.
+	DeviceSignatureKey *string `json:"device_signature_key,omitempty"`
+
 	// Username Log in as this user (the options list their passkeys). Omit for a discoverable login: the authenticator offers the passkeys it holds for this server.
 	//
 	// Examples: alice
 	Username *string `json:"username,omitempty"`
+}
+
+// LoginCeremony defines model for LoginCeremony.
+type LoginCeremony struct {
+	// CeremonyId Send back with the finish step
+	CeremonyId string `json:"ceremony_id"`
+
+	// DeviceBinding Present when device_signature_key was sent: options.challenge = SHA-256("sovereign device binding v1" ‖ 0x00 ‖ nonce ‖ u16 len ‖ device_signature_key ‖ u16 len ‖ device_id)
+	DeviceBinding *DeviceBindingOffer `json:"device_binding,omitempty"`
+
+	// ExpiresAt The finish step must arrive before this time
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Options PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get
+	Options RequestOptions `json:"options"`
 }
 
 // LoginFinishInputBody defines model for LoginFinishInputBody.
@@ -1480,13 +1647,21 @@ type LoginFinishInputBody struct {
 
 // MeOutputBody defines model for MeOutputBody.
 type MeOutputBody struct {
-	Device  DeviceInfo  `json:"device"`
+	Device DeviceInfo `json:"device"`
+
+	// RpId The server's WebAuthn relying-party id: device bindings and passkey approvals are assertions for it (authenticatorData's rpIdHash = SHA-256(rp_id))
+	//
+	// Examples: chat.example.org
+	RpId    string      `json:"rp_id"`
 	Session SessionInfo `json:"session"`
 	User    UserInfo    `json:"user"`
 }
 
 // MemberBody defines model for MemberBody.
 type MemberBody struct {
+	// Binding The passkey assertion over the device binding challenge (the user's passkeys come from the directory); absent when unbound
+	Binding *AssertionBody `json:"binding,omitempty"`
+
 	// DeviceId Member device
 	DeviceId string `json:"device_id"`
 
@@ -1495,6 +1670,9 @@ type MemberBody struct {
 
 	// JoinedSeq The device receives the group's events with a sequence number above this
 	JoinedSeq int64 `json:"joined_seq"`
+
+	// SignatureKey The device's MLS signature public key bound to a passkey, base64url; absent when unbound
+	SignatureKey *string `json:"signature_key,omitempty"`
 
 	// UserId The device's user
 	UserId string `json:"user_id"`
@@ -1538,6 +1716,18 @@ type OverridesDirectory string
 
 // OverridesRegistrationMode invite: registration needs an invite code; open: anyone may register
 type OverridesRegistrationMode string
+
+// PasskeyApprovalOffer defines model for PasskeyApprovalOffer.
+type PasskeyApprovalOffer struct {
+	// CredentialId The new passkey's credential id, base64url
+	CredentialId string `json:"credential_id"`
+
+	// Nonce The server's 32-byte nonce, base64url
+	Nonce string `json:"nonce"`
+
+	// PublicKey The new passkey's COSE_Key public key as the server will store it, base64url
+	PublicKey string `json:"public_key"`
+}
 
 // PasskeyInfo defines model for PasskeyInfo.
 type PasskeyInfo struct {
@@ -2152,7 +2342,7 @@ type UploadAttachmentParams struct {
 
 // AddPasskeyBeginParams defines parameters for AddPasskeyBegin.
 type AddPasskeyBeginParams struct {
-	// SovereignStepUp Step-up grant from stepUpFinish, made for add_passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required.
+	// SovereignStepUp Optional: a step-up grant from stepUpFinish made for add_passkey by this session within the last 60 seconds, checked and spent when sent (an invalid one: 403 step_up_required). The approval by an existing passkey at addPasskeyFinish is what protects adding a passkey.
 	SovereignStepUp *string `json:"Sovereign-Step-Up,omitempty"`
 }
 
@@ -2240,6 +2430,9 @@ type AdminCreateRecoveryInviteJSONRequestBody = RecoveryInviteInputBody
 // CreateAttachmentJSONRequestBody defines body for CreateAttachment for application/json ContentType.
 type CreateAttachmentJSONRequestBody = CreateAttachmentInputBody
 
+// AddPasskeyApproveBeginJSONRequestBody defines body for AddPasskeyApproveBegin for application/json ContentType.
+type AddPasskeyApproveBeginJSONRequestBody = ApproveBeginInputBody
+
 // AddPasskeyFinishJSONRequestBody defines body for AddPasskeyFinish for application/json ContentType.
 type AddPasskeyFinishJSONRequestBody = AddPasskeyFinishInputBody
 
@@ -2287,6 +2480,12 @@ type DeleteMeJSONRequestBody = DeleteMeInputBody
 
 // UpdateMeJSONRequestBody defines body for UpdateMe for application/json ContentType.
 type UpdateMeJSONRequestBody = UpdateMeInputBody
+
+// DeviceBindingBeginJSONRequestBody defines body for DeviceBindingBegin for application/json ContentType.
+type DeviceBindingBeginJSONRequestBody = BindingBeginInputBody
+
+// DeviceBindingFinishJSONRequestBody defines body for DeviceBindingFinish for application/json ContentType.
+type DeviceBindingFinishJSONRequestBody = BindingFinishInputBody
 
 // PutMyDevicePushJSONRequestBody defines body for PutMyDevicePush for application/json ContentType.
 type PutMyDevicePushJSONRequestBody = PutPushInputBody
@@ -2603,16 +2802,34 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/attachments/{id}/upload (the `GetAttachmentUpload` operationId).
 	GetAttachmentUpload(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AddPasskeyApproveBeginWithBody Begin approving a passkey being added
+	//
+	// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+	AddPasskeyApproveBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddPasskeyApproveBegin Begin approving a passkey being added
+	//
+	// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+	AddPasskeyApproveBegin(ctx context.Context, body AddPasskeyApproveBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AddPasskeyBegin Begin adding a passkey
 	//
-	// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
+	// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). The new passkey is only added with the approval of an existing one (`addPasskeyApproveBegin`, checked at the finish step), so a stolen session token alone cannot add a passkey; the `Sovereign-Step-Up` header is optional now (a grant sent is checked and spent). Rate-limited per client IP.
 	//
 	// Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
 	AddPasskeyBegin(ctx context.Context, params *AddPasskeyBeginParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AddPasskeyFinishWithBody Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2621,7 +2838,7 @@ type ClientInterface interface {
 
 	// AddPasskeyFinish Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2630,7 +2847,7 @@ type ClientInterface interface {
 
 	// LoginBeginWithBody Begin login
 	//
-	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2639,7 +2856,7 @@ type ClientInterface interface {
 
 	// LoginBegin Begin login
 	//
-	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2648,7 +2865,7 @@ type ClientInterface interface {
 
 	// LoginFinishWithBody Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2657,7 +2874,7 @@ type ClientInterface interface {
 
 	// LoginFinish Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2977,6 +3194,42 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
 	ListMyDevices(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeviceBindingBeginWithBody Begin binding this device's signature key to a passkey
+	//
+	// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+	DeviceBindingBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeviceBindingBegin Begin binding this device's signature key to a passkey
+	//
+	// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+	DeviceBindingBegin(ctx context.Context, body DeviceBindingBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeviceBindingFinishWithBody Finish binding this device's signature key
+	//
+	// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+	DeviceBindingFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeviceBindingFinish Finish binding this device's signature key
+	//
+	// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+	DeviceBindingFinish(ctx context.Context, body DeviceBindingFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteMyDevicePush Stop push for this device
 	//
 	// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
@@ -3113,7 +3366,7 @@ type ClientInterface interface {
 
 	// LookupUser Find a user by username
 	//
-	// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+	// Exact match only (by username, or by user id): the user's id, username, display name and active devices, each with its signature key and passkey binding when bound, and the user's passkeys (public keys, approvals, recovered flag), to start a conversation and verify the devices (docs/verification.md). Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
 	//
 	// Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
 	LookupUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3616,9 +3869,47 @@ func (c *Client) GetAttachmentUpload(ctx context.Context, id string, reqEditors 
 	return c.Client.Do(req)
 }
 
+// AddPasskeyApproveBeginWithBody Begin approving a passkey being added
+//
+// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+func (c *Client) AddPasskeyApproveBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddPasskeyApproveBeginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddPasskeyApproveBegin Begin approving a passkey being added
+//
+// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+func (c *Client) AddPasskeyApproveBegin(ctx context.Context, body AddPasskeyApproveBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddPasskeyApproveBeginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // AddPasskeyBegin Begin adding a passkey
 //
-// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
+// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). The new passkey is only added with the approval of an existing one (`addPasskeyApproveBegin`, checked at the finish step), so a stolen session token alone cannot add a passkey; the `Sovereign-Step-Up` header is optional now (a grant sent is checked and spent). Rate-limited per client IP.
 //
 // Corresponds with POST /v1/auth/add-passkey/begin (the `AddPasskeyBegin` operationId).
 func (c *Client) AddPasskeyBegin(ctx context.Context, params *AddPasskeyBeginParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3635,7 +3926,7 @@ func (c *Client) AddPasskeyBegin(ctx context.Context, params *AddPasskeyBeginPar
 
 // AddPasskeyFinishWithBody Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3654,7 +3945,7 @@ func (c *Client) AddPasskeyFinishWithBody(ctx context.Context, contentType strin
 
 // AddPasskeyFinish Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3673,7 +3964,7 @@ func (c *Client) AddPasskeyFinish(ctx context.Context, body AddPasskeyFinishJSON
 
 // LoginBeginWithBody Begin login
 //
-// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3692,7 +3983,7 @@ func (c *Client) LoginBeginWithBody(ctx context.Context, contentType string, bod
 
 // LoginBegin Begin login
 //
-// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3711,7 +4002,7 @@ func (c *Client) LoginBegin(ctx context.Context, body LoginBeginJSONRequestBody,
 
 // LoginFinishWithBody Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3730,7 +4021,7 @@ func (c *Client) LoginFinishWithBody(ctx context.Context, contentType string, bo
 
 // LoginFinish Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4410,6 +4701,82 @@ func (c *Client) ListMyDevices(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
+// DeviceBindingBeginWithBody Begin binding this device's signature key to a passkey
+//
+// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+func (c *Client) DeviceBindingBeginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeviceBindingBeginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeviceBindingBegin Begin binding this device's signature key to a passkey
+//
+// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+func (c *Client) DeviceBindingBegin(ctx context.Context, body DeviceBindingBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeviceBindingBeginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeviceBindingFinishWithBody Finish binding this device's signature key
+//
+// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+func (c *Client) DeviceBindingFinishWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeviceBindingFinishRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeviceBindingFinish Finish binding this device's signature key
+//
+// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+func (c *Client) DeviceBindingFinish(ctx context.Context, body DeviceBindingFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeviceBindingFinishRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteMyDevicePush Stop push for this device
 //
 // Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
@@ -4726,7 +5093,7 @@ func (c *Client) SearchUsers(ctx context.Context, params *SearchUsersParams, req
 
 // LookupUser Find a user by username
 //
-// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+// Exact match only (by username, or by user id): the user's id, username, display name and active devices, each with its signature key and passkey binding when bound, and the user's passkeys (public keys, approvals, recovered flag), to start a conversation and verify the devices (docs/verification.md). Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
 //
 // Corresponds with GET /v1/users/{username} (the `LookupUser` operationId).
 func (c *Client) LookupUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5737,6 +6104,46 @@ func NewGetAttachmentUploadRequest(server string, id string) (*http.Request, err
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewAddPasskeyApproveBeginRequest calls the generic AddPasskeyApproveBegin builder with application/json body
+func NewAddPasskeyApproveBeginRequest(server string, body AddPasskeyApproveBeginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAddPasskeyApproveBeginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAddPasskeyApproveBeginRequestWithBody constructs an http.Request for the AddPasskeyApproveBegin method, with any body, and a specified content type
+func NewAddPasskeyApproveBeginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/add-passkey/approve/begin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -6834,6 +7241,86 @@ func NewListMyDevicesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeviceBindingBeginRequest calls the generic DeviceBindingBegin builder with application/json body
+func NewDeviceBindingBeginRequest(server string, body DeviceBindingBeginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeviceBindingBeginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeviceBindingBeginRequestWithBody constructs an http.Request for the DeviceBindingBegin method, with any body, and a specified content type
+func NewDeviceBindingBeginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/binding/begin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeviceBindingFinishRequest calls the generic DeviceBindingFinish builder with application/json body
+func NewDeviceBindingFinishRequest(server string, body DeviceBindingFinishJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeviceBindingFinishRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeviceBindingFinishRequestWithBody constructs an http.Request for the DeviceBindingFinish method, with any body, and a specified content type
+func NewDeviceBindingFinishRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/devices/current/binding/finish")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewDeleteMyDevicePushRequest constructs an http.Request for the DeleteMyDevicePush method
 func NewDeleteMyDevicePushRequest(server string) (*http.Request, error) {
 	var err error
@@ -7835,9 +8322,27 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/attachments/{id}/upload (the `GetAttachmentUpload` operationId).
 	GetAttachmentUploadWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetAttachmentUploadResponse, error)
 
+	// AddPasskeyApproveBeginWithBodyWithResponse Begin approving a passkey being added
+	//
+	// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+	AddPasskeyApproveBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddPasskeyApproveBeginResponse, error)
+
+	// AddPasskeyApproveBeginWithResponse Begin approving a passkey being added
+	//
+	// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+	AddPasskeyApproveBeginWithResponse(ctx context.Context, body AddPasskeyApproveBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*AddPasskeyApproveBeginResponse, error)
+
 	// AddPasskeyBeginWithResponse Begin adding a passkey
 	//
-	// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
+	// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). The new passkey is only added with the approval of an existing one (`addPasskeyApproveBegin`, checked at the finish step), so a stolen session token alone cannot add a passkey; the `Sovereign-Step-Up` header is optional now (a grant sent is checked and spent). Rate-limited per client IP.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7846,7 +8351,7 @@ type ClientWithResponsesInterface interface {
 
 	// AddPasskeyFinishWithBodyWithResponse Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7855,7 +8360,7 @@ type ClientWithResponsesInterface interface {
 
 	// AddPasskeyFinishWithResponse Finish adding a passkey
 	//
-	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+	// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7864,7 +8369,7 @@ type ClientWithResponsesInterface interface {
 
 	// LoginBeginWithBodyWithResponse Begin login
 	//
-	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7873,7 +8378,7 @@ type ClientWithResponsesInterface interface {
 
 	// LoginBeginWithResponse Begin login
 	//
-	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+	// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7882,7 +8387,7 @@ type ClientWithResponsesInterface interface {
 
 	// LoginFinishWithBodyWithResponse Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7891,7 +8396,7 @@ type ClientWithResponsesInterface interface {
 
 	// LoginFinishWithResponse Finish login
 	//
-	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+	// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8229,6 +8734,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/me/devices (the `ListMyDevices` operationId).
 	ListMyDevicesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyDevicesResponse, error)
 
+	// DeviceBindingBeginWithBodyWithResponse Begin binding this device's signature key to a passkey
+	//
+	// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+	DeviceBindingBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeviceBindingBeginResponse, error)
+
+	// DeviceBindingBeginWithResponse Begin binding this device's signature key to a passkey
+	//
+	// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+	DeviceBindingBeginWithResponse(ctx context.Context, body DeviceBindingBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*DeviceBindingBeginResponse, error)
+
+	// DeviceBindingFinishWithBodyWithResponse Finish binding this device's signature key
+	//
+	// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+	DeviceBindingFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeviceBindingFinishResponse, error)
+
+	// DeviceBindingFinishWithResponse Finish binding this device's signature key
+	//
+	// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+	DeviceBindingFinishWithResponse(ctx context.Context, body DeviceBindingFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*DeviceBindingFinishResponse, error)
+
 	// DeleteMyDevicePushWithResponse Stop push for this device
 	//
 	// Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
@@ -8389,7 +8930,7 @@ type ClientWithResponsesInterface interface {
 
 	// LookupUserWithResponse Find a user by username
 	//
-	// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+	// Exact match only (by username, or by user id): the user's id, username, display name and active devices, each with its signature key and passkey binding when bound, and the user's passkeys (public keys, approvals, recovered flag), to start a conversation and verify the devices (docs/verification.md). Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -9969,6 +10510,103 @@ func (r GetAttachmentUploadResponse) ContentType() string {
 	return ""
 }
 
+type AddPasskeyApproveBeginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ApprovalCeremony
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AddPasskeyApproveBeginResponse) GetJSON200() *ApprovalCeremony {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AddPasskeyApproveBeginResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AddPasskeyApproveBeginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddPasskeyApproveBeginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddPasskeyApproveBeginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddPasskeyApproveBeginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type AddPasskeyBeginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10160,7 +10798,7 @@ type LoginBeginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *RequestCeremony
+	JSON200 *LoginCeremony
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -10176,7 +10814,7 @@ type LoginBeginResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r LoginBeginResponse) GetJSON200() *RequestCeremony {
+func (r LoginBeginResponse) GetJSON200() *LoginCeremony {
 	return r.JSON200
 }
 
@@ -12204,6 +12842,214 @@ func (r ListMyDevicesResponse) ContentType() string {
 	return ""
 }
 
+type DeviceBindingBeginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BindingCeremony
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeviceBindingBeginResponse) GetJSON200() *BindingCeremony {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeviceBindingBeginResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeviceBindingBeginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeviceBindingBeginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeviceBindingBeginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeviceBindingBeginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeviceBindingFinishResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeviceInfo
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeviceBindingFinishResponse) GetJSON200() *DeviceInfo {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeviceBindingFinishResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeviceBindingFinishResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeviceBindingFinishResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeviceBindingFinishResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeviceBindingFinishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type DeleteMyDevicePushResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13816,9 +14662,39 @@ func (c *ClientWithResponses) GetAttachmentUploadWithResponse(ctx context.Contex
 	return ParseGetAttachmentUploadResponse(rsp)
 }
 
+// AddPasskeyApproveBeginWithBodyWithResponse Begin approving a passkey being added
+//
+// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+func (c *ClientWithResponses) AddPasskeyApproveBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddPasskeyApproveBeginResponse, error) {
+	rsp, err := c.AddPasskeyApproveBeginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddPasskeyApproveBeginResponse(rsp)
+}
+
+// AddPasskeyApproveBeginWithResponse Begin approving a passkey being added
+//
+// After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/add-passkey/approve/begin (the `AddPasskeyApproveBegin` operationId).
+func (c *ClientWithResponses) AddPasskeyApproveBeginWithResponse(ctx context.Context, body AddPasskeyApproveBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*AddPasskeyApproveBeginResponse, error) {
+	rsp, err := c.AddPasskeyApproveBegin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddPasskeyApproveBeginResponse(rsp)
+}
+
 // AddPasskeyBeginWithResponse Begin adding a passkey
 //
-// For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
+// For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). The new passkey is only added with the approval of an existing one (`addPasskeyApproveBegin`, checked at the finish step), so a stolen session token alone cannot add a passkey; the `Sovereign-Step-Up` header is optional now (a grant sent is checked and spent). Rate-limited per client IP.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13833,7 +14709,7 @@ func (c *ClientWithResponses) AddPasskeyBeginWithResponse(ctx context.Context, p
 
 // AddPasskeyFinishWithBodyWithResponse Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13848,7 +14724,7 @@ func (c *ClientWithResponses) AddPasskeyFinishWithBodyWithResponse(ctx context.C
 
 // AddPasskeyFinishWithResponse Finish adding a passkey
 //
-// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+// Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13863,7 +14739,7 @@ func (c *ClientWithResponses) AddPasskeyFinishWithResponse(ctx context.Context, 
 
 // LoginBeginWithBodyWithResponse Begin login
 //
-// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13878,7 +14754,7 @@ func (c *ClientWithResponses) LoginBeginWithBodyWithResponse(ctx context.Context
 
 // LoginBeginWithResponse Begin login
 //
-// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+// Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13893,7 +14769,7 @@ func (c *ClientWithResponses) LoginBeginWithResponse(ctx context.Context, body L
 
 // LoginFinishWithBodyWithResponse Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13908,7 +14784,7 @@ func (c *ClientWithResponses) LoginFinishWithBodyWithResponse(ctx context.Contex
 
 // LoginFinishWithResponse Finish login
 //
-// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+// Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14462,6 +15338,66 @@ func (c *ClientWithResponses) ListMyDevicesWithResponse(ctx context.Context, req
 	return ParseListMyDevicesResponse(rsp)
 }
 
+// DeviceBindingBeginWithBodyWithResponse Begin binding this device's signature key to a passkey
+//
+// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+func (c *ClientWithResponses) DeviceBindingBeginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeviceBindingBeginResponse, error) {
+	rsp, err := c.DeviceBindingBeginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeviceBindingBeginResponse(rsp)
+}
+
+// DeviceBindingBeginWithResponse Begin binding this device's signature key to a passkey
+//
+// For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/devices/current/binding/begin (the `DeviceBindingBegin` operationId).
+func (c *ClientWithResponses) DeviceBindingBeginWithResponse(ctx context.Context, body DeviceBindingBeginJSONRequestBody, reqEditors ...RequestEditorFn) (*DeviceBindingBeginResponse, error) {
+	rsp, err := c.DeviceBindingBegin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeviceBindingBeginResponse(rsp)
+}
+
+// DeviceBindingFinishWithBodyWithResponse Finish binding this device's signature key
+//
+// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+func (c *ClientWithResponses) DeviceBindingFinishWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeviceBindingFinishResponse, error) {
+	rsp, err := c.DeviceBindingFinishWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeviceBindingFinishResponse(rsp)
+}
+
+// DeviceBindingFinishWithResponse Finish binding this device's signature key
+//
+// Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/me/devices/current/binding/finish (the `DeviceBindingFinish` operationId).
+func (c *ClientWithResponses) DeviceBindingFinishWithResponse(ctx context.Context, body DeviceBindingFinishJSONRequestBody, reqEditors ...RequestEditorFn) (*DeviceBindingFinishResponse, error) {
+	rsp, err := c.DeviceBindingFinish(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeviceBindingFinishResponse(rsp)
+}
+
 // DeleteMyDevicePushWithResponse Stop push for this device
 //
 // Deletes this device's push subscription and any push waiting for it. Succeeds when there was none.
@@ -14730,7 +15666,7 @@ func (c *ClientWithResponses) SearchUsersWithResponse(ctx context.Context, param
 
 // LookupUserWithResponse Find a user by username
 //
-// Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+// Exact match only (by username, or by user id): the user's id, username, display name and active devices, each with its signature key and passkey binding when bound, and the user's passkeys (public keys, approvals, recovered flag), to start a conversation and verify the devices (docs/verification.md). Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -16024,6 +16960,88 @@ func ParseGetAttachmentUploadResponse(rsp *http.Response) (*GetAttachmentUploadR
 	return response, nil
 }
 
+// ParseAddPasskeyApproveBeginResponse parses an HTTP response from a AddPasskeyApproveBeginWithResponse call
+func ParseAddPasskeyApproveBeginResponse(rsp *http.Response) (*AddPasskeyApproveBeginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddPasskeyApproveBeginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ApprovalCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseAddPasskeyBeginResponse parses an HTTP response from a AddPasskeyBeginWithResponse call
 func ParseAddPasskeyBeginResponse(rsp *http.Response) (*AddPasskeyBeginResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -16196,7 +17214,7 @@ func ParseLoginBeginResponse(rsp *http.Response) (*LoginBeginResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest RequestCeremony
+		var dest LoginCeremony
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -17874,6 +18892,184 @@ func ParseListMyDevicesResponse(rsp *http.Response) (*ListMyDevicesResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeviceBindingBeginResponse parses an HTTP response from a DeviceBindingBeginWithResponse call
+func ParseDeviceBindingBeginResponse(rsp *http.Response) (*DeviceBindingBeginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeviceBindingBeginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BindingCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeviceBindingFinishResponse parses an HTTP response from a DeviceBindingFinishWithResponse call
+func ParseDeviceBindingFinishResponse(rsp *http.Response) (*DeviceBindingFinishResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeviceBindingFinishResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeviceInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

@@ -15,10 +15,12 @@ import { ApiError, type Problem } from "./errors.js"
 import { Feed, pollOnce, type FeedEvent, type Transport } from "./feed.js"
 import { HistoryVerifier, decodeHead, encodeHead, isChained, type HistoryMismatch } from "./chain.js"
 import type { SafetyCode } from "./safety.js"
-import { MlsClient, MlsError, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
+import { MlsClient, MlsError, parseKeyPackage, type MlsClientOptions, type PendingCommit, type Received, DEFAULT_SUITE } from "./mls.js"
 import { FeedClosedError } from "./feed.js"
 import { ClientStore, type KeyValueStore, type SessionRecord } from "./storage.js"
-import type { Authenticator, CreationOptionsJSON, RequestOptionsJSON } from "./webauthn.js"
+import type { Authenticator, CreationOptionsJSON, RegistrationResponseJSON, RequestOptionsJSON } from "./webauthn.js"
+import { DeviceVerifier, type DeviceAlarm, type DeviceCheck, type ServedUser } from "./attest-verifier.js"
+import { ClientError, DeviceChecks, checkApprovalChallenge, checkBindingChallenge } from "./device-checks.js"
 import { ciphersuites } from "ts-mls"
 import { downloadAttachment, downloadAttachmentBlob, downloadAttachmentChunks, uploadAttachment, type AttachmentPointer, type AttachmentSource, type AttachmentTransport, type DownloadOptions, type UploadOptions } from "./attachments.js"
 
@@ -57,6 +59,14 @@ export interface SovereignClientOptions {
   autoRejoin?: boolean
   /** Told after an automatic rejoin: the groups rejoined and those that failed. */
   onResync?: (r: ResyncResult) => void
+  /**
+   * The WebAuthn relying party id of the server's passkeys, for checking
+   * device bindings (docs/verification.md). Default: the one GET /v1/me
+   * names (rp_id), else the host of baseUrl.
+   */
+  rpId?: string
+  /** Origins accepted in the clientDataJSON of bindings and approvals. Default: those a browser allows for the rp id (https on it or a subdomain; http on localhost). */
+  origins?: string[]
 }
 
 /** What an automatic rejoin after 410 did. */
@@ -97,6 +107,9 @@ export type Listener = (e: ClientEvent) => void | Promise<void>
 
 /** Told about each history_mismatch found (docs/verification.md). */
 export type HistoryListener = (m: HistoryMismatch) => void | Promise<void>
+
+/** Told about each device that failed verification, unapproved passkey and account reset (docs/verification.md). */
+export type DeviceAlarmListener = (a: DeviceAlarm) => void | Promise<void>
 
 /** A simple FIFO async mutex. */
 class Mutex {
@@ -146,6 +159,10 @@ export class SovereignClient {
   readonly history = new HistoryVerifier()
   /** Every history_mismatch found since the client was opened. */
   readonly historyMismatches: HistoryMismatch[] = []
+  private readonly deviceListeners = new Set<DeviceAlarmListener>()
+  /** Checks that every device met was approved by a passkey of its user (docs/verification.md). */
+  readonly devices: DeviceVerifier
+  private readonly checks: DeviceChecks
   private cursor = 0
   private ackedSeq = 0
   private ackTimer?: ReturnType<typeof setTimeout>
@@ -157,6 +174,25 @@ export class SovereignClient {
   private constructor(private readonly o: SovereignClientOptions) {
     this.store = o.storage instanceof ClientStore ? o.storage : new ClientStore(o.storage)
     this.api = createClient<paths>({ baseUrl: o.baseUrl.replace(/\/$/, ""), fetch: o.fetch })
+    const base = new URL(o.baseUrl)
+    this.devices = new DeviceVerifier(this.store, {
+      // The server names its rp id (GET /v1/me); a wrong one only makes
+      // checks fail: pinned passkeys sign for their own rp id only.
+      rpId: o.rpId ?? (async () => {
+        const r = await this.api.GET("/v1/me", {})
+        return r.data?.rp_id || base.hostname
+      }),
+      origins: o.origins,
+      report: (a) => {
+        for (const l of this.deviceListeners) void Promise.resolve(l(a)).catch(() => undefined)
+      },
+    })
+    this.checks = new DeviceChecks(
+      this.devices,
+      this.store,
+      async (u) => (await this.lookupUser(u)) as unknown as ServedUser,
+      async (gid) => (await this.group(gid)).members ?? [],
+    )
     this.api.use({
       onRequest: ({ request, schemaPath }) => {
         // Ceremonies are public: no token (a login refreshes an expired one).
@@ -259,7 +295,10 @@ export class SovereignClient {
       }),
       "registerFinish",
     )
-    return this.startSession(grant)
+    const session = await this.startSession(grant)
+    // A creation ceremony signs nothing the server chose: bind the device with an assertion now.
+    await this.bindDevice()
+    return session
   }
 
   /**
@@ -269,8 +308,22 @@ export class SovereignClient {
    * the login is discoverable (the authenticator offers its passkeys).
    */
   async login(l: { username?: string; deviceName?: string } = {}): Promise<SessionRecord> {
-    const begin = ok(await this.api.POST("/v1/auth/login/begin", { body: { username: l.username } }), "loginBegin")
-    const credential = await this.authenticator().get(begin.options as unknown as RequestOptionsJSON)
+    // The device's MLS signature key exists before the sign-in, so that the
+    // passkey assertion approves it (docs/verification.md).
+    const signatureKey = await MlsClient.deviceSignatureKey(this.store, this.o.mls?.suite)
+    const begin = ok(
+      await this.api.POST("/v1/auth/login/begin", {
+        body: {
+          username: l.username,
+          device_signature_key: toBase64url(signatureKey),
+          device_id: this.session?.deviceId,
+        },
+      }),
+      "loginBegin",
+    )
+    const options = begin.options as unknown as RequestOptionsJSON
+    checkBindingChallenge(begin.device_binding, options.challenge, signatureKey, this.session?.deviceId)
+    const credential = await this.authenticator().get(options)
     const device = this.session ? { device_id: this.session.deviceId } : { device_name: l.deviceName ?? "Sovereign client" }
     const grant = ok(
       await this.api.POST("/v1/auth/login/finish", {
@@ -282,7 +335,54 @@ export class SovereignClient {
       }),
       "loginFinish",
     )
-    return this.startSession(grant)
+    const session = await this.startSession(grant)
+    await this.verifyOwnDevice()
+    return session
+  }
+
+  /**
+   * Binds this device's MLS signature key to a passkey of the account (one
+   * passkey prompt): after registration and recovery (the SDK calls it), for
+   * a device signed in before bindings existed, or after a key change. See
+   * deviceBindingNeeded().
+   */
+  async bindDevice(): Promise<Schemas["DeviceInfo"]> {
+    const signatureKey = this.mls.signatureKey
+    const begin = ok(
+      await this.api.POST("/v1/me/devices/current/binding/begin", { body: { signature_key: toBase64url(signatureKey) } }),
+      "bindDeviceBegin",
+    )
+    const options = begin.options as unknown as RequestOptionsJSON
+    checkBindingChallenge(begin.device_binding, options.challenge, signatureKey, this.deviceId)
+    const credential = await this.authenticator().get(options)
+    const info = ok(
+      await this.api.POST("/v1/me/devices/current/binding/finish", {
+        body: { ceremony_id: begin.ceremony_id, credential: credential as unknown as Schemas["AssertionCredential"] },
+      }),
+      "bindDeviceFinish",
+    )
+    this.checks.forget()
+    return info
+  }
+
+  /**
+   * Whether this device still needs bindDevice(): the server lists it
+   * without a binding, or bound to another key than its own (a device signed
+   * in before bindings existed). The app asks for the passkey once.
+   */
+  async deviceBindingNeeded(): Promise<boolean> {
+    const list = ok(await this.api.GET("/v1/me/devices", {}), "listMyDevices")
+    const me = (list.devices ?? []).find((d) => d.id === this.deviceId)
+    if (!me) return false
+    return !me.binding || !me.signature_key || toBase64url(fromBase64(me.signature_key)) !== toBase64url(this.mls.signatureKey)
+  }
+
+  /** Checks this device's own binding as a peer would (reports when it fails); true when it verifies. */
+  async verifyOwnDevice(): Promise<boolean> {
+    this.checks.forget()
+    const me = await this.checks.user(this.userId)
+    const r = await this.devices.check(me, this.deviceId, this.mls.signatureKey, { where: "sign_in" })
+    return r.ok
   }
 
   /**
@@ -318,19 +418,34 @@ export class SovereignClient {
    * performs the creation when the new passkey lives elsewhere (a security
    * key); by default the client's own authenticator does both.
    */
-  async addPasskey(o: { name?: string; authenticator?: Authenticator } = {}): Promise<Schemas["PasskeyInfo"]> {
-    const grant = await this.stepUp("add_passkey")
-    const begin = ok(
-      await this.api.POST("/v1/auth/add-passkey/begin", { params: { header: { "Sovereign-Step-Up": grant } } }),
-      "addPasskeyBegin",
-    )
+  async addPasskey(o: { name?: string; authenticator?: Authenticator; onApprove?: () => void | Promise<void> } = {}): Promise<Schemas["PasskeyInfo"]> {
+    const begin = ok(await this.api.POST("/v1/auth/add-passkey/begin", {}), "addPasskeyBegin")
     const credential = await (o.authenticator ?? this.authenticator()).create(begin.options as unknown as CreationOptionsJSON)
-    return ok(
+    // An existing passkey approves exactly this new one (its credential id
+    // and public key), so the server cannot add a passkey of its own.
+    const ap = ok(
+      await this.api.POST("/v1/auth/add-passkey/approve/begin", {
+        body: { ceremony_id: begin.ceremony_id, credential: credential as unknown as Schemas["AttestationCredential"] },
+      }),
+      "approvePasskeyBegin",
+    )
+    const options = ap.options as unknown as RequestOptionsJSON
+    checkApprovalChallenge(ap.passkey_approval, options.challenge, credential as RegistrationResponseJSON)
+    await o.onApprove?.()
+    const approval = await this.authenticator().get(options)
+    const info = ok(
       await this.api.POST("/v1/auth/add-passkey/finish", {
-        body: { ceremony_id: begin.ceremony_id, credential: credential as unknown as Schemas["AttestationCredential"], name: o.name },
+        body: {
+          ceremony_id: begin.ceremony_id,
+          credential: credential as unknown as Schemas["AttestationCredential"],
+          name: o.name,
+          approval: { ceremony_id: ap.ceremony_id, credential: approval as unknown as Schemas["AssertionCredential"] },
+        },
       }),
       "addPasskeyFinish",
     )
+    this.checks.forget()
+    return info
   }
 
   /** Deletes a passkey after a step-up (never the last usable one: 409 last_passkey). */
@@ -383,7 +498,9 @@ export class SovereignClient {
       }),
       "recoverFinish",
     )
-    return this.startSession(grant)
+    const session = await this.startSession(grant)
+    await this.bindDevice()
+    return session
   }
 
   /** Ends this session on the server; the device and its MLS state stay for the next login. */
@@ -469,7 +586,18 @@ export class SovereignClient {
         }),
         "claimKeyPackages",
       )
-      for (const k of claim.key_packages ?? []) kps.push(fromBase64(k.key_package as unknown as string))
+      const claimed: { bytes: Uint8Array; deviceId: string; signatureKey: Uint8Array }[] = []
+      for (const k of claim.key_packages ?? []) {
+        const bytes = fromBase64(k.key_package as unknown as string)
+        try {
+          const p = parseKeyPackage(bytes, this.mls.suite)
+          claimed.push({ bytes, deviceId: p.deviceId, signatureKey: p.keyPackage.leafNode.signaturePublicKey })
+        } catch {
+          // Not a key package we could add anyway.
+        }
+      }
+      // A key package whose device no passkey of the user approved is never added.
+      kps.push(...(await this.checks.keyPackages(u, claimed, groupId)))
     }
     if (kps.length === 0) throw new Error("none of these users has a device with a key package")
     const res = await this.commit(groupId, async (members) => ({
@@ -750,6 +878,10 @@ export class SovereignClient {
     const max = this.o.maxAttempts ?? 5
     for (let attempt = 1; ; attempt++) {
       const r = await this.lock.run(async () => {
+        const bad = (await this.store.getUnverified(groupId)).length > 0 ? await this.checks.stillIn(groupId, await this.mls.members(groupId)) : []
+        if (bad.length > 0) {
+          throw new ClientError("unverified_device_in_group", `the group holds devices no passkey approved (${bad.join(", ")}): remove them before sending`)
+        }
         let bytes: Uint8Array
         try {
           bytes = (await this.mls.encrypt(groupId, plaintext, encodeHead(this.history.head(groupId)))).message
@@ -839,6 +971,51 @@ export class SovereignClient {
     return this.lock.run(() => this.mls.safetyCode(groupId))
   }
 
+  /**
+   * Registers a listener for device alarms: a device no passkey of its user
+   * approved (device_unverified), a passkey no other passkey approved
+   * (passkey_unapproved), an account reset by recovery (account_reset).
+   * Returns a function removing it.
+   */
+  onDeviceUnverified(l: DeviceAlarmListener): () => void {
+    this.deviceListeners.add(l)
+    return () => this.deviceListeners.delete(l)
+  }
+
+  /** Every device alarm raised since the client was opened. */
+  get deviceAlarms(): readonly DeviceAlarm[] {
+    return this.devices.alarms
+  }
+
+  /**
+   * Whether each member device of a group was approved by a passkey of its
+   * user, by device id (for a member list's verified marks).
+   */
+  async verifyGroupDevices(groupId: Uint8Array): Promise<Map<string, DeviceCheck>> {
+    const members = await this.lock.run(() => this.mls.members(groupId))
+    return this.checks.status(groupId, members)
+  }
+
+  /**
+   * My devices as the directory serves them, each with the passkey that
+   * approved it (credential id, base64url) when its binding verifies.
+   */
+  async verifyMyDevices(): Promise<{ deviceId: string; check: DeviceCheck }[]> {
+    this.checks.forget()
+    const me = await this.checks.user(this.userId)
+    const out: { deviceId: string; check: DeviceCheck }[] = []
+    for (const d of me.devices ?? []) {
+      const key = d.id === this.deviceId ? this.mls.signatureKey : d.signature_key ? fromBase64(d.signature_key) : undefined
+      out.push({ deviceId: d.id, check: key ? await this.devices.verifyDevice(me, d.id, key) : { ok: false, reason: "unbound", detail: "no binding" } })
+    }
+    return out
+  }
+
+  /** Devices of a group that failed verification and are still members: sending there is refused until they are removed. */
+  async unverifiedDevices(groupId: Uint8Array): Promise<string[]> {
+    return this.checks.stillIn(groupId, await this.mls.members(groupId))
+  }
+
   /** Registers a listener for processed feed events; returns a function removing it. */
   on(l: Listener): () => void {
     this.listeners.add(l)
@@ -904,13 +1081,31 @@ export class SovereignClient {
       // nothing left to do).
       this.commitPendingSoon(out.result.groupId)
     }
-    if (out.result.kind === "joined") this.replenishSoon() // a normal key package was used up
+    if (out.result.kind === "joined") {
+      this.replenishSoon() // a normal key package was used up
+      await this.checkLeaves(out.result.groupId, undefined, "welcome")
+    }
+    if (out.result.kind === "commit" && out.result.addedDevices.length > 0 && !out.result.removedSelf) {
+      await this.checkLeaves(out.result.groupId, out.result.addedDevices, "commit")
+    }
     if (out.result.kind === "notice" && out.groupId) {
       const gone = removedDeviceOf(out.result.notice)
       if (gone && gone !== this.session?.deviceId && (this.o.autoRemove ?? true)) this.removeSoon(out.groupId, gone)
     }
     for (const l of this.listeners) await l(out)
     return out
+  }
+
+  /** Verifies the leaves of a group (all, or the devices named); failures are reported and block sending there. */
+  private async checkLeaves(groupId: Uint8Array, deviceIds: string[] | undefined, where: string): Promise<void> {
+    try {
+      const members = await this.lock.run(() => this.mls.members(groupId))
+      const leaves = deviceIds ? members.filter((m) => deviceIds.includes(m.deviceId)) : members
+      await this.checks.leaves(groupId, leaves, where, this.session?.deviceId)
+    } catch (e) {
+      // The group is gone or unreadable: nothing to send there anyway.
+      if (!(e instanceof MlsError)) throw e
+    }
   }
 
   /**
@@ -1120,7 +1315,6 @@ export function newDeviceNotice(n: Record<string, unknown>, deviceId: string): N
   return out
 }
 
-import { parseKeyPackage } from "./mls.js"
 function parseDevice(kp: Uint8Array, suite: string): string {
   return parseKeyPackage(kp, suite as typeof DEFAULT_SUITE).deviceId
 }

@@ -4,6 +4,9 @@
 // the software authenticator and CBOR for tests are
 // "@sovereign-im/client/testing".
 export * from "./attachments.js"
+export * from "./attest.js"
+export * from "./attest-verifier.js"
+export * from "./device-checks.js"
 export * from "./bytes.js"
 export * from "./chain.js"
 export * from "./errors.js"

@@ -17,7 +17,7 @@ import {
   emptyPskIndex,
   encodeGroupState,
   encodeMlsMessage,
-  generateKeyPackage,
+  generateKeyPackageWithKey,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
@@ -248,6 +248,8 @@ export class MlsClient {
     private readonly config: ClientConfig,
     private readonly lifetimeSeconds: number,
     private readonly padding: boolean,
+    /** The device's MLS signature key pair: every leaf of this device carries its public half. */
+    private readonly signatureKeyPair: { publicKey: Uint8Array; signKey: Uint8Array },
   ) {}
 
   static async open(deviceId: string, store: ClientStore, opts: MlsClientOptions = {}): Promise<MlsClient> {
@@ -255,7 +257,36 @@ export class MlsClient {
     const suite = opts.suite ?? DEFAULT_SUITE
     const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite))
     const config: ClientConfig = { ...defaultClientConfig, authService: sovereignAuthService, ...opts.clientConfig }
-    return new MlsClient(deviceId, store, suite, cs, config, opts.keyPackageLifetime ?? 60 * 24 * 3600, opts.padding ?? true)
+    const pair = await MlsClient.deviceSignatureKeyPair(store, suite, cs)
+    return new MlsClient(deviceId, store, suite, cs, config, opts.keyPackageLifetime ?? 60 * 24 * 3600, opts.padding ?? true, pair)
+  }
+
+  /**
+   * This device's MLS signature public key, generated and stored on first
+   * use: before sign-in, so that the passkey assertion of the sign-in can
+   * bind it (docs/verification.md). Every key package, group and external
+   * join of the device uses it.
+   */
+  static async deviceSignatureKey(store: ClientStore, suite: CiphersuiteName = DEFAULT_SUITE): Promise<Uint8Array> {
+    const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite))
+    return (await MlsClient.deviceSignatureKeyPair(store, suite, cs)).publicKey
+  }
+
+  private static async deviceSignatureKeyPair(
+    store: ClientStore,
+    suite: CiphersuiteName,
+    cs: CiphersuiteImpl,
+  ): Promise<{ publicKey: Uint8Array; signKey: Uint8Array }> {
+    const have = await store.getSignatureKey(suite)
+    if (have) return have
+    const pair = await cs.signature.keygen()
+    await store.putSignatureKey(suite, pair)
+    return pair
+  }
+
+  /** The device's MLS signature public key (what its passkey binding approves). */
+  get signatureKey(): Uint8Array {
+    return this.signatureKeyPair.publicKey
   }
 
   private credential(): Credential {
@@ -268,7 +299,7 @@ export class MlsClient {
     const now = BigInt(Math.floor(Date.now() / 1000))
     const lifetime = { notBefore: now - 300n, notAfter: now + BigInt(this.lifetimeSeconds) }
     const exts = lastResort ? [{ extensionType: LAST_RESORT_EXTENSION, extensionData: new Uint8Array(0) }] : []
-    return generateKeyPackage(this.credential(), caps, lifetime, exts, this.cs)
+    return generateKeyPackageWithKey(this.credential(), caps, lifetime, exts, this.signatureKeyPair, this.cs)
   }
 
   /**

@@ -390,6 +390,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/add-passkey/approve/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin approving a passkey being added
+         * @description After navigator.credentials.create() for an add-passkey ceremony: send the new credential. The server parses it, draws a nonce and returns request options for your existing passkeys whose challenge commits to the new credential id and public key (`passkey_approval`; see docs/verification.md). Assert with an existing passkey and send the result as `approval` to `addPasskeyFinish`. Rate-limited per client IP.
+         */
+        post: operations["addPasskeyApproveBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/add-passkey/begin": {
         parameters: {
             query?: never;
@@ -401,7 +421,7 @@ export interface paths {
         put?: never;
         /**
          * Begin adding a passkey
-         * @description For the signed-in user, after a step-up for `add_passkey` (its grant in the `Sovereign-Step-Up` header, spent here): returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). A stolen session token alone cannot add a passkey. Rate-limited per client IP.
+         * @description For the signed-in user: returns WebAuthn creation options for another passkey (the user's existing passkeys are excluded). The new passkey is only added with the approval of an existing one (`addPasskeyApproveBegin`, checked at the finish step), so a stolen session token alone cannot add a passkey; the `Sovereign-Step-Up` header is optional now (a grant sent is checked and spent). Rate-limited per client IP.
          */
         post: operations["addPasskeyBegin"];
         delete?: never;
@@ -421,7 +441,7 @@ export interface paths {
         put?: never;
         /**
          * Finish adding a passkey
-         * @description Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and adds the passkey. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
+         * @description Verifies the attestation against the pending ceremony (which must belong to the signed-in user; consumed once) and the approval (an assertion by another passkey of this user over the approval challenge of exactly this new passkey; consumed once; 403 `approval_required` without it, `approval_mismatch` for another ceremony's or another passkey's, `verification_failed` for a bad one) and adds the passkey with its approval, which peers get from the directory. Recorded in the audit log; every device of the account gets a `passkey_added` notice in its feed.
          */
         post: operations["addPasskeyFinish"];
         delete?: never;
@@ -441,7 +461,7 @@ export interface paths {
         put?: never;
         /**
          * Begin login
-         * @description Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. Rate-limited per client IP.
+         * @description Returns WebAuthn request options. With `username`, the options list that user's passkeys; without, the login is discoverable (the authenticator offers its passkeys for this server and returns the user handle). An unknown username gets options that look the same but can never succeed. With `device_signature_key` the sign-in binds that key to the passkey assertion: the challenge is the device binding challenge over a fresh server nonce, the key and the device id (`device_binding` in the answer: an existing device's `device_id`, or a new device's id allocated now; docs/verification.md), and the finish step stores the assertion with the device. Rate-limited per client IP.
          */
         post: operations["loginBegin"];
         delete?: never;
@@ -461,7 +481,7 @@ export interface paths {
         put?: never;
         /**
          * Finish login
-         * @description Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again.
+         * @description Verifies the browser's assertion against the pending ceremony (consumed: a second finish fails with 410) and opens a session for a device: a new one named `device_name`, or, with `device_id`, one of your own existing devices again (so an app whose session expired keeps its device id, key packages and groups). A revoked device can never sign in again. A passkey whose signature counter did not increase is treated as cloned: the login fails and the passkey is blocked. A new device is refused with 507 `device_limit_reached` when the account already has as many devices (not revoked) as the `devices_per_user` setting allows: revoke one you no longer use from a device you are signed in on, then sign in again. A bound sign-in (begun with `device_signature_key`) must finish for the device it was begun for: that `device_id` for an existing device, a `device_name` for a new one (422 `binding_device_mismatch` otherwise); the device then carries the key and the assertion exactly as sent.
          */
         post: operations["loginFinish"];
         delete?: never;
@@ -854,6 +874,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/devices/current/binding/begin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin binding this device's signature key to a passkey
+         * @description For a device that could not bind at sign-in (right after registration or recovery, whose passkey creation signs nothing the server chose), one signed in before binding existed, or one that rotates its key: returns WebAuthn request options (your usable passkeys) whose challenge is the device binding challenge over a fresh server nonce, `signature_key` and this device's id (`device_binding`; see docs/verification.md). Rate-limited per client IP like the other ceremonies.
+         */
+        post: operations["deviceBindingBegin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/devices/current/binding/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish binding this device's signature key
+         * @description Verifies the assertion (by a passkey of yours, over the challenge computed at the begin step; the ceremony must be this session's and is consumed once) and stores, with this device, the signature key and the assertion exactly as sent, replacing any earlier binding (no history is kept). Peers get both from the directory and group member lists.
+         */
+        post: operations["deviceBindingFinish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/devices/current/push": {
         parameters: {
             query?: never;
@@ -1096,7 +1156,7 @@ export interface paths {
         };
         /**
          * Find a user by username
-         * @description Exact match only: the user's id, username, display name and active devices, to start a conversation. Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
+         * @description Exact match only (by username, or by user id): the user's id, username, display name and active devices, each with its signature key and passkey binding when bound, and the user's passkeys (public keys, approvals, recovered flag), to start a conversation and verify the devices (docs/verification.md). Unknown, disabled and deleted users all give the same 404 `user_not_found`. Rate-limited per calling device like key-package claims (`--claims-per-minute`, lookups and searches together): 429 with `Retry-After`.
          */
         get: operations["lookupUser"];
         put?: never;
@@ -1146,6 +1206,8 @@ export interface components {
             acked_seq: number;
         };
         AddPasskeyFinishInputBody: {
+            /** @description The approval of the new passkey by an existing one (addPasskeyApproveBegin, then navigator.credentials.get()). Required: without it, 403 approval_required. */
+            approval?: components["schemas"]["ApprovalInput"];
             /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
             ceremony_id: string;
             /** @description The result of navigator.credentials.create(), as PublicKeyCredential.toJSON() gives it */
@@ -1480,6 +1542,55 @@ export interface components {
             next_after: string | null;
             users: components["schemas"]["AdminUser"][];
         };
+        ApprovalBody: {
+            /** @description authenticatorData as the client sent it, base64url */
+            authenticator_data: string;
+            /** @description The approving passkey (WebAuthn credential id), base64url */
+            by_credential_id: string;
+            /** @description clientDataJSON as the client sent it, base64url */
+            client_data_json: string;
+            /** @description The server's 32-byte nonce in the challenge, base64url */
+            nonce: string;
+            /** @description The assertion signature, base64url */
+            signature: string;
+        };
+        ApprovalCeremony: {
+            /** @description Send back with the finish step */
+            ceremony_id: string;
+            /**
+             * Format: date-time
+             * @description The finish step must arrive before this time
+             */
+            expires_at: string;
+            /** @description PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get */
+            options: components["schemas"]["RequestOptions"];
+            /** @description options.challenge = SHA-256("sovereign passkey approval v1" ‖ 0x00 ‖ nonce ‖ u16 len ‖ credential_id ‖ u16 len ‖ public_key): recompute it (and check credential_id is the passkey just created) before asking an existing passkey */
+            passkey_approval: components["schemas"]["PasskeyApprovalOffer"];
+        };
+        ApprovalInput: {
+            /** @description Id of the approval ceremony, from addPasskeyApproveBegin */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.get() over the approval options, as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AssertionCredential"];
+        };
+        ApproveBeginInputBody: {
+            /** @description Id of the pending add-passkey ceremony */
+            ceremony_id: string;
+            /** @description The new passkey: the result of navigator.credentials.create() for that ceremony */
+            credential: components["schemas"]["AttestationCredential"];
+        };
+        AssertionBody: {
+            /** @description authenticatorData as the client sent it, base64url */
+            authenticator_data: string;
+            /** @description clientDataJSON as the client sent it, base64url */
+            client_data_json: string;
+            /** @description The passkey that signed (WebAuthn credential id), base64url */
+            credential_id: string;
+            /** @description The server's 32-byte nonce in the challenge, base64url */
+            nonce: string;
+            /** @description The assertion signature over authenticatorData ‖ SHA-256(clientDataJSON), base64url */
+            signature: string;
+        };
         AssertionCredential: {
             /** @description platform or cross-platform */
             authenticatorAttachment?: string;
@@ -1632,6 +1743,29 @@ export interface components {
              */
             userVerification?: "discouraged" | "preferred" | "required";
         };
+        BindingBeginInputBody: {
+            /** @description The device's MLS signature public key (1 to 512 bytes), base64url without padding */
+            signature_key: string;
+        };
+        BindingCeremony: {
+            /** @description Send back with the finish step */
+            ceremony_id: string;
+            /** @description options.challenge = SHA-256("sovereign device binding v1" ‖ 0x00 ‖ nonce ‖ u16 len ‖ signature_key ‖ u16 len ‖ device_id): recompute it before asking the authenticator */
+            device_binding: components["schemas"]["DeviceBindingOffer"];
+            /**
+             * Format: date-time
+             * @description The finish step must arrive before this time
+             */
+            expires_at: string;
+            /** @description PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get */
+            options: components["schemas"]["RequestOptions"];
+        };
+        BindingFinishInputBody: {
+            /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
+            ceremony_id: string;
+            /** @description The result of navigator.credentials.get(), as PublicKeyCredential.toJSON() gives it */
+            credential: components["schemas"]["AssertionCredential"];
+        };
         ClaimedKeyPackage: {
             /**
              * Format: uuid
@@ -1778,12 +1912,23 @@ export interface components {
             /** @description Your username, typed again: a guard against accidents */
             confirm_username: string;
         };
+        DeviceBindingOffer: {
+            /**
+             * Format: uuid
+             * @description The device the binding is for (a new device's id, allocated now)
+             */
+            device_id: string;
+            /** @description The server's 32-byte nonce, base64url */
+            nonce: string;
+        };
         DeviceInfo: {
             /**
              * Format: int64
              * @description Sessions of the device that are neither ended nor expired
              */
             active_sessions: number;
+            /** @description The passkey assertion over the device binding challenge (docs/verification.md); absent when unbound */
+            binding?: components["schemas"]["AssertionBody"];
             /**
              * Format: date-time
              * @description When the device first signed in
@@ -1813,12 +1958,16 @@ export interface components {
              * @description When the device was revoked; a revoked device can never sign in again
              */
             revoked_at?: string;
+            /** @description The device's MLS signature public key bound to a passkey, base64url; absent when unbound */
+            signature_key?: string;
         };
         DeviceListOutputBody: {
             /** @description All devices, revoked ones included, oldest first */
             devices: components["schemas"]["DeviceInfo"][] | null;
         };
         DirectoryDeviceBody: {
+            /** @description The assertion of a passkey of the user over the device binding challenge (docs/verification.md); absent when unbound: such a device is not approved by passkey */
+            binding?: components["schemas"]["AssertionBody"];
             /**
              * Format: date-time
              * @description When the device first signed in
@@ -1834,6 +1983,23 @@ export interface components {
              * @example Bob's phone
              */
             name: string;
+            /** @description The device's MLS signature public key bound to a passkey, base64url; absent when unbound */
+            signature_key?: string;
+        };
+        DirectoryPasskeyBody: {
+            /** @description The approval by an existing passkey of the user over the passkey approval challenge; absent for the account's first passkey and a recovery's */
+            approval?: components["schemas"]["ApprovalBody"];
+            /**
+             * Format: date-time
+             * @description When the passkey was registered
+             */
+            created_at: string;
+            /** @description WebAuthn credential id, base64url */
+            credential_id: string;
+            /** @description COSE_Key public key, base64url */
+            public_key: string;
+            /** @description Made by an account recovery (an admin's recovery invite): an account reset, without approval */
+            recovered: boolean;
         };
         DirectoryUserBody: {
             /** @description Active (not revoked) devices, oldest first; absent in search results */
@@ -1848,6 +2014,8 @@ export interface components {
              * @description User id
              */
             id: string;
+            /** @description The user's current passkeys with public keys and approvals, oldest first; absent in search results */
+            passkeys?: components["schemas"]["DirectoryPasskeyBody"][];
             /**
              * @description Case-folded username
              * @example bob
@@ -2072,10 +2240,30 @@ export interface components {
         };
         LoginBeginInputBody: {
             /**
+             * @description With device_signature_key: the existing device of yours to (re)bind (send the same device_id at the finish step). Omitted: the binding is for a new device, whose id the server allocates now.
+             * @example 0193f3c4-8f7a-7c2e-9d1b-3a4b5c6d7e8f
+             */
+            device_id?: string;
+            /** @description The device's MLS signature public key (1 to 512 bytes, base64url without padding). With it, the sign-in binds the key to the passkey assertion: the WebAuthn challenge is the device binding challenge over a server nonce, this key and the device id (see device_binding in the answer and docs/verification.md), and the finish step stores the assertion with the device. */
+            device_signature_key?: string;
+            /**
              * @description Log in as this user (the options list their passkeys). Omit for a discoverable login: the authenticator offers the passkeys it holds for this server.
              * @example alice
              */
             username?: string;
+        };
+        LoginCeremony: {
+            /** @description Send back with the finish step */
+            ceremony_id: string;
+            /** @description Present when device_signature_key was sent: options.challenge = SHA-256("sovereign device binding v1" ‖ 0x00 ‖ nonce ‖ u16 len ‖ device_signature_key ‖ u16 len ‖ device_id) */
+            device_binding?: components["schemas"]["DeviceBindingOffer"];
+            /**
+             * Format: date-time
+             * @description The finish step must arrive before this time
+             */
+            expires_at: string;
+            /** @description PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get */
+            options: components["schemas"]["RequestOptions"];
         };
         LoginFinishInputBody: {
             /** @description Id of the pending ceremony, from the begin step (single use, expires with the challenge) */
@@ -2095,10 +2283,17 @@ export interface components {
         };
         MeOutputBody: {
             device: components["schemas"]["DeviceInfo"];
+            /**
+             * @description The server's WebAuthn relying-party id: device bindings and passkey approvals are assertions for it (authenticatorData's rpIdHash = SHA-256(rp_id))
+             * @example chat.example.org
+             */
+            rp_id: string;
             session: components["schemas"]["SessionInfo"];
             user: components["schemas"]["UserInfo"];
         };
         MemberBody: {
+            /** @description The passkey assertion over the device binding challenge (the user's passkeys come from the directory); absent when unbound */
+            binding?: components["schemas"]["AssertionBody"];
             /** @description Member device */
             device_id: string;
             /** @description The user's display name (the user may change it: show it, but identify people by username) */
@@ -2108,6 +2303,8 @@ export interface components {
              * @description The device receives the group's events with a sequence number above this
              */
             joined_seq: number;
+            /** @description The device's MLS signature public key bound to a passkey, base64url; absent when unbound */
+            signature_key?: string;
             /** @description The device's user */
             user_id: string;
             /** @description The user's username */
@@ -2176,6 +2373,14 @@ export interface components {
              * @enum {string}
              */
             registration_mode?: "invite" | "open";
+        };
+        PasskeyApprovalOffer: {
+            /** @description The new passkey's credential id, base64url */
+            credential_id: string;
+            /** @description The server's 32-byte nonce, base64url */
+            nonce: string;
+            /** @description The new passkey's COSE_Key public key as the server will store it, base64url */
+            public_key: string;
         };
         PasskeyInfo: {
             /** @description Authenticator model (AAGUID) as a UUID, when the authenticator reported one */
@@ -4195,11 +4400,107 @@ export interface operations {
             };
         };
     };
+    addPasskeyApproveBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApproveBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalCeremony"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     addPasskeyBegin: {
         parameters: {
             query?: never;
             header?: {
-                /** @description Step-up grant from stepUpFinish, made for add_passkey by this session within the last 60 seconds; single use. Without a valid one: 403 step_up_required. */
+                /** @description Optional: a step-up grant from stepUpFinish made for add_passkey by this session within the last 60 seconds, checked and spent when sent (an invalid one: 403 step_up_required). The approval by an existing passkey at addPasskeyFinish is what protects adding a passkey. */
                 "Sovereign-Step-Up"?: string;
             };
             path?: never;
@@ -4396,7 +4697,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RequestCeremony"];
+                    "application/json": components["schemas"]["LoginCeremony"];
                 };
             };
             /** @description Bad Request */
@@ -6352,6 +6653,216 @@ export interface operations {
             };
         };
     };
+    deviceBindingBegin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindingBeginInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BindingCeremony"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deviceBindingFinish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindingFinishInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceInfo"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getMyDevicePush: {
         parameters: {
             query?: never;
@@ -7253,7 +7764,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Exact username (any case) */
+                /** @description Exact username (any case), or a user id */
                 username: string;
             };
             cookie?: never;

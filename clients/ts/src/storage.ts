@@ -101,6 +101,14 @@ export interface KeyPackageRecord {
   createdAt: number
 }
 
+/** The passkeys of one user this device trusts (pinned on first contact, then grown by approvals). */
+export interface PinRecord {
+  userId: string
+  passkeys: { credentialId: Uint8Array; publicKey: Uint8Array }[]
+  /** How many account resets (recoveries) this device has seen for the user. */
+  resets: number
+}
+
 type Json = Record<string, unknown>
 
 function enc(o: Json): Uint8Array {
@@ -228,5 +236,51 @@ export class ClientStore {
   }
   async listKeyPackages(): Promise<string[]> {
     return (await this.kv.keys("kp/")).map((k) => k.slice("kp/".length))
+  }
+
+  /** The device's MLS signature key pair for a cipher suite (mls.ts), generated before the first sign-in. */
+  async getSignatureKey(suite: string): Promise<{ publicKey: Uint8Array; signKey: Uint8Array } | undefined> {
+    const b = await this.kv.get("sigkey/" + suite)
+    if (!b) return undefined
+    const o = dec(b)
+    return { publicKey: bytesField(o, "publicKey"), signKey: bytesField(o, "signKey") }
+  }
+  async putSignatureKey(suite: string, k: { publicKey: Uint8Array; signKey: Uint8Array }): Promise<void> {
+    await this.kv.put("sigkey/" + suite, enc({ publicKey: toBase64(k.publicKey), signKey: toBase64(k.signKey) }))
+  }
+
+  /** The passkeys this device pinned for a user (attest-verifier.ts), undefined before first contact. */
+  async getPins(userId: string): Promise<PinRecord | undefined> {
+    const b = await this.kv.get("pins/" + userId)
+    if (!b) return undefined
+    const o = dec(b)
+    const list = Array.isArray(o.passkeys) ? (o.passkeys as Json[]) : []
+    return {
+      userId: String(o.userId ?? userId),
+      passkeys: list.map((p) => ({ credentialId: bytesField(p, "credentialId"), publicKey: bytesField(p, "publicKey") })),
+      resets: Number(o.resets ?? 0),
+    }
+  }
+  async putPins(r: PinRecord): Promise<void> {
+    await this.kv.put(
+      "pins/" + r.userId,
+      enc({
+        userId: r.userId,
+        passkeys: r.passkeys.map((p) => ({ credentialId: toBase64(p.credentialId), publicKey: toBase64(p.publicKey) })),
+        resets: r.resets,
+      }),
+    )
+  }
+
+  /** Devices of a group that failed verification (attest-verifier.ts): sending there is refused until they are removed. */
+  async getUnverified(groupId: Uint8Array): Promise<string[]> {
+    const b = await this.kv.get("unverified/" + toHex(groupId))
+    if (!b) return []
+    const o = dec(b)
+    return Array.isArray(o.devices) ? (o.devices as unknown[]).filter((d): d is string => typeof d === "string") : []
+  }
+  async putUnverified(groupId: Uint8Array, devices: string[]): Promise<void> {
+    if (devices.length === 0) await this.kv.delete("unverified/" + toHex(groupId))
+    else await this.kv.put("unverified/" + toHex(groupId), enc({ devices }))
   }
 }

@@ -6,6 +6,25 @@ export const t = {
   historyMismatch:
     "Warning: the server did not deliver this conversation's history as the other members see it (a message was withheld, reordered or changed). Compare with the others in person before trusting what you read here.",
   loading: "Opening…",
+  // device verification (passkey-attested devices)
+  unverifiedDeviceWarning: (u: string) =>
+    `Warning: a device listed as ${u}'s was not approved by any passkey of ${u}. The server may have added it. Messages cannot be sent here until it is removed.`,
+  accountResetWarning: (u: string) => `${u}'s account was recovered by an admin — compare safety codes with ${u} before trusting it.`,
+  passkeyUnapprovedWarning: (u: string) => `A passkey of ${u} was not approved by another of ${u}'s passkeys: their new devices are not trusted.`,
+  deviceVerified: "Verified",
+  deviceVerifiedTitle: "Approved by a passkey of this person",
+  deviceUnverified: "Not verified",
+  deviceUnverifiedTitle: "No passkey of this person approved this device",
+  removeDevice: "Remove device",
+  deviceApprovedBy: (name: string) => `Approved by passkey ${name}`,
+  deviceNotApproved: "Not approved by a passkey",
+  bindPrompt: "This device was signed in before devices were approved by passkey. Confirm it with your passkey once, so that the people you write to can check it is yours.",
+  bindButton: "Confirm with passkey",
+  bindDone: "This device is now approved by your passkey.",
+  passkeyApprovePrompt: "Now confirm with one of your existing passkeys, so that your contacts know the new one is yours.",
+  errUnverifiedDevice: "Not sent: this conversation holds a device no passkey approved. Remove it first (see the members).",
+  errBindingMismatch: "The server asked your passkey to approve something else than this device's key. Nothing was signed.",
+  errApproval: "Adding a passkey needs a confirmation with one of your existing passkeys, for exactly the new passkey.",
   // sign-in and registration
   signInTitle: "Sign in",
   signInLead: "Use your passkey: your device asks for your fingerprint, face or screen lock.",

@@ -14,6 +14,8 @@ export interface MyDevice {
   revokedAt?: string
   current: boolean
   fingerprint?: string
+  /** The name of the passkey whose approval of this device's key verified (docs/verification.md); undefined: not approved. */
+  approvedBy?: string
 }
 
 /** A short, readable fingerprint: SHA-256 of the key, first 16 bytes in groups of 4 hex digits. */
@@ -41,6 +43,14 @@ export class Devices {
         // a group this device lost: no view of it
       }
     }
+    const approved = new Map<string, string>()
+    try {
+      const [checks, passkeys] = await Promise.all([this.client().verifyMyDevices(), this.client().passkeys()])
+      const names = new Map(passkeys.map((p) => [toBase64url(fromBase64(p.credential_id)), p.name]))
+      for (const c of checks) if (c.check.ok) approved.set(c.deviceId, names.get(c.check.credentialId) ?? c.check.credentialId.slice(0, 8))
+    } catch {
+      // the directory could not be read: every device shows as not approved
+    }
     const out: MyDevice[] = []
     for (const d of r.data?.devices ?? []) {
       const k = keys.get(d.id)
@@ -52,6 +62,7 @@ export class Devices {
         revokedAt: d.revoked_at ?? undefined,
         current: d.current,
         fingerprint: k ? await fingerprint(k) : undefined,
+        approvedBy: approved.get(d.id),
       })
     }
     return out

@@ -11,7 +11,8 @@ import { onAccountNotice } from "./notices"
 import { People } from "./people"
 import { Outbox } from "./outbox"
 import { BrowserPasskeys, deviceName } from "./passkeys"
-import { accountAlerts, banner, booted, historyWarnings, me, network } from "./state"
+import { accountAlerts, banner, bindingNeeded, booted, historyWarnings, me, network, trust } from "./state"
+import { addAlarm, emptyTrust } from "./trust"
 import { t } from "../strings"
 
 /** How often an online device checks for conversations of mine it is not in yet (it joins them by external commit). */
@@ -64,6 +65,9 @@ export class Engine {
     this.client.onHistoryMismatch((m) => {
       const id = toBase64url(m.groupId)
       if (!historyWarnings.value[id]) historyWarnings.value = { ...historyWarnings.value, [id]: m.reason }
+    })
+    this.client.onDeviceUnverified((a) => {
+      trust.value = addAlarm(trust.value, a, a.groupId ? toBase64url(a.groupId) : undefined)
     })
   }
 
@@ -128,6 +132,8 @@ export class Engine {
     this.halt()
     this.convs.forgetAll()
     accountAlerts.value = []
+    trust.value = emptyTrust()
+    bindingNeeded.value = false
     await this.db.transaction("rw", [this.db.kv, this.db.convs, this.db.msgs, this.db.outbox], async () => {
       await Promise.all([this.db.kv.clear(), this.db.convs.clear(), this.db.msgs.clear(), this.db.outbox.clear()])
     })
@@ -137,6 +143,12 @@ export class Engine {
   private async profile(): Promise<{ role: string; displayName?: string }> {
     const r = await this.client.api.GET("/v1/me", {})
     return { role: r.data?.user.role ?? "member", displayName: r.data?.user.display_name }
+  }
+
+  /** Binds this device's key to one of my passkeys (the legacy-device prompt). */
+  async bindDevice(): Promise<void> {
+    await this.client.bindDevice()
+    bindingNeeded.value = false
   }
 
   async logout(): Promise<void> {
@@ -172,6 +184,8 @@ export class Engine {
     this.follow()
     this.outbox.kick()
     void this.devices.sync().catch(() => undefined)
+    // A device signed in before passkey bindings existed binds its key once (one passkey prompt, asked in a banner).
+    void this.client.deviceBindingNeeded().then((n) => (bindingNeeded.value = n), () => undefined)
     this.timers.push(setInterval(() => void this.devices.sync().catch(() => undefined), JOIN_SYNC_MS))
   }
 

@@ -1,6 +1,6 @@
 // Turns whatever a flow throws into one sentence a person understands
 // (texts in strings.ts). Server problems are told apart by their `code`.
-import { ApiError } from "@sovereign-im/client"
+import { ApiError, AttestationError, ClientError } from "@sovereign-im/client"
 import { t } from "../strings"
 
 export function plainError(e: unknown): string {
@@ -33,11 +33,17 @@ export function plainError(e: unknown): string {
         return t.errOtherDevice
       case "device_revoked":
         return t.errRevokedDevice
+      case "approval_required":
+      case "approval_mismatch":
+        return t.errApproval
     }
     if (e.status === 429) return t.errRateLimited(e.problem.retry_after ?? 10)
     if (e.status === 422 && e.operation === "registerBegin") return t.errUsernameInvalid
     return t.errGeneric(e.problem.detail ?? e.problem.title ?? String(e.status))
   }
+  if (e instanceof ClientError && e.code === "unverified_device_in_group") return t.errUnverifiedDevice
+  if (e instanceof AttestationError && e.code === "binding_mismatch") return t.errBindingMismatch
+  if (e instanceof AttestationError && e.code === "approval_mismatch") return t.errApproval
   const err = e as { name?: string; code?: string; message?: string }
   switch (err?.code ?? err?.name) {
     case "ERROR_CEREMONY_ABORTED":

@@ -2,6 +2,7 @@
 // components only read it and call core functions.
 import { signal, computed } from "@preact/signals"
 import type { AttachmentPointer } from "@sovereign-im/client"
+import { emptyTrust, type TrustState } from "./trust"
 
 export interface Member {
   deviceId: string
@@ -69,6 +70,11 @@ export const toast = signal<string | null>(null)
  * docs/verification.md), by conversation id: what was found, for the warning.
  */
 export const historyWarnings = signal<Record<string, string>>({})
+
+/** Device verification alarms (docs/verification.md): refused devices by conversation, account resets (trust.ts). */
+export const trust = signal<TrustState>(emptyTrust())
+/** This device was signed in before passkey bindings existed: it asks for a passkey once to bind its key. */
+export const bindingNeeded = signal(false)
 
 /** An account notice to show in a banner (a new device, a passkey added or removed) with where to review it. */
 export interface AccountAlert {

@@ -7,7 +7,7 @@ import { Chat } from "./Chat"
 import { ChatList, NewChat } from "./Chats"
 import { Banner, NetworkStatus, Toast } from "./common"
 import { DevicesView } from "./Devices"
-import { AccountAlerts } from "./Notices"
+import { AccountAlerts, BindPrompt } from "./Notices"
 import { Goodbye, Recover } from "./Recover"
 import { parse, route } from "./router"
 import { SettingsView } from "./Settings"
@@ -41,6 +41,7 @@ export function App() {
       <NetworkStatus />
       <Banner />
       <AccountAlerts />
+      <BindPrompt />
       <div class="panes">
         <div class="side">
           <ChatList current={view.v === "chat" ? view.id : undefined} />

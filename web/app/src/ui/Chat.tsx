@@ -3,7 +3,9 @@
 import { useEffect, useRef, useState } from "preact/hooks"
 import { plainError } from "../core/errors"
 import { UserFacingError } from "../core/conversations"
-import { conversations, historyWarnings, me, messages, nameOf, openConversation, showToast, type Message } from "../core/state"
+import { fromBase64url, type DeviceCheck } from "@sovereign-im/client"
+import { conversations, historyWarnings, me, messages, nameOf, openConversation, showToast, trust, type Message } from "../core/state"
+import { warningsFor } from "../core/trust"
 import { t } from "../strings"
 import { ErrorText, TopBar, useEngine, when } from "./common"
 import { titleOf } from "./Chats"
@@ -46,6 +48,12 @@ function Members({ id }: { id: string }) {
   const [name, setName] = useState(c.name ?? "")
   const [error, setError] = useState<string | null>(null)
   const users = [...new Map(c.members.map((m) => [m.username, m])).values()]
+  const [checks, setChecks] = useState<Map<string, DeviceCheck> | null>(null)
+  const recheck = () => {
+    if (c.state !== "active") return
+    engine.sdk.verifyGroupDevices(fromBase64url(id)).then(setChecks, () => setChecks(null))
+  }
+  useEffect(recheck, [id, c.members.length])
   const run = async (f: () => Promise<void>) => {
     setError(null)
     try {
@@ -70,6 +78,24 @@ function Members({ id }: { id: string }) {
                 {t.removePerson}
               </button>
             )}
+            <ul class="member-devices">
+              {c.members.filter((d) => d.username === m.username).map((d) => {
+                const r = checks?.get(d.deviceId)
+                return (
+                  <li key={d.deviceId} class="small" data-member-device={d.deviceId} data-verified={r ? String(r.ok) : "unknown"}>
+                    <code title={d.deviceId}>…{d.deviceId.slice(-6)}</code>{" "}
+                    {r?.ok && <span class="tag" title={t.deviceVerifiedTitle}>✓ {t.deviceVerified}</span>}
+                    {r && !r.ok && <span class="tag tag-danger" title={t.deviceUnverifiedTitle} data-reason={r.reason}>⚠ {t.deviceUnverified}</span>}
+                    {r && !r.ok && c.state === "active" && d.deviceId !== me.value?.deviceId && (
+                      <button class="btn btn-small btn-danger" type="button" data-remove-device={d.deviceId}
+                        onClick={() => void run(async () => { await engine.sdk.removeDevices(fromBase64url(id), [d.deviceId]); recheck() })}>
+                        {t.removeDevice}
+                      </button>
+                    )}
+                  </li>
+                )
+              })}
+            </ul>
           </li>
         ))}
       </ul>
@@ -143,6 +169,15 @@ export function Chat({ id }: { id: string }) {
           <span>{t.historyMismatch}</span>
         </div>
       )}
+      {warningsFor(trust.value, id, c.members).map((w) => (
+        <div class="banner banner-alert" role="alert" key={w.kind + w.username + ("deviceId" in w ? w.deviceId : "")} data-trust={w.kind}>
+          <span>
+            {w.kind === "unverified_device" ? t.unverifiedDeviceWarning(w.username)
+              : w.kind === "account_reset" ? t.accountResetWarning(w.username)
+              : t.passkeyUnapprovedWarning(w.username)}
+          </span>
+        </div>
+      ))}
       <div class="chat-body">
         <ol class="messages" id="messages" aria-live="polite">
           {list && list.length === 0 && <li class="msg-system">{t.noMessages}</li>}

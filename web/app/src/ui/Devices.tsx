@@ -30,6 +30,9 @@ export function DevicesView() {
                   {t.added(when(Date.parse(d.createdAt)))}
                   {d.lastSeenAt ? " · " + t.lastSeen(when(Date.parse(d.lastSeenAt))) : ""}
                 </span>
+                <span class={"small" + (d.approvedBy ? "" : " text-danger")} data-approved={d.approvedBy ? "true" : "false"}>
+                  {d.approvedBy ? t.deviceApprovedBy(d.approvedBy) : t.deviceNotApproved}
+                </span>
                 <span class="small">
                   {t.fingerprint}: <code class="fingerprint">{d.fingerprint ?? t.fingerprintUnknown}</code>
                 </span>

@@ -1,7 +1,9 @@
 // Settings for my account's security: my passkeys (add, remove), ending
 // my other sessions, deleting my account. The server asks for a fresh
-// passkey assertion (step-up) before each of these; the SDK runs that
-// ceremony first, so each action shows one extra passkey prompt.
+// passkey assertion (step-up) before removing, ending and deleting; adding
+// one is approved instead by an existing passkey over the new one's key,
+// right after it is created (docs/verification.md). Each action shows one
+// extra passkey prompt.
 import { useEffect, useState } from "preact/hooks"
 import type { Schemas } from "@sovereign-im/client"
 import { plainError } from "../core/errors"
@@ -18,6 +20,7 @@ export function PasskeysSetting() {
   const [name, setName] = useState("")
   const [error, setError] = useState<string | null>(null)
   const [busy, setBusy] = useState(false)
+  const [approving, setApproving] = useState(false)
   const load = () => engine.sdk.passkeys().then(setList, (e) => setError(plainError(e)))
   useEffect(() => void load(), [])
 
@@ -60,10 +63,18 @@ export function PasskeysSetting() {
           </li>
         ))}
       </ul>
-      <form class="inline-form" onSubmit={(e) => { e.preventDefault(); void run(async () => { await engine.sdk.addPasskey({ name: name.trim() || undefined }); setName("") }, t.passkeyAdded) }}>
+      <form class="inline-form" onSubmit={(e) => { e.preventDefault(); void run(async () => {
+          try {
+            await engine.sdk.addPasskey({ name: name.trim() || undefined, onApprove: () => setApproving(true) })
+          } finally {
+            setApproving(false)
+          }
+          setName("")
+        }, t.passkeyAdded) }}>
         <input id="passkey-name" class="input" maxLength={64} aria-label={t.passkeyNameLabel} placeholder={t.passkeyNameLabel} value={name} onInput={(e) => setName(e.currentTarget.value)} />
         <button id="passkey-add" class="btn btn-small" type="submit" disabled={busy}>{t.passkeyAdd}</button>
       </form>
+      {approving && <p class="small" id="passkey-approve" role="status">{t.passkeyApprovePrompt}</p>}
       <ErrorText text={error} />
     </section>
   )
