@@ -132,6 +132,8 @@ test: lint test-go test-go-postgres check-clients test-clients test-app test-bro
 test-go: assets
 	$(GO) test -race -count=1 -timeout 30m ./...
 	cd $(SDK_GO) && $(GO) test -race -count=1 -timeout 30m ./...
+	@# Without -race (its goroutine limit is below 10,000 streams' readers):
+	$(GO) test -count=1 -run TestCapacityIdleStreamRSS ./cmd/sovereign-bench
 
 ## test-go-postgres: the store and handler suites again on PostgreSQL
 ## (127.0.0.1:5432 as user postgres, trust authentication: each test gets a

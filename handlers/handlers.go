@@ -111,6 +111,8 @@ type handler struct {
 	acks *ackGate
 	// m are the edge's metrics.
 	m *handlerMetrics
+	// parked holds the detached SSE streams (sse_parked.go).
+	parked *parkedSet
 }
 
 func (h *handler) now() time.Time {

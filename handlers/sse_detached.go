@@ -24,14 +24,16 @@ import (
 // the stream is accepted (cursor checked, slot taken, subscribed), a
 // stream over HTTP/1.1 is taken over instead: the connection is hijacked,
 // the response head is written by hand (the same status and headers the
-// middleware and Huma set, chunked), the handler returns, and the stream is
-// served by one fresh goroutine with one small buffer that grows only
-// while a batch is written. No goroutine waits in a read: every
-// peerCheckTicks seconds a non-blocking peek at the socket tells whether
-// the client left (peerGone). Everything else is the
-// same loop (streamLoop): heartbeats, session checks, expiry, shutdown
-// (the server's Stopping context), revocation (the hub ends the
-// subscription). HTTP/2 streams keep net/http's path.
+// middleware and Huma set, chunked) and the handler returns. From then on
+// an idle stream has no goroutine at all: it is parked (sse_parked.go).
+// Its subscription's notify function, the shared ticker (heartbeats,
+// expiry, the check that the client is still there) and the server's
+// shutdown each schedule one short run on a fresh goroutine, which writes
+// what is due (events, a ping, the end of the body) with one small buffer
+// that grows only while a batch is written, and exits. The rules are the
+// streamLoop's: heartbeats with a session check, expiry, shutdown (the
+// server's Stopping context), revocation (the hub ends the subscription).
+// HTTP/2 streams keep net/http's path.
 
 // detachedBufKeep is the largest buffer an idle detached stream keeps
 // between writes.
@@ -46,10 +48,10 @@ func canDetach(r *http.Request) bool {
 	return r != nil && r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method == http.MethodGet
 }
 
-// detach hijacks the connection and serves the stream on new goroutines.
-// It reports false when the connection cannot be hijacked (the caller then
-// serves the stream as before). On true the stream belongs to the new
-// goroutine, which closes it.
+// detach hijacks the connection and parks the stream. It reports false
+// when the connection cannot be hijacked (the caller then serves the
+// stream as before). On true the stream belongs to the parked set, which
+// closes it.
 func (st *stream) detach(ctx context.Context, w http.ResponseWriter) bool {
 	head := responseHead(w.Header())
 	// Bytes the client sent after its request (it should send none) are
@@ -71,18 +73,9 @@ func (st *stream) detach(ctx context.Context, w http.ResponseWriter) bool {
 	cw := &chunkWriter{conn: conn}
 	st.body = &bodyWriter{w: cw, flushFn: cw.flush, deadlineFn: func(t time.Time) { _ = conn.SetWriteDeadline(t) }}
 	// The request's context ends when the handler returns: keep its values
-	// (principal, logger), not its end.
-	sctx, cancel := st.context(context.WithoutCancel(ctx))
-	st.gone = func() bool { return peerGone(conn) }
-	go func() {
-		defer st.close()
-		defer conn.Close()
-		defer cancel()
-		if st.h.streamLoop(sctx, st, st.writePing) {
-			_ = conn.SetWriteDeadline(time.Now().Add(sse.WriteTimeout))
-			_, _ = conn.Write([]byte("0\r\n\r\n")) // the end of the chunked body
-		}
-	}()
+	// (principal, logger), not its end. Shutdown reaches a parked stream
+	// through the parked set, not through its context.
+	st.h.parked.park(&parkedStream{st: st, ctx: context.WithoutCancel(ctx), conn: conn})
 	return true
 }
 
@@ -156,7 +149,6 @@ func (h *handler) streamLoop(ctx context.Context, st *stream, ping func(Ping) er
 	tick := time.NewTicker(streamTick)
 	defer tick.Stop()
 	lastBeat := time.Now()
-	checks := 0
 	for {
 		evs, err := st.reader.Next(ctx, streamBatch, tick.C)
 		if err != nil {
@@ -177,11 +169,6 @@ func (h *handler) streamLoop(ctx context.Context, st *stream, ping func(Ping) er
 		}
 		if st.expired() {
 			return true
-		}
-		if st.gone != nil {
-			if checks++; checks%peerCheckTicks == 0 && st.gone() {
-				return false
-			}
 		}
 		if time.Since(lastBeat) >= st.heartbeat {
 			lastBeat = time.Now()

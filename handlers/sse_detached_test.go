@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// TestSSEOverHTTP1IsDetached: an SSE stream over HTTP/1.1 is served by a
-// goroutine of its own after the handler returned (no net/http connection
-// goroutine holds it), with the same headers, chunked; events and pings
+// TestSSEOverHTTP1IsDetached: an SSE stream over HTTP/1.1 is served
+// without a goroutine of its own once idle (no net/http connection
+// goroutine holds it either), with the same headers, chunked; events and pings
 // flow; a client that leaves frees the stream within a few seconds; a
 // revoked session ends it cleanly (the chunked body's end, not a cut).
 func TestSSEOverHTTP1IsDetached(t *testing.T) {
@@ -35,10 +35,21 @@ func TestSSEOverHTTP1IsDetached(t *testing.T) {
 		b := make([]byte, 1<<22)
 		return string(b[:runtime.Stack(b, true)])
 	}
-	if s := stacks(); !strings.Contains(s, "handlers.(*stream).detach") {
-		t.Fatal("no detached stream goroutine")
-	} else if strings.Contains(s, "handlers.(*handler).streamEvents") {
+	// Idle, the stream has no goroutine at all: neither the handler nor a
+	// stream loop of its own (the shared ticker is the one goroutine).
+	waitFor(t, func() bool {
+		s := stacks()
+		return !strings.Contains(s, "handlers.(*parkedStream).run") && !strings.Contains(s, "handlers.(*handler).streamLoop")
+	})
+	if s := stacks(); strings.Contains(s, "handlers.(*handler).streamEvents") {
 		t.Fatal("the handler still serves the stream")
+	} else if !strings.Contains(s, "handlers.(*parkedSet).tick") {
+		t.Fatal("no shared ticker for the parked stream")
+	}
+	// It still gets what is published while it is parked.
+	e2 := fs.send(t, 0, "again")
+	if got, _ := st.next(t, 5*time.Second); got.Seq != e2.Seq {
+		t.Fatalf("got seq %d, want %d", got.Seq, e2.Seq)
 	}
 
 	// A client that leaves: the stream ends and its subscription goes.

@@ -144,6 +144,7 @@ func (in *WSInput) Resolve(ctx huma.Context) []error {
 
 func (h *handler) registerSync(api huma.API) {
 	h.acks = newAckGate(h.now)
+	h.parked = newParkedSet(h.d.Stopping)
 	sse.Register(api, huma.Operation{
 		OperationID: "streamEvents",
 		Method:      http.MethodGet,
@@ -220,7 +221,6 @@ type stream struct {
 	req      *http.Request
 	rw       http.ResponseWriter
 	detached bool
-	gone     func() bool // a detached stream's check that the client is still there
 }
 
 // openStream checks the cursor (410), takes a stream slot (429) and

@@ -108,6 +108,9 @@ type Subscription struct {
 
 	wake chan struct{} // capacity 1: "the buffer changed"
 	done chan struct{} // closed when the subscription ends
+	// notify, when set, is called with every wake signal and when the
+	// subscription ends (SetNotify).
+	notify atomic.Pointer[func()]
 
 	mu     sync.Mutex
 	ring   []*Item
@@ -298,11 +301,27 @@ func (s *Subscription) push(e *Item) {
 		s.n++
 	}
 	s.mu.Unlock()
+	s.signal()
+}
+
+// signal wakes the subscription's reader: its channel, and its notify
+// function when one is set.
+func (s *Subscription) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+	if f := s.notify.Load(); f != nil {
+		(*f)()
+	}
 }
+
+// SetNotify makes f run whenever Wake is signalled and once when the
+// subscription ends, for a reader that parks without a goroutine waiting
+// on the channels. f runs on the publisher's goroutine, under the hub's
+// read lock: it must not block and must not call back into the hub (it
+// should only schedule work).
+func (s *Subscription) SetNotify(f func()) { s.notify.Store(&f) }
 
 // Wake is signalled (coalesced) whenever events arrive or the subscription
 // lags.
@@ -353,6 +372,9 @@ func (s *Subscription) Close(err error) {
 	}
 	if !s.end(err) {
 		return
+	}
+	if f := s.notify.Load(); f != nil {
+		(*f)()
 	}
 	h := s.hub
 	h.mu.Lock()
@@ -408,9 +430,6 @@ func (h *Hub) Lag(devices []string) {
 			s.lagged = true
 		}
 		s.mu.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.signal()
 	}
 }

@@ -92,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.capacity.Par, "conn-parallelism", 200, "capacity: connections being opened at once")
 	fs.DurationVar(&o.capacity.HeadersWait, "headers-wait", 30*time.Second, "capacity: longest wait for every stream's headers")
 
+	fs.BoolVar(&o.capacity.Burst, "conn-burst", false, "capacity: write every request without waiting for its answer (a reconnect storm: all requests queue in the server at once)")
+	fs.BoolVar(&o.capacity.Broadcast, "broadcast", false, "capacity: put all --conn-devices in one group and, after --hold, send one message and time its arrival on every stream")
 	fs.DurationVar(&o.capacity.Hold, "hold", 0, "capacity: keep the connections open this long after measuring (e.g. to take a heap profile)")
 	fs.IntVar(&o.wakeup.Samples, "wakeups", 300, "wakeup: samples")
 	fs.DurationVar(&o.wakeup.Park, "park", 20*time.Millisecond, "wakeup: how long the poll waits before each send")

@@ -1,0 +1,223 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2/sse"
+
+	"github.com/sovereign-im/sovereign/realtime"
+)
+
+// Parked streams: a detached stream (sse_detached.go) has no goroutine
+// while it is idle. What can make it do something — an event or the end
+// of its subscription (the subscription's notify function), a heartbeat
+// or its session's expiry or the client leaving (the shared ticker), the
+// server's shutdown (the ticker, on the Stopping context) — schedules one
+// run on a fresh goroutine, which does everything due and exits. A fresh
+// goroutine started from a shallow function needs only a small stack, and
+// it is gone again once the stream is idle, so 10,000 idle streams cost
+// their sockets and a few small structures, not 10,000 parked stacks.
+
+// Run states of a parked stream.
+const (
+	parkIdle    int32 = iota // no goroutine
+	parkRunning              // a goroutine runs step
+	parkAgain                // running, and kicked again meanwhile: step once more
+	parkDone                 // finished: kicks do nothing
+)
+
+// parkedStream is one detached stream.
+type parkedStream struct {
+	st   *stream
+	ctx  context.Context // the request's values, without its end
+	conn net.Conn
+	set  *parkedSet
+	slot uint32 // spreads the peer checks over the ticks
+
+	state  atomic.Int32
+	beatAt atomic.Int64 // when the next heartbeat is due (Unix nanoseconds)
+	left   atomic.Bool  // the ticker saw the client leave
+}
+
+// kick makes sure the stream runs once more soon: it starts a goroutine
+// when none runs, or tells the running one to look again. It never blocks
+// (the hub calls it while publishing).
+func (ps *parkedStream) kick() {
+	for {
+		switch ps.state.Load() {
+		case parkIdle:
+			if ps.state.CompareAndSwap(parkIdle, parkRunning) {
+				go ps.run()
+				return
+			}
+		case parkRunning:
+			if ps.state.CompareAndSwap(parkRunning, parkAgain) {
+				return
+			}
+		default: // already to look again, or finished
+			return
+		}
+	}
+}
+
+// run does what is due until nothing is, then leaves the stream idle (or
+// finishes it).
+func (ps *parkedStream) run() {
+	for {
+		if done, ended := ps.step(); done {
+			ps.finish(ended)
+			return
+		}
+		if ps.state.CompareAndSwap(parkRunning, parkIdle) {
+			return
+		}
+		ps.state.Store(parkRunning) // kicked while running: look again
+	}
+}
+
+// step writes the waiting events and a due heartbeat. done reports that
+// the stream is over; ended that it ended on the server's side (session
+// over, revoked, shutdown) rather than by a failed write or the client
+// leaving, as streamLoop's result.
+func (ps *parkedStream) step() (done, ended bool) {
+	st, h := ps.st, ps.st.h
+	if h.d.Stopping != nil && h.d.Stopping.Err() != nil {
+		return true, true
+	}
+	if ps.left.Load() {
+		return true, false
+	}
+	for {
+		evs, err := st.reader.TryNext(ps.ctx, streamBatch)
+		if err != nil {
+			if !errors.Is(err, realtime.ErrSessionEnded) && !errors.Is(err, realtime.ErrHubClosed) {
+				h.log().WarnContext(ps.ctx, "event stream", "err", err)
+			}
+			return true, true
+		}
+		if len(evs) == 0 {
+			break
+		}
+		if err := st.writeSSE(evs); err != nil {
+			return true, false
+		}
+		h.delivered(evs)
+	}
+	if st.expired() {
+		return true, true
+	}
+	if now := time.Now(); now.UnixNano() >= ps.beatAt.Load() {
+		ps.beatAt.Store(now.Add(st.heartbeat).UnixNano())
+		if !st.stillValid(ps.ctx) {
+			return true, true
+		}
+		if err := st.writePing(Ping{Time: h.now().UTC().Format(time.RFC3339)}); err != nil {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+// finish ends the stream: the chunked body's end when the server ended
+// it, then the connection, the subscription and the slot.
+func (ps *parkedStream) finish(ended bool) {
+	ps.state.Store(parkDone)
+	if ended {
+		_ = ps.conn.SetWriteDeadline(time.Now().Add(sse.WriteTimeout))
+		_, _ = ps.conn.Write([]byte("0\r\n\r\n"))
+	}
+	_ = ps.conn.Close()
+	ps.st.close()
+	ps.set.remove(ps)
+}
+
+// parkedSet holds a server's parked streams and runs their one shared
+// ticker (only while there are any).
+type parkedSet struct {
+	stopping context.Context
+
+	mu      sync.Mutex
+	streams map[*parkedStream]struct{}
+	running bool // the ticker goroutine runs
+	next    uint32
+	scratch []*parkedStream // the ticker's snapshot, reused
+}
+
+func newParkedSet(stopping context.Context) *parkedSet {
+	return &parkedSet{stopping: stopping, streams: map[*parkedStream]struct{}{}}
+}
+
+// park adds a detached stream and runs it once (its backlog, and whatever
+// was published before its notify function was set).
+func (p *parkedSet) park(ps *parkedStream) {
+	ps.set = p
+	ps.beatAt.Store(time.Now().Add(ps.st.heartbeat).UnixNano())
+	p.mu.Lock()
+	p.streams[ps] = struct{}{}
+	ps.slot = p.next
+	p.next++
+	start := !p.running
+	p.running = true
+	p.mu.Unlock()
+	if start {
+		go p.tick()
+	}
+	ps.st.reader.Subscription().SetNotify(ps.kick)
+	ps.kick()
+}
+
+func (p *parkedSet) remove(ps *parkedStream) {
+	p.mu.Lock()
+	delete(p.streams, ps)
+	p.mu.Unlock()
+}
+
+// tick runs every streamTick while streams are parked: it kicks each
+// stream whose heartbeat is due or whose session expired, peeks at a third
+// of the sockets each tick (peerCheckTicks) to tell a client that left, and
+// kicks every stream once when the server begins to stop.
+func (p *parkedSet) tick() {
+	t := time.NewTicker(streamTick)
+	defer t.Stop()
+	var stop <-chan struct{}
+	if p.stopping != nil {
+		stop = p.stopping.Done()
+	}
+	for round := uint32(0); ; round++ {
+		all := false
+		select {
+		case <-t.C:
+		case <-stop:
+			stop, all = nil, true
+		}
+		p.mu.Lock()
+		if len(p.streams) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		list := p.scratch[:0]
+		for ps := range p.streams {
+			list = append(list, ps)
+		}
+		p.mu.Unlock()
+		now := time.Now().UnixNano()
+		for _, ps := range list {
+			due := all || now >= ps.beatAt.Load() || ps.st.expired()
+			if !due && (ps.slot+round)%peerCheckTicks == 0 && peerGone(ps.conn) {
+				ps.left.Store(true)
+				due = true
+			}
+			if due {
+				ps.kick()
+			}
+		}
+		clear(list)
+		p.scratch = list[:0]
+	}
+}
