@@ -105,13 +105,14 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 			Epoch          int64
 			BytesUsed      int64
 			MembersVersion int64
+			ChainHead      []byte
 			Member         bool
 		}
 		st, err := tx.stmt(ctx, qGroupForSend)
 		if err != nil {
 			return err
 		}
-		err = st.QueryRowContext(ctx, in.DeviceID, in.GroupID).Scan(&g.Epoch, &g.BytesUsed, &g.MembersVersion, &g.Member)
+		err = st.QueryRowContext(ctx, in.DeviceID, in.GroupID).Scan(&g.Epoch, &g.BytesUsed, &g.MembersVersion, &g.ChainHead, &g.Member)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && !g.Member {
 			return errNotMember()
 		}
@@ -127,6 +128,7 @@ func (s *Store) SendMessage(ctx context.Context, in SendInput) (r *models.Receip
 			return models.Errorf(models.EQUOTA, "group_quota_exceeded",
 				"the group's storage quota (%d bytes) is full; messages are freed as members acknowledge them or as they expire", s.quota)
 		}
+		tx.knowChainHead(in.GroupID, g.ChainHead)
 		ev := &models.Event{Kind: kind, GroupID: in.GroupID, Epoch: &epoch, SenderDeviceID: in.DeviceID, Payload: in.Message}
 		if err := insertEvent(ctx, tx, ev); err != nil {
 			return err

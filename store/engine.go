@@ -67,6 +67,12 @@ type engine interface {
 	unindexed(col string) string
 	// lastSeqSQL reads the highest seq ever assigned to a committed event.
 	lastSeqSQL() string
+	// nextSeqSQL hands out the next event seq inside a batch (PostgreSQL:
+	// the events identity sequence, taken under the batch lock), or is ""
+	// when the engine's single writer numbers events itself: it reads
+	// lastSeqSQL once and counts on (Tx.takeSeq), so the seq, and with it
+	// the chain hash, is known before the event's INSERT.
+	nextSeqSQL() string
 	// isUniqueViolation reports a UNIQUE or PRIMARY KEY failure.
 	isUniqueViolation(err error) bool
 	// dbBytes is the database's size on disk.

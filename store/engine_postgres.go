@@ -48,6 +48,13 @@ func (*postgresEngine) rowID() string             { return "ctid" }
 func (*postgresEngine) unindexed(c string) string { return c }
 func (*postgresEngine) lastSeqSQL() string        { return `SELECT seq FROM event_head WHERE id = 1` }
 
+// Several instances insert events, each under the batch lock: the seq is
+// the identity sequence's next value (what the column's DEFAULT would
+// take), read before the INSERT so the chain hash goes in with the row.
+func (*postgresEngine) nextSeqSQL() string {
+	return `SELECT nextval(pg_get_serial_sequence('events', 'seq'))`
+}
+
 // A PostgreSQL COMMIT returns once durable (synchronous_commit on).
 func (*postgresEngine) commitSync() func() error { return nil }
 func (*postgresEngine) syncAll() error           { return nil }

@@ -46,6 +46,10 @@ func (*sqliteEngine) lastSeqSQL() string {
 	return `SELECT seq FROM sqlite_sequence WHERE name = 'events'`
 }
 
+// The single writer numbers events itself (Tx.takeSeq); an explicit seq
+// above sqlite_sequence's counter advances it, so lastSeqSQL stays right.
+func (*sqliteEngine) nextSeqSQL() string { return "" }
+
 func (e *sqliteEngine) open(ctx context.Context, opts Options) (wdb, rdb *bun.DB, err error) {
 	if opts.Path == "" {
 		return nil, nil, errors.New("open store: empty database path")

@@ -41,9 +41,46 @@ func (tx *Tx) nextServerTS(ctx context.Context) (int64, error) {
 	return ts, nil
 }
 
+// takeSeq returns the seq of the next event this use case inserts. Where
+// the engine hands seqs out (nextSeqSQL: PostgreSQL's sequence, under the
+// batch lock) it asks for one. Otherwise the writer is the database's only
+// writer and counts: the last seq is read once (in the batch's
+// transaction, from the counter AUTOINCREMENT keeps, so a deleted top
+// event is never numbered again), then advanced per event. A use case
+// rolled back to its savepoint gives its seqs back (writer.run) and a
+// failed batch makes the writer read the counter again (writer.finish), so
+// seqs have no holes and none is used twice for a committed event.
+func (tx *Tx) takeSeq(ctx context.Context) (int64, error) {
+	w := tx.w
+	if q := w.eng.nextSeqSQL(); q != "" {
+		st, err := tx.stmt(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		var seq int64
+		if err := st.QueryRowContext(ctx).Scan(&seq); err != nil {
+			return 0, fmt.Errorf("next event seq: %w", err)
+		}
+		return seq, nil
+	}
+	if !w.seqLoaded {
+		st, err := tx.stmt(ctx, w.eng.lastSeqSQL())
+		if err != nil {
+			return 0, err
+		}
+		var last sql.NullInt64
+		if err := st.QueryRowContext(ctx).Scan(&last); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("read last event seq: %w", err)
+		}
+		w.lastSeq, w.seqLoaded = last.Int64, true
+	}
+	w.lastSeq++
+	return w.lastSeq, nil
+}
+
 // insertEvent stores ev (Kind, GroupID, Epoch, SenderDeviceID,
 // RecipientDeviceID, Payload set by the caller) and fills in its ID, Seq and
-// ServerTime. A group's bytes_used grows by the payload size, so that
+// ServerTime (and, for a chained event, PrevHash and Hash). A group's bytes_used grows by the payload size, so that
 // bytes_used is always the sum of the payloads stored under the group.
 func insertEvent(ctx context.Context, tx *Tx, ev *models.Event) error {
 	return insertEventRow(ctx, tx, ev, ev.Payload, nil)
@@ -88,18 +125,28 @@ func insertEventRow(ctx context.Context, tx *Tx, ev *models.Event, stored []byte
 	if ev.Epoch != nil {
 		epoch = int64(*ev.Epoch)
 	}
+	if ev.Seq, err = tx.takeSeq(ctx); err != nil {
+		return err
+	}
+	var prev, hash any
+	if ev.Chained() {
+		if err := placeOnChain(ctx, tx, ev); err != nil {
+			return err
+		}
+		prev, hash = ev.PrevHash, ev.Hash
+	}
 	ins, err := tx.stmt(ctx, qInsertEvent)
 	if err != nil {
 		return err
 	}
-	err = ins.QueryRowContext(ctx, ev.ID, ts, string(ev.Kind), nullBytes(ev.GroupID), epoch,
-		nullString(ev.SenderDeviceID), nullString(ev.RecipientDeviceID), stored, welcomeID).Scan(&ev.Seq)
+	_, err = ins.ExecContext(ctx, ev.Seq, ev.ID, ts, string(ev.Kind), nullBytes(ev.GroupID), epoch,
+		nullString(ev.SenderDeviceID), nullString(ev.RecipientDeviceID), stored, welcomeID, prev, hash)
 	if err != nil {
 		return fmt.Errorf("insert %s event: %w", ev.Kind, err)
 	}
 	tx.w.maxSeq = max(tx.w.maxSeq, ev.Seq)
 	if ev.Chained() {
-		return appendChain(ctx, tx, ev, len(stored))
+		return advanceChain(ctx, tx, ev, len(stored))
 	}
 	if ev.GroupID != nil {
 		upd, err := tx.stmt(ctx, qAddGroupBytes)

@@ -15,16 +15,16 @@ import (
 // (payloads as hex literals), making SQLite parse every statement anew,
 // which cost about 40% of the send path.
 const (
-	qGroupForSend = `SELECT g.epoch, g.bytes_used, g.members_version,
+	qGroupForSend = `SELECT g.epoch, g.bytes_used, g.members_version, g.chain_head,
   EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.device_id = ? AND m.left_seq IS NULL)
 FROM groups g WHERE g.id = ?`
-	qInsertEvent = `INSERT INTO events (id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload, welcome_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+	// qInsertEvent writes the event whole: its seq (Tx.takeSeq) and, for a
+	// chained event, its place on the chain (chain.go) are known before.
+	qInsertEvent = `INSERT INTO events (seq, id, server_ts, kind, group_id, epoch, sender_device_id, recipient_device_id, payload, welcome_id, prev_hash, hash)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qAddGroupBytes = `UPDATE groups SET bytes_used = bytes_used + ? WHERE id = ?`
-	// qChainHead, qSetEventChain and qAdvanceChain keep a group's hash
-	// chain (chain.go).
+	// qChainHead and qAdvanceChain keep a group's hash chain (chain.go).
 	qChainHead     = `SELECT chain_head FROM groups WHERE id = ?`
-	qSetEventChain = `UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?`
 	qAdvanceChain  = `UPDATE groups SET bytes_used = bytes_used + ?, chain_head = ? WHERE id = ?`
 	qActiveMembers = `SELECT device_id FROM group_members WHERE group_id = ? AND left_seq IS NULL`
 	qIdemLookup    = `SELECT request_hash, response FROM idempotency_keys WHERE device_id = ? AND key = ?`
@@ -41,14 +41,18 @@ ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, version = push_outbox.
 	qRollbackSavepoint = `ROLLBACK TO uc`
 )
 
-var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qChainHead, qSetEventChain, qAdvanceChain, qActiveMembers, qIdemLookup, qIdemSave, qPushEnqueue,
+var hotQueries = []string{qGroupForSend, qInsertEvent, qAddGroupBytes, qChainHead, qAdvanceChain, qActiveMembers, qIdemLookup, qIdemSave, qPushEnqueue,
 	qSavepoint, qReleaseSavepoint, qRollbackSavepoint}
 
 // prepareHot prepares the hot statements on the writer's connection. It
 // runs before the writer starts, while the connection is free.
 func prepareHot(ctx context.Context, db *bun.DB, eng engine) (map[string]*sql.Stmt, error) {
 	out := make(map[string]*sql.Stmt, len(hotQueries)+1)
-	for _, q := range append(hotQueries[:len(hotQueries):len(hotQueries)], eng.lastSeqSQL()) {
+	qs := append(hotQueries[:len(hotQueries):len(hotQueries)], eng.lastSeqSQL())
+	if q := eng.nextSeqSQL(); q != "" {
+		qs = append(qs, q)
+	}
+	for _, q := range qs {
 		st, err := db.DB.PrepareContext(ctx, eng.rebind(q))
 		if err != nil {
 			closeStmts(out)

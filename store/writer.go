@@ -32,6 +32,8 @@ type Tx struct {
 	// pushGone are devices whose subscription this use case deleted (the
 	// in-memory set changes only after commit).
 	pushGone []string
+	// chain is the chain head this use case knows (chain.go).
+	chain chainHint
 }
 
 // Now is the clock reading taken for this use case.
@@ -110,6 +112,11 @@ type writer struct {
 	// Writer-path state, touched only by the writer goroutine.
 	lastTS   int64 // last event server_ts handed out (Unix µs)
 	tsLoaded bool  // lastTS was initialised from the database
+	// lastSeq is the last event seq handed out (Tx.takeSeq), when the
+	// engine lets the writer count (nextSeqSQL is ""); seqLoaded says it
+	// was read from the database since the last failed batch.
+	lastSeq   int64
+	seqLoaded bool
 	// maxSeq is the highest event seq the current batch assigned.
 	maxSeq int64
 	// With several instances (engine.sharedWriters): what this batch
@@ -374,6 +381,7 @@ func (w *writer) run(ctx context.Context, btx bun.Tx, r *writeRequest) error {
 		return fmt.Errorf("savepoint: %w", err)
 	}
 	r.tx = &Tx{Tx: btx, now: w.now(), w: w}
+	seqMark, seqWasLoaded := w.lastSeq, w.seqLoaded
 	// The use case runs detached from its request: a client that goes
 	// away mid-statement must not make the driver interrupt SQLite,
 	// which rolls back the whole batch transaction (every other use
@@ -389,6 +397,8 @@ func (w *writer) run(ctx context.Context, btx bun.Tx, r *writeRequest) error {
 		r.tx = nil
 		// Cached member lists may have been read inside the use case.
 		clear(w.members)
+		// Its events are rolled back: their seqs go to the next use case.
+		w.lastSeq, w.seqLoaded = seqMark, seqWasLoaded
 		if err := w.exec(ctx, btx, qRollbackSavepoint); err != nil {
 			return fmt.Errorf("rollback to savepoint: %w", err)
 		}
@@ -428,6 +438,9 @@ func (w *writer) abort(batch []*writeRequest, btx bun.Tx, err error) {
 // finish fails every use case of a batch that could not be committed.
 func (w *writer) finish(batch []*writeRequest, err error) {
 	clear(w.members)
+	// The batch's events are gone (or, if the COMMIT failed late, may be
+	// there): count on from what the database holds.
+	w.seqLoaded = false
 	w.log.Error("write batch failed", "use_cases", len(batch), "err", err)
 	for _, r := range batch {
 		r.done <- err
