@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +111,9 @@ type cluster struct {
 	stop  context.CancelFunc
 	done  chan struct{}
 	wakes atomic.Uint64 // streams woken by other instances' notifications or catch-up
+	// listening is closed once the first LISTEN is in place.
+	listening     chan struct{}
+	listeningOnce sync.Once
 }
 
 func newInstanceID() string {
@@ -149,7 +153,9 @@ func (w *writer) announce(ctx context.Context, authChanged bool) {
 }
 
 // startCluster runs the listener of a PostgreSQL store.
-func newCluster() *cluster { return &cluster{id: newInstanceID(), done: make(chan struct{})} }
+func newCluster() *cluster {
+	return &cluster{id: newInstanceID(), done: make(chan struct{}), listening: make(chan struct{})}
+}
 
 func (s *Store) startCluster(pe *postgresEngine, c *cluster) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -172,7 +178,19 @@ func (s *Store) startCluster(pe *postgresEngine, c *cluster) {
 			}
 		}
 	}()
+	// Serve only once other instances' notifications reach this one: a
+	// push subscription saved elsewhere before the LISTEN would otherwise
+	// stay unknown here until the next reconnection.
+	select {
+	case <-c.listening:
+	case <-time.After(listenWait):
+		s.log.Warn("cluster listener not connected yet; starting anyway (it keeps trying)", "after", listenWait)
+	}
 }
+
+// listenWait bounds how long opening a PostgreSQL store waits for its
+// first LISTEN.
+const listenWait = 10 * time.Second
 
 func (s *Store) stopCluster() {
 	if s.cluster != nil {
@@ -195,12 +213,17 @@ func (s *Store) listen(ctx context.Context, pe *postgresEngine, c *cluster, firs
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
-	if !first {
+	if first {
+		// Subscriptions saved elsewhere between the store's first load of
+		// them and this LISTEN reached no one: read them again.
+		s.reloadPushSubscriptions(ctx, nil)
+	} else {
 		// Anything may have happened while we were away.
 		s.auth.invalidate()
 		s.lag(nil)
 		s.reloadPushSubscriptions(ctx, nil)
 	}
+	c.listeningOnce.Do(func() { close(c.listening) })
 	for {
 		wctx, cancel := context.WithTimeout(ctx, catchUpEvery)
 		n, err := conn.WaitForNotification(wctx)
