@@ -35,10 +35,6 @@ import (
 // server's Stopping context), revocation (the hub ends the subscription).
 // HTTP/2 streams keep net/http's path.
 
-// detachedBufKeep is the largest buffer an idle detached stream keeps
-// between writes.
-const detachedBufKeep = 1024
-
 // peerCheckTicks is how many stream ticks pass between two checks that the
 // client is still connected (a detached stream has no read to tell it).
 const peerCheckTicks = 3
@@ -70,8 +66,8 @@ func (st *stream) detach(ctx context.Context, w http.ResponseWriter) bool {
 	// Hold nothing of net/http's: the response and request reach its
 	// connection state and buffers, which the hijack made garbage.
 	st.req, st.rw = nil, nil
-	cw := &chunkWriter{conn: conn}
-	st.body = &bodyWriter{w: cw, flushFn: cw.flush, deadlineFn: func(t time.Time) { _ = conn.SetWriteDeadline(t) }}
+	cw := &chunkWriter{conn: conn, pool: &st.h.parked.bufs}
+	st.body = &bodyWriter{w: cw, flushFn: cw.flush, deadlineFn: func(t time.Time) { _ = conn.SetWriteDeadline(t) }, buffered: true}
 	// The request's context ends when the handler returns: keep its values
 	// (principal, logger), not its end. Shutdown reaches a parked stream
 	// through the parked set, not through its context.
@@ -93,16 +89,33 @@ func responseHead(h http.Header) []byte {
 	return b.Bytes()
 }
 
-// chunkWriter collects a batch and writes it as one HTTP/1.1 chunk.
+// chunkWriter collects a batch and writes it as one HTTP/1.1 chunk. Its
+// buffer is borrowed from the parked set's pool for the batch and given back once the
+// batch is written, so an idle stream holds none and a busy one does not
+// grow a fresh buffer for every batch.
 type chunkWriter struct {
 	conn net.Conn
+	pool *sync.Pool // of *[]byte: the parked set's batch buffers
 	mu   sync.Mutex
-	buf  []byte
+	buf  *[]byte
 }
+
+// newChunkBuf makes a batch buffer for the pool.
+func newChunkBuf() any { b := make([]byte, 0, chunkBufSize); return &b }
+
+// chunkBufSize is a batch buffer's starting size (a few events); a buffer
+// that grew past chunkBufMax for a large batch is dropped, not pooled.
+const (
+	chunkBufSize = 4096
+	chunkBufMax  = 256 << 10
+)
 
 func (c *chunkWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	c.buf = append(c.buf, p...)
+	if c.buf == nil {
+		c.buf = c.pool.Get().(*[]byte)
+	}
+	*c.buf = append(*c.buf, p...)
 	c.mu.Unlock()
 	return len(p), nil
 }
@@ -110,21 +123,30 @@ func (c *chunkWriter) Write(p []byte) (int, error) {
 func (c *chunkWriter) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.buf) == 0 {
+	if c.buf == nil {
+		return nil
+	}
+	buf := c.buf
+	c.buf = nil
+	defer func() {
+		if cap(*buf) <= chunkBufMax {
+			*buf = (*buf)[:0]
+			c.pool.Put(buf)
+		}
+	}()
+	if len(*buf) == 0 {
 		return nil
 	}
 	var size [20]byte
-	n := strconv.AppendInt(size[:0], int64(len(c.buf)), 16)
+	n := strconv.AppendInt(size[:0], int64(len(*buf)), 16)
 	n = append(n, '\r', '\n')
-	bufs := net.Buffers{n, c.buf, []byte("\r\n")}
+	bufs := net.Buffers{n, *buf, crlf}
 	_, err := bufs.WriteTo(c.conn)
-	if cap(c.buf) > detachedBufKeep {
-		c.buf = nil
-	} else {
-		c.buf = c.buf[:0]
-	}
 	return err
 }
+
+// crlf ends a chunk.
+var crlf = []byte("\r\n")
 
 // writePing writes a ping event as Huma's sender does ("event: ping",
 // "data: <json>", blank line) and flushes.

@@ -18,10 +18,10 @@ import (
 // of its subscription (the subscription's notify function), a heartbeat
 // or its session's expiry or the client leaving (the shared ticker), the
 // server's shutdown (the ticker, on the Stopping context) — schedules one
-// run on a fresh goroutine, which does everything due and exits. A fresh
-// goroutine started from a shallow function needs only a small stack, and
-// it is gone again once the stream is idle, so 10,000 idle streams cost
-// their sockets and a few small structures, not 10,000 parked stacks.
+// run on a runner goroutine, which does everything due and moves on (see
+// parkedSet). Runners are as many as runs in flight at once, and they exit
+// once there is nothing to run, so 10,000 idle streams cost their sockets
+// and a few small structures, not 10,000 parked stacks.
 
 // Run states of a parked stream.
 const (
@@ -52,7 +52,7 @@ func (ps *parkedStream) kick() {
 		switch ps.state.Load() {
 		case parkIdle:
 			if ps.state.CompareAndSwap(parkIdle, parkRunning) {
-				go ps.run()
+				ps.set.dispatch(ps)
 				return
 			}
 		case parkRunning:
@@ -136,10 +136,20 @@ func (ps *parkedStream) finish(ended bool) {
 	ps.set.remove(ps)
 }
 
+// runnerIdle is how long a runner goroutine waits for another stream to
+// run before it exits.
+const runnerIdle = time.Second
+
 // parkedSet holds a server's parked streams and runs their one shared
-// ticker (only while there are any).
+// ticker (only while there are any). A kicked stream runs on a runner
+// goroutine: one that finished a run and waits (at most runnerIdle) for
+// the next, or a new one when none waits. Runners keep their grown stacks
+// between runs, so a busy server neither starts a goroutine nor grows a
+// stack per delivery, and an idle one has no runner left.
 type parkedSet struct {
 	stopping context.Context
+	runq     chan *parkedStream // unbuffered: a send succeeds only to a waiting runner
+	bufs     sync.Pool          // of *[]byte: batch buffers (chunkWriter)
 
 	mu      sync.Mutex
 	streams map[*parkedStream]struct{}
@@ -149,7 +159,37 @@ type parkedSet struct {
 }
 
 func newParkedSet(stopping context.Context) *parkedSet {
-	return &parkedSet{stopping: stopping, streams: map[*parkedStream]struct{}{}}
+	return &parkedSet{
+		stopping: stopping,
+		streams:  map[*parkedStream]struct{}{},
+		runq:     make(chan *parkedStream),
+		bufs:     sync.Pool{New: newChunkBuf},
+	}
+}
+
+// dispatch runs ps on a waiting runner, or on a new one. It never blocks.
+func (p *parkedSet) dispatch(ps *parkedStream) {
+	select {
+	case p.runq <- ps:
+	default:
+		go p.runner(ps)
+	}
+}
+
+// runner runs ps, then the streams handed to it, until none comes within
+// runnerIdle.
+func (p *parkedSet) runner(ps *parkedStream) {
+	idle := time.NewTimer(runnerIdle)
+	defer idle.Stop()
+	for {
+		ps.run()
+		idle.Reset(runnerIdle)
+		select {
+		case ps = <-p.runq:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // park adds a detached stream and runs it once (its backlog, and whatever

@@ -361,7 +361,10 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 func (st *stream) writeSSE(items []*realtime.Item) error {
 	hdr := st.scratch[:0]
 	for _, it := range items {
-		st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
+		if !st.body.buffered {
+			// net/http's buffer may reach the socket within the batch.
+			st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
+		}
 		raw := it.Wire(encodeEvent)
 		if raw == nil {
 			return errors.New("event could not be encoded")
@@ -375,7 +378,7 @@ func (st *stream) writeSSE(items []*realtime.Item) error {
 		if _, err := st.body.Write(raw); err != nil {
 			return err
 		}
-		if _, err := st.body.Write([]byte("\n\n")); err != nil {
+		if _, err := st.body.Write(eventEnd); err != nil {
 			return err
 		}
 	}
@@ -468,12 +471,19 @@ func (h *handler) writeProblem(api huma.API, ctx huma.Context, err error) {
 	}
 }
 
+// eventEnd ends an SSE event.
+var eventEnd = []byte("\n\n")
+
 // bodyWriter is an SSE response body: writes go to a buffer (net/http's,
 // or a detached stream's chunkWriter) and reach the client on flush.
 type bodyWriter struct {
 	w          io.Writer
 	flushFn    func() error
 	deadlineFn func(time.Time)
+	// buffered: nothing reaches the socket before flush (a detached
+	// stream), so one write deadline per batch, set before the flush, is
+	// enough.
+	buffered bool
 }
 
 // newBodyWriter wraps net/http's response body; its controller is made once
