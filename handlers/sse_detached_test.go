@@ -41,6 +41,8 @@ func TestSSEOverHTTP1IsDetached(t *testing.T) {
 		s := stacks()
 		return !strings.Contains(s, "handlers.(*parkedStream).run") && !strings.Contains(s, "handlers.(*handler).streamLoop")
 	})
+	// Nor a runner waiting for more work: runners exit once idle.
+	waitFor(t, func() bool { return !strings.Contains(stacks(), "handlers.(*parkedSet).runner") })
 	if s := stacks(); strings.Contains(s, "handlers.(*handler).streamEvents") {
 		t.Fatal("the handler still serves the stream")
 	} else if !strings.Contains(s, "handlers.(*parkedSet).tick") {

@@ -183,6 +183,7 @@ func (p *parkedSet) runner(ps *parkedStream) {
 	defer idle.Stop()
 	for {
 		ps.run()
+		ps = nil // hold no finished stream while waiting
 		idle.Reset(runnerIdle)
 		select {
 		case ps = <-p.runq:
