@@ -89,6 +89,7 @@ type Limits struct {
 	AuditRetention        time.Duration `flag:"audit-retention" usage:"how long audit-log entries are kept (0: forever)" validate:"eq=0|gte=24h"`
 	IPRetention           time.Duration `flag:"ip-retention" usage:"how long the audit log keeps client IP addresses; older entries keep none (IPs are stored nowhere else)" validate:"gte=1h"`
 	HeartbeatInterval     time.Duration `flag:"heartbeat" usage:"interval of stream keep-alive events" validate:"gte=1s,lte=5m"`
+	StreamCoalesce        time.Duration `flag:"stream-coalesce" usage:"how long the next events of an SSE stream that has just written wait to be written together (fewer system calls under load; a stream that was quiet writes at once; 0: never wait)" validate:"gte=0,lte=1s"`
 	KeyPackageLowWater    int           `flag:"key-package-low-water" usage:"normal key packages below which a device is told to upload more" validate:"gte=0"`
 	KeyPackageMaxLifetime time.Duration `flag:"key-package-max-lifetime" usage:"longest key-package lifetime accepted" validate:"gte=1h"`
 	KeyPackagesPerDevice  int           `flag:"key-packages-per-device" usage:"normal key packages one device may hold (all suites together)" validate:"gte=1,lte=100000"`

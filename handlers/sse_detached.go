@@ -28,7 +28,7 @@ import (
 // an idle stream has no goroutine at all: it is parked (sse_parked.go).
 // Its subscription's notify function, the shared ticker (heartbeats,
 // expiry, the check that the client is still there) and the server's
-// shutdown each schedule one short run on a fresh goroutine, which writes
+// shutdown each schedule one short run on a runner goroutine, which writes
 // what is due (events, a ping, the end of the body) with one small buffer
 // that grows only while a batch is written, and exits. The rules are the
 // streamLoop's: heartbeats with a session check, expiry, shutdown (the

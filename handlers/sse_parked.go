@@ -21,7 +21,10 @@ import (
 // run on a runner goroutine, which does everything due and moves on (see
 // parkedSet). Runners are as many as runs in flight at once, and they exit
 // once there is nothing to run, so 10,000 idle streams cost their sockets
-// and a few small structures, not 10,000 parked stacks.
+// and a few small structures, not 10,000 parked stacks. A stream that has
+// just written lets new events gather for the set's coalescing window
+// before its next run (parkedStream.notify), so a busy stream writes them
+// in one system call.
 
 // Run states of a parked stream.
 const (
@@ -39,9 +42,10 @@ type parkedStream struct {
 	set  *parkedSet
 	slot uint32 // spreads the peer checks over the ticks
 
-	state  atomic.Int32
-	beatAt atomic.Int64 // when the next heartbeat is due (Unix nanoseconds)
-	left   atomic.Bool  // the ticker saw the client leave
+	state   atomic.Int32
+	beatAt  atomic.Int64 // when the next heartbeat is due (Unix nanoseconds)
+	wroteAt atomic.Int64 // when events were last written (Unix nanoseconds)
+	left    atomic.Bool  // the ticker saw the client leave
 }
 
 // kick makes sure the stream runs once more soon: it starts a goroutine
@@ -65,9 +69,39 @@ func (ps *parkedStream) kick() {
 	}
 }
 
+// notify is the subscription's notify function: events arrived, or the
+// subscription ended. A stream that wrote events less than the set's
+// coalescing window ago is not run at once but at the set's next coalescing flush, so that
+// the events arriving meanwhile go out in the same write; one that has
+// been quiet runs at once, so a lone message is not delayed.
+func (ps *parkedStream) notify() {
+	if !ps.set.recent(ps) {
+		ps.kick()
+		return
+	}
+	for {
+		switch ps.state.Load() {
+		case parkIdle:
+			if ps.state.CompareAndSwap(parkIdle, parkRunning) {
+				ps.set.later(ps)
+				return
+			}
+		case parkRunning:
+			if ps.state.CompareAndSwap(parkRunning, parkAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
 // run does what is due until nothing is, then leaves the stream idle (or
-// finishes it).
+// finishes it). Kicked again while it wrote events, it leaves the next
+// look to the coalescing flush rather than writing again at once.
 func (ps *parkedStream) run() {
+	// Kicks before this point are seen by the step below.
+	ps.state.Store(parkRunning)
 	for {
 		if done, ended := ps.step(); done {
 			ps.finish(ended)
@@ -77,6 +111,10 @@ func (ps *parkedStream) run() {
 			return
 		}
 		ps.state.Store(parkRunning) // kicked while running: look again
+		if ps.set.recent(ps) {
+			ps.set.later(ps)
+			return
+		}
 	}
 }
 
@@ -106,6 +144,7 @@ func (ps *parkedStream) step() (done, ended bool) {
 		if err := st.writeSSE(evs); err != nil {
 			return true, false
 		}
+		ps.wroteAt.Store(time.Now().UnixNano())
 		h.delivered(evs)
 	}
 	if st.expired() {
@@ -148,19 +187,32 @@ const runnerIdle = time.Second
 // stack per delivery, and an idle one has no runner left.
 type parkedSet struct {
 	stopping context.Context
-	runq     chan *parkedStream // unbuffered: a send succeeds only to a waiting runner
-	bufs     sync.Pool          // of *[]byte: batch buffers (chunkWriter)
+	// window is how long after a stream's last write its next events wait
+	// to be written together (--stream-coalesce; 0: never). Under load one
+	// write per event batch is the kernel's writev, half of a busy
+	// server's time (docs/benchmarks.md): waiting for the window writes
+	// them in fewer system calls, at the cost of at most the window's
+	// latency, and only for a stream that has just written.
+	window time.Duration
+	runq   chan *parkedStream // unbuffered: a send succeeds only to a waiting runner
+	bufs   sync.Pool          // of *[]byte: batch buffers (chunkWriter)
 
 	mu      sync.Mutex
 	streams map[*parkedStream]struct{}
 	running bool // the ticker goroutine runs
 	next    uint32
 	scratch []*parkedStream // the ticker's snapshot, reused
+
+	laterMu  sync.Mutex
+	waiting  []*parkedStream // to run at the next coalescing flush
+	spare    []*parkedStream // the previous flush's list, reused
+	flushing bool            // a flush is scheduled
 }
 
-func newParkedSet(stopping context.Context) *parkedSet {
+func newParkedSet(stopping context.Context, window time.Duration) *parkedSet {
 	return &parkedSet{
 		stopping: stopping,
+		window:   window,
 		streams:  map[*parkedStream]struct{}{},
 		runq:     make(chan *parkedStream),
 		bufs:     sync.Pool{New: newChunkBuf},
@@ -174,6 +226,43 @@ func (p *parkedSet) dispatch(ps *parkedStream) {
 	default:
 		go p.runner(ps)
 	}
+}
+
+// recent reports whether ps wrote events less than the coalescing window
+// ago (so its next run waits for the window).
+func (p *parkedSet) recent(ps *parkedStream) bool {
+	return p.window > 0 && time.Now().UnixNano()-ps.wroteAt.Load() < int64(p.window)
+}
+
+// later runs ps (already marked running) at the next coalescing flush,
+// which it schedules when none is.
+func (p *parkedSet) later(ps *parkedStream) {
+	p.laterMu.Lock()
+	p.waiting = append(p.waiting, ps)
+	start := !p.flushing
+	p.flushing = true
+	p.laterMu.Unlock()
+	if start {
+		time.AfterFunc(p.window, p.flush)
+	}
+}
+
+// flush dispatches the streams that waited for the coalescing window.
+func (p *parkedSet) flush() {
+	p.laterMu.Lock()
+	list := p.waiting
+	p.waiting, p.spare = p.spare[:0], nil
+	p.flushing = false
+	p.laterMu.Unlock()
+	for _, ps := range list {
+		p.dispatch(ps)
+	}
+	clear(list)
+	p.laterMu.Lock()
+	if p.spare == nil {
+		p.spare = list[:0]
+	}
+	p.laterMu.Unlock()
 }
 
 // runner runs ps, then the streams handed to it, until none comes within
@@ -208,7 +297,7 @@ func (p *parkedSet) park(ps *parkedStream) {
 	if start {
 		go p.tick()
 	}
-	ps.st.reader.Subscription().SetNotify(ps.kick)
+	ps.st.reader.Subscription().SetNotify(ps.notify)
 	ps.kick()
 }
 

@@ -144,7 +144,7 @@ func (in *WSInput) Resolve(ctx huma.Context) []error {
 
 func (h *handler) registerSync(api huma.API) {
 	h.acks = newAckGate(h.now)
-	h.parked = newParkedSet(h.d.Stopping)
+	h.parked = newParkedSet(h.d.Stopping, h.d.Config.Limits.StreamCoalesce)
 	sse.Register(api, huma.Operation{
 		OperationID: "streamEvents",
 		Method:      http.MethodGet,
