@@ -195,7 +195,7 @@ func Capacity(ctx context.Context, env *Env, o CapacityOptions) (*Result, error)
 		bcast = time.Unix(0, lastAt.Load()).Sub(t1)
 	}
 	res := env.newResult("capacity", map[string]any{"conns": o.Conns, "devices": o.Devices, "open_parallelism": o.Par,
-		"burst": o.Burst, "hold_s": o.Hold.Seconds()})
+		"burst": o.Burst, "hold_s": o.Hold.Seconds(), "broadcast": o.Broadcast})
 	res.Add("idle SSE connections held", float64(held), "", fmt.Sprintf(">= %d", o.Conns))
 	res.Add("server RSS before", float64(before)/(1<<20), "MiB", "")
 	res.Add("server RSS with connections", float64(after)/(1<<20), "MiB", "")

@@ -24,11 +24,14 @@ import (
 )
 
 // BuildBinary compiles ./cmd/sovereign of the module rooted at repoRoot into
-// dir and returns the binary's path.
+// dir and returns the binary's path. It builds as `make build` and the
+// releases do: statically, without cgo (a cgo build maps libc besides,
+// about 2 MB more RSS).
 func BuildBinary(repoRoot, dir string) (string, error) {
 	out := filepath.Join(dir, "sovereign")
 	cmd := exec.Command("go", "build", "-o", out, "./cmd/sovereign")
 	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

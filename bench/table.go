@@ -36,12 +36,22 @@ func Issue22Table(results []*Result, idleRSS int64) []Issue22Row {
 			return fmt.Sprintf("%.0f msgs/s published of %d offered, receive p99 %.1f ms",
 				r.value("messages published/s"), intParam(r, "rate_msgs_per_s"), r.value("publish-to-receive p99"))
 		}
-		return fmt.Sprintf("not run (fanout --members %d --transports sse)", members)
+		if members == 1000 {
+			return "not run (fanout --fanout-runs 1000x200x8 --transports sse)"
+		}
+		return fmt.Sprintf("not run (fanout --fanout-runs %dx8000x32 --transports sse)", members)
 	}
 	capacity := "not run (capacity)"
+	held := "not run (capacity --conns 20000 --hold 60s --broadcast; a process open-file limit below 20,000 caps --conns)"
 	for _, r := range results {
-		if strings.HasPrefix(r.Scenario, "capacity") {
-			capacity = fmt.Sprintf("%.1f KiB (%d streams)", r.value("RSS per connection"), intParam(r, "conns"))
+		if !strings.HasPrefix(r.Scenario, "capacity") {
+			continue
+		}
+		capacity = fmt.Sprintf("%.1f KiB (%d streams)", r.value("RSS per connection"), intParam(r, "conns"))
+		if b, _ := r.Params["broadcast"].(bool); b && intParam(r, "conns") >= 19900 {
+			held = fmt.Sprintf("%.0f of %d held %.0f s, %.0f received the broadcast, the last %.2f s after the send",
+				r.value("idle SSE connections held"), intParam(r, "conns"), floatParam(r, "hold_s"),
+				r.value("streams that received the broadcast"), r.value("broadcast: send to last stream"))
 		}
 	}
 	idle := "unknown"
@@ -50,7 +60,7 @@ func Issue22Table(results []*Result, idleRSS int64) []Issue22Row {
 	}
 	return []Issue22Row{
 		{"RSS per idle SSE stream, 10,000 streams", "42.6–50.5 KiB", "≤ 18 KiB", capacity},
-		{"20,000 idle streams on this machine", "not measured", "opened, held 60 s, all receive one broadcast within 2 s", "not measured by sovereign-bench"},
+		{"20,000 idle streams on this machine", "not measured", "opened, held 60 s, all receive one broadcast within 2 s", held},
 		{"1,000 subscribers, 200 msgs/s offered", "136–200 msgs/s achieved, p99 97–175 ms", "200 in every run, receive p99 < 50 ms", fanout(1000, false)},
 		{"durable ingest, 8 senders, 128 B", "~3,000 msgs/s", "≥ 6,000", ingest(8)},
 		{"durable ingest, 64 senders, 128 B", "6,000–8,500", "≥ 12,000", ingest(64)},
@@ -88,6 +98,19 @@ func intParam(r *Result, k string) int {
 		return int(v)
 	case float64:
 		return int(v)
+	}
+	return 0
+}
+
+// floatParam reads a number parameter of a result (0 when absent).
+func floatParam(r *Result, k string) float64 {
+	switch v := r.Params[k].(type) {
+	case float64:
+		return v
+	case int:
+		return float64(v)
+	case int64:
+		return float64(v)
 	}
 	return 0
 }

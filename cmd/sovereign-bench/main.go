@@ -6,7 +6,7 @@
 //
 //	sovereign-bench [flags] [scenario ...]
 //
-// Scenarios: ingest, fanout (SSE, then long-poll), capacity, wakeup,
+// Scenarios: ingest, capacity, fanout (SSE, then long-poll), wakeup,
 // attachments (50 MiB up and down, MiB/s and the server's peak RSS); none
 // given runs all. Each prints a table and writes <out>/<scenario>.json.
 // docs/benchmarks.md describes them and the figures measured.
@@ -42,12 +42,16 @@ type options struct {
 
 	ingest   bench.IngestOptions
 	fanout   bench.FanoutOptions
+	runs     []bench.FanoutOptions // --fanout-runs, or the one run of fanout
 	capacity bench.CapacityOptions
 	wakeup   bench.WakeupOptions
 	attach   bench.AttachmentOptions
 }
 
-var allScenarios = []string{"ingest", "fanout", "capacity", "wakeup", "attachments"}
+// allScenarios is the default order: capacity runs before fanout, whose
+// streams (1,000 with --fanout-runs) leave heap the runtime returns to the
+// kernel only gradually, which would shrink the RSS capacity measures.
+var allScenarios = []string{"ingest", "capacity", "fanout", "wakeup", "attachments"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	var o options
@@ -86,6 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.fanout.Size, "fanout-size", 256, "fanout: MLS message size in bytes")
 	fs.DurationVar(&o.fanout.Duration, "fanout-duration", 10*time.Second, "fanout: publishing time per transport")
 	transports := fs.String("transports", "sse,longpoll", "fanout: transports to measure")
+	fanoutRuns := fs.String("fanout-runs", "", "fanout: comma-separated MEMBERSxRATExPUBLISHERS configurations to run one after the other, each with its own group (e.g. 100x8000x32,1000x200x8 for issue #22's two fan-out rows); replaces --members, --rate and --publishers")
 
 	fs.IntVar(&o.capacity.Conns, "conns", 10000, "capacity: idle SSE connections to hold")
 	fs.IntVar(&o.capacity.Devices, "conn-devices", 100, "capacity: devices the connections are spread over")
@@ -115,6 +120,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		concurrencies = append(concurrencies, c)
 	}
 	o.ingest.Concurrency = slices.Max(concurrencies)
+	runs, err := parseFanoutRuns(*fanoutRuns, o.fanout)
+	if err != nil {
+		fmt.Fprintln(stderr, "sovereign-bench: --fanout-runs:", err)
+		return 2
+	}
+	o.runs = runs
+	for _, r := range runs {
+		o.fanout.Members = max(o.fanout.Members, r.Members) // sizes the server's stream limit
+	}
 	scenarios := fs.Args()
 	if len(scenarios) == 0 {
 		scenarios = allScenarios
@@ -275,15 +289,21 @@ func runConfig(ctx context.Context, o *options, dbc dbConfig, scenarios []string
 				report(res, err)
 			}
 		case "fanout":
-			fg, err := bench.BuildFanoutGroup(ctx, env, o.fanout.Members)
-			if err != nil {
-				report(nil, err)
-				continue
-			}
-			for _, tr := range transports {
-				fo := o.fanout
-				fo.Transport = strings.TrimSpace(tr)
-				report(bench.Fanout(ctx, env, fg, fo))
+			for _, run := range o.runs {
+				fg, err := bench.BuildFanoutGroup(ctx, env, run.Members)
+				if err != nil {
+					report(nil, err)
+					continue
+				}
+				for _, tr := range transports {
+					fo := run
+					fo.Transport = strings.TrimSpace(tr)
+					res, err := bench.Fanout(ctx, env, fg, fo)
+					if err == nil && len(o.runs) > 1 {
+						res.Scenario = fmt.Sprintf("fanout-m%d-%s", run.Members, fo.Transport)
+					}
+					report(res, err)
+				}
 			}
 		case "capacity":
 			report(bench.Capacity(ctx, env, o.capacity))
@@ -423,4 +443,32 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
+}
+
+// parseFanoutRuns reads --fanout-runs (MEMBERSxRATExPUBLISHERS, comma
+// separated) into one set of options per run, the other options taken
+// from base; empty, it is the one run base describes.
+func parseFanoutRuns(spec string, base bench.FanoutOptions) ([]bench.FanoutOptions, error) {
+	if strings.TrimSpace(spec) == "" {
+		return []bench.FanoutOptions{base}, nil
+	}
+	var runs []bench.FanoutOptions
+	for _, f := range strings.Split(spec, ",") {
+		parts := strings.Split(strings.TrimSpace(f), "x")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("%q is not MEMBERSxRATExPUBLISHERS (e.g. 1000x200x8)", f)
+		}
+		var n [3]int
+		for i, p := range parts {
+			v, err := strconv.Atoi(p)
+			if err != nil || v < 1 {
+				return nil, fmt.Errorf("%q: %q is not a positive number", f, p)
+			}
+			n[i] = v
+		}
+		run := base
+		run.Members, run.Rate, run.Publishers = n[0], n[1], n[2]
+		runs = append(runs, run)
+	}
+	return runs, nil
 }
