@@ -10,63 +10,18 @@
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
 import { ServerProcess } from "./helpers/server.js"
-import { SovereignClient, type ClientEvent } from "../src/client.js"
+import { App, misbehaving, until, type Rewrite } from "./helpers/history.js"
+import { SovereignClient } from "../src/client.js"
 import { MemoryKeyValueStore } from "../src/storage.js"
 import { SoftwareAuthenticator } from "../src/software-authenticator.js"
-import { fromBase64, toBase64, toHex, utf8 } from "../src/bytes.js"
-import { chainHash, type HistoryMismatch } from "../src/chain.js"
+import { fromBase64, toBase64, toHex } from "../src/bytes.js"
+import { chainHash } from "../src/chain.js"
 import { decodeFeedEvent, type FeedEventJSON } from "../src/feed.js"
 
 const cleanups: (() => Promise<void>)[] = []
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {})
 })
-
-type Rewrite = (events: FeedEventJSON[]) => FeedEventJSON[]
-
-/** A fetch that rewrites the events of each long-poll answer before the client sees them. */
-function misbehaving(rewrite: Rewrite): typeof fetch {
-  return async (input, init) => {
-    const res = await fetch(input, init)
-    const url = input instanceof Request ? input.url : String(input)
-    if (!url.includes("/v1/sync") || !res.ok) return res
-    const body = (await res.json()) as { events?: FeedEventJSON[] }
-    body.events = rewrite(body.events ?? [])
-    return new Response(JSON.stringify(body), { status: res.status, headers: res.headers })
-  }
-}
-
-class App {
-  received: string[] = []
-  joined = new Set<string>()
-  mismatches: HistoryMismatch[] = []
-  private ctrl = new AbortController()
-  private loop?: Promise<void>
-  constructor(readonly client: SovereignClient) {
-    client.on((e: ClientEvent) => {
-      if (e.result.kind === "application") this.received.push(utf8.decode(e.result.plaintext))
-      if (e.result.kind === "joined") this.joined.add(toHex(e.result.groupId))
-    })
-    client.onHistoryMismatch((m) => void this.mismatches.push(m))
-  }
-  start() {
-    this.loop = this.client.run(this.ctrl.signal, { transport: "longpoll", pollTimeout: 2 }).catch(() => {})
-  }
-  async stop() {
-    if (this.ctrl.signal.aborted) return
-    this.ctrl.abort()
-    await this.loop
-    this.client.stop()
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 60_000) {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 test("history verification survives a restart, and commits carry their sender's chain head", { timeout: 300_000 }, async () => {
   const srv = await ServerProcess.start()

@@ -12,63 +12,18 @@
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
 import { ServerProcess } from "./helpers/server.js"
-import { SovereignClient, type ClientEvent } from "../src/client.js"
+import { App, misbehaving, until, type Rewrite } from "./helpers/history.js"
+import { SovereignClient } from "../src/client.js"
 import { MemoryKeyValueStore } from "../src/storage.js"
 import { SoftwareAuthenticator } from "../src/software-authenticator.js"
 import { toHex, utf8 } from "../src/bytes.js"
-import { HistoryVerifier, chainHash, CHAIN_GENESIS, type HistoryMismatch } from "../src/chain.js"
+import { HistoryVerifier, chainHash, CHAIN_GENESIS } from "../src/chain.js"
 import type { FeedEvent, FeedEventJSON } from "../src/feed.js"
 
 const cleanups: (() => Promise<void>)[] = []
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {})
 })
-
-/** Rewrites the events of each feed answer (long-poll JSON) before the client sees them. */
-type Rewrite = (events: FeedEventJSON[]) => FeedEventJSON[]
-
-function misbehaving(rewrite: Rewrite): typeof fetch {
-  return async (input, init) => {
-    const res = await fetch(input, init)
-    const url = input instanceof Request ? input.url : String(input)
-    if (!url.includes("/v1/sync") || !res.ok) return res
-    const body = (await res.json()) as { events?: FeedEventJSON[] }
-    body.events = rewrite(body.events ?? [])
-    return new Response(JSON.stringify(body), { status: res.status, headers: res.headers })
-  }
-}
-
-class App {
-  received: string[] = []
-  joined = new Set<string>()
-  mismatches: HistoryMismatch[] = []
-  private ctrl = new AbortController()
-  private loop?: Promise<void>
-  constructor(readonly client: SovereignClient) {
-    client.on((e: ClientEvent) => {
-      if (e.result.kind === "application") this.received.push(utf8.decode(e.result.plaintext))
-      if (e.result.kind === "joined") this.joined.add(toHex(e.result.groupId))
-    })
-    client.onHistoryMismatch((m) => void this.mismatches.push(m))
-  }
-  start(transport: "sse" | "longpoll") {
-    this.loop = this.client.run(this.ctrl.signal, { transport, pollTimeout: 2 }).catch(() => {})
-  }
-  async stop() {
-    if (this.ctrl.signal.aborted) return
-    this.ctrl.abort()
-    await this.loop
-    this.client.stop()
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 60_000) {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 test("history verification: a dropped or reordered message is detected, an honest run raises no alarm", { timeout: 600_000 }, async () => {
   // The honest run sends 1,000 messages within a minute or two: lift the per-user send budget.
