@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +19,9 @@ import (
 // or its session's expiry or the client leaving (the shared ticker), the
 // server's shutdown (the ticker, on the Stopping context) — schedules one
 // run on a runner goroutine, which does everything due and moves on (see
-// parkedSet). Runners are at most one per CPU (more only while some wait
-// for a slow client), and they exit once there is nothing to run, so
-// 10,000 idle streams cost their sockets and a few small structures, not
-// 10,000 parked stacks. A stream that has
+// parkedSet). Runners are as many as runs in flight at once, and they exit
+// once there is nothing to run, so 10,000 idle streams cost their sockets
+// and a few small structures, not 10,000 parked stacks. A stream that has
 // just written lets new events gather for the set's coalescing window
 // before its next run (parkedStream.notify), so a busy stream writes them
 // in one system call.
@@ -50,8 +48,8 @@ type parkedStream struct {
 	left    atomic.Bool  // the ticker saw the client leave
 }
 
-// kick makes sure the stream runs once more soon: it queues a run when
-// none is queued or running, or tells the running one to look again. It never blocks
+// kick makes sure the stream runs once more soon: it starts a goroutine
+// when none runs, or tells the running one to look again. It never blocks
 // (the hub calls it while publishing).
 func (ps *parkedStream) kick() {
 	for {
@@ -170,26 +168,23 @@ func (ps *parkedStream) finish(ended bool) {
 	ps.state.Store(parkDone)
 	if ended {
 		_ = ps.conn.SetWriteDeadline(time.Now().Add(sse.WriteTimeout))
-		ps.set.waitWhile(func() { _, _ = ps.conn.Write([]byte("0\r\n\r\n")) })
+		_, _ = ps.conn.Write([]byte("0\r\n\r\n"))
 	}
 	_ = ps.conn.Close()
 	ps.st.close()
 	ps.set.remove(ps)
 }
 
+// runnerIdle is how long a runner goroutine waits for another stream to
+// run before it exits.
+const runnerIdle = time.Second
+
 // parkedSet holds a server's parked streams and runs their one shared
-// ticker (only while there are any). A kicked stream joins a queue that
-// at most one runner goroutine per CPU (GOMAXPROCS) works through, oldest
-// first, yielding after each run. Bounding the runners is what keeps
-// requests responsive under fan-out: a publish kicks every subscriber at
-// once, and with a goroutine per kicked stream the HTTP handlers (the
-// senders' answers among them) waited behind hundreds of runnable
-// deliveries; with at most one runner per CPU, each yielding, they wait for
-// one delivery at most (docs/benchmarks.md). A runner never waits for a
-// slow client with the others' work queued: its writes try once without
-// blocking, and one that must wait (a full socket) is no longer counted,
-// so another runner starts for the queue (waitWhile). Runners exit when
-// the queue is empty, so an idle server has none.
+// ticker (only while there are any). A kicked stream runs on a runner
+// goroutine: one that finished a run and waits (at most runnerIdle) for
+// the next, or a new one when none waits. Runners keep their grown stacks
+// between runs, so a busy server neither starts a goroutine nor grows a
+// stack per delivery, and an idle one has no runner left.
 type parkedSet struct {
 	stopping context.Context
 	// window is how long after a stream's last write its next events wait
@@ -199,18 +194,14 @@ type parkedSet struct {
 	// them in fewer system calls, at the cost of at most the window's
 	// latency, and only for a stream that has just written.
 	window time.Duration
-	bufs   sync.Pool // of *[]byte: batch buffers (chunkWriter)
+	runq   chan *parkedStream // unbuffered: a send succeeds only to a waiting runner
+	bufs   sync.Pool          // of *[]byte: batch buffers (chunkWriter)
 
 	mu      sync.Mutex
 	streams map[*parkedStream]struct{}
 	running bool // the ticker goroutine runs
 	next    uint32
 	scratch []*parkedStream // the ticker's snapshot, reused
-
-	qmu     sync.Mutex
-	queue   []*parkedStream // kicked streams waiting for a runner, oldest first
-	active  int             // runners not waiting for a client
-	runners int             // the bound of active (GOMAXPROCS)
 
 	laterMu  sync.Mutex
 	waiting  []*parkedStream // to run at the next coalescing flush
@@ -223,66 +214,18 @@ func newParkedSet(stopping context.Context, window time.Duration) *parkedSet {
 		stopping: stopping,
 		window:   window,
 		streams:  map[*parkedStream]struct{}{},
+		runq:     make(chan *parkedStream),
 		bufs:     sync.Pool{New: newChunkBuf},
-		runners:  max(1, runtime.GOMAXPROCS(0)),
 	}
 }
 
-// dispatch queues ps for a runner, starting one when fewer than the bound
-// are active. It never blocks.
+// dispatch runs ps on a waiting runner, or on a new one. It never blocks.
 func (p *parkedSet) dispatch(ps *parkedStream) {
-	p.qmu.Lock()
-	p.queue = append(p.queue, ps)
-	start := p.active < p.runners
-	if start {
-		p.active++
+	select {
+	case p.runq <- ps:
+	default:
+		go p.runner(ps)
 	}
-	p.qmu.Unlock()
-	if start {
-		go p.runner()
-	}
-}
-
-// runner runs queued streams until the queue is empty (or more runners
-// are active than the bound, after one stopped waiting for its client).
-func (p *parkedSet) runner() {
-	for {
-		p.qmu.Lock()
-		if len(p.queue) == 0 || p.active > p.runners {
-			p.active--
-			if len(p.queue) == 0 {
-				p.queue = p.queue[:0:0] // let a burst's backing array go
-			}
-			p.qmu.Unlock()
-			return
-		}
-		ps := p.queue[0]
-		p.queue[0] = nil
-		p.queue = p.queue[1:]
-		p.qmu.Unlock()
-		ps.run()
-		runtime.Gosched() // a runnable request handler goes first
-	}
-}
-
-// waitWhile runs write, which may wait for a slow client, with the calling
-// runner not counted as active meanwhile: another runner starts if streams
-// are queued, so they are not held up by this one.
-func (p *parkedSet) waitWhile(write func()) {
-	p.qmu.Lock()
-	p.active--
-	start := len(p.queue) > 0 && p.active < p.runners
-	if start {
-		p.active++
-	}
-	p.qmu.Unlock()
-	if start {
-		go p.runner()
-	}
-	write()
-	p.qmu.Lock()
-	p.active++
-	p.qmu.Unlock()
 }
 
 // recent reports whether ps wrote events less than the coalescing window
@@ -320,6 +263,23 @@ func (p *parkedSet) flush() {
 		p.spare = list[:0]
 	}
 	p.laterMu.Unlock()
+}
+
+// runner runs ps, then the streams handed to it, until none comes within
+// runnerIdle.
+func (p *parkedSet) runner(ps *parkedStream) {
+	idle := time.NewTimer(runnerIdle)
+	defer idle.Stop()
+	for {
+		ps.run()
+		ps = nil // hold no finished stream while waiting
+		idle.Reset(runnerIdle)
+		select {
+		case ps = <-p.runq:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // park adds a detached stream and runs it once (its backlog, and whatever
