@@ -123,7 +123,7 @@ test("a web app on an allowed origin calls the API; other origins and credential
   }
 });
 
-test("the interactive docs are usable on a phone: the operations are reachable and nothing overflows the screen", { timeout: 120000 }, async () => {
+test("the interactive docs are usable on a phone: the operations are reachable and nothing overflows the screen", { timeout: 240000 }, async () => {
   const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   const p = await ctx.newPage();
   const problems = [];
@@ -131,7 +131,10 @@ test("the interactive docs are usable on a phone: the operations are reachable a
   p.on("pageerror", (e) => problems.push(String(e)));
   await p.goto(apiURL + "/docs");
   await p.getByText("Sovereign", { exact: false }).first().waitFor({ timeout: 60000 });
-  await p.waitForLoadState("networkidle");
+  // Elements loads its chunks after the first paint; on a loaded machine
+  // the network goes quiet only after a while (30 s, the default, was not
+  // always enough in CI).
+  await p.waitForLoadState("networkidle", { timeout: 90000 });
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await p.screenshot({ path: join(shots, "phone.png") });
   assert.ok(overflow <= 1, `the docs are ${overflow} px wider than the phone's screen`);
