@@ -90,17 +90,7 @@ func (r *Result) value(metric string) float64 {
 }
 
 // intParam reads an integer parameter of a result (0 when absent).
-func intParam(r *Result, k string) int {
-	switch v := r.Params[k].(type) {
-	case int:
-		return v
-	case int64:
-		return int(v)
-	case float64:
-		return int(v)
-	}
-	return 0
-}
+func intParam(r *Result, k string) int { return int(floatParam(r, k)) }
 
 // floatParam reads a number parameter of a result (0 when absent).
 func floatParam(r *Result, k string) float64 {

@@ -48,15 +48,34 @@ type parkedStream struct {
 	left    atomic.Bool  // the ticker saw the client leave
 }
 
-// kick makes sure the stream runs once more soon: it starts a goroutine
-// when none runs, or tells the running one to look again. It never blocks
+// kick makes sure the stream runs once more soon: it hands an idle stream
+// to a runner, or tells the running one to look again. It never blocks
 // (the hub calls it while publishing).
-func (ps *parkedStream) kick() {
+func (ps *parkedStream) kick() { ps.schedule(ps.set.dispatch) }
+
+// notify is the subscription's notify function: events arrived, or the
+// subscription ended. A stream that wrote events less than the set's
+// coalescing window ago is not run at once but at the set's next
+// coalescing flush, so that the events arriving meanwhile go out in the
+// same write; one that has been quiet runs at once, so a lone message is
+// not delayed.
+func (ps *parkedStream) notify() {
+	if ps.set.recent(ps) {
+		ps.schedule(ps.set.later)
+		return
+	}
+	ps.kick()
+}
+
+// schedule marks an idle stream running and passes it to start, or tells
+// a running one to look again; a stream already told, or finished, is
+// left alone.
+func (ps *parkedStream) schedule(start func(*parkedStream)) {
 	for {
 		switch ps.state.Load() {
 		case parkIdle:
 			if ps.state.CompareAndSwap(parkIdle, parkRunning) {
-				ps.set.dispatch(ps)
+				start(ps)
 				return
 			}
 		case parkRunning:
@@ -64,33 +83,6 @@ func (ps *parkedStream) kick() {
 				return
 			}
 		default: // already to look again, or finished
-			return
-		}
-	}
-}
-
-// notify is the subscription's notify function: events arrived, or the
-// subscription ended. A stream that wrote events less than the set's
-// coalescing window ago is not run at once but at the set's next coalescing flush, so that
-// the events arriving meanwhile go out in the same write; one that has
-// been quiet runs at once, so a lone message is not delayed.
-func (ps *parkedStream) notify() {
-	if !ps.set.recent(ps) {
-		ps.kick()
-		return
-	}
-	for {
-		switch ps.state.Load() {
-		case parkIdle:
-			if ps.state.CompareAndSwap(parkIdle, parkRunning) {
-				ps.set.later(ps)
-				return
-			}
-		case parkRunning:
-			if ps.state.CompareAndSwap(parkRunning, parkAgain) {
-				return
-			}
-		default:
 			return
 		}
 	}
