@@ -66,7 +66,7 @@ func (st *stream) detach(ctx context.Context, w http.ResponseWriter) bool {
 	// Hold nothing of net/http's: the response and request reach its
 	// connection state and buffers, which the hijack made garbage.
 	st.req, st.rw = nil, nil
-	cw := &chunkWriter{conn: conn, pool: &st.h.parked.bufs}
+	cw := &chunkWriter{conn: conn, pool: &st.h.parked.bufs, set: st.h.parked}
 	st.body = &bodyWriter{w: cw, flushFn: cw.flush, deadlineFn: func(t time.Time) { _ = conn.SetWriteDeadline(t) }, buffered: true}
 	// The request's context ends when the handler returns: keep its values
 	// (principal, logger), not its end. Shutdown reaches a parked stream
@@ -96,6 +96,7 @@ func responseHead(h http.Header) []byte {
 type chunkWriter struct {
 	conn net.Conn
 	pool *sync.Pool // of *[]byte: the parked set's batch buffers
+	set  *parkedSet // told when a write has to wait for the client
 	mu   sync.Mutex
 	buf  *[]byte
 }
@@ -141,8 +142,28 @@ func (c *chunkWriter) flush() error {
 	n := strconv.AppendInt(size[:0], int64(len(*buf)), 16)
 	n = append(n, '\r', '\n')
 	bufs := net.Buffers{n, *buf, crlf}
-	_, err := bufs.WriteTo(c.conn)
+	// One non-blocking writev first: a client that keeps up takes the
+	// whole chunk at once. Only a full socket makes the runner wait, and the
+	// parked set is told, so that the other streams do not wait with it.
+	written, all, err := tryWritev(c.conn, bufs)
+	if err != nil || all {
+		return err
+	}
+	rest := skipBytes(bufs, written)
+	c.set.waitWhile(func() { _, err = rest.WriteTo(c.conn) })
 	return err
+}
+
+// skipBytes returns bufs without their first n bytes.
+func skipBytes(bufs net.Buffers, n int) net.Buffers {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
 }
 
 // crlf ends a chunk.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +20,11 @@ import (
 // or its session's expiry or the client leaving (the shared ticker), the
 // server's shutdown (the ticker, on the Stopping context) — schedules one
 // run on a runner goroutine, which does everything due and moves on (see
-// parkedSet). Runners are as many as runs in flight at once, and they exit
-// once there is nothing to run, so 10,000 idle streams cost their sockets
-// and a few small structures, not 10,000 parked stacks. A stream that has
-// just written lets new events gather for the set's coalescing window
+// parkedSet). Runners are at most one per CPU (more only while some wait
+// for a slow client or while they fall behind), and they exit once there
+// is nothing to run, so 10,000 idle streams cost their sockets and a few
+// small structures, not 10,000 parked stacks. A stream that has just
+// written lets new events gather for the set's coalescing window
 // before its next run (parkedStream.notify), so a busy stream writes them
 // in one system call.
 
@@ -48,8 +50,8 @@ type parkedStream struct {
 	left    atomic.Bool  // the ticker saw the client leave
 }
 
-// kick makes sure the stream runs once more soon: it hands an idle stream
-// to a runner, or tells the running one to look again. It never blocks
+// kick makes sure the stream runs once more soon: it queues a run when
+// none is queued or running, or tells the running one to look again. It never blocks
 // (the hub calls it while publishing).
 func (ps *parkedStream) kick() { ps.schedule(ps.set.dispatch) }
 
@@ -160,23 +162,30 @@ func (ps *parkedStream) finish(ended bool) {
 	ps.state.Store(parkDone)
 	if ended {
 		_ = ps.conn.SetWriteDeadline(time.Now().Add(sse.WriteTimeout))
-		_, _ = ps.conn.Write([]byte("0\r\n\r\n"))
+		ps.set.waitWhile(func() { _, _ = ps.conn.Write([]byte("0\r\n\r\n")) })
 	}
 	_ = ps.conn.Close()
 	ps.st.close()
 	ps.set.remove(ps)
 }
 
-// runnerIdle is how long a runner goroutine waits for another stream to
-// run before it exits.
-const runnerIdle = time.Second
-
 // parkedSet holds a server's parked streams and runs their one shared
-// ticker (only while there are any). A kicked stream runs on a runner
-// goroutine: one that finished a run and waits (at most runnerIdle) for
-// the next, or a new one when none waits. Runners keep their grown stacks
-// between runs, so a busy server neither starts a goroutine nor grows a
-// stack per delivery, and an idle one has no runner left.
+// ticker (only while there are any). A kicked stream joins a queue that
+// runner goroutines work through, oldest first. While they keep up, the
+// runners are at most one per CPU (GOMAXPROCS), each yielding after a run:
+// a publish kicks every subscriber at once, and with a goroutine per
+// kicked stream the HTTP handlers (the senders' answers among them)
+// waited behind hundreds of runnable deliveries; with one runner per CPU
+// they wait for one delivery at most (docs/benchmarks.md). When they do
+// not keep up (the oldest queued run has waited runnersBehind), the bound
+// gives way: more runners start, up to maxRunners, and a late run does not
+// yield, so deliveries get the CPU share they had with a goroutine each
+// instead of falling behind the hub's buffer, whose catching up from the
+// store costs far more per event. A runner never waits for a slow client
+// with the others' work queued: its writes try once without blocking, and
+// one that must wait (a full socket) is no longer counted, so another
+// runner starts for the queue (waitWhile). Runners exit when the queue is
+// empty, so an idle server has none.
 type parkedSet struct {
 	stopping context.Context
 	// window is how long after a stream's last write its next events wait
@@ -186,8 +195,8 @@ type parkedSet struct {
 	// them in fewer system calls, at the cost of at most the window's
 	// latency, and only for a stream that has just written.
 	window time.Duration
-	runq   chan *parkedStream // unbuffered: a send succeeds only to a waiting runner
-	bufs   sync.Pool          // of *[]byte: batch buffers (chunkWriter)
+	bufs   sync.Pool // of *[]byte: batch buffers (chunkWriter)
+	epoch  time.Time // queued runs' times are monotonic durations since it
 
 	mu      sync.Mutex
 	streams map[*parkedStream]struct{}
@@ -195,29 +204,137 @@ type parkedSet struct {
 	next    uint32
 	scratch []*parkedStream // the ticker's snapshot, reused
 
+	qmu     sync.Mutex
+	queue   []queuedRun // kicked streams waiting for a runner, oldest first
+	active  int         // runners not waiting for a client
+	runners int         // the bound of active while runners keep up (GOMAXPROCS)
+
 	laterMu  sync.Mutex
 	waiting  []*parkedStream // to run at the next coalescing flush
 	spare    []*parkedStream // the previous flush's list, reused
 	flushing bool            // a flush is scheduled
 }
 
+// runnable is what the runners run: a parked stream (tests use others).
+type runnable interface{ run() }
+
+// queuedRun is a kicked stream and when it joined the queue.
+type queuedRun struct {
+	r  runnable
+	at time.Duration // since parkedSet.epoch
+}
+
+const (
+	// runnersBehind is how long the oldest queued run may wait before the
+	// runners count as not keeping up and their bound gives way. A few
+	// milliseconds: well under the hub buffer's 256 events at the highest
+	// publish rates (32 ms at 8,000 events/s), well over one run (tens of
+	// microseconds). (Judging by the head stream's buffered events
+	// instead was measured and did not keep streams from lagging:
+	// docs/benchmarks.md.)
+	runnersBehind = 5 * time.Millisecond
+	// maxRunners bounds the runners even when they do not keep up: enough
+	// for a fair share of the CPUs against the request handlers, far fewer
+	// than the streams a busy server holds.
+	maxRunners = 256
+)
+
 func newParkedSet(stopping context.Context, window time.Duration) *parkedSet {
 	return &parkedSet{
 		stopping: stopping,
 		window:   window,
 		streams:  map[*parkedStream]struct{}{},
-		runq:     make(chan *parkedStream),
 		bufs:     sync.Pool{New: newChunkBuf},
+		epoch:    time.Now(),
+		runners:  max(1, runtime.GOMAXPROCS(0)),
 	}
 }
 
-// dispatch runs ps on a waiting runner, or on a new one. It never blocks.
-func (p *parkedSet) dispatch(ps *parkedStream) {
-	select {
-	case p.runq <- ps:
-	default:
-		go p.runner(ps)
+// now is the monotonic time since the set's epoch.
+func (p *parkedSet) now() time.Duration { return time.Since(p.epoch) }
+
+// behind reports whether the oldest queued run has waited runnersBehind
+// by now. p.qmu is held.
+func (p *parkedSet) behind(now time.Duration) bool {
+	return len(p.queue) > 0 && now-p.queue[0].at >= runnersBehind
+}
+
+// startRunner reports whether another runner should start for the queue,
+// counting it as active if so: below the bound, or, while the runners are
+// behind, below maxRunners. p.qmu is held.
+func (p *parkedSet) startRunner(now time.Duration) bool {
+	if len(p.queue) == 0 {
+		return false
 	}
+	if p.active < p.runners || (p.active < maxRunners && p.behind(now)) {
+		p.active++
+		return true
+	}
+	return false
+}
+
+// dispatch queues ps for a runner, starting one when the queue needs it.
+// It never blocks.
+func (p *parkedSet) dispatch(ps *parkedStream) { p.enqueue(ps) }
+
+// enqueue queues r for a runner, starting one when the queue needs it.
+func (p *parkedSet) enqueue(r runnable) {
+	now := p.now()
+	p.qmu.Lock()
+	p.queue = append(p.queue, queuedRun{r: r, at: now})
+	start := p.startRunner(now)
+	p.qmu.Unlock()
+	if start {
+		go p.runner()
+	}
+}
+
+// runner runs queued streams until the queue is empty, or until runners
+// are more than the bound and keep up again.
+func (p *parkedSet) runner() {
+	for {
+		now := p.now()
+		p.qmu.Lock()
+		if len(p.queue) == 0 || (p.active > p.runners && !p.behind(now)) {
+			p.active--
+			if len(p.queue) == 0 {
+				p.queue = p.queue[:0:0] // let a burst's backing array go
+			}
+			p.qmu.Unlock()
+			return
+		}
+		q := p.queue[0]
+		p.queue[0] = queuedRun{}
+		p.queue = p.queue[1:]
+		late := now-q.at >= runnersBehind
+		start := late && p.startRunner(now)
+		p.qmu.Unlock()
+		if start {
+			go p.runner()
+		}
+		q.r.run()
+		if !late {
+			runtime.Gosched() // a runnable request handler goes first
+		}
+	}
+}
+
+// waitWhile runs write, which may wait for a slow client, with the calling
+// runner not counted as active meanwhile: another runner starts if streams
+// are queued, so they are not held up by this one.
+func (p *parkedSet) waitWhile(write func()) {
+	now := p.now()
+	p.qmu.Lock()
+	p.active--
+	start := p.startRunner(now)
+	p.qmu.Unlock()
+	if start {
+		go p.runner()
+	}
+	write()
+	p.qmu.Lock()
+	p.active++
+	p.qmu.Unlock()
 }
 
 // recent reports whether ps wrote events less than the coalescing window
@@ -255,23 +372,6 @@ func (p *parkedSet) flush() {
 		p.spare = list[:0]
 	}
 	p.laterMu.Unlock()
-}
-
-// runner runs ps, then the streams handed to it, until none comes within
-// runnerIdle.
-func (p *parkedSet) runner(ps *parkedStream) {
-	idle := time.NewTimer(runnerIdle)
-	defer idle.Stop()
-	for {
-		ps.run()
-		ps = nil // hold no finished stream while waiting
-		idle.Reset(runnerIdle)
-		select {
-		case ps = <-p.runq:
-		case <-idle.C:
-			return
-		}
-	}
 }
 
 // park adds a detached stream and runs it once (its backlog, and whatever
