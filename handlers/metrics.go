@@ -80,8 +80,10 @@ func (h *handler) streamOpened(transport string) (closed func()) {
 }
 
 // delivered records the delivery lag of events just written to a stream.
-func (h *handler) delivered(items []*realtime.Item) {
-	now := time.Now()
+func (h *handler) delivered(items []*realtime.Item) { h.deliveredAt(items, time.Now()) }
+
+// deliveredAt records the delivery lag of events written to a stream at now.
+func (h *handler) deliveredAt(items []*realtime.Item, now time.Time) {
 	for _, it := range items {
 		if !it.ServerTime.IsZero() {
 			h.m.streamLag.Observe(now.Sub(it.ServerTime).Seconds())

@@ -63,11 +63,16 @@ func (st *stream) detach(ctx context.Context, w http.ResponseWriter) bool {
 		st.close()
 		return true
 	}
+	// From here a deadline is set only around a write that has to wait
+	// (chunkWriter.flush): the first, non-blocking writev of each chunk
+	// needs none, and re-arming the poller's timer for every batch was a
+	// few per cent of a busy fan-out's CPU.
+	_ = conn.SetWriteDeadline(time.Time{})
 	// Hold nothing of net/http's: the response and request reach its
 	// connection state and buffers, which the hijack made garbage.
 	st.req, st.rw = nil, nil
 	cw := &chunkWriter{conn: conn, pool: &st.h.parked.bufs, set: st.h.parked}
-	st.body = &bodyWriter{w: cw, flushFn: cw.flush, deadlineFn: func(t time.Time) { _ = conn.SetWriteDeadline(t) }, buffered: true}
+	st.body = &bodyWriter{w: cw, flushFn: cw.flush, buffered: true}
 	// The request's context ends when the handler returns: keep its values
 	// (principal, logger), not its end. Shutdown reaches a parked stream
 	// through the parked set, not through its context.
@@ -149,8 +154,16 @@ func (c *chunkWriter) flush() error {
 	if err != nil || all {
 		return err
 	}
+	// The rest goes out the blocking way, for at most sse.WriteTimeout: a
+	// client that stops reading is cut off, one that reads slowly is not.
 	rest := skipBytes(bufs, written)
-	c.set.waitWhile(func() { _, err = rest.WriteTo(c.conn) })
+	c.set.waitWhile(func() {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(sse.WriteTimeout))
+		_, err = rest.WriteTo(c.conn)
+		if err == nil {
+			_ = c.conn.SetWriteDeadline(time.Time{})
+		}
+	})
 	return err
 }
 
@@ -176,7 +189,7 @@ func (st *stream) writePing(p Ping) error {
 	if err != nil {
 		return err
 	}
-	st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
+	st.body.renewWriteDeadline()
 	for _, part := range [][]byte{[]byte("event: ping\ndata: "), raw, []byte("\n\n")} {
 		if _, err := st.body.Write(part); err != nil {
 			return err

@@ -138,8 +138,9 @@ func (ps *parkedStream) step() (done, ended bool) {
 		if err := st.writeSSE(evs); err != nil {
 			return true, false
 		}
-		ps.wroteAt.Store(time.Now().UnixNano())
-		h.delivered(evs)
+		now := time.Now()
+		ps.wroteAt.Store(now.UnixNano())
+		h.deliveredAt(evs, now)
 	}
 	if st.expired() {
 		return true, true

@@ -363,7 +363,7 @@ func (st *stream) writeSSE(items []*realtime.Item) error {
 	for _, it := range items {
 		if !st.body.buffered {
 			// net/http's buffer may reach the socket within the batch.
-			st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
+			st.body.renewWriteDeadline()
 		}
 		raw := it.Wire(encodeEvent)
 		if raw == nil {
@@ -383,7 +383,7 @@ func (st *stream) writeSSE(items []*realtime.Item) error {
 		}
 	}
 	st.scratch = hdr
-	st.body.setWriteDeadline(time.Now().Add(sse.WriteTimeout))
+	st.body.renewWriteDeadline()
 	return st.body.flush()
 }
 
@@ -477,12 +477,14 @@ var eventEnd = []byte("\n\n")
 // bodyWriter is an SSE response body: writes go to a buffer (net/http's,
 // or a detached stream's chunkWriter) and reach the client on flush.
 type bodyWriter struct {
-	w          io.Writer
-	flushFn    func() error
+	w       io.Writer
+	flushFn func() error
+	// deadlineFn sets the write deadline of net/http's connection; nil for
+	// a detached stream, whose chunkWriter sets one only around a write
+	// that has to wait.
 	deadlineFn func(time.Time)
 	// buffered: nothing reaches the socket before flush (a detached
-	// stream), so one write deadline per batch, set before the flush, is
-	// enough.
+	// stream), so the writes of a batch need no deadline of their own.
 	buffered bool
 }
 
@@ -507,8 +509,10 @@ func (b *bodyWriter) flush() error {
 	return nil
 }
 
-func (b *bodyWriter) setWriteDeadline(t time.Time) {
+// renewWriteDeadline gives the writes that follow sse.WriteTimeout to
+// reach the client.
+func (b *bodyWriter) renewWriteDeadline() {
 	if b.deadlineFn != nil {
-		b.deadlineFn(t)
+		b.deadlineFn(time.Now().Add(sse.WriteTimeout))
 	}
 }
