@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ func main() {
 type options struct {
 	bin, url, dataDir, invite, origin, out, pprof string
 	pid, par                                      int
-	serverFlags                                   string
+	serverFlags, cpuProfile                       string
 	keep, table                                   bool
 	databases, instances                          string
 
@@ -71,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.table, "table", false, "print issue #22's table (figure | today | target | measured) after the scenarios")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.pprof, "pprof-listen", "", "start the server with --pprof-listen on this loopback address")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself (not the server) to this file")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the started server, space-separated")
 	fs.IntVar(&o.par, "setup-parallelism", 8, "concurrent setup requests (sign-ups, key packages)")
 	fs.StringVar(&o.databases, "database", "sqlite", "comma-separated engines to measure, one after the other: sqlite (a fresh file), and/or "+
@@ -142,6 +144,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.url != "" && o.invite == "" {
 		fmt.Fprintln(stderr, "sovereign-bench: --url needs --invite (e.g. from `sovereign invite --uses 1000`)")
 		return 2
+	}
+
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "sovereign-bench: --cpuprofile:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "sovereign-bench: --cpuprofile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
