@@ -72,7 +72,7 @@ func (st *stream) detach(ctx context.Context, w http.ResponseWriter) bool {
 	// connection state and buffers, which the hijack made garbage.
 	st.req, st.rw = nil, nil
 	cw := &chunkWriter{conn: conn, pool: &st.h.parked.bufs, set: st.h.parked}
-	st.body = &bodyWriter{w: cw, flushFn: cw.flush, buffered: true}
+	st.body = &bodyWriter{w: cw, flushFn: cw.flush}
 	// The request's context ends when the handler returns: keep its values
 	// (principal, logger), not its end. Shutdown reaches a parked stream
 	// through the parked set, not through its context.

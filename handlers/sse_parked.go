@@ -51,8 +51,8 @@ type parkedStream struct {
 }
 
 // kick makes sure the stream runs once more soon: it queues a run when
-// none is queued or running, or tells the running one to look again. It never blocks
-// (the hub calls it while publishing).
+// none is queued or running, or tells the running one to look again. It
+// never blocks (the hub calls it while publishing).
 func (ps *parkedStream) kick() { ps.schedule(ps.set.dispatch) }
 
 // notify is the subscription's notify function: events arrived, or the

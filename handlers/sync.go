@@ -361,10 +361,9 @@ func (h *handler) streamEvents(ctx context.Context, _ *EventsInput, send sse.Sen
 func (st *stream) writeSSE(items []*realtime.Item) error {
 	hdr := st.scratch[:0]
 	for _, it := range items {
-		if !st.body.buffered {
-			// net/http's buffer may reach the socket within the batch.
-			st.body.renewWriteDeadline()
-		}
+		// net/http's buffer may reach the socket within the batch (a
+		// detached stream's chunkWriter does not: for it this is a no-op).
+		st.body.renewWriteDeadline()
 		raw := it.Wire(encodeEvent)
 		if raw == nil {
 			return errors.New("event could not be encoded")
@@ -480,12 +479,10 @@ type bodyWriter struct {
 	w       io.Writer
 	flushFn func() error
 	// deadlineFn sets the write deadline of net/http's connection; nil for
-	// a detached stream, whose chunkWriter sets one only around a write
-	// that has to wait.
+	// a detached stream, whose writes reach the socket only on flush and
+	// whose chunkWriter sets a deadline only around a write that has to
+	// wait.
 	deadlineFn func(time.Time)
-	// buffered: nothing reaches the socket before flush (a detached
-	// stream), so the writes of a batch need no deadline of their own.
-	buffered bool
 }
 
 // newBodyWriter wraps net/http's response body; its controller is made once
