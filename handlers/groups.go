@@ -25,12 +25,12 @@ const groupIDDoc = "MLS group_id bytes, base64url without padding (RFC 4648 §5)
 
 // GroupPath names a group in a URL.
 type GroupPath struct {
-	GroupID string `path:"group_id" pattern:"^[A-Za-z0-9_-]{2,340}$" doc:"MLS group_id bytes, base64url without padding (RFC 4648 §5)" example:"c292ZXJlaWduLWZpeHR1cmUtZ3JvdXAtMDAwMQ"`
+	GroupID string `path:"group_id" pattern:"^[A-Za-z0-9_-]+$" minLength:"2" maxLength:"340" doc:"MLS group_id bytes, base64url without padding (RFC 4648 §5)" example:"c292ZXJlaWduLWZpeHR1cmUtZ3JvdXAtMDAwMQ"`
 }
 
 // IdempotencyHeader makes a send safe to retry.
 type IdempotencyHeader struct {
-	IdempotencyKey string `header:"Idempotency-Key" pattern:"^[!-~]{1,255}$" doc:"Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours."`
+	IdempotencyKey string `header:"Idempotency-Key" pattern:"^[!-~]+$" minLength:"1" maxLength:"255" doc:"Optional key (1 to 255 printable ASCII characters, e.g. a UUID) naming this send for this device. A retry with the same key returns the first result (same id and seq) and stores nothing; the same key with a different request is refused (422 idempotency_key_reused). Keys are remembered for at least 24 hours."`
 }
 
 // MemberBody is one member device.
@@ -86,7 +86,7 @@ func decodeGroupID(s string) ([]byte, error) {
 // CreateGroupInput creates a group.
 type CreateGroupInput struct {
 	Body struct {
-		GroupID   string `json:"group_id" pattern:"^[A-Za-z0-9_-]{2,340}$" doc:"MLS group_id bytes, base64url without padding; choose 16 or more random bytes"`
+		GroupID   string `json:"group_id" pattern:"^[A-Za-z0-9_-]+$" minLength:"2" maxLength:"340" doc:"MLS group_id bytes, base64url without padding; choose 16 or more random bytes"`
 		GroupInfo []byte `json:"group_info,omitempty" doc:"Optional MLSMessage(GroupInfo) of the group at epoch 0 (base64)"`
 	}
 }
