@@ -1,6 +1,7 @@
 // Package config defines Sovereign's configuration: defaults, an optional
 // YAML file, SOVEREIGN_* environment variables and command-line flags, in
-// rising order of precedence, validated with go-playground/validator.
+// rising order of precedence, validated by the rules in their `validate`
+// tags (rules.go).
 //
 // Every option is one struct field with a `flag` tag; its environment
 // variable is SOVEREIGN_ followed by the flag name in upper case with dashes
@@ -12,19 +13,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"net/url"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-playground/validator/v10"
 	"gopkg.in/yaml.v3"
-
-	"github.com/sovereign-im/sovereign/geoip"
 )
 
 // Config is the server configuration.
@@ -252,155 +247,17 @@ func Load(name string, args []string, env func(string) string, extra ...func(*fl
 // message names the offending option.
 func Validate(cfg *Config) error {
 	derive(cfg)
-	v := newValidator()
-	if err := v.Struct(cfg); err != nil {
-		var verrs validator.ValidationErrors
-		if errors.As(err, &verrs) && len(verrs) > 0 {
-			fe := verrs[0]
-			if fe.Tag() == "database" { // never echo a URL that may hold a password
-				return &Error{Msg: "invalid --database: " + explain(fe)}
-			}
-			return &Error{Msg: fmt.Sprintf("invalid --%s %q: %s", fe.Field(), fmt.Sprint(fe.Value()), explain(fe))}
+	f, err := checkRules(cfg)
+	if err != nil {
+		return &Error{Msg: "invalid configuration rule: " + err.Error()}
+	}
+	if f != nil {
+		if f.flag == "database" { // never echo a URL that may hold a password
+			return &Error{Msg: "invalid --database: " + explain(f.rule)}
 		}
-		return &Error{Msg: "invalid configuration: " + err.Error()}
+		return &Error{Msg: fmt.Sprintf("invalid --%s %q: %s", f.flag, fmt.Sprint(f.value), explain(f.rule))}
 	}
 	return checkConsistency(cfg)
-}
-
-func newValidator() *validator.Validate {
-	v := validator.New(validator.WithRequiredStructEnabled())
-	v.RegisterTagNameFunc(func(f reflect.StructField) string {
-		if n := f.Tag.Get("flag"); n != "" {
-			return n
-		}
-		return f.Name
-	})
-	_ = v.RegisterValidation("database", func(fl validator.FieldLevel) bool {
-		s := fl.Field().String()
-		u, err := url.Parse(s)
-		return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") && u.Host != ""
-	})
-	_ = v.RegisterValidation("mmdb", func(fl validator.FieldLevel) bool {
-		return geoip.Check(fl.Field().String()) == nil
-	})
-	_ = v.RegisterValidation("hostport", func(fl validator.FieldLevel) bool {
-		host, port, err := net.SplitHostPort(fl.Field().String())
-		if err != nil {
-			return false
-		}
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 0 || n > 65535 {
-			return false
-		}
-		return host == "" || net.ParseIP(host) != nil || validHostname(host)
-	})
-	_ = v.RegisterValidation("loopback", func(fl validator.FieldLevel) bool {
-		host, _, err := net.SplitHostPort(fl.Field().String())
-		if err != nil {
-			return false
-		}
-		if host == "localhost" {
-			return true
-		}
-		ip := net.ParseIP(host)
-		return ip != nil && ip.IsLoopback()
-	})
-	_ = v.RegisterValidation("rpid", func(fl validator.FieldLevel) bool {
-		s := fl.Field().String()
-		return net.ParseIP(s) == nil && validHostname(s)
-	})
-	_ = v.RegisterValidation("pushcontact", func(fl validator.FieldLevel) bool {
-		s := fl.Field().String()
-		if rest, ok := strings.CutPrefix(s, "mailto:"); ok {
-			return strings.Contains(rest, "@") && !strings.ContainsAny(rest, " ,")
-		}
-		u, err := url.Parse(s)
-		return err == nil && u.Scheme == "https" && u.Host != ""
-	})
-	_ = v.RegisterValidation("pushhost", func(fl validator.FieldLevel) bool {
-		s := strings.Trim(fl.Field().String(), "[]")
-		return net.ParseIP(s) != nil || validHostname(s)
-	})
-	_ = v.RegisterValidation("origin", func(fl validator.FieldLevel) bool {
-		u, err := url.Parse(fl.Field().String())
-		return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
-			(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
-	})
-	return v
-}
-
-func validHostname(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func explain(fe validator.FieldError) string {
-	switch fe.Tag() {
-	case "required":
-		return "must be set"
-	case "required_with":
-		return "must be set together with --" + flagNameOf(fe.Param())
-	case "hostport":
-		return "must be host:port, e.g. 127.0.0.1:8080"
-	case "database":
-		return "must be empty (SQLite in --data-dir) or a PostgreSQL URL such as postgres://sovereign@db.internal:5432/sovereign"
-	case "loopback":
-		return "must be a loopback host:port such as 127.0.0.1:6060 (profiles must not be reachable from the network)"
-	case "rpid":
-		return "must be a domain name such as localhost or chat.example.org, not an IP address (passkeys need a domain; use localhost on this machine)"
-	case "origin":
-		return "must be an origin such as https://chat.example.org (scheme and host, no path)"
-	case "pushcontact":
-		return "must be mailto:someone@example.org or an https:// URL"
-	case "pushhost":
-		return "must be host names or IP addresses without port, e.g. ntfy.lan,192.168.1.20"
-	case "cidr":
-		return "must be a CIDR such as 10.0.0.0/8"
-	case "oneof":
-		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
-	case "gte", "min":
-		return "must be at least " + fe.Param()
-	case "lte", "max":
-		return "must be at most " + fe.Param()
-	case "file":
-		return "must name a readable file"
-	case "mmdb":
-		return "is not a MaxMind DB with countries: give a GeoLite2-City, GeoLite2-Country or DB-IP lite .mmdb file"
-	case "eq=0|gte=24h":
-		return "must be 0 (keep forever) or at least 24h"
-	default:
-		return "fails rule " + fe.Tag()
-	}
-}
-
-func flagNameOf(field string) string {
-	walk := func(t reflect.Type) string {
-		for i := 0; i < t.NumField(); i++ {
-			if t.Field(i).Name == field {
-				return t.Field(i).Tag.Get("flag")
-			}
-		}
-		return ""
-	}
-	if n := walk(reflect.TypeOf(Config{})); n != "" {
-		return n
-	}
-	if n := walk(reflect.TypeOf(Limits{})); n != "" {
-		return n
-	}
-	return field
 }
 
 func applyFile(path string, fields []*option) error {

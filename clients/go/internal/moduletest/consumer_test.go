@@ -29,7 +29,6 @@ var serverOnly = []string{
 	"github.com/go-webauthn/webauthn",
 	"github.com/jackc/pgx/v5",
 	"github.com/pb33f/libopenapi",
-	"github.com/go-playground/validator/v10",
 }
 
 const app = `package main
