@@ -88,6 +88,10 @@ type engine interface {
 	// before serving what a crashed process left in the page cache); only
 	// called when commitSync is not nil.
 	syncAll() error
+	// useCaseContext is the context a write use case runs under: detached
+	// from its caller's cancellation (see writer.run), and bounded by
+	// UseCaseTimeout where ending a statement fails only its use case.
+	useCaseContext(parent context.Context) (context.Context, context.CancelFunc)
 }
 
 // IsPostgres reports whether a --database value selects PostgreSQL.

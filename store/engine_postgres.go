@@ -200,3 +200,11 @@ func (s *Store) DumpForTest(ctx context.Context) []byte {
 	}
 	return out
 }
+
+// useCaseContext bounds a PostgreSQL use case by UseCaseTimeout: its
+// statements may wait on the network or on another instance's locks, and
+// a statement that ends fails its use case, which rolls back to its
+// savepoint; the batch goes on.
+func (*postgresEngine) useCaseContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(parent), UseCaseTimeout)
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
@@ -161,4 +162,19 @@ func runMigrations(ctx context.Context, db *bun.DB, fsys fs.FS, lockTable bool) 
 		return fmt.Errorf("apply migrations: %w", err)
 	}
 	return nil
+}
+
+// useCaseContext gives a SQLite use case a context that never ends. The
+// driver watches every statement's cancellable context with a goroutine
+// of its own (about eight per message sent, a tenth of the server's CPU
+// under send load), and ending one interrupts SQLite, which rolls back the
+// whole batch's transaction: a deadline could only fail every use case of
+// the batch. Its statements wait for nothing remote (busy_timeout bounds a
+// lock wait), so a use case still running after UseCaseTimeout is a bug,
+// and the watchdog says so in the log.
+func (e *sqliteEngine) useCaseContext(parent context.Context) (context.Context, context.CancelFunc) {
+	watchdog := time.AfterFunc(UseCaseTimeout, func() {
+		e.log.Error("write use case still running: the writer waits for it", "after", UseCaseTimeout)
+	})
+	return context.WithoutCancel(parent), func() { watchdog.Stop() }
 }

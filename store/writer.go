@@ -52,9 +52,10 @@ func (tx *Tx) AfterCommit(f func()) { tx.afterCommit = append(tx.afterCommit, f)
 // use cases (sending, acknowledging, touching a session).
 func (tx *Tx) KeepsAuth() { tx.keepsAuth = true }
 
-// UseCaseTimeout bounds one write use case. Use cases run under a context
-// detached from their caller's cancellation (see writer.commit) and end at
-// this deadline instead; a use case is meant to take milliseconds.
+// UseCaseTimeout bounds one write use case, which is meant to take
+// milliseconds. Use cases run under a context detached from their caller's
+// cancellation (see writer.run); on PostgreSQL it ends at this deadline, on
+// SQLite a use case still running then is logged (engine.useCaseContext).
 var UseCaseTimeout = 30 * time.Second
 
 // WriteFunc is one write use case. It must be short: it runs on the single
@@ -385,8 +386,8 @@ func (w *writer) run(ctx context.Context, btx bun.Tx, r *writeRequest) error {
 	// The use case runs detached from its request: a client that goes
 	// away mid-statement must not make the driver interrupt SQLite,
 	// which rolls back the whole batch transaction (every other use
-	// case of the batch would fail). Its own deadline still bounds it.
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), UseCaseTimeout)
+	// case of the batch would fail). The engine bounds it instead.
+	uctx, cancel := w.eng.useCaseContext(r.ctx)
 	r.err = runUseCase(uctx, r.fn, r.tx)
 	if r.err == nil && len(r.tx.pushes) > 0 {
 		r.err = w.enqueuePushes(uctx, r.tx)
