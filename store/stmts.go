@@ -72,8 +72,8 @@ func closeStmts(m map[string]*sql.Stmt) {
 // stmt returns the prepared statement q bound to this use case's
 // transaction (closed with it).
 func (tx *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := tx.w.stmts[q]; ok {
-		return tx.Tx.Tx.StmtContext(ctx, st), nil
+	if _, ok := tx.w.stmts[q]; ok {
+		return tx.w.batchStmt(ctx, tx.Tx, q), nil
 	}
 	st, err := tx.Tx.Tx.PrepareContext(ctx, tx.w.eng.rebind(q))
 	if err != nil {
