@@ -1,35 +1,17 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sovereign-im/sovereign/testutil"
+	"github.com/sovereign-im/sovereign/testutil/logbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestMetadataStaysOutOfLogsAndExpires is the Metadata part of issue 19:
 // at the default log level the logs name no username, group id or client
@@ -37,7 +19,7 @@ func (l *lockedBuffer) String() string {
 // addresses are stored only in the audit log, and only for --ip-retention
 // (7 days by default), after which the entries keep none.
 func TestMetadataStaysOutOfLogsAndExpires(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	s := testutil.NewServerWithLog(t, &logs, slog.LevelInfo)
 	admin, _ := s.RegisterAdmin(t, "rootadminxyz")
 	alice, pk := s.RegisterMember(t, "alicexyz")

@@ -1,37 +1,17 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sovereign-im/sovereign/testutil/logbuf"
 	"github.com/sovereign-im/sovereign/testutil/testdb"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestUseCaseOverrunPerEngine: a use case that runs past UseCaseTimeout
 // ends at the deadline on PostgreSQL (its statements' contexts end, it
@@ -44,7 +24,7 @@ func TestUseCaseOverrunPerEngine(t *testing.T) {
 	UseCaseTimeout = 100 * time.Millisecond
 	t.Cleanup(func() { UseCaseTimeout = saved })
 
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	s, err := Open(context.Background(), Options{
 		Database: testdb.URL(t),
 		Path:     filepath.Join(t.TempDir(), "data", "sovereign.db"),

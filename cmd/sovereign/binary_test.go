@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sovereign-im/sovereign/testutil"
+	"github.com/sovereign-im/sovereign/testutil/logbuf"
 )
 
 // buildBinary compiles the real sovereign binary once per test run.
@@ -49,25 +50,8 @@ func sovereignBinary(t *testing.T) string {
 type Process struct {
 	Cmd  *exec.Cmd
 	URL  string
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var listenRE = regexp.MustCompile(`msg="sovereign listening" addr=(\S+)`)
@@ -86,7 +70,7 @@ func startBinary(t *testing.T, dataDir string, extra ...string) *Process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Process{Cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &Process{Cmd: cmd, logs: &logbuf.Buffer{}, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	logged := make(chan struct{})
 	go func() {
