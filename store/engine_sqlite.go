@@ -166,7 +166,7 @@ func runMigrations(ctx context.Context, db *bun.DB, fsys fs.FS, lockTable bool) 
 
 // useCaseContext gives a SQLite use case a context that never ends. The
 // driver watches every statement's cancellable context with a goroutine
-// of its own (about eight per message sent, a tenth of the server's CPU
+// of its own (about eight per message sent, 4–5 % of the server's CPU
 // under send load), and ending one interrupts SQLite, which rolls back the
 // whole batch's transaction: a deadline could only fail every use case of
 // the batch. Its statements wait for nothing remote (busy_timeout bounds a
