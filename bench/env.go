@@ -41,6 +41,42 @@ type Env struct {
 	// Label names the configuration (e.g. "postgres-2": PostgreSQL, two
 	// instances) in scenario names: ingest@postgres-2.
 	Label string
+	// NetHTTP makes the scenarios' message senders use Go's net/http
+	// client (Client.Do) instead of a lean Sender each: the load
+	// generator of the figures before 2026-12-04.
+	NetHTTP bool
+}
+
+// PostFunc posts a JSON body to path with a bearer token; a non-2xx answer
+// is a *StatusError.
+type PostFunc func(ctx context.Context, path, token string, body []byte) error
+
+// Poster returns the i-th message sender's way to post (on the instance
+// ClientFor(i) names): a Sender of its own over plain HTTP unless
+// e.NetHTTP, the shared net/http client otherwise (and for https). Call
+// done when the sender stops.
+func (e *Env) Poster(i int) (post PostFunc, done func()) {
+	c := e.ClientFor(i)
+	if !e.NetHTTP {
+		if s, err := NewSender(c.Base); err == nil {
+			return func(ctx context.Context, path, token string, body []byte) error {
+				_, err := s.Post(ctx, path, token, body)
+				return err
+			}, s.Close
+		}
+	}
+	return func(ctx context.Context, path, token string, body []byte) error {
+		_, err := c.Do(ctx, "POST", path, token, body, nil)
+		return err
+	}, func() {}
+}
+
+// SenderKind names the senders Poster hands out: "lean" or "net/http".
+func (e *Env) SenderKind() string {
+	if _, err := NewSender(e.ClientFor(0).Base); err != nil || e.NetHTTP {
+		return "net/http"
+	}
+	return "lean"
 }
 
 // ClientFor is the client the i-th sender or subscriber uses: the

@@ -165,14 +165,15 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 		cpuStart = env.serverCPU()
 	}
 	for j, a := range pub {
-		c := env.ClientFor(j + 1) // publishers and subscribers on different instances where possible
+		post, done := env.Poster(j + 1) // publishers and subscribers on different instances where possible
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
+			defer done()
 			var local []time.Duration
 			for range due {
 				t0 := time.Now()
-				_, err := c.Do(ctx, "POST", g.Path+"/messages", a.Token, MessageBody(g, StampAD(t0), o.Size), nil)
+				err := post(ctx, g.Path+"/messages", a.Token, MessageBody(g, StampAD(t0), o.Size))
 				if err != nil {
 					sendFailed.Add(1)
 					recvErr.CompareAndSwap(nil, "send: "+err.Error())
@@ -207,7 +208,7 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 
 	res := env.newResult("fanout-"+o.Transport, map[string]any{
 		"transport": o.Transport, "members": len(accs), "rate_msgs_per_s": o.Rate, "publishers": len(pub),
-		"size_bytes": o.Size, "duration": o.Duration.String(),
+		"size_bytes": o.Size, "duration": o.Duration.String(), "senders": env.SenderKind(),
 	})
 	end := time.Unix(0, lastRecv.Load())
 	window := end.Sub(start)

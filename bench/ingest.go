@@ -74,10 +74,11 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 	var wg sync.WaitGroup
 	for i, a := range accs {
 		g := groups[i%o.Groups]
-		c := env.ClientFor(i)
+		post, done := env.Poster(i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer done()
 			bodies := make([][]byte, 16)
 			for j := range bodies {
 				bodies[j] = MessageBody(g, nil, o.Size)
@@ -85,7 +86,7 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 			local := make([]time.Duration, 0, 4096)
 			for n := 0; runCtx.Err() == nil; n++ {
 				t0 := time.Now()
-				_, err := c.Do(runCtx, "POST", g.Path+"/messages", a.Token, bodies[n%len(bodies)], nil)
+				err := post(runCtx, g.Path+"/messages", a.Token, bodies[n%len(bodies)])
 				d := time.Since(t0)
 				if runCtx.Err() != nil {
 					break
@@ -143,6 +144,7 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 		"concurrency": o.Concurrency, "groups": o.Groups, "size_bytes": o.Size,
 		"duration": o.Duration.String(), "warmup": o.Warmup.String(),
 		"push_subscribed": o.PushSubscribed, "push_subscribed_devices": subscribed,
+		"senders": env.SenderKind(),
 	})
 	rate := float64(ok.Load()) / elapsed.Seconds()
 	res.Add("messages accepted/s (durable)", rate, "msg/s", ">= 5000")

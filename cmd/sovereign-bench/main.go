@@ -38,7 +38,7 @@ type options struct {
 	bin, url, dataDir, invite, origin, out, pprof string
 	pid, par                                      int
 	serverFlags, cpuProfile                       string
-	keep, table                                   bool
+	keep, table, netHTTP                          bool
 	databases, instances                          string
 
 	ingest   bench.IngestOptions
@@ -74,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pprof, "pprof-listen", "", "start the server with --pprof-listen on this loopback address")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself (not the server) to this file")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the started server, space-separated")
+	fs.BoolVar(&o.netHTTP, "net-http-senders", false, "ingest and fanout: send messages with Go's net/http client instead of a lean HTTP/1.1 sender each (the load generator of the figures before 2026-12-04; about twice the client CPU per request)")
 	fs.IntVar(&o.par, "setup-parallelism", 8, "concurrent setup requests (sign-ups, key packages)")
 	fs.StringVar(&o.databases, "database", "sqlite", "comma-separated engines to measure, one after the other: sqlite (a fresh file), and/or "+
 		"a postgres:// URL of a server on which each configuration gets a fresh database (the role needs CREATEDB; dropped afterwards)")
@@ -343,7 +344,7 @@ func setup(ctx context.Context, o *options, dbc dbConfig, stderr io.Writer) (*be
 	if err != nil {
 		return nil, nil, err
 	}
-	env := &bench.Env{RP: rp, Par: o.par, Machine: bench.DescribeMachine(), PID: o.pid, Label: dbc.label}
+	env := &bench.Env{RP: rp, Par: o.par, Machine: bench.DescribeMachine(), PID: o.pid, Label: dbc.label, NetHTTP: o.netHTTP}
 	if o.url != "" {
 		env.Client = bench.NewClient(o.url, 512)
 		code := o.invite
