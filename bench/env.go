@@ -41,8 +41,8 @@ type Env struct {
 	// Label names the configuration (e.g. "postgres-2": PostgreSQL, two
 	// instances) in scenario names: ingest@postgres-2.
 	Label string
-	// NetHTTP makes the scenarios' message senders use Go's net/http
-	// client (Client.Do) instead of a lean Sender each: the load
+	// NetHTTP makes the scenarios' message senders and SSE subscribers use
+	// Go's net/http client instead of a lean Sender each: the load
 	// generator of the figures before 2026-12-04.
 	NetHTTP bool
 }
@@ -71,8 +71,22 @@ func (e *Env) Poster(i int) (post PostFunc, done func()) {
 	}, func() {}
 }
 
-// SenderKind names the senders Poster hands out: "lean" or "net/http".
-func (e *Env) SenderKind() string {
+// OpenSSE opens the i-th subscriber's event stream (see OpenSSE) on the
+// instance ClientFor(i) names: over a Sender of its own unless e.NetHTTP
+// or the server is reached over https.
+func (e *Env) OpenSSE(ctx context.Context, i int, token string, after int64) (*SSE, error) {
+	c := e.ClientFor(i)
+	if !e.NetHTTP {
+		if s, err := NewSender(c.Base); err == nil {
+			return OpenSSEWith(ctx, s, token, after)
+		}
+	}
+	return OpenSSE(ctx, c, token, after)
+}
+
+// ClientKind names the HTTP client Poster and OpenSSE use: "lean" or
+// "net/http".
+func (e *Env) ClientKind() string {
 	if _, err := NewSender(e.ClientFor(0).Base); err != nil || e.NetHTTP {
 		return "net/http"
 	}

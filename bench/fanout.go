@@ -88,7 +88,7 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 			defer func() { lat.AddAll(local) }()
 			switch o.Transport {
 			case "sse":
-				s, err := OpenSSE(runCtx, env.ClientFor(i), a.Token, head)
+				s, err := env.OpenSSE(runCtx, i, a.Token, head)
 				ready.Done()
 				if err != nil {
 					recvErr.CompareAndSwap(nil, err.Error())
@@ -208,7 +208,7 @@ func Fanout(ctx context.Context, env *Env, fg *FanoutGroup, o FanoutOptions) (*R
 
 	res := env.newResult("fanout-"+o.Transport, map[string]any{
 		"transport": o.Transport, "members": len(accs), "rate_msgs_per_s": o.Rate, "publishers": len(pub),
-		"size_bytes": o.Size, "duration": o.Duration.String(), "senders": env.SenderKind(),
+		"size_bytes": o.Size, "duration": o.Duration.String(), "client": env.ClientKind(),
 	})
 	end := time.Unix(0, lastRecv.Load())
 	window := end.Sub(start)

@@ -144,7 +144,7 @@ func Ingest(ctx context.Context, env *Env, o IngestOptions) (*Result, error) {
 		"concurrency": o.Concurrency, "groups": o.Groups, "size_bytes": o.Size,
 		"duration": o.Duration.String(), "warmup": o.Warmup.String(),
 		"push_subscribed": o.PushSubscribed, "push_subscribed_devices": subscribed,
-		"senders": env.SenderKind(),
+		"client": env.ClientKind(),
 	})
 	rate := float64(ok.Load()) / elapsed.Seconds()
 	res.Add("messages accepted/s (durable)", rate, "msg/s", ">= 5000")

@@ -172,3 +172,73 @@ func TestSenderRejectsMalformedAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestSenderStreamsSSE reads a real net/http SSE handler's events through
+// Stream and OpenSSEWith: events split over chunks arrive whole, a non-200
+// answer is a StatusError, and the context ending closes the stream.
+func TestSenderStreamsSSE(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") != "text/event-stream" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, `{"code":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		_, _ = io.WriteString(w, ": hello\n\n")
+		f.Flush()
+		for i := range 3 {
+			// Each event in two flushes: the event's lines span chunks.
+			_, _ = io.WriteString(w, "event: message\ndata: {\"seq\":")
+			f.Flush()
+			_, _ = io.WriteString(w, string(rune('1'+i))+"}\n\n")
+			f.Flush()
+		}
+		_, _ = io.WriteString(w, "event: ping\ndata: {}\n\n")
+		f.Flush()
+		<-r.Context().Done()
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	s, err := NewSender(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSSEWith(context.Background(), s, "wrong", -1); err == nil {
+		t.Fatal("a 401 opened a stream")
+	} else if se := (*StatusError)(nil); !errors.As(err, &se) || se.Status != http.StatusUnauthorized || !strings.Contains(se.Body, "unauthorized") {
+		t.Fatalf("401: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := OpenSSEWith(ctx, s, "tok", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range 3 {
+		ev, data, err := st.Next()
+		if err != nil || ev != "message" || string(data) != `{"seq":`+string(rune('1'+i))+`}` {
+			t.Fatalf("event %d: %q %q %v", i, ev, data, err)
+		}
+	}
+	if ev, _, err := st.Next(); err != nil || ev != "ping" {
+		t.Fatalf("ping: %q %v", ev, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := st.Next()
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Next after the context ended returned an event")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the context ending did not end the stream")
+	}
+}

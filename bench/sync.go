@@ -15,7 +15,7 @@ import (
 
 // SSE is an open event stream (GET /v1/events).
 type SSE struct {
-	resp *http.Response
+	body io.Closer
 	rd   *bufio.Reader
 	data []byte // the last event's data, reused
 }
@@ -24,10 +24,7 @@ type SSE struct {
 // device's acknowledged cursor). It returns once the server answered with
 // its headers.
 func OpenSSE(ctx context.Context, c *Client, token string, after int64) (*SSE, error) {
-	path := "/v1/events"
-	if after >= 0 {
-		path += "?after=" + strconv.FormatInt(after, 10)
-	}
+	path := ssePath(after)
 	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+path, nil)
 	if err != nil {
 		return nil, err
@@ -43,7 +40,29 @@ func OpenSSE(ctx context.Context, c *Client, token string, after int64) (*SSE, e
 		resp.Body.Close()
 		return nil, &StatusError{Method: "GET", Path: path, Status: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
 	}
-	return &SSE{resp: resp, rd: bufio.NewReaderSize(resp.Body, 16<<10)}, nil
+	return newSSE(resp.Body), nil
+}
+
+// OpenSSEWith opens the stream like OpenSSE through s, a Sender of the
+// stream's own: the load generator reads 100,000s of events a second, and
+// net/http's body layers cost it about a microsecond per read.
+func OpenSSEWith(ctx context.Context, s *Sender, token string, after int64) (*SSE, error) {
+	body, err := s.Stream(ctx, ssePath(after), token, "text/event-stream")
+	if err != nil {
+		return nil, err
+	}
+	return newSSE(body), nil
+}
+
+func newSSE(body io.ReadCloser) *SSE {
+	return &SSE{body: body, rd: bufio.NewReaderSize(body, 16<<10)}
+}
+
+func ssePath(after int64) string {
+	if after >= 0 {
+		return "/v1/events?after=" + strconv.FormatInt(after, 10)
+	}
+	return "/v1/events"
 }
 
 // Next returns the event type and data of the next event. data is valid
@@ -74,7 +93,7 @@ func (s *SSE) Next() (event string, data []byte, err error) {
 }
 
 // Close ends the stream.
-func (s *SSE) Close() error { return s.resp.Body.Close() }
+func (s *SSE) Close() error { return s.body.Close() }
 
 // StampAD is authenticated data carrying a send time: the fan-out and
 // wake-up scenarios put it in each PrivateMessage so receivers can compute

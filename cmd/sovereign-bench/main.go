@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pprof, "pprof-listen", "", "start the server with --pprof-listen on this loopback address")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself (not the server) to this file")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for the started server, space-separated")
-	fs.BoolVar(&o.netHTTP, "net-http-senders", false, "ingest and fanout: send messages with Go's net/http client instead of a lean HTTP/1.1 sender each (the load generator of the figures before 2026-12-04; about twice the client CPU per request)")
+	fs.BoolVar(&o.netHTTP, "net-http-client", false, "ingest and fanout: send messages and read SSE streams with Go's net/http client instead of a lean HTTP/1.1 client per sender and stream (the load generator of the figures before 2026-12-04; about twice the client CPU per request)")
 	fs.IntVar(&o.par, "setup-parallelism", 8, "concurrent setup requests (sign-ups, key packages)")
 	fs.StringVar(&o.databases, "database", "sqlite", "comma-separated engines to measure, one after the other: sqlite (a fresh file), and/or "+
 		"a postgres:// URL of a server on which each configuration gets a fresh database (the role needs CREATEDB; dropped afterwards)")
