@@ -96,7 +96,7 @@ func (s *Sender) Post(ctx context.Context, path, token string, body []byte) (int
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	status, keep, err := s.roundTrip("POST", path, token, "", body)
 	if err == nil {
-		err = s.readBody(status)
+		err = s.readBody()
 	}
 	if !stop() || err != nil || !keep {
 		s.Close()
@@ -128,7 +128,7 @@ func (s *Sender) Stream(ctx context.Context, path, token, accept string) (io.Rea
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	status, _, err := s.roundTrip("GET", path, token, accept, nil)
 	if err == nil && status != 200 {
-		if err = s.readBody(status); err == nil {
+		if err = s.readBody(); err == nil {
 			err = &StatusError{Method: "GET", Path: path, Status: status, Body: strings.TrimSpace(string(s.body))}
 		}
 	}
@@ -276,7 +276,7 @@ func (s *Sender) bodyReader() io.Reader {
 
 // readBody reads the whole body of the answer whose head was read last
 // into s.body.
-func (s *Sender) readBody(status int) error {
+func (s *Sender) readBody() error {
 	s.body = s.body[:0]
 	if s.framing.length > maxAnswerBytes {
 		return fmt.Errorf("answer body of %d bytes is past the %d this client reads", s.framing.length, maxAnswerBytes)
