@@ -39,7 +39,7 @@ func TestIssue22TablePicksTheIssuesFigures(t *testing.T) {
 		"durable ingest, 8 senders, 128 B":        "4444 msgs/s (p99 4.7 ms)",
 		"durable ingest, 64 senders, 128 B":       "not run", // 1 KiB messages are not the issue's figure
 		"fan-out, 100 subscribers, max rate":      "99963 deliveries/s, receive p99 17.8 ms",
-		"idle server RSS after start":             "35.0 MiB",
+		"idle server RSS after start":             "35.0 MiB (36.7 MB)",
 		"1,000 subscribers, 200 msgs/s offered":   "200 msgs/s published of 200 offered, receive p99 60.7 ms",
 		"RSS per idle SSE stream, 10,000 streams": "5.9 KiB (19900 streams)",
 		"20,000 idle streams on this machine":     "19900 of 19900 held 60 s, 19900 received the broadcast, the last 1.89 s after the send",
